@@ -1,0 +1,57 @@
+# Every target builds .venv from pyproject.toml when it is missing or older than pyproject.toml,
+# so any target works as the first command on a fresh machine.
+.DEFAULT_GOAL := help
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SOURCES := openapi mockserver contracts tests
+BASE_URL ?=
+API_KEY  ?=
+ARGS     ?=
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: install  ## Create .venv and install the project with its dev extras
+install: $(STAMP)
+
+.PHONY: test  ## Run the whole test suite with branch coverage of openapi/ and mockserver/
+test: $(STAMP)
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest $(ARGS)
+	$(BIN)/coverage report
+
+.PHONY: check  ## Verify formatting, lint and types (changes nothing)
+check: $(STAMP)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/mypy
+
+.PHONY: fix  ## Format and auto-fix lint findings (changes files)
+fix: $(STAMP)
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
+
+.PHONY: mock  ## Start the mock gateway on 127.0.0.1:8000
+mock: $(STAMP)
+	$(BIN)/python -m mockserver
+
+.PHONY: contract  ## Run the contract suite (BASE_URL=... API_KEY=...; default target: the in-process mock)
+contract: $(STAMP)
+	$(BIN)/python -m contracts $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(API_KEY),--api-key $(API_KEY)) $(ARGS)
+
+.PHONY: bench  ## Benchmark the mock against Prism and bare Starlette (not built yet: issue 6)
+bench: $(STAMP)
+	@echo "The benchmark is not built yet (issue 6)." >&2; exit 2
+
+.PHONY: clean  ## Remove the virtualenv, caches and reports
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .hypothesis .schemathesis .mypy_cache .ruff_cache reports
+
+.PHONY: help  ## Show this help
+help:
+	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/\1\t\2/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -1,0 +1,1 @@
+"""The stateful mock of the Morpheus API Gateway session API."""
