@@ -35,9 +35,9 @@ int_strings = st.one_of(
     st.from_regex(r"\A[ \t]?[+-]?[0-9]{1,4}(_[0-9]{1,3})?(\.0{0,3})?[ \t]?\Z"),
 )
 bool_strings = st.one_of(
-    st.sampled_from(["0", "1", "t", "f", "y", "n", "no", "on", "off", "yes", "true", "false", "2", "", "nope"]).flatmap(
-        lambda word: st.sampled_from([word, word.upper(), word.title(), f" {word}", f"{word} "])
-    ),
+    st.sampled_from(
+        ["0", "1", "t", "f", "y", "n", "no", "on", "off", "yes", "true", "false", "2", "", "nope", "of", "o"]
+    ).flatmap(lambda word: st.sampled_from([word, word.upper(), word.title(), f" {word}", f"{word} ", f"{word}\n"])),
     st.text(max_size=6),
 )
 numbers = st.one_of(

@@ -185,7 +185,7 @@ def test_body_errors_name_the_path_and_the_keyword() -> None:
         ("$.session_id", "pattern"),
     ]
     assert str(errors[2]) == (
-        "$.session_id: '0x12' does not match '^0x[0-9a-f]{64}$' "
+        "$.session_id: '0x12' does not match '^0x[0-9a-f]{64}$(?!\\\\n)' "
         "[pattern at /components/schemas/ModelSessionCreated/properties/session_id/pattern]"
     )
 
