@@ -1,0 +1,95 @@
+"""Injected time: the `Clock` protocol, the system clock and two clocks that can be moved (R6)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from mockserver.domain.errors import InvalidTime
+
+#: 2026-01-01T00:00:00Z, shortly before v1.14.0 (the release the mock follows).
+FAKE_START = 1_767_225_600.0
+#: The last second a `datetime` can hold (9999-12-31T23:59:59Z).
+MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+class Clock(Protocol):
+    """A source of the current time as UTC epoch seconds."""
+
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class OffsetClock:
+    """The system clock shifted by an offset that `set` and `advance` move (a serving mock's clock)."""
+
+    def __init__(self, offset: float = 0.0, *, source: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._offset = offset
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OffsetClock(offset={self._offset!r})"
+
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def now(self) -> float:
+        return self._source() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock by `seconds` (negative moves it back) and return the new time."""
+        with self._lock:
+            return self._move_to(self.now() + seconds)
+
+    def set(self, t: float) -> float:
+        """Move the clock to `t` epoch seconds (it keeps running from there) and return it."""
+        with self._lock:
+            return self._move_to(t)
+
+    def _move_to(self, t: float) -> float:
+        self._offset = _checked(t) - self._source()
+        return self._source() + self._offset
+
+
+class FakeClock:
+    """A clock that only moves when told to; thread-safe."""
+
+    def __init__(self, start: float = FAKE_START) -> None:
+        self._now = _checked(start)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self._now!r})"
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock by `seconds` (negative moves it back) and return the new time."""
+        with self._lock:
+            self._now = _checked(self._now + seconds)
+            return self._now
+
+    def set(self, t: float) -> float:
+        """Move the clock to `t` epoch seconds and return it."""
+        with self._lock:
+            self._now = _checked(t)
+            return self._now
+
+
+def _checked(t: float) -> float:
+    if not (math.isfinite(t) and 0 <= t <= MAX_TIME):
+        raise InvalidTime(f"clock time must be between 0 and {MAX_TIME:.0f} epoch seconds, got {t!r}")
+    return float(t)

@@ -1,0 +1,59 @@
+"""Errors of the session domain; each carries the gateway's exact text as `detail`.
+
+* DomainError
+  - AuthenticationFailed  the Authorization header does not name a usable API key
+  - CreateFailed          a model or bid session could not be opened (R1-R3, R6)
+  - CloseFailed           the upstream close failed; the session stays active (R4)
+  - InvalidKeyFormat      a key or prefix given to the registry is not well-formed
+  - UnknownKey            the registry holds no such key
+  - InvalidTable          a model or bid table (file) cannot be used
+  - InvalidFault          a fault cannot be armed as asked
+  - InvalidTime           a fake clock cannot be moved to that time
+
+The web layer maps these classes to HTTP statuses in one table; the domain knows no statuses.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Root of every error raised by `mockserver.domain`; `str(err) == err.detail`."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class AuthenticationFailed(DomainError):
+    """The request's API key is missing, malformed, unknown, wrong or revoked."""
+
+
+class CreateFailed(DomainError):
+    """Opening a model or bid session failed; `detail` is the gateway's 500 text."""
+
+
+class CloseFailed(DomainError):
+    """Closing the active session failed upstream; the session stays active (R4)."""
+
+
+class InvalidKeyFormat(DomainError, ValueError):
+    """A key or prefix handed to the key registry is not in the gateway's format."""
+
+
+class UnknownKey(DomainError, LookupError):
+    """The key registry has no key with that prefix (or that full key)."""
+
+
+class InvalidTable(DomainError, ValueError):
+    """A model or bid table is inconsistent or its file cannot be read."""
+
+
+class InvalidFault(DomainError, ValueError):
+    """A fault was armed with an impossible count, delay or target."""
+
+
+class InvalidTime(DomainError, ValueError):
+    """A fake clock was asked to move outside the range a datetime can hold."""

@@ -1,0 +1,151 @@
+"""Armed faults: what the mock should get wrong next, for which key, how often."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from mockserver.domain.errors import InvalidFault
+
+
+class FaultKind(Enum):
+    CREATE_FAIL = "create_fail"  # modelsession/bidsession: the proxy-router answers 500
+    VERIFY_FAIL = "verify_fail"  # modelsession: created but not valid in the proxy-router
+    PING_DEAD = "ping_dead"  # pingsession: the test chat fails, the session is closed (R5)
+    PING_ERROR = "ping_error"  # pingsession: an unexpected error (R5)
+    CLOSE_FAIL = "close_fail"  # closesession: the upstream close fails (R4)
+    APPROVE_ERROR = "approve_error"  # approve: the proxy-router reports an error (HTTP 200 body)
+    LATENCY = "latency"  # any operation (or one operationId) answers `seconds` later
+
+
+DEFAULT_MESSAGES = {
+    FaultKind.CREATE_FAIL: "provider unavailable",
+    FaultKind.PING_DEAD: (
+        "Server error '500 Internal Server Error' for url 'http://proxy-router:8082/v1/chat/completions'\n"
+        "For more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/500"
+    ),
+    FaultKind.PING_ERROR: "database is locked",
+    FaultKind.APPROVE_ERROR: 'HTTP 500: {"error":"insufficient funds for gas"}',
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One armed fault; `key=None` targets every key, `remaining=None` lasts until cleared."""
+
+    kind: FaultKind
+    key: str | None = None
+    remaining: int | None = None
+    message: str | None = None
+    seconds: float = 0.0
+    operation: str | None = None
+
+    def matches(self, kind: FaultKind, key: str, operation: str | None) -> bool:
+        return self.kind is kind and self.key in (None, key) and self.operation in (None, operation)
+
+    @property
+    def specificity(self) -> int:
+        """A fault for one key beats one for every key; then one for one operation beats one for all."""
+        return 2 * (self.key is not None) + (self.operation is not None)
+
+    def used(self) -> Fault | None:
+        """This fault after one more use; None once it is used up."""
+        if self.remaining is None:
+            return self
+        return replace(self, remaining=self.remaining - 1) if self.remaining > 1 else None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind.value,
+            "key": self.key,
+            "remaining": self.remaining,
+            "message": self.message,
+            "seconds": self.seconds,
+            "operation": self.operation,
+        }
+
+
+class FaultPlan:
+    """The armed faults, consumed by the web layer as operations run; thread-safe."""
+
+    def __init__(self) -> None:
+        self._faults: tuple[Fault, ...] = ()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FaultPlan({len(self._faults)} armed)"
+
+    def arm(
+        self,
+        kind: FaultKind,
+        *,
+        key: str | None = None,
+        count: int | None = None,
+        message: str | None = None,
+        seconds: float = 0.0,
+        operation: str | None = None,
+    ) -> Fault:
+        """Arm a fault for the next `count` matching operations (None: until cleared).
+
+        Raises:
+            InvalidFault: `count` < 1, `seconds` negative or not finite, or `seconds`/`operation`
+                given for a kind other than LATENCY.
+        """
+        _validate(kind, count, seconds, operation)
+        text = DEFAULT_MESSAGES.get(kind) if message is None else message
+        fault = Fault(kind, key, count, text, float(seconds), operation)
+        with self._lock:
+            self._faults = (*self._faults, fault)
+        return fault
+
+    def take(self, kind: FaultKind, key: str, operation: str | None = None) -> Fault | None:
+        """Use up one use of the most specific matching fault (the oldest among equals) and return it."""
+        with self._lock:
+            matching = [i for i, f in enumerate(self._faults) if f.matches(kind, key, operation)]
+            if not matching:
+                return None
+            chosen = max(matching, key=lambda i: (self._faults[i].specificity, -i))
+            fault = self._faults[chosen]
+            self._faults = _spend(self._faults, {chosen})
+            return fault
+
+    def latency(self, key: str, operation: str) -> float:
+        """The summed delay of every matching LATENCY fault, using up one use of each."""
+        with self._lock:
+            matching = {i for i, f in enumerate(self._faults) if f.matches(FaultKind.LATENCY, key, operation)}
+            total = sum(self._faults[i].seconds for i in matching)
+            self._faults = _spend(self._faults, matching)
+            return total
+
+    def clear(self, kind: FaultKind | None = None, key: str | None = None) -> int:
+        """Disarm the faults of a kind and/or a key (None: any) and return how many there were."""
+        with self._lock:
+            kept = tuple(f for f in self._faults if not _selected(f, kind, key))
+            removed = len(self._faults) - len(kept)
+            self._faults = kept
+            return removed
+
+    def list(self) -> tuple[Fault, ...]:
+        with self._lock:
+            return self._faults
+
+
+def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str | None) -> None:
+    if count is not None and count < 1:
+        raise InvalidFault(f"count must be at least 1 (or omitted for a fault that lasts), got {count!r}")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise InvalidFault(f"seconds must be a finite number >= 0, got {seconds!r}")
+    if kind is not FaultKind.LATENCY and (seconds or operation is not None):
+        raise InvalidFault(f"seconds and operation apply only to LATENCY faults, not to {kind.name}")
+
+
+def _spend(faults: tuple[Fault, ...], chosen: set[int]) -> tuple[Fault, ...]:
+    """`faults` after one use of each chosen one; used-up faults drop out."""
+    after = (f.used() if i in chosen else f for i, f in enumerate(faults))
+    return tuple(f for f in after if f is not None)
+
+
+def _selected(fault: Fault, kind: FaultKind | None, key: str | None) -> bool:
+    return (kind is None or fault.kind is kind) and (key is None or fault.key == key)

@@ -1,0 +1,90 @@
+"""Session storage: the `SessionStore` protocol and its in-memory implementation (R7, R8)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from mockserver.domain.sessions import Session
+
+T = TypeVar("T")
+Change = Callable[[Session | None], tuple[Session | None, T]]
+
+
+class SessionStore(Protocol):
+    """Per-key active sessions plus a bounded history of ended ones.
+
+    A store for several processes (Redis, say) must keep `transact` atomic per key (R8); `change`
+    may then run more than once (optimistic retries), so it has no side effects beyond drawing ids.
+    Ended sessions are recorded by the caller after `transact` returns.
+    """
+
+    def transact(self, key: str, change: Change[T]) -> T:
+        """Apply `change` to the key's active session atomically, store its new one, return the rest."""
+        ...
+
+    def active(self, key: str) -> Session | None: ...
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys that have an active session."""
+        ...
+
+    def reset(self, key: str | None = None) -> None:
+        """Forget the active session and the history of one key, or of every key."""
+        ...
+
+    def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
+        """Ended sessions, newest first."""
+        ...
+
+    def record_ended(self, session: Session) -> None: ...
+
+
+class InMemoryStore:
+    """A `SessionStore` for one process: one lock makes every `transact` atomic (R8)."""
+
+    def __init__(self, history_limit: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[str, Session] = {}
+        self._history: deque[Session] = deque(maxlen=history_limit)
+
+    def __repr__(self) -> str:
+        return f"InMemoryStore({len(self._active)} active, {len(self._history)} ended)"
+
+    def transact(self, key: str, change: Change[T]) -> T:
+        with self._lock:
+            new, result = change(self._active.get(key))
+            if new is None:
+                self._active.pop(key, None)
+            else:
+                self._active[key] = new
+            return result
+
+    def active(self, key: str) -> Session | None:
+        with self._lock:
+            return self._active.get(key)
+
+    def keys(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._active))
+
+    def reset(self, key: str | None = None) -> None:
+        with self._lock:
+            kept = [] if key is None else [s for s in self._history if s.key != key]
+            self._history = deque(kept, maxlen=self._history.maxlen)
+            if key is None:
+                self._active.clear()
+            else:
+                self._active.pop(key, None)
+
+    def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
+        with self._lock:
+            ended = [s for s in reversed(self._history) if key is None or s.key == key]
+        return tuple(itertools.islice(ended, limit))
+
+    def record_ended(self, session: Session) -> None:
+        with self._lock:
+            self._history.append(session)

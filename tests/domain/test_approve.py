@@ -1,0 +1,24 @@
+"""Approve: a tx hash, or the armed error (which the gateway sends with HTTP 200)."""
+
+from __future__ import annotations
+
+import re
+
+from mockserver.domain import ApproveOutcome, Fault, FaultKind, FaultPlan, IdSource, approve
+
+
+def test_approve_returns_a_tx_hash_from_the_id_source() -> None:
+    outcome = approve(IdSource(5), fault=None)
+    assert outcome == ApproveOutcome(tx=IdSource(5).tx_hash())
+    assert outcome.tx is not None
+    assert re.fullmatch(r"0x[0-9a-f]{64}", outcome.tx)
+
+
+def test_approve_armed_error_carries_message_and_type() -> None:
+    fault = FaultPlan().arm(FaultKind.APPROVE_ERROR, message="nonce too low")
+    assert approve(IdSource(5), fault=fault) == ApproveOutcome(None, "nonce too low", "server_error")
+
+
+def test_approve_fault_without_message_uses_the_default() -> None:
+    outcome = approve(IdSource(), fault=Fault(FaultKind.APPROVE_ERROR))
+    assert outcome == ApproveOutcome(None, 'HTTP 500: {"error":"insufficient funds for gas"}', "server_error")

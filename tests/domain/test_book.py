@@ -1,0 +1,372 @@
+"""The session book, rule by rule (R1-R7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mockserver.domain import (
+    CloseFailed,
+    CloseKind,
+    CloseOutcome,
+    CreateFailed,
+    FakeClock,
+    IdSource,
+    InMemoryStore,
+    PingKind,
+    PingOutcome,
+    Session,
+    SessionBook,
+    SessionKind,
+)
+from mockserver.domain.store import Change, T
+from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, BookFactory
+
+CREATE_FAILED = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"provider unavailable"}'
+TOO_SHORT = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"SessionTooShort"}'
+BID_FAILED = 'Error from proxy router: Failed to create bid session: HTTP 500: {"error":"provider unavailable"}'
+BID_TOO_SHORT = 'Error from proxy router: Failed to create bid session: HTTP 500: {"error":"SessionTooShort"}'
+VERIFY = "Unexpected error: 500: Session created but not valid in proxy router"
+
+
+def _open(book: SessionBook, resolved: str = MISTRAL, duration: int = 3600, key: str = KEY) -> Session:
+    return book.create_model_session(key, "requested", resolved, duration)
+
+
+def _reasons(book: SessionBook, key: str = KEY) -> list[tuple[str, str | None]]:
+    return [(s.session_id, s.close_reason) for s in book.history(key)]
+
+
+def test_book_opens_a_model_session(book: SessionBook) -> None:
+    session = book.create_model_session(KEY, "mistral-31-24b", MISTRAL, 600)
+    assert session == Session(session.session_id, KEY, SessionKind.MODEL, MISTRAL, "mistral-31-24b", T0, T0 + 600)
+    assert book.active(KEY) == session
+    assert book.history() == ()
+
+
+def test_book_r1_same_model_reuses_id_and_expiry(book: SessionBook, clock: FakeClock) -> None:
+    first = _open(book, duration=600)
+    clock.advance(500)
+    again = book.create_model_session(KEY, "another spelling", MISTRAL, 7200)
+    assert again == first
+    assert again.expires_at == T0 + 600
+    assert book.history() == ()
+
+
+def test_book_r1_reuse_ignores_create_faults_and_durations(book: SessionBook) -> None:
+    first = _open(book)
+    drawn: list[str] = []
+
+    def fail() -> str:
+        drawn.append("fail")
+        return "provider unavailable"
+
+    again = book.create_model_session(KEY, "x", MISTRAL, 1, fail=fail)
+    assert again == first == book.active(KEY)
+    assert drawn == []  # the fault is not even drawn on the reuse path
+
+
+def test_book_r1_a_reused_session_that_fails_verification_ends(book: SessionBook) -> None:
+    first = _open(book)
+    with pytest.raises(CreateFailed, match="Session created but not valid in proxy router"):
+        book.create_model_session(KEY, "x", MISTRAL, 3600, verify_fail=lambda: True)
+    assert book.active(KEY) is None
+    assert [(s.session_id, s.close_reason) for s in book.history(KEY)] == [(first.session_id, "verify_failed")]
+
+
+class RetryingStore(InMemoryStore):
+    """A store that runs every change twice, as an optimistic (WATCH/MULTI) store does after a conflict."""
+
+    def transact(self, key: str, change: Change[T]) -> T:
+        super().transact(key, lambda current: (current, change(current)[1]))
+        return super().transact(key, change)
+
+
+def test_book_draws_an_armed_fault_once_when_a_transaction_is_retried(clock: FakeClock) -> None:
+    book = SessionBook(RetryingStore(), clock, IdSource(1))
+    draws: list[int] = []
+
+    def fail() -> str:
+        draws.append(1)
+        return "boom"
+
+    with pytest.raises(CreateFailed):
+        book.create_bid_session(KEY, "0x01", 3600, fail=fail)
+    assert draws == [1]
+
+
+def test_book_r2_other_model_switches(book: SessionBook, clock: FakeClock) -> None:
+    first = _open(book)
+    clock.advance(10)
+    second = _open(book, LLAMA, 900)
+    assert second.session_id != first.session_id
+    assert (second.model, second.created_at, second.expires_at) == (LLAMA, T0 + 10, T0 + 910)
+    assert book.active(KEY) == second
+    [ended] = book.history(KEY)
+    assert (ended.session_id, ended.closed_at, ended.close_reason) == (first.session_id, T0 + 10, "switched")
+
+
+def test_book_r2_model_session_replaces_a_bid_session_even_on_the_same_id(book: SessionBook) -> None:
+    bid = book.create_bid_session(KEY, MISTRAL, 3600)
+    model = _open(book, MISTRAL)
+    assert model.session_id != bid.session_id
+    assert _reasons(book) == [(bid.session_id, "switched")]
+
+
+def test_book_r6_expired_session_is_replaced_not_reused(book: SessionBook, clock: FakeClock) -> None:
+    first = _open(book, duration=300)
+    clock.advance(300.001)
+    second = _open(book, duration=300)
+    assert second.session_id != first.session_id
+    assert _reasons(book) == [(first.session_id, "expired")]
+
+
+def test_book_r6_session_is_reused_exactly_at_its_expiry(book: SessionBook, clock: FakeClock) -> None:
+    first = _open(book, duration=300)
+    clock.set(T0 + 300)
+    assert _open(book) == first
+
+
+@pytest.mark.parametrize(
+    ("duration", "expires"), [(0, T0 + 3600), (300, T0 + 300), (86400, T0 + 86400)], ids=["zero-default", "min", "day"]
+)
+def test_book_durations(book: SessionBook, duration: int, expires: float) -> None:
+    assert _open(book, duration=duration).expires_at == expires
+
+
+def test_book_zero_duration_uses_the_configured_default(make_book: BookFactory) -> None:
+    book = make_book(default_duration=900, min_duration=60)
+    assert _open(book, duration=0).expires_at == T0 + 900
+    assert _open(book, LLAMA, 60).expires_at == T0 + 60
+
+
+def test_book_default_shorter_than_minimum_fails_like_the_chain(make_book: BookFactory) -> None:
+    book = make_book(default_duration=100)
+    with pytest.raises(CreateFailed, match="SessionTooShort"):
+        _open(book, duration=0)
+
+
+@pytest.mark.parametrize(
+    ("duration", "fail", "verify_fail", "detail"),
+    [
+        (299, None, False, TOO_SHORT),
+        (-1, None, False, TOO_SHORT),
+        (3600, "provider unavailable", False, CREATE_FAILED),
+        (1, "provider unavailable", False, CREATE_FAILED),
+        (3600, None, True, VERIFY),
+        (299, None, True, TOO_SHORT),
+        (3 * 10**11, None, False, "Unexpected error: date value out of range"),
+    ],
+    ids=["too-short", "negative", "fault", "fault-beats-too-short", "verify", "too-short-beats-verify", "date"],
+)
+def test_book_failed_create_on_a_fresh_key_leaves_no_session(
+    book: SessionBook, duration: int, fail: str | None, verify_fail: bool, detail: str
+) -> None:
+    with pytest.raises(CreateFailed) as caught:
+        book.create_model_session(KEY, "m", MISTRAL, duration, fail=fail, verify_fail=verify_fail)
+    assert caught.value.detail == detail
+    assert book.active(KEY) is None
+    assert all(s.close_reason == "verify_failed" for s in book.history())
+
+
+@pytest.mark.parametrize(
+    ("duration", "fail", "verify_fail"),
+    [(10, None, False), (3600, "boom", False), (3600, None, True)],
+    ids=["too-short", "fault", "verify"],
+)
+def test_book_r2_failed_switch_leaves_the_old_session_closed(
+    book: SessionBook, duration: int, fail: str | None, verify_fail: bool
+) -> None:
+    old = _open(book)
+    with pytest.raises(CreateFailed):
+        book.create_model_session(KEY, "m", LLAMA, duration, fail=fail, verify_fail=verify_fail)
+    assert book.active(KEY) is None
+    assert book.history(KEY)[-1].session_id == old.session_id
+    assert book.history(KEY)[-1].close_reason == "switched"
+
+
+def test_book_verify_failure_ends_the_new_session_too(book: SessionBook) -> None:
+    old = _open(book)
+    with pytest.raises(CreateFailed, match="not valid in proxy router"):
+        book.create_model_session(KEY, "m", LLAMA, 600, verify_fail=True)
+    [unverified, switched] = book.history(KEY)
+    assert (unverified.model, unverified.close_reason, unverified.expires_at) == (LLAMA, "verify_failed", T0 + 600)
+    assert (switched.session_id, switched.close_reason) == (old.session_id, "switched")
+
+
+def test_book_r3_bid_session_deactivates_the_old_one(book: SessionBook, clock: FakeClock) -> None:
+    old = _open(book)
+    clock.advance(5)
+    bid = book.create_bid_session(KEY, BID, 0)
+    assert bid == Session(bid.session_id, KEY, SessionKind.BID, BID, BID, T0 + 5, T0 + 3605)
+    assert book.active(KEY) == bid
+    assert _reasons(book) == [(old.session_id, "deactivated")]
+
+
+def test_book_r3_bid_session_never_reuses(book: SessionBook) -> None:
+    first = book.create_bid_session(KEY, BID, 600)
+    second = book.create_bid_session(KEY, BID, 600)
+    assert first.session_id != second.session_id
+    assert _reasons(book) == [(first.session_id, "deactivated")]
+
+
+def test_book_r3_r6_expired_session_ends_as_expired_on_bid(book: SessionBook, clock: FakeClock) -> None:
+    old = _open(book, duration=300)
+    clock.advance(301)
+    book.create_bid_session(KEY, BID, 600)
+    assert _reasons(book) == [(old.session_id, "expired")]
+
+
+@pytest.mark.parametrize(
+    ("duration", "fail", "detail"),
+    [
+        (3600, "provider unavailable", BID_FAILED),
+        (299, None, BID_TOO_SHORT),
+        (2**63, None, "HTTP 400"),
+        (3 * 10**11, None, "Unexpected error: date value out of range"),
+    ],
+    ids=["fault", "too-short", "int64", "date-overflow"],
+)
+def test_book_r3_failed_bid_session_leaves_the_key_without_session(
+    book: SessionBook, duration: int, fail: str | None, detail: str
+) -> None:
+    old = _open(book)
+    with pytest.raises(CreateFailed) as caught:
+        book.create_bid_session(KEY, BID, duration, fail=fail)
+    assert detail in caught.value.detail
+    assert "Failed to create session" not in caught.value.detail
+    assert book.active(KEY) is None
+    assert _reasons(book) == [(old.session_id, "deactivated")]
+
+
+def test_book_r4_close_without_session(book: SessionBook) -> None:
+    assert book.close(KEY) == CloseOutcome(CloseKind.NONE, None)
+    assert book.close(KEY, fail=True) == CloseOutcome(CloseKind.NONE, None)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["plain", "fault-ignored"])
+def test_book_r4_r6_close_expired_marks_it_inactive(book: SessionBook, clock: FakeClock, fail: bool) -> None:
+    session = _open(book, duration=300)
+    clock.advance(300.001)
+    assert book.close(KEY, fail=fail) == CloseOutcome(CloseKind.EXPIRED, session.session_id)
+    assert book.active(KEY) is None
+    assert _reasons(book) == [(session.session_id, "expired")]
+
+
+def test_book_r4_close_closes(book: SessionBook, clock: FakeClock) -> None:
+    session = _open(book)
+    clock.advance(3600)
+    assert book.close(KEY) == CloseOutcome(CloseKind.CLOSED, session.session_id)
+    assert book.active(KEY) is None
+    assert book.history(KEY)[0].closed_at == T0 + 3600
+    assert _reasons(book) == [(session.session_id, "closed")]
+    assert book.close(KEY) == CloseOutcome(CloseKind.NONE, None)
+
+
+def test_book_r4_close_fault_leaves_the_session_active(book: SessionBook) -> None:
+    session = _open(book)
+    with pytest.raises(CloseFailed) as caught:
+        book.close(KEY, fail=True)
+    assert caught.value.detail == "Error closing session: 500: Failed to close session"
+    assert book.active(KEY) == session
+    assert book.history() == ()
+
+
+def test_book_r5_ping_without_session(book: SessionBook) -> None:
+    assert book.ping(KEY) == PingOutcome(PingKind.NO_SESSION, None)
+    assert book.ping(KEY, dead="gone") == PingOutcome(PingKind.NO_SESSION, None)
+
+
+def test_book_r5_ping_alive(book: SessionBook) -> None:
+    session = _open(book)
+    assert book.ping(KEY) == PingOutcome(PingKind.ALIVE, session.session_id)
+    assert book.active(KEY) == session
+
+
+@pytest.mark.parametrize("dead", [None, "gone"], ids=["plain", "dead-ignored"])
+def test_book_r5_r6_ping_expired_marks_it_inactive(book: SessionBook, clock: FakeClock, dead: str | None) -> None:
+    session = _open(book, duration=300)
+    clock.advance(301)
+    assert book.ping(KEY, dead=dead) == PingOutcome(PingKind.EXPIRED, session.session_id)
+    assert book.active(KEY) is None
+    assert _reasons(book) == [(session.session_id, "expired")]
+
+
+def test_book_r5_ping_dead_closes_it(book: SessionBook) -> None:
+    session = _open(book)
+    assert book.ping(KEY, dead="No response received from chat completion") == PingOutcome(
+        PingKind.DEAD, session.session_id, "No response received from chat completion"
+    )
+    assert book.active(KEY) is None
+    assert _reasons(book) == [(session.session_id, "dead")]
+
+
+@pytest.mark.parametrize("state", ["none", "alive", "expired"])
+def test_book_r5_ping_error_wins_and_changes_nothing(book: SessionBook, clock: FakeClock, state: str) -> None:
+    session = None if state == "none" else _open(book, duration=300)
+    clock.advance(301 if state == "expired" else 1)
+    outcome = book.ping(KEY, dead="gone", error="database is locked")
+    assert outcome == PingOutcome(PingKind.ERROR, None, "database is locked")
+    assert book.active(KEY) == session
+    assert book.history() == ()
+
+
+def test_book_r7_keys_never_interfere(book: SessionBook, clock: FakeClock) -> None:
+    other = _open(book, key=OTHER_KEY)
+    _open(book)
+    _open(book, LLAMA)
+    book.create_bid_session(KEY, BID, 600)
+    book.ping(KEY, dead="gone")
+    book.close(KEY)
+    assert book.active(OTHER_KEY) == other
+    assert book.history(OTHER_KEY) == ()
+    clock.advance(3601)
+    book.close(KEY)
+    assert book.active(OTHER_KEY) == other  # lazy expiry (R6) only touches the key in question
+    book.reset(KEY)
+    assert book.active(OTHER_KEY) == other
+
+
+def test_book_r7_same_model_on_two_keys_gives_two_sessions(book: SessionBook) -> None:
+    assert _open(book).session_id != _open(book, key=OTHER_KEY).session_id
+
+
+def test_book_r6_active_is_an_admin_view_that_does_not_expire(book: SessionBook, clock: FakeClock) -> None:
+    session = _open(book, duration=300)
+    clock.advance(1000)
+    assert book.active(KEY) == session
+    assert book.state(KEY) == {"key": KEY, "active": session.to_json(T0 + 1000)}
+    assert book.snapshot() == {KEY: {**session.to_json(T0), "expired": True}}
+
+
+def test_book_state_of_a_key_without_session(book: SessionBook) -> None:
+    assert book.state(KEY) == {"key": KEY, "active": None}
+    assert book.snapshot() == {}
+
+
+def test_book_snapshot_lists_every_key(book: SessionBook) -> None:
+    first, second = _open(book), _open(book, key=OTHER_KEY)
+    assert book.snapshot() == {KEY: first.to_json(T0), OTHER_KEY: second.to_json(T0)}
+
+
+def test_book_reset_forgets_state_and_history(book: SessionBook) -> None:
+    _open(book)
+    _open(book, LLAMA)
+    _open(book, key=OTHER_KEY)
+    book.reset()
+    assert (book.snapshot(), book.history()) == ({}, ())
+
+
+def test_book_history_limit(book: SessionBook) -> None:
+    for model in (MISTRAL, LLAMA, MISTRAL):
+        _open(book, model)
+    assert [s.model for s in book.history(KEY, limit=1)] == [LLAMA]
+    assert len(book.history()) == 2
+
+
+def test_book_ids_are_reproducible_under_a_seed(clock: FakeClock) -> None:
+    def run() -> list[str]:
+        book = SessionBook(InMemoryStore(), clock, IdSource(7))
+        return [_open(book, model).session_id for model in (MISTRAL, LLAMA, MISTRAL)]
+
+    assert run() == run()
+    assert len(set(run())) == 3

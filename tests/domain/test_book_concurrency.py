@@ -1,0 +1,98 @@
+"""R8: any interleaving of operations on one key leaves at most one active session."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from mockserver.domain import CloseFailed, CreateFailed, FakeClock, IdSource, InMemoryStore, SessionBook
+from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY
+
+THREADS = 8
+OPERATIONS = 200
+
+
+@pytest.fixture
+def tight_switching() -> Iterator[None]:
+    """Make the interpreter switch threads very often, so that interleavings actually happen."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def _worker(book: SessionBook, seed: int, opened: list[str], errors: list[BaseException]) -> None:
+    rng = random.Random(seed)
+    try:
+        for _ in range(OPERATIONS):
+            _one_operation(book, rng, opened)
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def _one_operation(book: SessionBook, rng: random.Random, opened: list[str]) -> None:
+    choice = rng.randrange(7)
+    try:
+        if choice < 3:
+            opened.append(book.create_model_session(KEY, "m", (MISTRAL, LLAMA)[choice % 2], 3600).session_id)
+        elif choice == 3:
+            opened.append(
+                book.create_bid_session(KEY, BID, 600, fail="boom" if rng.random() < 0.2 else None).session_id
+            )
+        elif choice == 4:
+            book.close(KEY, fail=rng.random() < 0.3)
+        else:
+            book.ping(KEY, dead="gone" if choice == 6 else None)
+    except (CreateFailed, CloseFailed):
+        pass
+
+
+@pytest.mark.usefixtures("tight_switching")
+def test_book_r8_threads_on_one_key_leave_at_most_one_active_session() -> None:
+    store = InMemoryStore(history_limit=THREADS * OPERATIONS)
+    book = SessionBook(store, FakeClock(), IdSource(1))
+    other = book.create_model_session(OTHER_KEY, "m", MISTRAL, 3600)
+    opened: list[str] = []
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_worker, args=(book, n, opened, errors)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    active = book.active(KEY)
+    ended = [s.session_id for s in book.history(KEY)]
+    assert len(ended) == len(set(ended)), "a session ended twice"
+    accounted = set(ended) | ({active.session_id} if active else set())
+    assert accounted == set(opened), "every session handed out is active or ended, and nothing else"
+    assert active is None or active.session_id not in ended
+    assert set(store.keys()) <= {KEY, OTHER_KEY}
+    assert book.active(OTHER_KEY) == other  # R7 under load too
+    assert len(opened) > THREADS * OPERATIONS // 4
+
+
+@pytest.mark.usefixtures("tight_switching")
+def test_book_r8_concurrent_same_model_requests_share_one_session() -> None:
+    book = SessionBook(InMemoryStore(), FakeClock(), IdSource(2))
+    barrier = threading.Barrier(THREADS)
+    ids: list[str] = []
+
+    def request() -> None:
+        barrier.wait()
+        ids.extend(book.create_model_session(KEY, "m", MISTRAL, 3600).session_id for _ in range(50))
+
+    threads = [threading.Thread(target=request) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    active = book.active(KEY)
+    assert active is not None
+    assert len(ids) == THREADS * 50
+    assert set(ids) == {active.session_id}
+    assert book.history() == ()

@@ -1,0 +1,156 @@
+"""The session book against a tiny dict model of R1-R7, over Hypothesis-generated sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from mockserver.domain import (
+    CloseFailed,
+    CloseKind,
+    CloseOutcome,
+    CreateFailed,
+    FakeClock,
+    IdSource,
+    InMemoryStore,
+    PingKind,
+    PingOutcome,
+    Session,
+    SessionBook,
+    SessionKind,
+)
+from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY
+
+KEYS = st.sampled_from([KEY, OTHER_KEY])
+MODELS = st.sampled_from([MISTRAL, LLAMA])
+BIDS = st.sampled_from([BID, MISTRAL])  # a bid id equal to a model id must still not be reused (R1)
+DURATIONS = st.sampled_from([0, 300, 600, 3600, 299, 1, -5])
+STEPS = st.sampled_from([0.0, 0.001, 1.0, 299.0, 300.0, 600.0, 3600.0])
+
+
+@dataclass(frozen=True)
+class Expected:
+    session_id: str
+    kind: SessionKind
+    model: str
+    expires_at: float
+
+
+class BookMachine(RuleBasedStateMachine):
+    """Each rule predicts the outcome from the dict model, then checks the book agrees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.book = SessionBook(InMemoryStore(history_limit=100_000), self.clock, IdSource(0))
+        self.active: dict[str, Expected] = {}
+        self.ended = {KEY: 0, OTHER_KEY: 0}
+        self.seen: set[str] = set()
+
+    def _alive(self, key: str) -> Expected | None:
+        current = self.active.get(key)
+        return current if current is not None and self.clock.now() <= current.expires_at else None
+
+    def _end(self, key: str) -> None:
+        if self.active.pop(key, None) is not None:
+            self.ended[key] += 1
+
+    def _opened(self, key: str, session: Session, kind: SessionKind, model: str, duration: int) -> None:
+        assert session.session_id not in self.seen
+        self.seen.add(session.session_id)
+        self.active[key] = Expected(session.session_id, kind, model, self.clock.now() + (duration or 3600))
+
+    def _create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> Session:
+        fault = "boom" if fail else None
+        return self.book.create_model_session(key, "as sent", model, duration, fail=fault, verify_fail=verify)
+
+    @rule(key=KEYS, model=MODELS, duration=DURATIONS, fail=st.booleans(), verify=st.booleans())
+    def create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> None:
+        alive = self._alive(key)
+        if alive is not None and alive.kind is SessionKind.MODEL and alive.model == model:
+            if not verify:
+                assert self._create_model(key, model, duration, fail, verify).session_id == alive.session_id  # R1
+                return
+            with pytest.raises(CreateFailed):  # the gateway verifies a reused session too
+                self._create_model(key, model, duration, fail, verify)
+            self._end(key)
+            return
+        self._end(key)  # R2 (or R6: the old one had expired)
+        opens = not fail and (duration or 3600) >= 300
+        if opens and not verify:
+            self._opened(
+                key, self._create_model(key, model, duration, fail, verify), SessionKind.MODEL, model, duration
+            )
+            return
+        with pytest.raises(CreateFailed):
+            self._create_model(key, model, duration, fail, verify)
+        self.ended[key] += opens  # a session that fails verification is opened, then ended
+
+    @rule(key=KEYS, bid=BIDS, duration=DURATIONS, fail=st.booleans())
+    def create_bid(self, key: str, bid: str, duration: int, fail: bool) -> None:
+        self._end(key)  # R3
+        if fail or (duration or 3600) < 300:
+            with pytest.raises(CreateFailed):
+                self.book.create_bid_session(key, bid, duration, fail="boom" if fail else None)
+        else:
+            self._opened(key, self.book.create_bid_session(key, bid, duration), SessionKind.BID, bid, duration)
+
+    @rule(key=KEYS, fail=st.booleans())
+    def close(self, key: str, fail: bool) -> None:
+        current, alive = self.active.get(key), self._alive(key)
+        if alive is not None and fail:
+            with pytest.raises(CloseFailed):
+                self.book.close(key, fail=True)
+            return
+        kind = CloseKind.NONE if current is None else CloseKind.CLOSED if alive else CloseKind.EXPIRED
+        expected = CloseOutcome(kind, None if current is None else current.session_id)
+        assert self.book.close(key, fail=fail) == expected  # R4
+        self._end(key)
+
+    @rule(key=KEYS, dead=st.booleans(), error=st.booleans())
+    def ping(self, key: str, dead: bool, error: bool) -> None:
+        outcome = self.book.ping(key, dead="gone" if dead else None, error="locked" if error else None)
+        current, alive = self.active.get(key), self._alive(key)
+        if error:
+            assert outcome == PingOutcome(PingKind.ERROR, None, "locked")
+            return
+        if current is None:
+            assert outcome == PingOutcome(PingKind.NO_SESSION, None)
+            return
+        kind = PingKind.EXPIRED if alive is None else PingKind.DEAD if dead else PingKind.ALIVE
+        assert outcome == PingOutcome(kind, current.session_id, "gone" if kind is PingKind.DEAD else None)  # R5
+        if kind is not PingKind.ALIVE:
+            self._end(key)
+
+    @rule(seconds=STEPS)
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule(key=st.none() | KEYS)
+    def reset(self, key: str | None) -> None:
+        self.book.reset(key)
+        for reset_key in self.ended if key is None else [key]:
+            self.active.pop(reset_key, None)
+            self.ended[reset_key] = 0
+
+    @invariant()
+    def book_matches_model(self) -> None:
+        for key, ended in self.ended.items():
+            session = self.book.active(key)
+            stored = (
+                None
+                if session is None
+                else Expected(session.session_id, session.kind, session.model, session.expires_at)
+            )
+            assert stored == self.active.get(key)  # R7: each key only moves by its own operations
+            assert len(self.book.history(key)) == ended
+
+
+def test_book_matches_a_dict_model_of_r1_to_r7() -> None:
+    run_state_machine_as_test(
+        BookMachine,
+        settings=settings(derandomize=True, database=None, max_examples=150, stateful_step_count=40, deadline=None),
+    )

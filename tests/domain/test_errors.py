@@ -1,0 +1,55 @@
+"""One exception root whose `detail` is the gateway's exact text."""
+
+from __future__ import annotations
+
+import pytest
+
+from mockserver import domain
+from mockserver.domain import (
+    AuthenticationFailed,
+    CloseFailed,
+    CreateFailed,
+    DomainError,
+    InvalidFault,
+    InvalidKeyFormat,
+    InvalidTable,
+    InvalidTime,
+    UnknownKey,
+)
+
+ERRORS = [
+    AuthenticationFailed,
+    CloseFailed,
+    CreateFailed,
+    InvalidFault,
+    InvalidKeyFormat,
+    InvalidTable,
+    InvalidTime,
+    UnknownKey,
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: e.__name__)
+def test_errors_share_one_root_and_keep_the_detail(error: type[DomainError]) -> None:
+    err = error("Invalid API key")
+    assert isinstance(err, DomainError)
+    assert err.detail == "Invalid API key"
+    assert str(err) == "Invalid API key"
+    assert err.args == ("Invalid API key",)
+
+
+def test_errors_every_exported_exception_derives_from_domain_error() -> None:
+    exported = [getattr(domain, name) for name in domain.__all__]
+    exceptions = {obj for obj in exported if isinstance(obj, type) and issubclass(obj, BaseException)}
+    assert exceptions == {DomainError, *ERRORS}
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin"),
+    [(InvalidKeyFormat, ValueError), (InvalidTable, ValueError), (InvalidFault, ValueError), (UnknownKey, LookupError)],
+    ids=["key-format", "table", "fault", "unknown-key"],
+)
+def test_errors_configuration_errors_are_also_builtin_errors(
+    error: type[DomainError], builtin: type[Exception]
+) -> None:
+    assert issubclass(error, builtin)
