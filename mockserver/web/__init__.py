@@ -1,0 +1,1 @@
+"""The web layer: the only Starlette code, plus request validation from the spec."""

@@ -1,0 +1,154 @@
+"""Request validation from the contract, answering every failure exactly as the gateway's FastAPI did."""
+
+from __future__ import annotations
+
+import email.message
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import BaseModel, ValidationError
+
+from mockserver.web.validation_models import OperationModels, models_for
+
+__all__ = ["MISSING", "BodyParseError", "Validated", "ValidationFailure", "read_body", "validate"]
+
+_PARSE_ERROR = "There was an error parsing the body"
+# jsonable_encoder (sqlalchemy_safe, on by default) drops dict keys with this prefix from error inputs.
+_HIDDEN_KEY_PREFIX = "_sa"
+
+_Item = dict[str, Any]
+_Location = tuple[str | int, ...]
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing.MISSING
+"""The body of a request that sent none (an empty body)."""
+
+
+@dataclass(frozen=True)
+class ValidationFailure:
+    """A 422: the items of FastAPI's `{"detail": [...]}`, already JSON-safe."""
+
+    items: tuple[_Item, ...]
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [dict(item) for item in self.items]}
+
+
+@dataclass(frozen=True)
+class BodyParseError:
+    """A 400: the body could not be read for a reason other than a JSON syntax error."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The coerced request: query values by parameter name, the body by field name (None without one)."""
+
+    query: dict[str, Any]
+    body: dict[str, Any] | None
+
+
+def read_body(operation_id: str, content_type: str | None, raw: bytes) -> object | ValidationFailure | BodyParseError:
+    """Phase 1, before authentication: the body value, MISSING, or why it cannot be read."""
+    if models_for(operation_id).body is None or not raw:
+        return MISSING
+    if not _is_json(content_type):
+        return raw
+    try:
+        value: object = json.loads(raw)
+    except json.JSONDecodeError as error:
+        return ValidationFailure((_json_invalid(error),))
+    except Exception:  # UnicodeDecodeError, RecursionError, too many digits: FastAPI answers 400
+        return BodyParseError(_PARSE_ERROR)
+    return value
+
+
+def validate(operation_id: str, query: Sequence[tuple[str, str]], body: object) -> Validated | ValidationFailure:
+    """Phase 2, after authentication: query then body, every error in one list, query errors first."""
+    models = models_for(operation_id)
+    query_values, query_errors = _validate_query(models.query, dict(query))  # a repeated name: the last wins
+    body_values, body_errors = _validate_body(models, body)
+    if query_errors or body_errors:
+        return ValidationFailure((*query_errors, *body_errors))
+    return Validated(query=query_values, body=body_values)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _json_invalid(error: json.JSONDecodeError) -> _Item:
+    return {
+        "type": "json_invalid",
+        "loc": ["body", error.pos],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": error.msg},
+    }
+
+
+def _validate_query(model: type[BaseModel], values: dict[str, str]) -> tuple[dict[str, Any], list[_Item]]:
+    result, errors = _run(model, values, ("query",))
+    for item in errors:
+        if item["type"] == "missing":
+            item["input"] = None  # FastAPI checks presence itself and reports no input
+    return result, errors
+
+
+def _validate_body(models: OperationModels, body: object) -> tuple[dict[str, Any] | None, list[_Item]]:
+    if models.body is None:
+        return None, []
+    if body is MISSING or body is None:
+        return None, [_missing(("body",))] if models.body_required else []
+    return _run(models.body, body, ("body",))
+
+
+def _run(model: type[BaseModel], value: object, prefix: _Location) -> tuple[dict[str, Any], list[_Item]]:
+    try:
+        validated = model.model_validate(value, from_attributes=True)
+    except ValidationError as error:
+        return {}, [_render(detail, prefix) for detail in error.errors(include_url=False)]
+    return validated.model_dump(by_alias=True), []
+
+
+def _missing(loc: _Location) -> _Item:
+    return {"type": "missing", "loc": list(loc), "msg": "Field required", "input": None}
+
+
+def _render(detail: Mapping[str, Any], prefix: _Location) -> _Item:
+    item: _Item = {"type": detail["type"], "loc": [*prefix, *detail["loc"]], "msg": detail["msg"]}
+    item["input"] = _json_safe(detail["input"])
+    if "ctx" in detail:
+        item["ctx"] = _json_safe(detail["ctx"])
+    return item
+
+
+def _json_safe(value: object) -> Any:
+    """What FastAPI's jsonable_encoder makes of a value found in a request (bytes raise on bad UTF-8, as there)."""
+    if isinstance(value, Mapping):
+        return {
+            key: _json_safe(item)
+            for key, item in value.items()
+            if not (isinstance(key, str) and key.startswith(_HIDDEN_KEY_PREFIX))
+        }
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
