@@ -36,9 +36,12 @@ fix: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
-.PHONY: mock  ## Start the mock gateway on 127.0.0.1:8000
+DEMO_KEY ?= sk-Demo01.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
+.PHONY: mock  ## Start the mock gateway on 127.0.0.1:8000 with a demo key (ARGS=... for more flags)
 mock: $(STAMP)
-	$(BIN)/python -m mockserver
+	@echo "demo API key: $(DEMO_KEY)"
+	$(BIN)/python -m mockserver --key $(DEMO_KEY) --admin $(ARGS)
 
 .PHONY: contract  ## Run the contract suite (BASE_URL=... API_KEY=...; default target: the in-process mock)
 contract: $(STAMP)

@@ -1,11 +1,60 @@
-"""`python -m mockserver`: placeholder until the mock gateway is built (issue 3)."""
+"""`python -m mockserver` / `morpheus-mock`: flags and environment -> Config -> uvicorn. No logic here."""
 
+from __future__ import annotations
+
+import os
+import signal
+import socket
 import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from mockserver.config import Config, config_from_args
+from mockserver.domain import DomainError
+from mockserver.web.app import create_app
+from mockserver.web.errors import WebError
+
+EXAMPLE_MODEL = "mistral-31-24b"
+DEMO_KEY = "sk-Demo01." + "0123456789abcdef" * 4
 
 
-def main() -> int:
-    print("The mock gateway is not built yet (issue 3). Nothing was started.", file=sys.stderr)
-    return 2
+def banner(config: Config, key_count: int, url: str) -> str:
+    """What the mock prints on start: where it listens, its keys, and a curl that works."""
+    key = config.keys[0] if config.keys else "<your key>"
+    lines = [
+        f"Morpheus mock gateway (session API of v1.14.0) on {url}",
+        f"  keys: {key_count} registered" + (", and any well-formed key is accepted" if config.accept_any_key else ""),
+        f"  admin API: {url}/__admin" if config.admin else "  admin API: off (--admin to enable)",
+        "  try:",
+        f"    curl -X POST '{url}/api/v1/session/modelsession?model_id={EXAMPLE_MODEL}' \\",
+        f"      -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        """      -d '{"sessionDuration": 3600, "directPayment": false, "failover": false}'""",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from_args(sys.argv[1:] if argv is None else argv, os.environ)
+    try:
+        app = create_app(config)
+    except (DomainError, WebError) as error:
+        print(f"morpheus-mock: {error}", file=sys.stderr)
+        return 2
+    try:
+        sock = socket.create_server((config.host, config.port))
+    except OSError as error:
+        print(f"morpheus-mock: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    url = f"http://{config.host}:{sock.getsockname()[1]}"
+    print(banner(config, len(app.state.mock.keys), url), flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=config.log_level, access_log=False))
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
+    # to the handler that was there before it: a no-op here, so a requested stop exits 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: None)
+    server.run(sockets=[sock])
+    return 0
 
 
 if __name__ == "__main__":

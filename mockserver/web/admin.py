@@ -1,0 +1,238 @@
+"""The mock's control API under /__admin (openapi/admin.yaml); errors are RFC 7807 problems."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mockserver.domain import DomainError, FaultKind
+from mockserver.web.state import MockState
+
+PREFIX = "/__admin"
+TOKEN_HEADER = "x-admin-token"
+AdminEndpoint = Callable[[MockState, Request], Awaitable[Response]]
+
+
+class Problem(Exception):
+    """An admin request the mock refuses; rendered as application/problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+    def response(self) -> Response:
+        body = {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
+        return JSONResponse(body, status_code=self.status, media_type="application/problem+json")
+
+
+def _invalid(detail: str) -> Problem:
+    return Problem(422, "Invalid request", detail)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        value = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _invalid(f"the body is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise _invalid("the body must be a JSON object")
+    return value
+
+
+def _number(body: dict[str, Any], name: str) -> float:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise _invalid(f"'{name}' must be a number >= 0")
+    return float(value)
+
+
+def _limit(request: Request) -> int | None:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise _invalid("'limit' must be an integer >= 1")
+    return int(raw)
+
+
+def _clock(state: MockState) -> dict[str, Any]:
+    now = state.clock.now()
+    return {"now": now, "iso": datetime.fromtimestamp(now, UTC).isoformat()}
+
+
+async def get_state(state: MockState, request: Request) -> Response:
+    now = state.clock.now()
+    keys = [_key_state(state, key, now) for key in sorted(set(state.book.store.keys()))]
+    return JSONResponse({"now": now, "keys": keys})
+
+
+def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
+    session = state.book.active(key)
+    return {"key": key, "session": None if session is None else session.to_json(now)}
+
+
+async def reset_state(state: MockState, request: Request) -> Response:
+    state.book.reset()
+    state.journal.clear()
+    return JSONResponse({"reset": "all"})
+
+
+async def get_key_state(state: MockState, request: Request) -> Response:
+    return JSONResponse(_key_state(state, request.path_params["prefix"], state.clock.now()))
+
+
+async def reset_key_state(state: MockState, request: Request) -> Response:
+    prefix = request.path_params["prefix"]
+    state.book.reset(prefix)
+    return JSONResponse({"reset": prefix})
+
+
+async def get_history(state: MockState, request: Request) -> Response:
+    now = state.clock.now()
+    sessions = state.book.history(request.query_params.get("key"), _limit(request))
+    return JSONResponse({"sessions": [session.to_json(now) for session in sessions]})
+
+
+async def list_keys(state: MockState, request: Request) -> Response:
+    keys = state.keys
+    body = {"keys": keys.describe(), "accept_any_key": keys.accept_any, "revoked_keys_work": keys.revoked_keys_work}
+    return JSONResponse(body)
+
+
+async def add_key(state: MockState, request: Request) -> Response:
+    body = await _json_object(request)
+    if set(body) == {"key"} and isinstance(body["key"], str):
+        return JSONResponse({"prefix": _domain(lambda: state.keys.add(body["key"]))}, status_code=201)
+    if set(body) == {"legacy_prefix"} and isinstance(body["legacy_prefix"], str):
+        return JSONResponse({"prefix": _domain(lambda: state.keys.add_legacy(body["legacy_prefix"]))}, status_code=201)
+    raise _invalid('send {"key": "sk-..."} or {"legacy_prefix": "sk-XXXXXX"}')
+
+
+def _domain(action: Callable[[], str]) -> str:
+    try:
+        return action()
+    except DomainError as error:
+        raise _invalid(str(error)) from None
+
+
+async def revoke_key(state: MockState, request: Request) -> Response:
+    prefix = request.path_params["prefix"]
+    try:
+        state.keys.revoke(prefix)
+    except DomainError as error:
+        raise Problem(404, "Unknown key", str(error)) from None
+    return JSONResponse({"prefix": prefix, "revoked": True})
+
+
+async def get_clock(state: MockState, request: Request) -> Response:
+    return JSONResponse(_clock(state))
+
+
+async def set_clock(state: MockState, request: Request) -> Response:
+    now = _number(await _json_object(request), "now")
+    _controllable(state).set(now)
+    return JSONResponse(_clock(state))
+
+
+async def advance_clock(state: MockState, request: Request) -> Response:
+    seconds = _number(await _json_object(request), "seconds")
+    _controllable(state).advance(seconds)
+    return JSONResponse(_clock(state))
+
+
+def _controllable(state: MockState) -> Any:
+    if not (hasattr(state.clock, "set") and hasattr(state.clock, "advance")):
+        raise Problem(409, "Clock not controllable", "this mock was started with a clock that cannot be moved")
+    return state.clock
+
+
+async def list_faults(state: MockState, request: Request) -> Response:
+    return JSONResponse({"faults": [fault.to_json() for fault in state.faults.list()]})
+
+
+_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation"}
+
+
+async def arm_fault(state: MockState, request: Request) -> Response:
+    body = await _json_object(request)
+    unknown = set(body) - _FAULT_FIELDS
+    if unknown:
+        raise _invalid(f"unknown fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FAULT_FIELDS))}")
+    kind = _fault_kind(body.get("kind"))
+    options = {name: body.get(name) for name in ("key", "count", "message", "operation")}
+    for name, expected in (("key", str), ("count", int), ("message", str), ("operation", str)):
+        if options[name] is not None and (not isinstance(options[name], expected) or isinstance(options[name], bool)):
+            raise _invalid(f"'{name}' must be a {expected.__name__}")
+    seconds = _number(body, "seconds") if "seconds" in body else 0.0
+    try:
+        fault = state.faults.arm(kind, seconds=seconds, **options)
+    except DomainError as error:
+        raise _invalid(str(error)) from None
+    return JSONResponse(fault.to_json(), status_code=201)
+
+
+def _fault_kind(value: object) -> FaultKind:
+    kinds = {kind.value: kind for kind in FaultKind}
+    if not isinstance(value, str) or value not in kinds:
+        raise _invalid(f"'kind' must be one of {', '.join(kinds)}")
+    return kinds[value]
+
+
+async def clear_faults(state: MockState, request: Request) -> Response:
+    raw_kind = request.query_params.get("kind")
+    kind = None if raw_kind is None else _fault_kind(raw_kind)
+    return JSONResponse({"cleared": state.faults.clear(kind, request.query_params.get("key"))})
+
+
+async def get_journal(state: MockState, request: Request) -> Response:
+    entries = state.journal.entries(key=request.query_params.get("key"), limit=_limit(request))
+    return JSONResponse({"entries": entries})
+
+
+async def clear_journal(state: MockState, request: Request) -> Response:
+    return JSONResponse({"cleared": state.journal.clear()})
+
+
+ROUTES: list[tuple[str, dict[str, AdminEndpoint]]] = [
+    ("/state", {"GET": get_state, "DELETE": reset_state}),
+    ("/state/{prefix}", {"GET": get_key_state, "DELETE": reset_key_state}),
+    ("/history", {"GET": get_history}),
+    ("/keys", {"GET": list_keys, "POST": add_key}),
+    ("/keys/{prefix}/revoke", {"POST": revoke_key}),
+    ("/clock", {"GET": get_clock, "PUT": set_clock}),
+    ("/clock/advance", {"POST": advance_clock}),
+    ("/faults", {"GET": list_faults, "POST": arm_fault, "DELETE": clear_faults}),
+    ("/journal", {"GET": get_journal, "DELETE": clear_journal}),
+]
+
+
+def admin_routes(state: MockState) -> list[Route]:
+    """One Route per path (so 405 answers carry every allowed method), dispatching on the method."""
+    return [_route(state, path, endpoints) for path, endpoints in ROUTES]
+
+
+def _route(state: MockState, path: str, endpoints: dict[str, AdminEndpoint]) -> Route:
+    async def dispatch(request: Request) -> Response:
+        try:
+            _authorize(state, request)
+            return await endpoints[request.method](state, request)
+        except Problem as problem:
+            return problem.response()
+
+    return Route(PREFIX + path, dispatch, methods=list(endpoints))
+
+
+def _authorize(state: MockState, request: Request) -> None:
+    token = state.config.admin_token
+    if token is None:
+        return
+    given = request.headers.get(TOKEN_HEADER, "")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise Problem(401, "Admin token required", f"send the admin token in the {TOKEN_HEADER} header")

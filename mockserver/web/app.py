@@ -1,0 +1,66 @@
+"""The app factory: routes built from the spec, one handler per operationId."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mockserver.config import Config
+from mockserver.domain import Clock
+from mockserver.web.admin import admin_routes
+from mockserver.web.errors import RouteTableError
+from mockserver.web.handlers import HANDLERS
+from mockserver.web.middleware import GatewayMiddleware
+from mockserver.web.pipeline import endpoint_for
+from mockserver.web.state import MockState, build_state
+from openapi import Spec
+
+# The gateway's CORS middleware allowed exactly these request headers.
+CORS_HEADERS = ["Authorization", "Content-Type", "X-Requested-With", "X-API-Key"]
+
+
+def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> Starlette:
+    """A mock gateway for `config`; `clock` replaces the system clock (tests use a FakeClock)."""
+    state = build_state(config, clock=clock, spec=spec)
+    check_route_table(state)
+    routes = gateway_routes(state) + (admin_routes(state) if config.admin else [])
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(GatewayMiddleware, state=state),
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=CORS_HEADERS),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.router.redirect_slashes = False  # the gateway answers 404 to a trailing slash
+    app.state.mock = state
+    return app
+
+
+def check_route_table(state: MockState) -> None:
+    """Every operation has a handler and every handler an operation, or the mock does not start."""
+    operations = {operation.operation_id for operation in state.spec.operations}
+    missing, orphans = operations - set(HANDLERS), set(HANDLERS) - operations
+    if missing or orphans:
+        raise RouteTableError(
+            f"spec and handlers disagree: operations without a handler: {sorted(missing)}; "
+            f"handlers without an operation: {sorted(orphans)}"
+        )
+
+
+def gateway_routes(state: MockState) -> list[Route]:
+    return [
+        Route(operation.path, endpoint_for(state, operation), methods=[operation.method])
+        for operation in state.spec.operations
+    ]
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's 404/405 in FastAPI's shape: {"detail": "Not Found"}, with Allow on 405."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

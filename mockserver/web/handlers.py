@@ -1,0 +1,150 @@
+"""One handler per operationId: a validated call in, the gateway's status and body out.
+
+Handlers are synchronous on purpose: each makes at most one session-book transaction and never
+awaits in between, so a key's state changes atomically (R8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockserver.domain import DEFAULT_MESSAGES, CloseKind, FaultKind, PingKind, approve
+from mockserver.web.state import MockState
+
+CREATED = "Session created and associated with API key"
+FALLBACK_NOTE = "Private Key not set, using fallback key (FOR DEBUGGING ONLY)"
+CLOSE_MESSAGES = {
+    CloseKind.NONE: "No active session found to close",
+    CloseKind.EXPIRED: "Expired session marked as inactive",
+    CloseKind.CLOSED: "Session closed successfully",
+}
+PING_MESSAGES = {
+    PingKind.NO_SESSION: "No active session found for this API key",
+    PingKind.EXPIRED: "Session is expired and has been marked as inactive",
+    PingKind.ALIVE: "Session is alive",
+    PingKind.DEAD: "Session is dead and has been closed",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request that passed authentication and validation."""
+
+    operation_id: str
+    key: str | None
+    query: Mapping[str, Any] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[MockState, Call], Reply]
+
+
+def _key(call: Call) -> str:
+    assert call.key is not None, f"{call.operation_id} runs only after authentication"
+    return call.key
+
+
+def _draw(state: MockState, kind: FaultKind, key: str) -> Callable[[], str | None]:
+    """An armed fault's message, taken from the plan only if the operation reaches the step it breaks."""
+
+    def draw() -> str | None:
+        fault = state.faults.take(kind, key)
+        return None if fault is None else (fault.message or DEFAULT_MESSAGES[kind])
+
+    return draw
+
+
+def _armed(state: MockState, kind: FaultKind, key: str) -> Callable[[], bool]:
+    return lambda: state.faults.take(kind, key) is not None
+
+
+def _with_note(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "note": FALLBACK_NOTE} if state.config.fallback_key_note else body
+
+
+def create_model_session_api_v1_session_modelsession_post(state: MockState, call: Call) -> Reply:
+    """R1 reuse, R2 switch; `model` echoes the query value as sent."""
+    key, requested = _key(call), call.query["model_id"]
+    assert call.body is not None
+    session = state.book.create_model_session(
+        key,
+        requested,
+        state.models.resolve(requested),
+        call.body["sessionDuration"],
+        fail=_draw(state, FaultKind.CREATE_FAIL, key),
+        verify_fail=_armed(state, FaultKind.VERIFY_FAIL, key),
+    )
+    body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
+    return Reply(200, {**body, "model": requested})
+
+
+def create_bid_session_api_v1_session_bidsession_post(state: MockState, call: Call) -> Reply:
+    """R3: the old session is only deactivated."""
+    key, bid_id = _key(call), call.query["bid_id"]
+    assert call.body is not None
+    fault = _draw(state, FaultKind.CREATE_FAIL, key)
+    session = state.book.create_bid_session(
+        key, bid_id, call.body["sessionDuration"], fail=lambda: state.bids.failure(bid_id) or fault()
+    )
+    body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
+    return Reply(200, _with_note(state, body))
+
+
+def close_session_api_v1_session_closesession_post(state: MockState, call: Call) -> Reply:
+    """R4: none, expired or closed; a close fault leaves the session active (500)."""
+    key = _key(call)
+    outcome = state.book.close(key, fail=_armed(state, FaultKind.CLOSE_FAIL, key))
+    return Reply(200, {"success": True, "message": CLOSE_MESSAGES[outcome.kind], "session_id": outcome.session_id})
+
+
+def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -> Reply:
+    """R5: always 200, told apart by `status`."""
+    key = _key(call)
+    outcome = state.book.ping(
+        key, dead=_draw(state, FaultKind.PING_DEAD, key), error=_draw(state, FaultKind.PING_ERROR, key)
+    )
+    if outcome.kind is PingKind.ERROR:
+        message = f"Error checking session status: {outcome.error}"
+        return Reply(200, {"status": "error", "message": message, "success": False})
+    body: dict[str, Any] = {"status": outcome.kind.value, "message": PING_MESSAGES[outcome.kind]}
+    if outcome.session_id is not None:
+        body["session_id"] = outcome.session_id
+    body["success"] = outcome.kind is PingKind.ALIVE
+    if outcome.kind is PingKind.DEAD:
+        body["error"] = outcome.error
+    return Reply(200, body)
+
+
+def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -> Reply:
+    """The tx hash, or the upstream error as a 200 `error` object."""
+    outcome = approve(state.ids, fault=state.faults.take(FaultKind.APPROVE_ERROR, _key(call)))
+    if outcome.tx is not None:
+        return Reply(200, _with_note(state, {"tx": outcome.tx}))
+    error = {"message": outcome.error_message, "type": outcome.error_type}
+    return Reply(200, _with_note(state, {"error": error}))
+
+
+def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
+    return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
+
+
+HANDLERS: dict[str, Handler] = {
+    handler.__name__: handler
+    for handler in (
+        create_model_session_api_v1_session_modelsession_post,
+        create_bid_session_api_v1_session_bidsession_post,
+        close_session_api_v1_session_closesession_post,
+        ping_session_api_v1_session_pingsession_post,
+        approve_spending_api_v1_session_approve_post,
+        list_models_api_v1_models_get,
+    )
+}

@@ -1,0 +1,42 @@
+"""The request journal: a bounded record of what the mock was asked and answered (keys by prefix only)."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    at: float
+    method: str
+    path: str
+    query: str
+    key: str | None
+    operation_id: str | None
+    status: int
+
+
+class Journal:
+    """Newest entries win; older ones fall off past `size`."""
+
+    def __init__(self, size: int) -> None:
+        self._entries: deque[JournalEntry] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+        with self._lock:
+            newest_first = list(reversed(self._entries))
+        chosen = [entry for entry in newest_first if key is None or entry.key == key]
+        return [asdict(entry) for entry in chosen[:limit]]
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._entries)
+            self._entries.clear()
+        return count

@@ -1,0 +1,67 @@
+"""ASGI middleware: the gateway's X-Process-Time header, and the request journal."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mockserver.domain import key_prefix
+from mockserver.web.journal import Journal, JournalEntry
+from mockserver.web.state import MockState
+
+
+class GatewayMiddleware:
+    """Adds `X-Process-Time` to every response and journals every request (keys by prefix only)."""
+
+    def __init__(self, app: ASGIApp, state: MockState) -> None:
+        self.app = app
+        self.state = state
+        self.operations = {(op.method, op.path): op.operation_id for op in state.spec.operations}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                elapsed = str(time.perf_counter() - started).encode()
+                message["headers"] = [*message.get("headers", []), (b"x-process-time", elapsed)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._journal(scope, status)
+
+    def _journal(self, scope: Scope, status: int) -> None:
+        path = scope["path"]
+        self.state.journal.record(
+            JournalEntry(
+                at=self.state.clock.now(),
+                method=scope["method"],
+                path=path,
+                query=unquote(scope.get("query_string", b"").decode("latin-1")),
+                key=shown_key(Headers(scope=scope).get("authorization")),
+                operation_id=self.operations.get((scope["method"], path)),
+                status=status,
+            )
+        )
+
+
+def shown_key(authorization: str | None) -> str | None:
+    """The 9-character prefix of whatever key-like value the header holds; never the full key."""
+    if not authorization:
+        return None
+    value = authorization.removeprefix("Bearer ").strip()
+    return key_prefix(value) if value.startswith("sk-") else None
+
+
+__all__ = ["GatewayMiddleware", "Journal", "shown_key"]

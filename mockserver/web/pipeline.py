@@ -1,0 +1,97 @@
+"""The gateway's order of checks for one operation, and the domain error -> HTTP table.
+
+Order (gateway-behaviour.md 2.4): the JSON body is parsed first (422 json_invalid even without a
+key), then the API key (401), then query and body validation (one collected 422), then the
+handler. Every answer goes through the self-check against the spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mockserver.config import SelfCheck
+from mockserver.domain import AuthenticationFailed, CloseFailed, CreateFailed, DomainError
+from mockserver.web.errors import SelfCheckFailed
+from mockserver.web.handlers import HANDLERS, Call, Reply
+from mockserver.web.state import MockState
+from mockserver.web.validation import BodyParseError, ValidationFailure, read_body, validate
+from openapi import Operation
+
+logger = logging.getLogger("mockserver")
+AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def error_reply(error: DomainError) -> Reply:
+    """The one table from domain errors to the gateway's statuses."""
+    if isinstance(error, AuthenticationFailed):
+        return Reply(401, {"detail": str(error)}, AUTH_HEADERS)
+    if isinstance(error, CreateFailed | CloseFailed):
+        return Reply(500, {"detail": str(error)})
+    return Reply(500, {"detail": f"Unexpected error: {error}"})
+
+
+def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
+    """The Starlette endpoint that serves `operation` as the gateway did."""
+    handler = HANDLERS[operation.operation_id]
+
+    async def endpoint(request: Request) -> Response:
+        reply = await _answer(state, operation, request)
+        if reply.status == 200 and operation.requires_api_key:
+            delay = state.faults.latency(str(request.state.key), operation.operation_id)
+            if delay:
+                await asyncio.sleep(delay)
+        return respond(state, operation.operation_id, reply)
+
+    async def _answer(state: MockState, operation: Operation, request: Request) -> Reply:
+        body: object = None
+        if operation.request_body is not None:
+            body = read_body(operation.operation_id, request.headers.get("content-type"), await request.body())
+            if isinstance(body, ValidationFailure | BodyParseError):
+                return _failure(body)
+        try:
+            key = _authenticate(state, operation, request)
+            checked = validate(operation.operation_id, request.query_params.multi_items(), body)
+            if isinstance(checked, ValidationFailure):
+                return _failure(checked)
+            return handler(state, Call(operation.operation_id, key, checked.query, checked.body))
+        except DomainError as error:
+            return error_reply(error)
+
+    endpoint.__name__ = operation.operation_id
+    return endpoint
+
+
+def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:
+    key = state.keys.authenticate(request.headers.get("authorization")) if operation.requires_api_key else None
+    request.state.key = key
+    return key
+
+
+def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
+    if isinstance(failure, BodyParseError):
+        return Reply(400, {"detail": failure.detail})
+    return Reply(422, failure.body())
+
+
+def respond(state: MockState, operation_id: str, reply: Reply) -> Response:
+    """The JSON response, after the self-check of its body against the spec."""
+    if state.config.self_check is not SelfCheck.OFF:
+        check_reply(state, operation_id, reply)
+    return JSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
+
+
+def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:
+    problems = [str(error) for error in state.validators.body_errors(operation_id, reply.status, reply.body)]
+    if not problems:
+        return
+    failure = SelfCheckFailed(operation_id, reply.status, problems)
+    if state.config.self_check is SelfCheck.RAISE:
+        raise failure
+    logger.error("%s", failure)

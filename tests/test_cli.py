@@ -1,0 +1,80 @@
+"""`python -m mockserver` as a user starts it: the banner's curl works, R1 and R2 hold, SIGTERM exits 0."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import KEY
+
+START_TIMEOUT = 20
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "--port", "0", "--key", KEY, "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    banner = [process.stdout.readline() for _ in range(7)]
+    try:
+        yield process, banner
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)  # also closes the pipes
+
+
+def _curl(banner: list[str], model: str | None = None) -> dict[str, str]:
+    command = "".join(banner[3:]).split("try:", 1)[-1]
+    if model is not None:
+        command = command.replace("model_id=mistral-31-24b", f"model_id={model}")
+    run = subprocess.run(
+        ["bash", "-c", command.strip() + " --silent --show-error"], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    body: dict[str, str] = json.loads(run.stdout)
+    return body
+
+
+def test_the_printed_curl_opens_a_session_and_r1_r2_hold(served: tuple[subprocess.Popen[str], list[str]]) -> None:
+    process, banner = served
+    assert re.match(
+        r"Morpheus mock gateway \(session API of v1\.14\.0\) on http://127\.0\.0\.1:\d+$", banner[0].strip()
+    )
+    assert banner[1].strip() == "keys: 1 registered"
+    first = _curl(banner)
+    assert first["success"] is True
+    assert first["api_key_prefix"] == "sk-AbC123"
+    assert _curl(banner)["session_id"] == first["session_id"]  # R1
+    assert _curl(banner, "llama-3.3-70b")["session_id"] != first["session_id"]  # R2
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=START_TIMEOUT) == 0
+
+
+def test_a_bad_key_stops_the_start_with_a_clear_message() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--key", "sk-nope"], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 2
+    assert "morpheus-mock: API key 'sk-nope'" in run.stderr
+    assert "sk-nope" not in run.stdout
+
+
+def test_a_busy_port_stops_the_start_with_a_clear_message(served: tuple[subprocess.Popen[str], list[str]]) -> None:
+    _, banner = served
+    port = banner[0].rsplit(":", 1)[1].strip()
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--port", port], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stderr

@@ -1,0 +1,99 @@
+"""The mock's configuration: flags, environment variables, keys files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mockserver.config import Config, SelfCheck, config_from_args
+from mockserver.web.errors import WebError
+from mockserver.web.state import load_keys
+from tests.conftest import KEY, KEY2
+
+
+def test_defaults_bind_to_loopback() -> None:
+    config = config_from_args([], {})
+    assert config == Config()
+    assert (config.host, config.port, config.admin, config.self_check) == ("127.0.0.1", 8000, False, SelfCheck.LOG)
+
+
+def test_every_flag_is_read(tmp_path: Path) -> None:
+    argv = [
+        "--host", "0.0.0.0", "--port", "0", "--key", KEY, "--key", KEY2, "--keys", str(tmp_path / "k"),
+        "--models", str(tmp_path / "m"), "--bids", str(tmp_path / "b"), "--seed", "5", "--accept-any-key",
+        "--revoked-keys-work", "--admin", "--admin-token", "t", "--self-check", "raise", "--no-fallback-note",
+        "--min-session-duration", "0", "--log-level", "debug",
+    ]  # fmt: skip
+    assert config_from_args(argv, {}) == Config(
+        host="0.0.0.0",
+        port=0,
+        keys=(KEY, KEY2),
+        keys_file=tmp_path / "k",
+        models_file=tmp_path / "m",
+        bids_file=tmp_path / "b",
+        seed=5,
+        accept_any_key=True,
+        revoked_keys_work=True,
+        admin=True,
+        admin_token="t",
+        self_check=SelfCheck.RAISE,
+        fallback_key_note=False,
+        min_session_duration=0,
+        log_level="debug",
+    )
+
+
+def test_environment_variables_are_defaults_that_flags_override() -> None:
+    environ = {
+        "MORPHEUS_MOCK_PORT": "9001",
+        "MORPHEUS_MOCK_KEY": f"{KEY} {KEY2}",
+        "MORPHEUS_MOCK_SEED": "9",
+        "MORPHEUS_MOCK_ADMIN": "yes",
+        "MORPHEUS_MOCK_ACCEPT_ANY_KEY": "1",
+        "MORPHEUS_MOCK_ADMIN_TOKEN": "tok",
+    }
+    config = config_from_args([], environ)
+    assert (config.port, config.keys, config.seed, config.admin, config.accept_any_key) == (
+        9001,
+        (KEY, KEY2),
+        9,
+        True,
+        True,
+    )
+    assert config.admin_token == "tok"
+    assert config_from_args(["--port", "9002"], environ).port == 9002
+
+
+def test_a_bad_boolean_environment_variable_stops_the_start() -> None:
+    with pytest.raises(SystemExit, match="MORPHEUS_MOCK_ADMIN='maybe'"):
+        config_from_args([], {"MORPHEUS_MOCK_ADMIN": "maybe"})
+
+
+def test_keys_file_holds_keys_legacy_prefixes_and_revoked_keys(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    revoked = "sk-AbC123." + "f" * 64  # shares the prefix of KEY: revoking it must not revoke KEY
+    path.write_text(f"# team keys\n{KEY}\n\nlegacy sk-Legacy  # old style\nrevoked {revoked}\n")
+    registry = load_keys(Config(keys_file=path))
+    assert registry.authenticate(f"Bearer {KEY}") == "sk-AbC123"
+    assert registry.authenticate("sk-Legacy.whatever") == "sk-Legacy"
+    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True} in registry.describe()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("sk-bad\n", "line 1: API key 'sk-bad'"),
+        (f"{KEY}\nlegacy a b\n", "line 2: expected KEY, 'legacy PREFIX' or 'revoked KEY'"),
+    ],
+)
+def test_a_bad_keys_file_names_the_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "keys.txt"
+    path.write_text(content)
+    with pytest.raises(WebError, match=message):
+        load_keys(Config(keys_file=path))
+
+
+def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(WebError, match=r"keys file .*nope\.txt: No such file or directory"):
+        load_keys(Config(keys_file=tmp_path / "nope.txt"))

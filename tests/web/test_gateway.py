@@ -1,0 +1,269 @@
+"""Gateway details over HTTP: routing, headers, auth answers, models list, faults, self-check, route table."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from mockserver.config import Config, SelfCheck
+from mockserver.web import handlers
+from mockserver.web.app import create_app
+from mockserver.web.errors import RouteTableError, SelfCheckFailed
+from mockserver.web.handlers import Reply
+from openapi import Spec, load_spec, thaw
+from tests.conftest import KEY, ClientFactory
+from tests.web.helpers import SESSION, approve, arm, bid_session, close, model_session, ping
+
+TOO_SHORT = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"SessionTooShort"}'
+
+
+def test_every_response_carries_x_process_time(client: TestClient) -> None:
+    for response in (
+        model_session(client),
+        client.post("/nope"),
+        client.get(f"{SESSION}/pingsession"),
+        ping(client, key="x"),
+    ):
+        assert re.fullmatch(r"[0-9.e-]+", response.headers["x-process-time"])
+
+
+def test_the_models_list_needs_no_key_and_lists_the_model_table(client: TestClient) -> None:
+    response = client.get("/api/v1/models")
+    assert response.status_code == 200
+    names = [model["id"] for model in response.json()["data"]]
+    assert names[:2] == ["mistral-31-24b", "llama-3.3-70b"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        (None, "API key missing"),
+        ("", "API key missing"),
+        (f"bearer {KEY}", "Invalid API key format. Must start with sk-"),
+        (f"Bearer  {KEY}", "Invalid API key format. Must start with sk-"),
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "Invalid API key format. Must start with sk-"),
+        ("sk-AbC123", "Invalid API key"),
+        (KEY[:-1] + "0", "Invalid API key"),
+    ],
+    ids=["missing", "empty", "lower-bearer", "two-spaces", "jwt", "prefix-only", "wrong-secret"],
+)
+def test_auth_failures_are_401_with_www_authenticate(
+    client: TestClient, authorization: str | None, detail: str
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = client.post(f"{SESSION}/pingsession", headers=headers)
+    assert (response.status_code, response.json()) == (401, {"detail": detail})
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "authorization", [KEY, f"Bearer {KEY}", f"Bearer Bearer {KEY}"], ids=["bare", "bearer", "twice"]
+)
+def test_accepted_header_forms(client: TestClient, authorization: str) -> None:
+    assert client.post(f"{SESSION}/pingsession", headers={"Authorization": authorization}).status_code == 200
+
+
+def test_accept_any_key_takes_every_well_formed_key(make_client: ClientFactory) -> None:
+    client = make_client(keys=(), accept_any_key=True)
+    stranger = "sk-Strang.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    assert model_session(client, key=stranger).json()["api_key_prefix"] == "sk-Strang"
+    assert model_session(client, key="sk-Strang.notwellformed").status_code == 401
+
+
+def test_durations_under_the_chains_minimum_fail_as_the_proxy_router(client: TestClient) -> None:
+    response = model_session(client, sessionDuration=299)
+    assert (response.status_code, response.json()) == (500, {"detail": TOO_SHORT})
+    assert model_session(client, sessionDuration=300).status_code == 200
+
+
+def test_the_minimum_duration_is_configurable(make_client: ClientFactory) -> None:
+    assert model_session(make_client(min_session_duration=0), sessionDuration=1).status_code == 200
+
+
+def test_without_the_fallback_key_there_is_no_note(make_client: ClientFactory) -> None:
+    client = make_client(fallback_key_note=False)
+    assert "note" not in bid_session(client).json()
+    assert "note" not in approve(client).json()
+
+
+def test_create_fault_fails_the_next_create_and_the_old_session_stays_closed(client: TestClient) -> None:
+    model_session(client)
+    arm(client, "create_fail", count=1, message="provider down")
+    failed = model_session(client, "llama-3.3-70b")
+    assert (failed.status_code, failed.json()) == (
+        500,
+        {"detail": 'Error from proxy router: Failed to create session: HTTP 500: {"error":"provider down"}'},
+    )
+    assert ping(client).json()["status"] == "no_session"
+    assert model_session(client).status_code == 200
+
+
+def test_create_fault_on_bidsession(client: TestClient) -> None:
+    arm(client, "create_fail")
+    failed = bid_session(client)
+    assert failed.status_code == 500
+    assert failed.json()["detail"].startswith("Error from proxy router: Failed to create bid session: HTTP 500: ")
+
+
+def test_verify_fault(client: TestClient) -> None:
+    arm(client, "verify_fail", count=1)
+    failed = model_session(client)
+    assert failed.json() == {"detail": "Unexpected error: 500: Session created but not valid in proxy router"}
+    assert ping(client).json()["status"] == "no_session"
+
+
+def test_close_fault_leaves_the_session_active(client: TestClient) -> None:
+    opened = model_session(client).json()["session_id"]
+    arm(client, "close_fail", count=1)
+    failed = close(client)
+    assert (failed.status_code, failed.json()) == (
+        500,
+        {"detail": "Error closing session: 500: Failed to close session"},
+    )
+    assert ping(client).json()["session_id"] == opened
+    assert close(client).json()["message"] == "Session closed successfully"
+
+
+def test_ping_dead_fault_closes_the_session(client: TestClient) -> None:
+    opened = model_session(client).json()["session_id"]
+    arm(client, "ping_dead", message="No response received from chat completion")
+    assert ping(client).json() == {
+        "status": "dead",
+        "message": "Session is dead and has been closed",
+        "session_id": opened,
+        "success": False,
+        "error": "No response received from chat completion",
+    }
+    assert close(client).json()["session_id"] is None
+
+
+def test_ping_error_fault(client: TestClient) -> None:
+    arm(client, "ping_error", message="database is locked")
+    assert ping(client).json() == {
+        "status": "error",
+        "message": "Error checking session status: database is locked",
+        "success": False,
+    }
+
+
+def test_approve_answers_a_tx_or_its_error_with_200(client: TestClient) -> None:
+    assert re.fullmatch(r"0x[0-9a-f]{64}", approve(client).json()["tx"])
+    arm(client, "approve_error", count=1)
+    failed = approve(client)
+    assert failed.status_code == 200
+    assert failed.json()["error"] == {
+        "message": 'HTTP 500: {"error":"insufficient funds for gas"}',
+        "type": "server_error",
+    }
+
+
+def test_faults_for_one_key_leave_other_keys_alone(client: TestClient) -> None:
+    from tests.conftest import KEY2
+
+    arm(client, "create_fail", key="sk-XyZ789")
+    assert model_session(client).status_code == 200
+    assert model_session(client, key=KEY2).status_code == 500
+
+
+def test_latency_fault_delays_the_answer(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("mockserver.web.pipeline.asyncio.sleep", fake_sleep)
+    arm(client, "latency", seconds=0.25, operation="ping_session_api_v1_session_pingsession_post")
+    ping(client)
+    model_session(client)
+    assert slept == [0.25]
+
+
+def test_seeded_mocks_hand_out_the_same_ids(make_client: ClientFactory) -> None:
+    first = model_session(make_client(seed=11)).json()["session_id"]
+    assert model_session(make_client(seed=11)).json()["session_id"] == first
+    assert model_session(make_client(seed=12)).json()["session_id"] != first
+
+
+def _broken(state: Any, call: Any) -> Reply:
+    return Reply(200, {"status": "alive", "message": "Session is alive", "success": True})
+
+
+def test_self_check_raises_in_tests(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(handlers.HANDLERS, "ping_session_api_v1_session_pingsession_post", _broken)
+    broken = TestClient(create_app(Config(keys=(KEY,), self_check=SelfCheck.RAISE)))
+    with pytest.raises(SelfCheckFailed, match=r"\$: 'session_id' is a required property"):
+        ping(broken)
+
+
+def test_self_check_logs_when_serving(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(handlers.HANDLERS, "ping_session_api_v1_session_pingsession_post", _broken)
+    serving = TestClient(create_app(Config(keys=(KEY,), self_check=SelfCheck.LOG)))
+    with caplog.at_level(logging.ERROR, logger="mockserver"):
+        assert ping(serving).status_code == 200
+    assert "self-check: ping_session_api_v1_session_pingsession_post answered 200" in caplog.text
+
+
+def test_self_check_off(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(handlers.HANDLERS, "ping_session_api_v1_session_pingsession_post", _broken)
+    quiet = TestClient(create_app(Config(keys=(KEY,), self_check=SelfCheck.OFF)))
+    assert ping(quiet).status_code == 200
+    assert "self-check" not in caplog.text
+
+
+def test_an_operation_without_a_handler_stops_the_start() -> None:
+    document = thaw(load_spec().document)
+    document["paths"]["/api/v1/extra"] = {
+        "get": {"operationId": "extra_get", "responses": {"200": {"description": "x"}}}
+    }
+    del document["paths"]["/api/v1/models"]
+    with pytest.raises(
+        RouteTableError, match=r"without a handler: \['extra_get'\].*without an operation: \['list_models"
+    ):
+        create_app(Config(), spec=Spec(document, name="edited.yaml"))
+
+
+def test_unexpected_domain_errors_are_500_unexpected_error(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mockserver.domain import DomainError
+
+    def explode(state: Any, call: Any) -> Reply:
+        raise DomainError("database is locked")
+
+    monkeypatch.setitem(handlers.HANDLERS, "close_session_api_v1_session_closesession_post", explode)
+    broken = TestClient(create_app(Config(keys=(KEY,), self_check=SelfCheck.RAISE)))
+    assert close(broken).json() == {"detail": "Unexpected error: database is locked"}
+
+
+def test_cors_preflight_allows_the_gateways_headers(client: TestClient) -> None:
+    response = client.options(
+        f"{SESSION}/modelsession",
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert response.status_code == 200
+    assert "Authorization" in response.headers["access-control-allow-headers"]
+
+
+def test_a_body_that_cannot_be_decoded_is_400(client: TestClient) -> None:
+    response = client.post(
+        f"{SESSION}/modelsession",
+        params={"model_id": "m"},
+        content=b'{"sessionDuration": "\xff"}',
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    assert (response.status_code, response.json()) == (400, {"detail": "There was an error parsing the body"})
+
+
+def test_a_system_clock_cannot_be_moved(make_client: ClientFactory) -> None:
+    from mockserver.domain import SystemClock
+
+    client = TestClient(create_app(Config(admin=True), clock=SystemClock()))
+    response = client.post("/__admin/clock/advance", json={"seconds": 1})
+    assert response.status_code == 409
+    assert response.json()["title"] == "Clock not controllable"
