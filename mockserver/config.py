@@ -37,6 +37,7 @@ class Config:
     self_check: SelfCheck = SelfCheck.LOG
     fallback_key_note: bool = True
     min_session_duration: int = 300
+    enforce_https: bool = False
     journal_size: int = 1000
     history_size: int = 1000
     log_level: str = "info"
@@ -119,6 +120,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=int(env("MIN_SESSION_DURATION", "300") or 300),
         help="shortest duration the simulated chain accepts (default 300 s; 0 = no limit)",
     )
+    add(
+        "--enforce-https",
+        action="store_true",
+        default=_env_flag(environ, "ENFORCE_HTTPS"),
+        help="answer plain HTTP to a non-local host with the gateway's 426, as the gateway did",
+    )
     add("--log-level", default=env("LOG_LEVEL", "info"), choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -141,5 +148,6 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         self_check=SelfCheck(args.self_check),
         fallback_key_note=not args.no_fallback_note,
         min_session_duration=args.min_session_duration,
+        enforce_https=args.enforce_https,
         log_level=args.log_level,
     )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def served() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
         process.communicate(timeout=10)  # also closes the pipes
 
 
-def _curl(banner: list[str], model: str | None = None) -> dict[str, str]:
+def _curl(banner: list[str], model: str | None = None) -> dict[str, Any]:
     command = "".join(banner[3:]).split("try:", 1)[-1]
     if model is not None:
         command = command.replace("model_id=mistral-31-24b", f"model_id={model}")
@@ -42,7 +43,7 @@ def _curl(banner: list[str], model: str | None = None) -> dict[str, str]:
         ["bash", "-c", command.strip() + " --silent --show-error"], capture_output=True, text=True, timeout=30
     )
     assert run.returncode == 0, run.stderr
-    body: dict[str, str] = json.loads(run.stdout)
+    body: dict[str, Any] = json.loads(run.stdout)
     return body
 
 

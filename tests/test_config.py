@@ -23,7 +23,7 @@ def test_every_flag_is_read(tmp_path: Path) -> None:
         "--host", "0.0.0.0", "--port", "0", "--key", KEY, "--key", KEY2, "--keys", str(tmp_path / "k"),
         "--models", str(tmp_path / "m"), "--bids", str(tmp_path / "b"), "--seed", "5", "--accept-any-key",
         "--revoked-keys-work", "--admin", "--admin-token", "t", "--self-check", "raise", "--no-fallback-note",
-        "--min-session-duration", "0", "--log-level", "debug",
+        "--min-session-duration", "0", "--enforce-https", "--log-level", "debug",
     ]  # fmt: skip
     assert config_from_args(argv, {}) == Config(
         host="0.0.0.0",
@@ -40,6 +40,7 @@ def test_every_flag_is_read(tmp_path: Path) -> None:
         self_check=SelfCheck.RAISE,
         fallback_key_note=False,
         min_session_duration=0,
+        enforce_https=True,
         log_level="debug",
     )
 

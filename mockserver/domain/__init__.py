@@ -2,16 +2,20 @@
 
 from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, approve
 from mockserver.domain.book import SessionBook
+from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
 from mockserver.domain.clock import FAKE_START, MAX_TIME, Clock, FakeClock, OffsetClock, SystemClock
 from mockserver.domain.errors import (
+    AuthBackendFailed,
     AuthenticationFailed,
     CloseFailed,
     CreateFailed,
+    CreateRefused,
     DomainError,
     InvalidFault,
     InvalidKeyFormat,
     InvalidTable,
     InvalidTime,
+    KeyLookupFailed,
     UnknownKey,
 )
 from mockserver.domain.faults import DEFAULT_MESSAGES, Fault, FaultKind, FaultPlan
@@ -49,8 +53,10 @@ from mockserver.domain.upstream import (
 __all__ = [
     "API_KEY_MISSING",
     "APPROVE_ERROR_TYPE",
+    "AUTH_STEPS",
     "BID_NOT_FOUND",
     "CLOSE_FAILED",
+    "CREATE_STEPS",
     "DEFAULT_MESSAGES",
     "DEFAULT_MODEL",
     "FAKE_START",
@@ -61,6 +67,7 @@ __all__ = [
     "VERIFY_FAILED",
     "ApiKey",
     "ApproveOutcome",
+    "AuthBackendFailed",
     "AuthenticationFailed",
     "BidTable",
     "Clock",
@@ -68,6 +75,7 @@ __all__ = [
     "CloseKind",
     "CloseOutcome",
     "CreateFailed",
+    "CreateRefused",
     "DomainError",
     "EndReason",
     "FakeClock",
@@ -80,6 +88,7 @@ __all__ = [
     "InvalidKeyFormat",
     "InvalidTable",
     "InvalidTime",
+    "KeyLookupFailed",
     "KeyRegistry",
     "Model",
     "ModelTable",
@@ -93,6 +102,9 @@ __all__ = [
     "SystemClock",
     "UnknownKey",
     "approve",
+    "auth_error",
+    "close_error",
+    "create_error",
     "is_well_formed",
     "key_prefix",
     "parse_authorization",

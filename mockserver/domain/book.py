@@ -81,7 +81,7 @@ class SessionBook:
         resolved: str,
         duration: int,
         *,
-        fail: str | None | Armed[str | None] = None,
+        fail: str | None | Armed[str | DomainError | None] = None,
         verify_fail: bool | Armed[bool] = False,
     ) -> Session:
         """R1: reuse the session on the same model; R2: else end the old one and open a new one.
@@ -91,7 +91,8 @@ class SessionBook:
                 `verify_fail`. The old session stays ended and the key has none.
         """
 
-        draw_fail, draw_verify_fail = _once(fail), _once(verify_fail)
+        draw_fail: Armed[str | DomainError | None] = _once(fail)
+        draw_verify_fail: Armed[bool] = _once(verify_fail)
 
         def decide(current: Session | None, now: float) -> Decision[Session]:
             if _reusable(current, now, resolved):
@@ -101,7 +102,7 @@ class SessionBook:
                 return current, _Step(current)
             ended = _end(current, now, EndReason.SWITCHED)
             opened = self._open(key, SessionKind.MODEL, resolved, requested, duration, now, draw_fail)
-            if isinstance(opened, CreateFailed):
+            if isinstance(opened, DomainError):
                 return None, _Step(opened, ended)
             if draw_verify_fail():
                 return None, _Step(CreateFailed(VERIFY_FAILED), (*ended, opened.ended(now, EndReason.VERIFY_FAILED)))
@@ -110,7 +111,7 @@ class SessionBook:
         return self._run(key, decide)
 
     def create_bid_session(
-        self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | None] = None
+        self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | DomainError | None] = None
     ) -> Session:
         """R3: deactivate the old session (no close), then open a bid session (`model` = bid id).
 
@@ -118,12 +119,12 @@ class SessionBook:
             CreateFailed: as `create_model_session`; the old session stays deactivated.
         """
 
-        draw_fail = _once(fail)
+        draw_fail: Armed[str | DomainError | None] = _once(fail)
 
         def decide(current: Session | None, now: float) -> Decision[Session]:
             ended = _end(current, now, EndReason.DEACTIVATED)
             opened = self._open(key, SessionKind.BID, bid_id, bid_id, duration, now, draw_fail)
-            return (None if isinstance(opened, CreateFailed) else opened), _Step(opened, ended)
+            return (None if isinstance(opened, DomainError) else opened), _Step(opened, ended)
 
         return self._run(key, decide)
 
@@ -202,9 +203,11 @@ class SessionBook:
         requested: str,
         duration: int,
         now: float,
-        draw_fail: Armed[str | None],
-    ) -> Session | CreateFailed:
+        draw_fail: Armed[str | DomainError | None],
+    ) -> Session | DomainError:
         fail = draw_fail()
+        if isinstance(fail, DomainError):
+            return fail
         if fail is not None:
             return upstream_failure(kind, 500, fail)
         # 0 is falsy at the gateway: the user's automation default applies.

@@ -2,6 +2,9 @@
 
 * DomainError
   - AuthenticationFailed  the Authorization header does not name a usable API key
+  - KeyLookupFailed       the key's row was not found by the second lookup (the gateway's 400)
+  - AuthBackendFailed     the key could not be checked at all (the gateway's 500)
+  - CreateRefused         the gateway refused to open a session (a ValueError in its handler: 400)
   - CreateFailed          a model or bid session could not be opened (R1-R3, R6)
   - CloseFailed           the upstream close failed; the session stays active (R4)
   - InvalidKeyFormat      a key or prefix given to the registry is not well-formed
@@ -29,6 +32,18 @@ class DomainError(Exception):
 
 class AuthenticationFailed(DomainError):
     """The request's API key is missing, malformed, unknown, wrong or revoked."""
+
+
+class KeyLookupFailed(DomainError):
+    """The second key dependency did not find the key (`API key not found`)."""
+
+
+class AuthBackendFailed(DomainError):
+    """The key check itself failed (`Unexpected error validating API key: ...`)."""
+
+
+class CreateRefused(DomainError):
+    """The gateway refused to open a session before or after asking upstream (its ValueErrors)."""
 
 
 class CreateFailed(DomainError):

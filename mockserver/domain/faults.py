@@ -18,6 +18,20 @@ class FaultKind(Enum):
     CLOSE_FAIL = "close_fail"  # closesession: the upstream close fails (R4)
     APPROVE_ERROR = "approve_error"  # approve: the proxy-router reports an error (HTTP 200 body)
     LATENCY = "latency"  # any operation (or one operationId) answers `seconds` later
+    # The rest of the gateway's error catalogue (gateway-behaviour.md section 3), one kind per cause.
+    AUTH_NO_USER = "auth_no_user"  # any keyed operation: 401, the key has no user
+    AUTH_KEY_NOT_FOUND = "auth_key_not_found"  # any keyed operation: 400, the second key lookup fails
+    AUTH_BACKEND = "auth_backend"  # any keyed operation: 500, the key check itself fails
+    KEY_ROW_VANISHED = "key_row_vanished"  # modelsession: the key row vanished under the lock
+    AUTOMATION_DISABLED = "automation_disabled"  # modelsession with sessionDuration 0: automation is off
+    DEFAULT_MODEL_ERROR = "default_model_error"  # modelsession: the default model cannot be resolved
+    NO_SIGNING_KEY = "no_signing_key"  # creates and approve: no private key and no fallback key
+    BAD_BLOCKCHAIN_ID = "bad_blockchain_id"  # modelsession: the resolved id does not start with 0x
+    MISSING_ENVIRONMENT = "missing_environment"  # bidsession: CHAIN_ID etc. not configured
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"  # creates: the proxy-router cannot be reached
+    NO_SESSION_ID = "no_session_id"  # creates: the proxy-router's answer has no session id
+    CLOSE_ERROR = "close_error"  # closesession: any other exception
+    MODELS_ERROR = "models_error"  # the models list cannot be fetched (arm it for every key: no key is sent)
 
 
 DEFAULT_MESSAGES = {
@@ -28,6 +42,12 @@ DEFAULT_MESSAGES = {
     ),
     FaultKind.PING_ERROR: "database is locked",
     FaultKind.APPROVE_ERROR: 'HTTP 500: {"error":"insufficient funds for gas"}',
+    FaultKind.AUTH_BACKEND: "connection refused",
+    FaultKind.DEFAULT_MODEL_ERROR: "no active models",
+    FaultKind.MISSING_ENVIRONMENT: "CHAIN_ID, DIAMOND_CONTRACT_ADDRESS",
+    FaultKind.UPSTREAM_UNREACHABLE: "All connection attempts failed",
+    FaultKind.CLOSE_ERROR: "connection refused",
+    FaultKind.MODELS_ERROR: "connection refused",
 }
 
 

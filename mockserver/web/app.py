@@ -15,6 +15,7 @@ from mockserver.domain import Clock
 from mockserver.web.admin import admin_routes
 from mockserver.web.errors import RouteTableError
 from mockserver.web.handlers import HANDLERS
+from mockserver.web.https import HttpsEnforcement
 from mockserver.web.middleware import GatewayMiddleware
 from mockserver.web.pipeline import endpoint_for
 from mockserver.web.state import MockState, build_state
@@ -29,9 +30,11 @@ def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None 
     state = build_state(config, clock=clock, spec=spec)
     check_route_table(state)
     routes = gateway_routes(state) + (admin_routes(state) if config.admin else [])
+    https = [Middleware(HttpsEnforcement)] if config.enforce_https else []
     app = Starlette(
         routes=routes,
         middleware=[
+            *https,
             Middleware(GatewayMiddleware, state=state),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=CORS_HEADERS),
         ],

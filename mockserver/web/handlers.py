@@ -10,7 +10,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver.domain import DEFAULT_MESSAGES, CloseKind, FaultKind, PingKind, approve
+from mockserver.domain import (
+    CREATE_STEPS,
+    DEFAULT_MESSAGES,
+    CloseKind,
+    DomainError,
+    FaultKind,
+    PingKind,
+    SessionKind,
+    approve,
+    close_error,
+    create_error,
+)
+from mockserver.domain.catalogue import APPROVE_NO_SIGNING_KEY
 from mockserver.web.state import MockState
 
 CREATED = "Session created and associated with API key"
@@ -67,6 +79,23 @@ def _armed(state: MockState, kind: FaultKind, key: str) -> Callable[[], bool]:
     return lambda: state.faults.take(kind, key) is not None
 
 
+def _create_failure(
+    state: MockState, key: str, kind: SessionKind, requested: str, duration: int
+) -> Callable[[], DomainError | None]:
+    """The first create step an armed fault breaks, in the gateway's order; drawn only when a session opens."""
+
+    def draw() -> DomainError | None:
+        for step in CREATE_STEPS[kind]:
+            if step is FaultKind.AUTOMATION_DISABLED and duration != 0:
+                continue  # only a zero duration consults the automation setting
+            fault = state.faults.take(step, key)
+            if fault is not None:
+                return create_error(fault, kind, requested)
+        return None
+
+    return draw
+
+
 def _with_note(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "note": FALLBACK_NOTE} if state.config.fallback_key_note else body
 
@@ -75,12 +104,13 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
     """R1 reuse, R2 switch; `model` echoes the query value as sent."""
     key, requested = _key(call), call.query["model_id"]
     assert call.body is not None
+    duration = call.body["sessionDuration"]
     session = state.book.create_model_session(
         key,
         requested,
         state.models.resolve(requested),
-        call.body["sessionDuration"],
-        fail=_draw(state, FaultKind.CREATE_FAIL, key),
+        duration,
+        fail=_create_failure(state, key, SessionKind.MODEL, requested, duration),
         verify_fail=_armed(state, FaultKind.VERIFY_FAIL, key),
     )
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
@@ -91,10 +121,9 @@ def create_bid_session_api_v1_session_bidsession_post(state: MockState, call: Ca
     """R3: the old session is only deactivated."""
     key, bid_id = _key(call), call.query["bid_id"]
     assert call.body is not None
-    fault = _draw(state, FaultKind.CREATE_FAIL, key)
-    session = state.book.create_bid_session(
-        key, bid_id, call.body["sessionDuration"], fail=lambda: state.bids.failure(bid_id) or fault()
-    )
+    duration = call.body["sessionDuration"]
+    failure = _create_failure(state, key, SessionKind.BID, bid_id, duration)
+    session = state.book.create_bid_session(key, bid_id, duration, fail=lambda: state.bids.failure(bid_id) or failure())
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
     return Reply(200, _with_note(state, body))
 
@@ -102,6 +131,9 @@ def create_bid_session_api_v1_session_bidsession_post(state: MockState, call: Ca
 def close_session_api_v1_session_closesession_post(state: MockState, call: Call) -> Reply:
     """R4: none, expired or closed; a close fault leaves the session active (500)."""
     key = _key(call)
+    broken = state.faults.take(FaultKind.CLOSE_ERROR, key)
+    if broken is not None:
+        raise close_error(broken)  # an unexpected exception: the session is left as it was
     outcome = state.book.close(key, fail=_armed(state, FaultKind.CLOSE_FAIL, key))
     return Reply(200, {"success": True, "message": CLOSE_MESSAGES[outcome.kind], "session_id": outcome.session_id})
 
@@ -126,7 +158,10 @@ def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -
 
 def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -> Reply:
     """The tx hash, or the upstream error as a 200 `error` object."""
-    outcome = approve(state.ids, fault=state.faults.take(FaultKind.APPROVE_ERROR, _key(call)))
+    key = _key(call)
+    if state.faults.take(FaultKind.NO_SIGNING_KEY, key) is not None:
+        return Reply(200, {"error": {"message": APPROVE_NO_SIGNING_KEY, "type": "PrivateKeyNotFound"}})
+    outcome = approve(state.ids, fault=state.faults.take(FaultKind.APPROVE_ERROR, key))
     if outcome.tx is not None:
         return Reply(200, _with_note(state, {"tx": outcome.tx}))
     error = {"message": outcome.error_message, "type": outcome.error_type}
@@ -134,6 +169,12 @@ def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -
 
 
 def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
+    """The model table; a global models_error fault stands for the model source failing."""
+    broken = state.faults.take(FaultKind.MODELS_ERROR, "")
+    if broken is not None:
+        return Reply(
+            500, {"detail": f"Error fetching active models: {broken.message or DEFAULT_MESSAGES[broken.kind]}"}
+        )
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
 
 

@@ -15,7 +15,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mockserver.config import SelfCheck
-from mockserver.domain import AuthenticationFailed, CloseFailed, CreateFailed, DomainError
+from mockserver.domain import (
+    AUTH_STEPS,
+    AuthBackendFailed,
+    AuthenticationFailed,
+    CloseFailed,
+    CreateFailed,
+    CreateRefused,
+    DomainError,
+    KeyLookupFailed,
+    auth_error,
+)
 from mockserver.web.errors import SelfCheckFailed
 from mockserver.web.handlers import HANDLERS, Call, Reply
 from mockserver.web.state import MockState
@@ -32,7 +42,9 @@ def error_reply(error: DomainError) -> Reply:
     """The one table from domain errors to the gateway's statuses."""
     if isinstance(error, AuthenticationFailed):
         return Reply(401, {"detail": str(error)}, AUTH_HEADERS)
-    if isinstance(error, CreateFailed | CloseFailed):
+    if isinstance(error, KeyLookupFailed | CreateRefused):
+        return Reply(400, {"detail": str(error)})
+    if isinstance(error, CreateFailed | CloseFailed | AuthBackendFailed):
         return Reply(500, {"detail": str(error)})
     return Reply(500, {"detail": f"Unexpected error: {error}"})
 
@@ -69,8 +81,14 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
 
 
 def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:
+    """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
     key = state.keys.authenticate(request.headers.get("authorization")) if operation.requires_api_key else None
     request.state.key = key
+    if key is not None:
+        for step in AUTH_STEPS:
+            fault = state.faults.take(step, key)
+            if fault is not None:
+                raise auth_error(fault)
     return key
 
 

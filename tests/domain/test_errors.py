@@ -6,21 +6,27 @@ import pytest
 
 from mockserver import domain
 from mockserver.domain import (
+    AuthBackendFailed,
     AuthenticationFailed,
     CloseFailed,
     CreateFailed,
+    CreateRefused,
     DomainError,
     InvalidFault,
     InvalidKeyFormat,
     InvalidTable,
     InvalidTime,
+    KeyLookupFailed,
     UnknownKey,
 )
 
 ERRORS = [
+    AuthBackendFailed,
     AuthenticationFailed,
     CloseFailed,
     CreateFailed,
+    CreateRefused,
+    KeyLookupFailed,
     InvalidFault,
     InvalidKeyFormat,
     InvalidTable,
