@@ -1,0 +1,79 @@
+"""An independent model of the session rules R1-R7: from the history of one run it predicts each answer.
+
+Written from the rule list in the spec (`x-session-rules`), not from the mock's code: the two readings
+check each other. Times are the target's clock (its admin clock when it has one, else this machine's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+# Expiry is judged at the target a little after the oracle reads the clock: within this margin an
+# answer may go either way, and the oracle accepts both (and learns which it was).
+MARGIN = 2.0
+
+
+class Life(Enum):
+    NONE = "none"
+    ALIVE = "alive"
+    EXPIRED = "expired"
+    EITHER = "either"  # alive or expired: too close to the expiry to tell
+
+
+@dataclass(frozen=True)
+class Known:
+    """The session the oracle believes a key has."""
+
+    session_id: str
+    kind: str  # "model" or "bid"
+    on: str  # resolved model id, or the bid id
+    expires_at: float
+
+
+@dataclass
+class KeyBook:
+    session: Known | None = None
+    ended_by: str | None = None  # the rule whose step ended the key's last session (to name a broken rule)
+    pending_dead: int = 0  # armed ping_dead faults not yet used (used only by a ping of a live session)
+    pending_close_fail: int = 0  # armed close_fail faults (used only by a close of a live session)
+
+
+@dataclass
+class Oracle:
+    """Predictions for one run; `resolve` maps a model_id as sent to the model it means (or None)."""
+
+    models: dict[str, str]  # name or blockchain id -> blockchain id
+    default_model: str | None
+    keys: dict[str, KeyBook] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def book(self, key: str) -> KeyBook:
+        return self.keys.setdefault(key, KeyBook())
+
+    def resolve(self, model_id: str) -> str | None:
+        return self.models.get(model_id, self.default_model)
+
+    def life(self, key: str, now: float) -> Life:
+        session = self.book(key).session
+        if session is None:
+            return Life.NONE
+        if now > session.expires_at + MARGIN:
+            return Life.EXPIRED
+        return Life.ALIVE if now < session.expires_at - MARGIN else Life.EITHER
+
+    def reusable(self, key: str, model_id: str, now: float) -> str | None:
+        """R1: the session id a modelsession must return unchanged, if any (None: a new one)."""
+        session, resolved = self.book(key).session, self.resolve(model_id)
+        if session is None or session.kind != "model" or session.on != resolved:
+            return None
+        return session.session_id if self.life(key, now) is not Life.EXPIRED else None
+
+    def opened(self, key: str, session_id: str, kind: str, on: str, expires_at: float) -> None:
+        self.seen.add(session_id)
+        self.book(key).session = Known(session_id, kind, on, expires_at)
+
+    def forget(self, key: str, rule: str) -> None:
+        """The key's session ended by `rule` (R2, R3, R4, R5 or R6)."""
+        self.book(key).session = None
+        self.book(key).ended_by = rule

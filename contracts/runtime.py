@@ -1,0 +1,61 @@
+"""The run in progress: settings, target, client, ledger and what the target lets the suite control.
+
+Set once by the plugin at configure time (before test modules are imported), read by the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from contracts.client import Client
+from contracts.safety import Ledger
+from contracts.settings import Settings
+
+
+@dataclass
+class Run:
+    settings: Settings
+    base_url: str
+    keys: tuple[str, ...]
+    client: Client
+    ledger: Ledger
+    controls_time: bool  # the target has the mock's admin clock (R6 can be checked)
+    controls_faults: bool  # the target has the mock's admin faults (dead pings, failing closes)
+    stop: Callable[[], None] = lambda: None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def spend_allowed(self) -> bool:
+        return self.settings.allow_spend or self.settings.in_process
+
+    @property
+    def bids(self) -> tuple[str, ...]:
+        """Bid ids the run may use: given ones, or made-up ones against the mock (it accepts any)."""
+        if self.settings.bid_ids:
+            return self.settings.bid_ids
+        return ("0x" + "b1" * 32, "0x" + "b2" * 32) if self.controls_faults else ()
+
+    def now(self) -> float:
+        """The target's clock (its admin clock when it has one)."""
+        if self.controls_time:
+            return float(self.client.get("/__admin/clock").json()["now"])
+        return time.time()
+
+
+_CURRENT: list[Run] = []
+
+
+def current() -> Run:
+    if not _CURRENT:
+        raise RuntimeError("no contract run: run the suite as `pytest contracts ...` or `python -m contracts`")
+    return _CURRENT[-1]
+
+
+def begin(run: Run) -> None:
+    _CURRENT.append(run)
+
+
+def end() -> Run | None:
+    return _CURRENT.pop() if _CURRENT else None

@@ -1,0 +1,66 @@
+"""What a contract run is told: target, keys and safety limits; one frozen object built from options and env."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENV = {
+    "base_url": "MORPHEUS_BASE_URL",
+    "api_keys": "MORPHEUS_API_KEYS",
+    "allow_spend": "MORPHEUS_ALLOW_SPEND",
+    "max_sessions": "MORPHEUS_MAX_SESSIONS",
+    "rate_limit": "MORPHEUS_RATE_LIMIT",
+    "session_duration": "MORPHEUS_SESSION_DURATION",
+    "bid_ids": "MORPHEUS_BID_IDS",
+    "examples": "MORPHEUS_EXAMPLES",
+    "stateful_runs": "MORPHEUS_STATEFUL_RUNS",
+    "concurrency": "MORPHEUS_CONCURRENCY",
+}
+# The in-process mock's own keys (the default target); two, so that the isolation rule R7 runs.
+MOCK_KEYS = (
+    "sk-Contr1." + "0123456789abcdef" * 4,
+    "sk-Contr2." + "fedcba9876543210" * 4,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A run's settings; `base_url=None` means the in-process mock is the target."""
+
+    base_url: str | None = None
+    api_keys: tuple[str, ...] = ()
+    allow_spend: bool = False
+    max_sessions: int | None = None  # None: 20 against a URL, unlimited against the in-process mock
+    rate_limit: float | None = None  # requests/s; None: 20/s against a URL, unlimited in-process
+    session_duration: int = 300  # the shortest the chain accepts: sessions the run opens hold little stake
+    bid_ids: tuple[str, ...] = ()
+    examples: int = 30
+    stateful_runs: int = 20
+    concurrency: int = 8
+
+    @property
+    def in_process(self) -> bool:
+        return self.base_url is None
+
+    @property
+    def session_cap(self) -> int | None:
+        if self.max_sessions is not None:
+            return self.max_sessions or None
+        return None if self.in_process else 20
+
+    @property
+    def requests_per_second(self) -> float | None:
+        if self.rate_limit is not None:
+            return self.rate_limit or None
+        return None if self.in_process else 20.0
+
+
+def env_default(name: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    return environ.get(ENV[name]) or None
+
+
+def split_keys(value: str | None) -> tuple[str, ...]:
+    """Keys from an environment variable: separated by commas or white space."""
+    return tuple(part for part in (value or "").replace(",", " ").split() if part)

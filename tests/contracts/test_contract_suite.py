@@ -1,0 +1,95 @@
+"""The contract suite run as a user runs it: it passes against the mock (in-process and served), and it
+fails, with a message naming the rule, against gateways that break R1, R2, R4, R5, a body or auth."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from contracts.settings import MOCK_KEYS
+from mockserver.config import Config
+from mockserver.web.app import create_app
+from tests.contracts.variants import VARIANTS
+from tests.live import LiveServer
+
+QUICK = ["--examples", "10", "--stateful-runs", "15", "-q", "-p", "no:cacheprovider"]
+EXPECTED = {
+    "reuse-opens-new": r"R1\s+FAILED\s+R1 broken: modelsession on the same model must return the key's session",
+    "switch-keeps-old": r"R2\s+FAILED\s+R2 broken: modelsession must open a new session here",
+    "close-keeps-session": r"R4\s+FAILED\s+R4 broken",
+    "dead-ping-keeps-session": r"R5\s+FAILED\s+R5 broken",
+    "no-api-key-prefix": (
+        r"\$: 'api_key_prefix' is a required property \[required at /components/schemas/ModelSessionCreated"
+    ),
+    "missing-key-accepted": r"expected 401, got 200",
+}
+
+
+def _contract(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "contracts", *args, *QUICK]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def _against(url: str) -> subprocess.CompletedProcess[str]:
+    keys = [part for key in MOCK_KEYS for part in ("--api-key", key)]
+    return _contract("--base-url", url, *keys, "--rate-limit", "0", "--max-sessions", "0")
+
+
+@pytest.fixture
+def served_mock() -> Iterator[str]:
+    """`python -m mockserver` in its own process, on a free loopback port."""
+    keys = [part for key in MOCK_KEYS for part in ("--key", key)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "--port", "0", "--admin", *keys, "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    try:
+        yield first.rsplit(" on ", 1)[1].strip()
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_the_suite_passes_against_the_in_process_mock() -> None:
+    run = _contract()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "target: the in-process mock" in run.stdout
+    for rule in ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8"):
+        assert re.search(rf"{rule}\s+passed", run.stdout), rule
+    assert re.search(r"wall time: \d+\.\d s", run.stdout)
+    assert MOCK_KEYS[0] not in run.stdout + run.stderr
+
+
+def test_the_suite_passes_against_a_served_mock(served_mock: str) -> None:
+    run = _against(served_mock)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert f"target: {served_mock}" in run.stdout
+    assert "time control (R6): yes (admin clock)" in run.stdout
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_suite_catches_a_broken_gateway(name: str) -> None:
+    variant = VARIANTS[name]
+    with LiveServer(variant.apply(create_app(Config(keys=MOCK_KEYS, admin=True, seed=1)))) as server:
+        run = _against(server.url)
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert re.search(EXPECTED[name], run.stdout), run.stdout[-5000:]
+    assert MOCK_KEYS[0] not in run.stdout + run.stderr
+
+
+def test_a_target_without_the_session_api_fails_fast_with_one_message() -> None:
+    from starlette.applications import Starlette
+
+    with LiveServer(Starlette()) as server:
+        run = _contract("--base-url", server.url, "--api-key", MOCK_KEYS[0])
+    assert run.returncode == 4
+    assert "the target has no session API: POST" in run.stderr
+    assert run.stdout.count("404") <= 2
