@@ -162,8 +162,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Redact keys in every report (terminal, JUnit XML), and feed the per-rule summary."""
+    """Redact keys in every report before any reporter (terminal, JUnit XML) sees it; feed the summary."""
     current = runtime._CURRENT[-1] if runtime._CURRENT else None
     if current is not None and isinstance(report.longrepr, tuple):
         path, line, message = report.longrepr

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,9 +35,9 @@ def _contract(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
-def _against(url: str) -> subprocess.CompletedProcess[str]:
+def _against(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     keys = [part for key in MOCK_KEYS for part in ("--api-key", key)]
-    return _contract("--base-url", url, *keys, "--rate-limit", "0", "--max-sessions", "0")
+    return _contract("--base-url", url, *keys, "--rate-limit", "0", "--max-sessions", "0", *extra)
 
 
 @pytest.fixture
@@ -76,13 +77,17 @@ def test_the_suite_passes_against_a_served_mock(served_mock: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_the_suite_catches_a_broken_gateway(name: str) -> None:
+def test_the_suite_catches_a_broken_gateway(name: str, tmp_path: Path) -> None:
     variant = VARIANTS[name]
+    junit = tmp_path / "contract.xml"
     with LiveServer(variant.apply(create_app(Config(keys=MOCK_KEYS, admin=True, seed=1)))) as server:
-        run = _against(server.url)
+        run = _against(server.url, f"--junitxml={junit}")
     assert run.returncode == 1, run.stdout[-3000:]
     assert re.search(EXPECTED[name], run.stdout), run.stdout[-5000:]
-    assert MOCK_KEYS[0] not in run.stdout + run.stderr
+    report = junit.read_text()
+    assert "<failure" in report
+    for key in MOCK_KEYS:
+        assert key not in run.stdout + run.stderr + report  # keys are redacted everywhere
 
 
 def test_a_target_without_the_session_api_fails_fast_with_one_message() -> None:
