@@ -47,9 +47,9 @@ mock: $(STAMP)
 contract: $(STAMP)
 	$(BIN)/python -m contracts $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(API_KEY),--api-key $(API_KEY)) $(ARGS)
 
-.PHONY: bench  ## Benchmark the mock against Prism and bare Starlette (not built yet: issue 6)
+.PHONY: bench  ## Benchmark the mock against Prism and bare Starlette; writes bench/results.md (ARGS=--help)
 bench: $(STAMP)
-	@echo "The benchmark is not built yet (issue 6)." >&2; exit 2
+	$(BIN)/python -m bench $(ARGS)
 
 .PHONY: clean  ## Remove the virtualenv, caches and reports
 clean:

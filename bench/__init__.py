@@ -1,0 +1,1 @@
+"""Benchmarks of the mock gateway against Prism and a bare Starlette endpoint (`make bench`)."""

@@ -1,0 +1,122 @@
+"""`python -m bench.compare VARIANT...`: what a change bought, as ratios measured in the same run.
+
+A variant is a git revision of the mock (`HEAD~2`, a commit id, or `.` for the working tree),
+optionally with uvicorn's loop and HTTP parser forced: `HEAD~2@asyncio,h11`. Every variant is
+served side by side (`python -m mockserver` from an export of that revision, in this venv) and
+driven in turn with the bench mix at one connection count, for several rounds; the table gives
+each variant's median throughput and its ratio to the first variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.load import Run, ensure_wrk
+from bench.run import KEYS, measure
+from bench.servers import HOST, ROOT, Server
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    revision: str
+    loop: str | None
+    http: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        revision, _, options = text.partition("@")
+        loop, _, http = options.partition(",")
+        return cls(text, revision, loop or None, http or None)
+
+
+def export(revision: str, into: Path) -> Path:
+    """The mock's packages as they were at `revision` (the working tree for `.`)."""
+    if revision == ".":
+        return ROOT
+    target = into / revision.replace("/", "_").replace("~", "-").replace("^", "-")
+    if target.exists():
+        return target
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "mockserver", "openapi"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def server_for(variant: Variant, source: Path) -> Server:
+    """`python -m mockserver` run from `source`, whose packages come first on sys.path."""
+    arguments = ["--host", HOST, "--port", "0", *(item for key in KEYS for item in ("--key", key))]
+    if variant.loop or variant.http:
+        # Force uvicorn's options without touching the exported code: wrap uvicorn.Config, then run the CLI.
+        forced = {"loop": variant.loop or "auto", "http": variant.http or "auto"}
+        code = (
+            "import runpy, sys, uvicorn\n"
+            "original = uvicorn.Config\n"
+            f"uvicorn.Config = lambda *a, **k: original(*a, **{{**k, **{forced!r}}})\n"
+            "sys.argv = ['mockserver', *sys.argv[1:]]\n"
+            "runpy.run_module('mockserver', run_name='__main__')\n"
+        )
+        command = [sys.executable, "-c", code, *arguments]
+    else:
+        command = [sys.executable, "-m", "mockserver", *arguments]
+    return Server(f"mock-{variant.label}".replace("/", "_"), command, cwd=source)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    parser.add_argument("variants", nargs="+", help="REVISION[@LOOP,HTTP]; '.' is the working tree")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    wrk = ensure_wrk()
+    variants = [Variant.parse(text) for text in args.variants]
+    runs: dict[str, list[Run]] = {variant.label: [] for variant in variants}
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
+        servers = [server_for(variant, export(variant.revision, Path(scratch))) for variant in variants]
+        try:
+            for server in servers:
+                server.start()
+                measure(server, wrk, args.connections, 2, ("mix", *KEYS))  # warm-up
+            for _ in range(args.rounds):
+                for variant, server in zip(variants, servers, strict=True):
+                    runs[variant.label].append(measure(server, wrk, args.connections, args.seconds, ("mix", *KEYS)))
+        finally:
+            for server in servers:
+                server.stop()
+    print(table(variants, runs, args))
+    return 0
+
+
+def table(variants: Sequence[Variant], runs: dict[str, list[Run]], args: argparse.Namespace) -> str:
+    base = statistics.median(run.rps for run in runs[variants[0].label])
+    lines = [
+        f"{args.rounds} rounds of {args.seconds:g} s at {args.connections} connections, variants interleaved:",
+        "",
+        "| variant | req/s (median) | each round | p99 ms (median) | errors | vs first |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for variant in variants:
+        measured = runs[variant.label]
+        rps = statistics.median(run.rps for run in measured)
+        rounds = ", ".join(f"{run.rps:,.0f}" for run in measured)
+        p99 = statistics.median(run.p99_ms for run in measured)
+        errors = sum(run.errors for run in measured)
+        lines.append(f"| `{variant.label}` | {rps:,.0f} | {rounds} | {p99:.2f} | {errors} | {rps / base:.2f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if shutil.which("git") is None:
+        raise SystemExit("bench.compare needs git")
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The one table of a run, its verdicts on the targets, and bench/results.md."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.load import Run
+from bench.run import NOT_BUILT, Contract, Memory, Results
+
+RESULTS = Path(__file__).with_name("results.md")
+START = "<!-- bench:start: written by `make bench`; the rest of this file is kept as it is -->"
+END = "<!-- bench:end -->"
+LABELS = {"mock": "mock (`python -m mockserver`)", "prism": "Prism 5 (`-v silent`)", "bare": "bare Starlette"}
+
+# The issue's targets, at 32 connections with one mock worker on 2 cores.
+TARGET_CONNECTIONS = 32
+TARGET_VS_PRISM = 2.0
+TARGET_VS_BARE = 0.6
+TARGET_P99_MS = 10.0
+FLAT_GROWTH = 0.05  # RSS may grow by at most 5% between the first pass over the keys and the end
+
+
+LEGEND = [
+    "The mix (bench/mix.lua), cycled by every connection: modelsession on key A and one model (R1 reuse),",
+    "modelsession on key B alternating two models (R2 switch), pingsession (A), modelsession then closesession",
+    "on key C, pingsession without a key (intended 401) and a modelsession with a bad body (intended 422).",
+    "Prism answers from the spec's examples, without state; it is counted right when it gives the intended",
+    "status. errors = socket errors and timeouts + answers with a status the mix did not intend (wrk cannot",
+    "pair answers with requests, so statuses are matched as counts); the bare endpoint answers 200 to",
+    "everything by design, so only its socket errors and non-200s count. CPU is cores used on average during",
+    "the cell by the server and by wrk itself (the load generator's own cost).",
+]
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+def _answers(run: Run) -> str:
+    return ", ".join(f"{status}: {count:,}" for status, count in sorted(run.statuses.items()))
+
+
+def _row(label: str, run: Run, vs_prism: str = "", vs_bare: str = "", answers: str | None = None) -> str:
+    cells = [
+        label,
+        str(run.connections),
+        f"{run.rps:,.0f}",
+        f"{run.p50_ms:.2f}",
+        f"{run.p99_ms:.2f}",
+        f"{run.errors:,}",
+        _answers(run) if answers is None else answers,
+        vs_prism,
+        vs_bare,
+        f"{run.server_cpu:.2f} / {run.wrk_cpu:.2f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _ratio(results: Results, server: str, connections: int) -> float | None:
+    mock, other = results.cells.get(("mock", connections)), results.cells.get((server, connections))
+    return None if mock is None or other is None else mock.rps / other.rps
+
+
+def table(results: Results, connections: Sequence[int]) -> list[str]:
+    lines = [
+        "| server | conns | req/s | p50 ms | p99 ms | errors | answers (status: count) | mock/Prism | mock/bare "
+        "| CPU cores server / wrk |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for count in connections:
+        for name, label in LABELS.items():
+            run = results.cells.get((name, count))
+            if run is None:
+                continue
+            vs_prism = vs_bare = ""
+            if name == "mock":
+                prism, bare = _ratio(results, "prism", count), _ratio(results, "bare", count)
+                vs_prism = "" if prism is None else f"{prism:.2f}x"
+                vs_bare = "" if bare is None else f"{bare:.0%}"
+            lines.append(_row(label, run, vs_prism, vs_bare))
+    if results.memory is not None:
+        lines.append(_memory_row(results.memory))
+    lines.append(_contract_row(results.contract))
+    return lines
+
+
+def _memory_row(memory: Memory) -> str:
+    rss = (
+        f"RSS {_mib(memory.rss_start_kib)} at start, {_mib(memory.rss_warm_kib)} after {memory.warm_requests:,}, "
+        f"{_mib(memory.rss_end_kib)} after {memory.run.requests + memory.warm_requests:,} ({_answers(memory.run)})"
+    )
+    label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key`"
+    return _row(label, memory.run, answers=rss)
+
+
+def _contract_row(contract: Contract | None) -> str:
+    label = "contract suite default run (`python -m contracts`)"
+    if contract is None:
+        text = "not run (--skip-contract)"
+    elif contract.status == NOT_BUILT:
+        text = NOT_BUILT
+    else:
+        rate = f", {contract.cases / contract.seconds:.1f} cases/s" if contract.cases else ""
+        cases = f", {contract.cases:,} {contract.what}" if contract.cases is not None else ", cases not reported"
+        text = f"{contract.status}: wall time {contract.seconds:.1f} s{cases}{rate}"
+    return f"| {label} | | | | | | {text} | | | |"
+
+
+def verdicts(results: Results) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each of the issue's targets; None when it was not measured."""
+    mock = results.cells.get(("mock", TARGET_CONNECTIONS))
+    prism = _ratio(results, "prism", TARGET_CONNECTIONS)
+    bare = _ratio(results, "bare", TARGET_CONNECTIONS)
+    out: list[tuple[str, str, bool | None]] = [
+        (
+            f"throughput >= {TARGET_VS_PRISM:g}x Prism's",
+            "-" if prism is None else f"{prism:.2f}x",
+            _at_least(prism, TARGET_VS_PRISM),
+        ),
+        (
+            f"throughput >= {TARGET_VS_BARE:.0%} of bare Starlette",
+            "-" if bare is None else f"{bare:.0%}",
+            _at_least(bare, TARGET_VS_BARE),
+        ),
+        (
+            f"p99 < {TARGET_P99_MS:g} ms",
+            "-" if mock is None else f"{mock.p99_ms:.2f} ms",
+            None if mock is None else mock.p99_ms < TARGET_P99_MS,
+        ),
+        ("zero errors", "-" if mock is None else f"{mock.errors}", None if mock is None else mock.errors == 0),
+    ]
+    memory = results.memory
+    if memory is None:
+        out.append(("memory flat over 1M requests, 10,000 keys", "-", None))
+    else:
+        growth = memory.rss_end_kib - memory.rss_warm_kib
+        flat = growth <= FLAT_GROWTH * memory.rss_warm_kib and memory.run.errors == 0
+        measured = f"{growth / 1024:+.1f} MiB from {memory.warm_requests:,} to {memory.requests:,} requests"
+        out.append((f"memory flat (<= {FLAT_GROWTH:.0%} growth after every key was seen), no errors", measured, flat))
+    return out
+
+
+def _at_least(value: float | None, target: float) -> bool | None:
+    return None if value is None else value >= target
+
+
+def render(results: Results, environment: Mapping[str, str], connections: Sequence[int], seconds: float) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Run of {when}: each cell is a {seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up;",
+        "the three servers run side by side and are measured in turn, so ratios come from the same minutes.",
+        "",
+        f"- cores: {environment['cores']}; {environment['os']}",
+        f"- {environment['python']}; {environment['stack']}",
+        f"- {environment['prism']}; {environment['wrk']}",
+        f"- commit {environment['commit']}",
+        "",
+        *table(results, connections),
+        "",
+        *LEGEND,
+        "",
+        f"Targets (2 cores, one mock worker, {TARGET_CONNECTIONS} connections):",
+        "",
+    ]
+    for target, measured, met in verdicts(results):
+        verdict = "not measured" if met is None else ("met" if met else "**MISSED**")
+        lines.append(f"- {target}: {measured}: {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def write(block: str, path: Path = RESULTS) -> None:
+    """Replace the generated block of results.md (or start the file) and keep everything around it."""
+    generated = f"{START}\n{block}{END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmark results\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text = f"{text.rstrip()}\n\n{START}\n{END}\n"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    path.write_text(pattern.sub(lambda _: generated, text, count=1), encoding="utf-8")

@@ -1,0 +1,155 @@
+"""One benchmark run: the three servers side by side, the memory soak, the contract suite's default run."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench.load import Run, run_wrk
+from bench.servers import ROOT, Server, bare_server, mock_server, prism_server
+
+# The mix's three keys (bench/mix.lua): A reuses one model, B alternates models, C opens and closes.
+KEYS = tuple(f"sk-Bench{slot}." + hexdigit * 64 for slot, hexdigit in (("A", "a"), ("B", "b"), ("C", "c")))
+SERVERS = ("mock", "prism", "bare")
+NOT_BUILT = "not built yet"
+
+
+@dataclass
+class Results:
+    cells: dict[tuple[str, int], Run] = field(default_factory=dict)
+    memory: Memory | None = None
+    contract: Contract | None = None
+
+
+@dataclass(frozen=True)
+class Memory:
+    keys: int
+    requests: int
+    rss_start_kib: int
+    rss_warm_kib: int  # after the first pass: every key has been seen
+    rss_end_kib: int
+    warm_requests: int
+    run: Run
+
+
+@dataclass(frozen=True)
+class Contract:
+    status: str  # "ran", "failed (exit N)" or NOT_BUILT
+    seconds: float = 0.0
+    cases: int | None = None
+    what: str = ""
+
+
+def measure(server: Server, wrk: str, connections: int, seconds: float, script_args: Sequence[str]) -> Run:
+    cpu_before, started = server.cpu_seconds(), time.monotonic()
+    run = run_wrk(wrk, server.url, connections=connections, seconds=seconds, script_args=script_args)
+    server_cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - started)
+    return dataclasses.replace(run, server_cpu=server_cpu)
+
+
+def load_cells(wrk: str, connections: Sequence[int], seconds: float, warmup: float, log: bool = True) -> Results:
+    """Every server at every connection count, servers interleaved so that noise hits them alike."""
+    results = Results()
+    servers = {"mock": mock_server(KEYS), "prism": prism_server(), "bare": bare_server()}
+    try:
+        for server in servers.values():
+            server.start()
+        for name, server in servers.items():
+            measure(server, wrk, 32, warmup, ("mix", *KEYS))  # JIT, caches and lazily built validators
+            if log:
+                print(f"bench: {name} on {server.url}, warmed up", flush=True)
+        for count in connections:
+            for name, server in servers.items():
+                run = measure(server, wrk, count, seconds, ("mix", *KEYS))
+                run = dataclasses.replace(run, answers_the_mix=name != "bare")
+                results.cells[(name, count)] = run
+                if log:
+                    print(f"bench: {name:5} c={count:<3} {run.rps:8.0f} req/s  p99 {run.p99_ms:6.2f} ms", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return results
+
+
+def memory_soak(wrk: str, *, keys: int, requests: int, warm: int, connections: int = 32) -> Memory:
+    """RSS of a mock accepting any key: at start, after `warm` requests (every key seen), after `requests` in all."""
+    with mock_server((), extra=("--accept-any-key",)) as server:
+        start = server.rss_kib()
+        _soak(server, wrk, keys, warm, connections)
+        warmed = server.rss_kib()
+        run = _soak(server, wrk, keys, requests - warm, connections)
+        end = server.rss_kib()
+    return Memory(keys, requests, start, warmed, end, warm, run)
+
+
+def _soak(server: Server, wrk: str, keys: int, requests: int, connections: int) -> Run:
+    """At least `requests` requests, as wrk runs sized by the rate seen so far (wrk stops on time, not count)."""
+    runs: list[Run] = []
+    rate = 2000.0
+    while sum(run.requests for run in runs) < requests:
+        remaining = requests - sum(run.requests for run in runs)
+        seconds = min(max(remaining / rate, 1.0), 30.0)
+        runs.append(measure(server, wrk, connections, round(seconds, 1), ("keys", str(keys))))
+        rate = runs[-1].rps
+    return _merged(runs)
+
+
+def _merged(runs: Sequence[Run]) -> Run:
+    """Several runs as one: summed counts and times, the worst of their latency percentiles."""
+
+    def total(field: str) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for run in runs:
+            for status, count in getattr(run, field).items():
+                counts[status] = counts.get(status, 0) + count
+        return counts
+
+    seconds = sum(run.seconds for run in runs)
+    return Run(
+        connections=runs[0].connections,
+        seconds=seconds,
+        requests=sum(run.requests for run in runs),
+        p50_ms=max(run.p50_ms for run in runs),
+        p99_ms=max(run.p99_ms for run in runs),
+        max_ms=max(run.max_ms for run in runs),
+        socket_errors=sum(run.socket_errors for run in runs),
+        statuses=total("statuses"),
+        issued=total("issued"),
+        wrk_cpu=sum(run.wrk_cpu * run.seconds for run in runs) / seconds,
+        server_cpu=sum(run.server_cpu * run.seconds for run in runs) / seconds,
+    )
+
+
+def contract_run(timeout: float = 900) -> Contract:
+    """The conformance suite's default run (`python -m contracts`), if it has been built."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "contracts"], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return Contract(f"timed out after {timeout:.0f} s", timeout)
+    seconds = time.monotonic() - started
+    output = done.stdout + done.stderr
+    if done.returncode == 2 and NOT_BUILT in output:
+        return Contract(NOT_BUILT)
+    status = "ran" if done.returncode == 0 else f"failed (exit {done.returncode})"
+    cases, what = _count_cases(output)
+    return Contract(status, seconds, cases, what)
+
+
+def _count_cases(output: str) -> tuple[int | None, str]:
+    """Generated cases when the suite reports them, else the pytest items of its summary line."""
+    generated = re.findall(r"(\d[\d,]*) (?:generated )?(?:test )?cases", output)
+    if generated:
+        return int(generated[-1].replace(",", "")), "generated cases"
+    summaries = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed).* in [\d.]+s", line)]
+    if summaries:
+        counts = re.findall(r"(\d+) (?:passed|failed|skipped|xfailed|xpassed|errors?)\b", summaries[-1])
+        return sum(int(count) for count in counts), "pytest items"
+    return None, ""
