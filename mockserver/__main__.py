@@ -34,6 +34,25 @@ def banner(config: Config, key_count: int, url: str) -> str:
     return "\n".join(lines)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, made with its protocol named (IPPROTO_TCP).
+
+    asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections of a socket whose
+    protocol is IPPROTO_TCP; `socket.create_server` leaves it 0, and every answer uvicorn writes in
+    two parts then waited for the client's delayed ACK: 40 ms a request without uvloop.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if os.name not in ("nt", "cygwin"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socket.create_server does
+        sock.bind((host, port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(sys.argv[1:] if argv is None else argv, os.environ)
     try:
@@ -42,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"morpheus-mock: {error}", file=sys.stderr)
         return 2
     try:
-        sock = socket.create_server((config.host, config.port))
+        sock = listen(config.host, config.port)
     except OSError as error:
         print(f"morpheus-mock: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mockserver.__main__ import listen
 from tests.conftest import KEY
 
 START_TIMEOUT = 20
@@ -79,3 +82,24 @@ def test_a_busy_port_stops_the_start_with_a_clear_message(served: tuple[subproce
     )
     assert run.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
+
+
+def test_connections_to_the_listening_socket_have_nagle_turned_off_under_plain_asyncio() -> None:
+    """Without TCP_NODELAY a two-part answer waits for the client's delayed ACK (40 ms per request)."""
+    sock = listen("127.0.0.1", 0)
+
+    async def nodelay_of_an_accepted_connection() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        async with await asyncio.start_server(connected, sock=sock):
+            _, client = await asyncio.open_connection(*sock.getsockname())
+            try:
+                return await asyncio.wait_for(accepted, 10)
+            finally:
+                client.close()
+
+    assert asyncio.run(nodelay_of_an_accepted_connection()) != 0
