@@ -106,7 +106,7 @@ def respond(state: MockState, operation_id: str, reply: Reply) -> Response:
 
 
 def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:
-    problems = [str(error) for error in state.validators.body_errors(operation_id, reply.status, reply.body)]
+    problems = state.responses.problems(operation_id, reply.status, reply.body)
     if not problems:
         return
     failure = SelfCheckFailed(operation_id, reply.status, problems)

@@ -21,6 +21,7 @@ from mockserver.domain import (
 )
 from mockserver.web.errors import WebError
 from mockserver.web.journal import Journal
+from mockserver.web.selfcheck import ResponseChecks
 from openapi import Spec, Validators, load_spec
 
 
@@ -37,6 +38,7 @@ class MockState:
     config: Config
     spec: Spec
     validators: Validators
+    responses: ResponseChecks  # the self-check, its response schemas compiled once
     clock: Clock
     ids: IdSource
     keys: KeyRegistry
@@ -51,10 +53,12 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
     spec = spec or load_spec()
     clock = clock or OffsetClock()
     ids = IdSource(config.seed)
+    validators = Validators(spec)
     return MockState(
         config=config,
         spec=spec,
-        validators=Validators(spec),
+        validators=validators,
+        responses=ResponseChecks(spec, validators),
         clock=clock,
         ids=ids,
         keys=load_keys(config),
