@@ -5,11 +5,15 @@ optionally with uvicorn's loop and HTTP parser forced: `HEAD~2@asyncio,h11`. Eve
 served side by side (`python -m mockserver` from an export of that revision, in this venv) and
 driven in turn with the bench mix at one connection count, for several rounds; the table gives
 each variant's median throughput and its ratio to the first variant.
+
+With --in-process the app of each variant is called directly instead (bench.inprocess): its own
+cost per request, without network, HTTP parser or load generator, which shows small changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -72,15 +76,57 @@ def server_for(variant: Variant, source: Path) -> Server:
     return Server(f"mock-{variant.label}".replace("/", "_"), command, cwd=source)
 
 
+_RUN_IN_PROCESS = "import sys; from bench.inprocess import main; sys.exit(main(sys.argv[1:]))"
+
+
+def in_process(source: Path, cycles: int) -> float:
+    """Microseconds per request of the app exported at `source` (its packages come first on sys.path)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_IN_PROCESS, "--rounds", "1", "--cycles", str(cycles)],
+        cwd=source,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.split("INPROCESS ", 1)[1])
+
+
+def compare_in_process(variants: Sequence[Variant], rounds: int, cycles: int) -> str:
+    costs: dict[str, list[float]] = {variant.label: [] for variant in variants}
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
+        sources = [export(variant.revision, Path(scratch)) for variant in variants]
+        for _ in range(rounds):
+            for variant, source in zip(variants, sources, strict=True):
+                costs[variant.label].append(in_process(source, cycles))
+    base = statistics.median(costs[variants[0].label])
+    lines = [
+        f"In process (bench.inprocess), {rounds} rounds of {cycles} passes over the mix, variants interleaved:",
+        "",
+        "| variant | us per request (median) | each round | speed vs first |",
+        "|---|---:|---|---:|",
+    ]
+    for variant in variants:
+        cost = statistics.median(costs[variant.label])
+        rounds_text = ", ".join(f"{value:.1f}" for value in costs[variant.label])
+        lines.append(f"| `{variant.label}` | {cost:.1f} | {rounds_text} | {base / cost:.2f}x |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     parser.add_argument("variants", nargs="+", help="REVISION[@LOOP,HTTP]; '.' is the working tree")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--in-process", action="store_true", help="call each variant's app directly (no network)")
+    parser.add_argument("--cycles", type=int, default=2000, help="passes over the mix per in-process round")
     args = parser.parse_args(argv)
-    wrk = ensure_wrk()
     variants = [Variant.parse(text) for text in args.variants]
+    if args.in_process:
+        print(compare_in_process(variants, args.rounds, args.cycles))
+        return 0
+    wrk = ensure_wrk()
     runs: dict[str, list[Run]] = {variant.label: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
         servers = [server_for(variant, export(variant.revision, Path(scratch))) for variant in variants]
