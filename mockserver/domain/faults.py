@@ -122,6 +122,8 @@ class FaultPlan:
 
     def take(self, kind: FaultKind, key: str, operation: str | None = None) -> Fault | None:
         """Use up one use of the most specific matching fault (the oldest among equals) and return it."""
+        if not self._faults:
+            return None  # nothing armed, the usual case: no lock (arm swaps the whole tuple at once)
         with self._lock:
             matching = [i for i, f in enumerate(self._faults) if f.matches(kind, key, operation)]
             if not matching:
@@ -133,6 +135,8 @@ class FaultPlan:
 
     def latency(self, key: str, operation: str) -> float:
         """The summed delay of every matching LATENCY fault, using up one use of each."""
+        if not self._faults:
+            return 0.0
         with self._lock:
             matching = {i for i, f in enumerate(self._faults) if f.matches(FaultKind.LATENCY, key, operation)}
             total = sum(self._faults[i].seconds for i in matching)
