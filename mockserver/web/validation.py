@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.message
 import enum
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ def validate(operation_id: str, query: Sequence[tuple[str, str]], body: object) 
     return Validated(query=query_values, body=body_values)
 
 
+@functools.lru_cache(maxsize=256)  # parsing the header with email.message is slow; clients send few distinct ones
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return True
