@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from urllib.parse import unquote
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import key_prefix
@@ -49,11 +48,19 @@ class GatewayMiddleware:
                 method=scope["method"],
                 path=path,
                 query=unquote(scope.get("query_string", b"").decode("latin-1")),
-                key=shown_key(Headers(scope=scope).get("authorization")),
+                key=shown_key(authorization_of(scope)),
                 operation_id=self.operations.get((scope["method"], path)),
                 status=status,
             )
         )
+
+
+def authorization_of(scope: Scope) -> str | None:
+    """`Headers(scope=scope).get("authorization")` without building Headers (ASGI header names are lowercase)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def shown_key(authorization: str | None) -> str | None:

@@ -8,8 +8,11 @@ handler. Every answer goes through the self-check against the spec.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,6 +36,8 @@ from mockserver.web.validation import BodyParseError, ValidationFailure, read_bo
 from openapi import Operation
 
 logger = logging.getLogger("mockserver")
+# JSONResponse's options; json.dumps builds a new encoder with them on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -69,7 +74,7 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
                 return _failure(body)
         try:
             key = _authenticate(state, operation, request)
-            checked = validate(operation.operation_id, request.query_params.multi_items(), body)
+            checked = validate(operation.operation_id, query_items(request), body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked)
             return handler(state, Call(operation.operation_id, key, checked.query, checked.body))
@@ -92,17 +97,29 @@ def _authenticate(state: MockState, operation: Operation, request: Request) -> s
     return key
 
 
+def query_items(request: Request) -> list[tuple[str, str]]:
+    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse)."""
+    return parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+
+
 def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
     if isinstance(failure, BodyParseError):
         return Reply(400, {"detail": failure.detail})
     return Reply(422, failure.body())
 
 
+class GatewayJSONResponse(JSONResponse):
+    """Starlette's JSONResponse, byte for byte, with its encoder built once."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
+
+
 def respond(state: MockState, operation_id: str, reply: Reply) -> Response:
     """The JSON response, after the self-check of its body against the spec."""
     if state.config.self_check is not SelfCheck.OFF:
         check_reply(state, operation_id, reply)
-    return JSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
+    return GatewayJSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
 
 def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:
