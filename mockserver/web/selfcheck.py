@@ -149,14 +149,15 @@ class Compiler:
             return _never
         if not isinstance(schema, Mapping):
             raise Unsupported(f"schema {schema!r}")
-        unknown = [
-            key for key in schema if key not in _KEYWORDS and key not in ANNOTATIONS and not key.startswith("x-")
-        ]
+        unknown = [key for key in schema if key not in _KNOWN and not key.startswith("x-")]
         if unknown:
             raise Unsupported(f"keywords {sorted(unknown)}")
+        objects_only = schema.get("type") == "object"
         checks = []
+        if objects_only or any(keyword in schema for keyword in _OBJECT_KEYWORDS):
+            checks.append(self._object(schema, objects_only))
         for keyword in _ORDER:
-            if keyword in schema:
+            if keyword in schema and not (keyword == "type" and objects_only):
                 checks.append(_KEYWORDS[keyword](self, schema[keyword], schema))
         return _all(checks)
 
@@ -193,37 +194,52 @@ class Compiler:
         search = re.compile(pattern).search
         return lambda value: not isinstance(value, str) or search(value) is not None
 
-    def _required(self, names: Any, schema: Mapping[str, Any]) -> Predicate:
-        required = tuple(names)
-        return lambda value: not isinstance(value, dict) or all(name in value for name in required)
+    def _object(self, schema: Mapping[str, Any], objects_only: bool) -> Predicate:
+        """`required`, `properties` and `additionalProperties` as one check (and `type: object` when `objects_only`).
 
-    def _properties(self, properties: Any, schema: Mapping[str, Any]) -> Predicate:
-        checks = tuple((name, self.schema(subschema)) for name, subschema in properties.items())
+        Without `type: object` they constrain objects only and let anything else pass, as in jsonschema.
+        patternProperties is not compiled (an unknown keyword), so `properties` alone names the known keys.
+        """
+        required = tuple(schema.get("required", ()))
+        declared = schema.get("properties", {})
+        properties = tuple((name, self.schema(subschema)) for name, subschema in declared.items())
+        additional = schema.get("additionalProperties", True)
+        closed = additional is False
+        known = frozenset(declared)
+        extra = None if additional is True or closed else self.schema(additional)
 
         def check(value: Any) -> bool:
             if not isinstance(value, dict):
-                return True
-            for name, valid in checks:  # noqa: SIM110 - as in _all
+                return not objects_only
+            for name in required:
+                if name not in value:
+                    return False
+            if closed and not value.keys() <= known:
+                return False
+            for name, valid in properties:
                 if name in value and not valid(value[name]):
                     return False
+            if extra is not None:
+                for name, item in value.items():
+                    if name not in known and not extra(item):
+                        return False
             return True
 
         return check
 
-    def _additional_properties(self, additional: Any, schema: Mapping[str, Any]) -> Predicate:
-        # patternProperties is not compiled (an unknown keyword), so `properties` alone names the known keys.
-        known = frozenset(schema.get("properties", {}))
-        if additional is False:
-            return lambda value: not isinstance(value, dict) or value.keys() <= known
-        valid = self.schema(additional)
-        return lambda value: not isinstance(value, dict) or all(
-            valid(item) for name, item in value.items() if name not in known
-        )
-
     def _items(self, items: Any, schema: Mapping[str, Any]) -> Predicate:
         # prefixItems is not compiled (an unknown keyword), so `items` applies to every item.
         valid = self.schema(items)
-        return lambda value: not isinstance(value, list) or all(valid(item) for item in value)
+
+        def check(value: Any) -> bool:
+            if not isinstance(value, list):
+                return True
+            for item in value:  # noqa: SIM110 - as in _all
+                if not valid(item):
+                    return False
+            return True
+
+        return check
 
     def _min_items(self, count: Any, schema: Mapping[str, Any]) -> Predicate:
         return lambda value: not isinstance(value, list) or len(value) >= count
@@ -257,9 +273,6 @@ _KEYWORDS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Predicate]] = 
     "type": Compiler._type,
     "const": Compiler._const,
     "enum": Compiler._enum,
-    "required": Compiler._required,
-    "additionalProperties": Compiler._additional_properties,
-    "properties": Compiler._properties,
     "items": Compiler._items,
     "minItems": Compiler._min_items,
     "pattern": Compiler._pattern,
@@ -269,6 +282,8 @@ _KEYWORDS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Predicate]] = 
     "oneOf": Compiler._one_of,
 }
 _ORDER = tuple(_KEYWORDS)  # cheap checks first
+_OBJECT_KEYWORDS = ("required", "properties", "additionalProperties")  # compiled together by Compiler._object
+_KNOWN = frozenset(_KEYWORDS) | frozenset(_OBJECT_KEYWORDS) | ANNOTATIONS
 
 
 class ResponseChecks:
