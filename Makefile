@@ -47,6 +47,16 @@ mock: $(STAMP)
 contract: $(STAMP)
 	$(BIN)/python -m contracts $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(API_KEY),--api-key $(API_KEY)) $(ARGS)
 
+.PHONY: mutants  ## Run the contract suite against every broken gateway of tests/gallery and print the table
+mutants: $(STAMP)
+	$(BIN)/python -m tests.gallery.mutants
+
+A ?= mock
+B ?= mock
+.PHONY: diff  ## Send one seeded request sequence to A and B (URLs, or 'mock') and report where they differ
+diff: $(STAMP)
+	$(BIN)/python -m contracts.diff --a $(A) --b $(B) $(if $(API_KEY),--api-key $(API_KEY)) $(ARGS)
+
 .PHONY: bench  ## Benchmark the mock against Prism and bare Starlette; writes bench/results.md (ARGS=--help)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)

@@ -71,6 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--examples", type=int, default=_int("examples") or 30, help="generated examples per operation")
     add("--stateful-runs", type=int, default=_int("stateful_runs") or 20, help="state-machine runs per key set")
     add("--concurrency", type=int, default=_int("concurrency") or 8, help="parallel creates in the R8 contract")
+    add("--diff-against", default=None, help="also send a seeded request sequence to this URL and compare (or 'mock')")
+    add("--diff-api-key", action="append", default=[], help="key(s) of the --diff-against target (default: the run's)")
 
 
 def _int(name: str) -> int | None:

@@ -130,7 +130,7 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
                 )
             expect(
                 session_id not in self.oracle.seen,
-                "R2",
+                self.oracle.blame(session_id, "R2"),
                 f"modelsession returned {session_id}, a session that had already ended",
             )
             self.oracle.opened(key, session_id, "model", str(self.oracle.resolve(model_id)), now + duration)
@@ -146,19 +146,19 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
             session_id = body["session_id"]
             expect(
                 session_id not in self.oracle.seen,
-                "R3",
+                self.oracle.blame(session_id, "R3"),
                 f"bidsession must open a new session, but returned {session_id}, which this run has seen before",
             )
-            self.oracle.opened(key, session_id, "bid", bid, now + duration)
+            self.oracle.opened(key, session_id, "bid", bid, now + duration, rule="R3")
 
         @rule(key=key_choice)
         def ping_session(self, key: str) -> None:
-            now = run.now()
+            previous_key, now = self.last_key, run.now()
             life, book = self.oracle.life(key, now), self.oracle.book(key)
             body = self._ok(PING, self._send(PING, key, f"{SESSION}/pingsession"))
             status, known = body["status"], book.session
             if known is None:
-                rule_id = book.ended_by or "R5"
+                rule_id = self.oracle.blame(body.get("session_id"), book.ended_by or "R5")
                 expect(
                     status == "no_session",
                     rule_id,
@@ -168,8 +168,9 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
                 return
             expect(
                 body.get("session_id") == known.session_id,
-                "R7",
-                f"ping reported session {body.get('session_id')}, but the key's session is {known.session_id}",
+                self.oracle.blame(body.get("session_id"), _mismatch_rule(book.opened_by, previous_key, key)),
+                f"ping reported session {body.get('session_id')}, but the key's session is {known.session_id} "
+                f"(given by its last {book.opened_by or 'create'} step)",
             )
             allowed = {Life.ALIVE: {"alive"}, Life.EXPIRED: {"expired"}, Life.EITHER: {"alive", "expired"}}[life]
             if book.pending_dead and life is not Life.EXPIRED:
@@ -187,7 +188,7 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
 
         @rule(key=key_choice)
         def close_session(self, key: str) -> None:
-            now = run.now()
+            previous_key, now = self.last_key, run.now()
             life, book = self.oracle.life(key, now), self.oracle.book(key)
             response = self._send(CLOSE, key, f"{SESSION}/closesession")
             known = book.session
@@ -206,7 +207,7 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
             if known is None:
                 expect(
                     (body["message"], body["session_id"]) == ("No active session found to close", None),
-                    book.ended_by or "R4",
+                    self.oracle.blame(body["session_id"], book.ended_by or "R4"),
                     f"close must report no session (the key's last session ended by "
                     f"{book.ended_by or 'nothing'}), got {body}",
                 )
@@ -216,9 +217,11 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
                 Life.EXPIRED: {"Expired session marked as inactive"},
                 Life.EITHER: {"Session closed successfully", "Expired session marked as inactive"},
             }[life]
+            same = body["session_id"] == known.session_id
+            wrong_session = self.oracle.blame(body["session_id"], _mismatch_rule(book.opened_by, previous_key, key))
             expect(
-                body["message"] in messages and body["session_id"] == known.session_id,
-                "R4",
+                body["message"] in messages and same,
+                "R4" if same else wrong_session,
                 f"close of {known.session_id} must report {' or '.join(sorted(messages))} with its id, got {body}",
             )
             self.oracle.forget(key, "R4")
@@ -249,6 +252,11 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
             note(f"(admin) arm close_fail once for {key[:9]}…")
 
     return SessionRules
+
+
+def _mismatch_rule(opened_by: str | None, last_key: str | None, key: str) -> str:
+    """Whose rule a wrong session id breaks: another key's step (R7), else the step that set it."""
+    return "R7" if last_key not in (None, key) else opened_by or "R2"
 
 
 def _body(duration: int) -> dict[str, Any]:

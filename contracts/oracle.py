@@ -35,6 +35,7 @@ class Known:
 class KeyBook:
     session: Known | None = None
     ended_by: str | None = None  # the rule whose step ended the key's last session (to name a broken rule)
+    opened_by: str | None = None  # the rule whose step gave the key its current session
     pending_dead: int = 0  # armed ping_dead faults not yet used (used only by a ping of a live session)
     pending_close_fail: int = 0  # armed close_fail faults (used only by a close of a live session)
 
@@ -47,6 +48,7 @@ class Oracle:
     default_model: str | None
     keys: dict[str, KeyBook] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    ended: dict[str, str] = field(default_factory=dict)  # session id -> the rule that ended it
 
     def book(self, key: str) -> KeyBook:
         return self.keys.setdefault(key, KeyBook())
@@ -69,11 +71,23 @@ class Oracle:
             return None
         return session.session_id if self.life(key, now) is not Life.EXPIRED else None
 
-    def opened(self, key: str, session_id: str, kind: str, on: str, expires_at: float) -> None:
+    def opened(self, key: str, session_id: str, kind: str, on: str, expires_at: float, rule: str = "R2") -> None:
+        """The key's session is now `session_id`, given by a step of `rule` (R1/R2 model, R3 bid)."""
+        book = self.book(key)
+        if book.session is not None:
+            self.ended[book.session.session_id] = "R3" if kind == "bid" else "R2"
         self.seen.add(session_id)
-        self.book(key).session = Known(session_id, kind, on, expires_at)
+        book.session = Known(session_id, kind, on, expires_at)
+        book.opened_by = rule
 
     def forget(self, key: str, rule: str) -> None:
-        """The key's session ended by `rule` (R2, R3, R4, R5 or R6)."""
-        self.book(key).session = None
-        self.book(key).ended_by = rule
+        """The key's session ended by `rule` (R4, R5 or R6)."""
+        book = self.book(key)
+        if book.session is not None:
+            self.ended[book.session.session_id] = rule
+        book.session = None
+        book.ended_by = rule
+
+    def blame(self, session_id: object, fallback: str) -> str:
+        """The rule that should have ended `session_id`, if it had ended; else `fallback`."""
+        return self.ended.get(session_id, fallback) if isinstance(session_id, str) else fallback

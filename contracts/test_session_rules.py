@@ -7,9 +7,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from contracts import runtime
-from contracts.machine import build_machine
+from contracts.machine import RuleBroken, build_machine, discover_models
 
 RUN = runtime.current()
+SESSION = "/api/v1/session"
 SESSION_OPERATIONS = tuple(
     f"POST /api/v1/session/{name}" for name in ("modelsession", "bidsession", "pingsession", "closesession")
 )
@@ -62,3 +63,31 @@ def test_expiry_needs_time_control() -> None:
         pytest.skip(
             "R6 (expiry) is checked only where the suite controls time (the mock's admin clock); this target has none"
         )
+
+
+@pytest.mark.contract(rules=("R7",), operations=SESSION_OPERATIONS)
+def test_r7_every_action_of_one_key_leaves_the_other_keys_session_alone() -> None:
+    """A fixed scenario beside the state machine: key 2 creates, switches, bids, pings and closes
+    while key 1's session must stay exactly as it was."""
+    if len(RUN.keys) < 2:
+        pytest.skip("R7 (keys are isolated) needs two API keys: pass --api-key twice (or MORPHEUS_API_KEYS='k1 k2')")
+    mine, theirs = RUN.keys[:2]
+    models = sorted(name for name in discover_models(RUN)[0] if not name.startswith("0x"))
+    if len(models) < 2:
+        pytest.skip("the target lists fewer than two models")
+    for key in (mine, theirs):
+        RUN.client.post(f"{SESSION}/closesession", key=key)
+    body = {"sessionDuration": RUN.settings.session_duration}
+    session = RUN.client.post(f"{SESSION}/modelsession", key=mine, params={"model_id": models[0]}, json=body).json()
+    actions = [
+        ("modelsession", {"model_id": models[0]}),
+        ("modelsession", {"model_id": models[1]}),
+        *([("bidsession", {"bid_id": RUN.bids[0]})] if RUN.bids and RUN.ledger.may_open() else []),
+        ("pingsession", {}),
+        ("closesession", {}),
+    ]
+    for action, params in actions:
+        RUN.client.post(f"{SESSION}/{action}", key=theirs, params=params, json=body if "session" in action else None)
+        ping = RUN.client.post(f"{SESSION}/pingsession", key=mine).json()
+        if (ping.get("status"), ping.get("session_id")) != ("alive", session["session_id"]):
+            raise RuleBroken("R7", f"after the other key's {action}, this key's ping says {ping}")

@@ -1,5 +1,5 @@
-"""The contract suite run as a user runs it: it passes against the mock (in-process and served), and it
-fails, with a message naming the rule, against gateways that break R1, R2, R4, R5, a body or auth."""
+"""The contract suite run as a user runs it: it passes against the mock, in-process and served, and stops
+with one message against a target without the session API. (Broken gateways: tests/gallery.)"""
 
 from __future__ import annotations
 
@@ -7,27 +7,13 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from contracts.settings import MOCK_KEYS
-from mockserver.config import Config
-from mockserver.web.app import create_app
-from tests.contracts.variants import VARIANTS
 from tests.live import LiveServer
 
 QUICK = ["--examples", "10", "--stateful-runs", "15", "-q", "-p", "no:cacheprovider"]
-EXPECTED = {
-    "reuse-opens-new": r"R1\s+FAILED\s+R1 broken: modelsession on the same model must return the key's session",
-    "switch-keeps-old": r"R2\s+FAILED\s+R2 broken: modelsession must open a new session here",
-    "close-keeps-session": r"R4\s+FAILED\s+R4 broken",
-    "dead-ping-keeps-session": r"R5\s+FAILED\s+R5 broken",
-    "no-api-key-prefix": (
-        r"\$: 'api_key_prefix' is a required property \[required at /components/schemas/ModelSessionCreated"
-    ),
-    "missing-key-accepted": r"expected 401, got 200",
-}
 
 
 def _contract(*args: str) -> subprocess.CompletedProcess[str]:
@@ -74,20 +60,6 @@ def test_the_suite_passes_against_a_served_mock(served_mock: str) -> None:
     assert run.returncode == 0, run.stdout[-3000:]
     assert f"target: {served_mock}" in run.stdout
     assert "time control (R6): yes (admin clock)" in run.stdout
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_the_suite_catches_a_broken_gateway(name: str, tmp_path: Path) -> None:
-    variant = VARIANTS[name]
-    junit = tmp_path / "contract.xml"
-    with LiveServer(variant.apply(create_app(Config(keys=MOCK_KEYS, admin=True, seed=1)))) as server:
-        run = _against(server.url, f"--junitxml={junit}")
-    assert run.returncode == 1, run.stdout[-3000:]
-    assert re.search(EXPECTED[name], run.stdout), run.stdout[-5000:]
-    report = junit.read_text()
-    assert "<failure" in report
-    for key in MOCK_KEYS:
-        assert key not in run.stdout + run.stderr + report  # keys are redacted everywhere
 
 
 def test_a_target_without_the_session_api_fails_fast_with_one_message() -> None:

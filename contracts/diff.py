@@ -1,0 +1,187 @@
+"""Differential run: the same seeded sequence of requests to two targets, compared step by step.
+
+    python -m contracts.diff --a mock --b https://staging.example --b-api-key sk-...
+    make diff A=mock B=mock
+
+Statuses, content types and bodies are compared; session ids and hashes by shape and by identity
+pattern (each target's ids are renamed S1, S2, ... in order of first appearance), so "the same session
+came back" (R1) and "a new one" (R2) differ between targets while the ids themselves never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.client import Client
+from contracts.settings import MOCK_KEYS
+
+HASH = re.compile(r"^0x[0-9a-f]{64}$")
+SESSION = "/api/v1/session"
+BODY = {"sessionDuration": 3600, "directPayment": False, "failover": False}
+ACTIONS = (
+    "model",
+    "model",
+    "model",
+    "bid",
+    "ping",
+    "ping",
+    "close",
+    "no_key",
+    "jwt",
+    "bad_json",
+    "bad_body",
+    "unknown_model",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    action: str
+    key: int  # which of the run's keys (0 or 1)
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    auth: str = "key"  # key, none or jwt
+
+    def describe(self) -> str:
+        query = "&".join(f"{k}={v}" for k, v in self.params.items())
+        return f"#{self.index} {self.action:13} key{self.key + 1} POST {self.path}{'?' + query if query else ''}"
+
+
+def sequence(seed: int, steps: int, models: Sequence[str], keys: int) -> list[Step]:
+    """The seeded sequence both targets receive."""
+    chooser = random.Random(seed)
+    return [_step(index, chooser.choice(ACTIONS), chooser.randrange(keys), chooser, models) for index in range(steps)]
+
+
+def _step(index: int, action: str, key: int, chooser: random.Random, models: Sequence[str]) -> Step:
+    body = json.dumps(BODY).encode()
+    if action == "model":
+        return Step(index, action, key, f"{SESSION}/modelsession", {"model_id": chooser.choice(models)}, body)
+    if action == "unknown_model":
+        return Step(index, action, key, f"{SESSION}/modelsession", {"model_id": "no-such-model"}, body)
+    if action == "bid":
+        return Step(index, action, key, f"{SESSION}/bidsession", {"bid_id": f"0x{chooser.randrange(4):064x}"}, body)
+    if action in ("ping", "close"):
+        return Step(index, action, key, f"{SESSION}/{action}session")
+    if action == "bad_json":
+        return Step(index, action, key, f"{SESSION}/modelsession", {"model_id": models[0]}, b"{bad")
+    if action == "bad_body":
+        return Step(index, action, key, f"{SESSION}/bidsession", {"bid_id": "0x01"}, b'{"sessionDuration": "abc"}')
+    return Step(index, action, key, f"{SESSION}/pingsession", auth="none" if action == "no_key" else "jwt")
+
+
+class Shapes:
+    """Renames one target's ids in order of first appearance, so two targets' bodies can be compared."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def of(self, value: Any) -> Any:
+        if isinstance(value, str) and HASH.match(value):
+            return self.names.setdefault(value, f"S{len(self.names) + 1}")
+        if isinstance(value, dict):
+            return {name: self.of(item) for name, item in value.items()}
+        if isinstance(value, list):
+            return [self.of(item) for item in value]
+        return value
+
+
+@dataclass
+class Side:
+    client: Client
+    keys: tuple[str, ...]
+    shapes: Shapes = field(default_factory=Shapes)
+
+    def send(self, step: Step) -> tuple[int, str, Any]:
+        headers = {"Content-Type": "application/json"} if step.body is not None else {}
+        if step.auth == "key":
+            headers["Authorization"] = f"Bearer {self.keys[step.key]}"
+        elif step.auth == "jwt":
+            headers["Authorization"] = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
+        url = f"{self.client.base_url}{step.path}"
+        response = self.client.session.post(url, params=step.params, data=step.body, headers=headers)
+        try:
+            body: Any = self.shapes.of(response.json())
+        except ValueError:
+            body = response.text[:200]
+        return response.status_code, response.headers.get("content-type", ""), body
+
+
+@dataclass(frozen=True)
+class Difference:
+    step: Step
+    a: tuple[int, str, Any]
+    b: tuple[int, str, Any]
+
+    def __str__(self) -> str:
+        answers = (
+            f"    {side}: {status} {kind} {body}" for side, (status, kind, body) in (("A", self.a), ("B", self.b))
+        )
+        return "\n".join([self.step.describe(), *answers])
+
+
+def run_diff(a: Side, b: Side, steps: Sequence[Step], report: Any = None) -> list[Difference]:
+    """Send every step to both sides (both start with no session); return the steps whose answers differ."""
+    for side in (a, b):
+        for key in side.keys:
+            side.client.post(f"{SESSION}/closesession", key=key)
+    differences = []
+    for step in steps:
+        answers = a.send(step), b.send(step)
+        if answers[0] != answers[1]:
+            differences.append(Difference(step, *answers))
+        if report is not None:
+            report(f"{step.describe():72} {'same' if answers[0] == answers[1] else 'DIFFERENT'}")
+    return differences
+
+
+def _side(url: str, keys: Sequence[str]) -> tuple[Side, Any]:
+    if url == "mock":
+        from contracts.inprocess import start_mock  # a diff side may be the in-process mock
+
+        server = start_mock(MOCK_KEYS)
+        return Side(Client(server.url, MOCK_KEYS, None), MOCK_KEYS), server.stop
+    if not keys:
+        raise SystemExit(f"{url}: give its API key(s) with --api-key (or --b-api-key for B)")
+    return Side(Client(url, keys, None), tuple(keys)), lambda: None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m contracts.diff", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--a", required=True, help="a base URL, or 'mock' for an in-process mock")
+    parser.add_argument("--b", required=True, help="a base URL, or 'mock'")
+    parser.add_argument("--api-key", action="append", default=[], help="key(s) for A (and for B unless --b-api-key)")
+    parser.add_argument("--b-api-key", action="append", default=[], help="key(s) for B")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    a, stop_a = _side(args.a, args.api_key)
+    b, stop_b = _side(args.b, args.b_api_key or args.api_key)
+    try:
+        listed = a.client.get("/api/v1/models").json().get("data", [])
+        models = [model["id"] for model in listed][:3] or ["mistral-31-24b"]
+        keys = min(len(a.keys), len(b.keys))
+        differences = run_diff(a, b, sequence(args.seed, args.steps, models, keys), report=print)
+    finally:
+        stop_a()
+        stop_b()
+    if not differences:
+        print(f"no difference in {args.steps} steps (seed {args.seed})")
+        return 0
+    print(f"{len(differences)} differing step(s); the first:\n{differences[0]}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

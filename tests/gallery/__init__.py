@@ -1,0 +1,1 @@
+"""A gallery of broken gateways, and the mutation run that proves the contract suite catches each."""

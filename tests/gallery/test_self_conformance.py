@@ -1,0 +1,55 @@
+"""The Schemathesis CLI, all phases and every check the contract suite enables, against the served mock.
+
+Checks left off (as in contracts/test_conformance.py): not_a_server_error (the gateway answers documented
+500s; `server_errors_are_the_gateways` checks their texts instead), use_after_free and
+ensure_resource_availability (the API has no resource paths; the session rules have their own state
+machine). The contract's own checks are loaded with SCHEMATHESIS_HOOKS=contracts.checks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts.settings import MOCK_KEYS
+from openapi import SPEC_PATH
+
+EXCLUDED = "not_a_server_error,use_after_free,ensure_resource_availability"
+
+
+@pytest.fixture
+def served_mock() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mockserver", "--port", "0", "--key", MOCK_KEYS[0], "--self-check", "log"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().rsplit(" on ", 1)[1].strip()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=20)
+        assert "self-check" not in errors, errors  # the mock never answered outside its own spec
+
+
+def test_schemathesis_cli_finds_no_issue_in_the_served_mock(served_mock: str, tmp_path: Path) -> None:
+    config = f'[auth.openapi.APIKeyAuth]\napi_key = "{MOCK_KEYS[0]}"\n'
+    (tmp_path / "schemathesis.toml").write_text(config + '[generation]\ndatabase = "none"\n[cache]\nenabled = false\n')
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")), "run", str(SPEC_PATH), "--url", served_mock,
+        "--checks", "all", "--exclude-checks", EXCLUDED, "--phases", "examples,coverage,fuzzing,stateful",
+        "--max-examples", "30", "--generation-deterministic", "--no-color",
+    ]  # fmt: skip
+    environment = {**os.environ, "SCHEMATHESIS_HOOKS": "contracts.checks", "PYTHONPATH": str(Path.cwd())}
+    run = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "No issues found" in run.stdout
+    assert "Selected: 6/6" in run.stdout
