@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class JournalEntry:
+class JournalEntry(NamedTuple):  # a tuple, not a frozen dataclass: one is recorded per request, at half the cost
     at: float
     method: str
     path: str
@@ -33,7 +32,7 @@ class Journal:
         with self._lock:
             newest_first = list(reversed(self._entries))
         chosen = [entry for entry in newest_first if key is None or entry.key == key]
-        return [asdict(entry) for entry in chosen[:limit]]
+        return [entry._asdict() for entry in chosen[:limit]]
 
     def clear(self) -> int:
         with self._lock:
