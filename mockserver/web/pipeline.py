@@ -59,27 +59,29 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
     handler = HANDLERS[operation.operation_id]
 
     async def endpoint(request: Request) -> Response:
-        reply = await _answer(state, operation, request)
+        reply, key = await _answer(state, operation, request)
         if reply.status == 200 and operation.requires_api_key:
-            delay = state.faults.latency(str(request.state.key), operation.operation_id)
+            delay = state.faults.latency(str(key), operation.operation_id)
             if delay:
                 await asyncio.sleep(delay)
         return respond(state, operation.operation_id, reply)
 
-    async def _answer(state: MockState, operation: Operation, request: Request) -> Reply:
+    async def _answer(state: MockState, operation: Operation, request: Request) -> tuple[Reply, str | None]:
+        """The reply, and the key's identity once it is known (None before authentication)."""
         body: object = None
         if operation.request_body is not None:
             body = read_body(operation.operation_id, request.headers.get("content-type"), await request.body())
             if isinstance(body, ValidationFailure | BodyParseError):
-                return _failure(body)
+                return _failure(body), None
+        key = None
         try:
             key = _authenticate(state, operation, request)
             checked = validate(operation.operation_id, query_items(request), body)
             if isinstance(checked, ValidationFailure):
-                return _failure(checked)
-            return handler(state, Call(operation.operation_id, key, checked.query, checked.body))
+                return _failure(checked), key
+            return handler(state, Call(operation.operation_id, key, checked.query, checked.body)), key
         except DomainError as error:
-            return error_reply(error)
+            return error_reply(error), key
 
     endpoint.__name__ = operation.operation_id
     return endpoint
@@ -88,7 +90,6 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
 def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
     key = state.keys.authenticate(request.headers.get("authorization")) if operation.requires_api_key else None
-    request.state.key = key
     if key is not None:
         for step in AUTH_STEPS:
             fault = state.faults.take(step, key)
