@@ -5,7 +5,9 @@ Run it as `pytest contracts [--base-url URL --api-key KEY ...]` or `python -m co
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from contracts.client import Client
 from contracts.inprocess import start_mock
 from contracts.redact import redact
 from contracts.safety import Ledger, close_all
-from contracts.settings import MOCK_KEYS, Settings, env_default, split_keys
+from contracts.settings import MOCK_KEYS, Settings, env_default, key_share, split_keys
 from contracts.summary import Summary
 
 SUMMARY = Summary()
@@ -106,7 +108,27 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = settings_from(config)
     if not settings.in_process and not settings.api_keys:
         raise pytest.UsageError("--base-url needs at least one --api-key (or MORPHEUS_API_KEYS)")
+    SUMMARY.settings = settings
+    if _is_xdist_controller(config):
+        return  # the workers run the tests, each against the target with its own share of the keys
+    if not settings.in_process:  # in-process, every worker has a mock of its own
+        try:
+            settings = replace(settings, api_keys=key_share(settings.api_keys, *_worker(config)))
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
     runtime.begin(open_run(settings))
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
+def _worker(config: pytest.Config) -> tuple[int, int]:
+    """This process's index among the pytest-xdist workers, and their count (0, 1 without xdist)."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None:
+        return 0, 1
+    return int(str(worker["workerid"]).removeprefix("gw")), int(worker["workercount"])
 
 
 def open_run(settings: Settings) -> runtime.Run:
@@ -159,35 +181,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.contract(rules=(), operations=(item.name.split("[", 1)[1].rstrip("]"),)))
         marker = item.get_closest_marker("contract")
         if marker is not None:
-            SUMMARY.describe(
-                item.nodeid, tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
-            )
+            rules, operations = tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
+            SUMMARY.describe(item.nodeid, rules, operations)
+            item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Redact keys in every report before any reporter (terminal, JUnit XML) sees it; feed the summary."""
-    current = runtime._CURRENT[-1] if runtime._CURRENT else None
-    if current is not None and isinstance(report.longrepr, tuple):
+    keys = tuple(runtime._CURRENT[-1].keys if runtime._CURRENT else ()) + (
+        SUMMARY.settings.api_keys if SUMMARY.settings else ()
+    )
+    if isinstance(report.longrepr, tuple):
         path, line, message = report.longrepr
-        report.longrepr = (path, line, redact(message, current.keys))
-    elif current is not None and report.longrepr is not None:
-        report.longrepr = redact(str(report.longrepr), current.keys)
+        report.longrepr = (path, line, redact(message, keys))
+    elif report.longrepr is not None:
+        report.longrepr = redact(str(report.longrepr), keys)
     SUMMARY.record(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     current = runtime._CURRENT[-1] if runtime._CURRENT else None
-    if current is not None:
-        SUMMARY.teardown_problems = close_all(current.client, current.ledger, current.keys)
+    if current is None:
+        return
+    SUMMARY.teardown_problems = close_all(current.client, current.ledger, current.keys)
+    SUMMARY.add_worker(current.report(SUMMARY.teardown_problems))
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: hand the controller what this worker did
+        workeroutput["contract"] = json.dumps(current.report(SUMMARY.teardown_problems))
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The pytest-xdist controller collects each worker's report for the summary."""
+    report = getattr(node, "workeroutput", {}).get("contract")
+    if report:
+        SUMMARY.add_worker(json.loads(report))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    current = runtime._CURRENT[-1] if runtime._CURRENT else None
-    if current is None:
+    if SUMMARY.settings is None or not SUMMARY.workers:
         return
-    elapsed = time.monotonic() - current.started
-    for line in SUMMARY.lines(current, elapsed):
+    for line in SUMMARY.lines(time.monotonic() - SUMMARY.started):
         terminalreporter.write_line(line)
 
 

@@ -37,6 +37,22 @@ class Run:
             return self.settings.bid_ids
         return ("0x" + "b1" * 32, "0x" + "b2" * 32) if self.controls_faults else ()
 
+    def report(self, teardown_problems: list[str]) -> dict[str, object]:
+        """What this process's run did, for the summary (JSON-ready: xdist workers send it to the controller)."""
+        return {
+            "target": "the in-process mock" if self.settings.in_process else self.base_url,
+            "keys": [key[:9] + "…" for key in self.keys],
+            "controls_time": self.controls_time,
+            "controls_faults": self.controls_faults,
+            "spend_allowed": self.spend_allowed,
+            "opened": len(self.ledger.opened),
+            "cap": self.ledger.cap,
+            "held_back": dict(self.ledger.held_back),
+            "keys_used": len(self.ledger.keys_used),
+            "requests": self.client.sent,
+            "teardown_problems": teardown_problems,
+        }
+
     def now(self) -> float:
         """The target's clock (its admin clock when it has one)."""
         if self.controls_time:

@@ -64,3 +64,16 @@ def env_default(name: str, environ: Mapping[str, str] = os.environ) -> str | Non
 def split_keys(value: str | None) -> tuple[str, ...]:
     """Keys from an environment variable: separated by commas or white space."""
     return tuple(part for part in (value or "").replace(",", " ").split() if part)
+
+
+def key_share(keys: tuple[str, ...], index: int, count: int) -> tuple[str, ...]:
+    """The keys of one of `count` parallel workers (pytest -n): an equal, disjoint share of the pool."""
+    if count <= 1:
+        return keys
+    per_worker = len(keys) // count
+    if per_worker < 1:
+        raise ValueError(
+            f"{count} parallel workers need at least {count} API keys (two each for R7), got {len(keys)}: "
+            "pass more --api-key, or fewer workers"
+        )
+    return keys[index * per_worker : (index + 1) * per_worker]

@@ -1,15 +1,21 @@
-"""The end-of-run summary: each rule and each operation, passed / failed / skipped and why."""
+"""The end-of-run summary: each rule and each operation, passed / failed / skipped and why.
+
+With pytest-xdist the controller builds it from the workers' reports (test outcomes carry the rules and
+operations they cover as user properties; each worker sends what its run did to the target).
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from contracts.runtime import Run
+from contracts.settings import Settings
 
 RULES = tuple(f"R{n}" for n in range(1, 9))
+CLOSED_ALL = "every key's session closed"
 _BROKEN = re.compile(r"\b(R[1-8]) broken: ([^\n]*)")
 
 
@@ -21,14 +27,25 @@ class Outcome:
 
 @dataclass
 class Summary:
+    settings: Settings | None = None
     covers: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    workers: list[dict[str, Any]] = field(default_factory=list)
     teardown_problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def describe(self, nodeid: str, rules: tuple[str, ...], operations: tuple[str, ...]) -> None:
         self.covers[nodeid] = (rules, operations)
 
+    def add_worker(self, report: dict[str, Any]) -> None:
+        self.workers.append(report)
+
     def record(self, report: Any) -> None:
+        if report.nodeid not in self.covers:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "contract":
+                    data = json.loads(value)
+                    self.describe(report.nodeid, tuple(data["rules"]), tuple(data["operations"]))
         if report.nodeid not in self.covers:
             return
         if report.skipped:
@@ -62,33 +79,40 @@ class Summary:
                 bucket[outcome] = bucket.get(outcome, 0) + 1
         return counts
 
-    def lines(self, run: Run, elapsed: float) -> list[str]:
-        target = "the in-process mock" if run.settings.in_process else run.base_url
-        keys = ", ".join(key[:9] + "…" for key in run.keys)
+    def lines(self, elapsed: float) -> list[str]:
+        first = self.workers[0]
+        workers = f"   workers: {len(self.workers)}" if len(self.workers) > 1 else ""
+        keys = ", ".join(key for worker in self.workers for key in worker["keys"])
+        yes = "yes (admin clock)" if first["controls_time"] else "no - expiry is not checked"
         lines = [
             "",
             "==================== Morpheus session-API contract ====================",
-            f"target: {target}   keys: {keys}",
-            f"time control (R6): {'yes (admin clock)' if run.controls_time else 'no - expiry is not checked'}"
-            f"   fault control: {'yes' if run.controls_faults else 'no'}"
-            f"   approve: {'sent' if run.spend_allowed else 'never sent (no --allow-spend)'}",
+            f"target: {first['target']}   keys: {keys}{workers}",
+            f"time control (R6): {yes}   fault control: {'yes' if first['controls_faults'] else 'no'}"
+            f"   approve: {'sent' if first['spend_allowed'] else 'never sent (no --allow-spend)'}",
             "rules:",
         ]
         lines += [f"  {rule}  {self.rule_line(rule)}" for rule in RULES]
         lines.append("operations:")
         for operation, counts in sorted(self.operation_counts().items()):
             lines.append(f"  {operation}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
-        ledger = run.ledger
-        cap = "no cap" if ledger.cap is None else f"cap {ledger.cap}"
-        held = ", ".join(f"{n} {reason}" for reason, n in ledger.held_back.items()) or "none"
-        lines.append(
-            f"safety: {len(ledger.opened)} sessions opened ({cap}); held back: {held}; "
-            f"keys used: {len(ledger.keys_used)}"
-        )
-        closing = "; ".join(self.teardown_problems) or "every key's session closed"
-        lines.append(f"teardown: {closing}")
-        lines.append(f"requests sent: {run.client.sent}   wall time: {elapsed:.1f} s")
-        return lines
+        return lines + self._safety_lines(elapsed)
+
+    def _safety_lines(self, elapsed: float) -> list[str]:
+        opened = sum(worker["opened"] for worker in self.workers)
+        cap = self.workers[0]["cap"]
+        held: dict[str, int] = {}
+        for worker in self.workers:
+            for reason, count in worker["held_back"].items():
+                held[reason] = held.get(reason, 0) + count
+        problems = [problem for worker in self.workers for problem in worker["teardown_problems"]]
+        return [
+            f"safety: {opened} sessions opened ({'no cap' if cap is None else f'cap {cap} per worker'}); "
+            f"held back: {', '.join(f'{n} {reason}' for reason, n in held.items()) or 'none'}; "
+            f"keys used: {sum(worker['keys_used'] for worker in self.workers)}",
+            f"teardown: {'; '.join(problems) or CLOSED_ALL}",
+            f"requests sent: {sum(worker['requests'] for worker in self.workers)}   wall time: {elapsed:.1f} s",
+        ]
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from contracts.settings import MOCK_KEYS
+from mockserver.config import Config
+from mockserver.web.app import create_app
 from tests.live import LiveServer
 
 QUICK = ["--examples", "10", "--stateful-runs", "15", "-q", "-p", "no:cacheprovider"]
@@ -70,3 +72,24 @@ def test_a_target_without_the_session_api_fails_fast_with_one_message() -> None:
     assert run.returncode == 4
     assert "the target has no session API: POST" in run.stderr
     assert run.stdout.count("404") <= 2
+
+
+POOL = (*MOCK_KEYS, "sk-Contr3." + "0123456789abcdef" * 4, "sk-Contr4." + "0123456789abcdef" * 4)
+
+
+def test_parallel_workers_each_take_their_share_of_the_key_pool() -> None:
+    """pytest -n 2 against one served mock: each worker runs the whole suite with two keys of its own."""
+    with LiveServer(create_app(Config(keys=POOL, admin=True))) as server:
+        keys = [part for key in POOL for part in ("--api-key", key)]
+        run = _contract("--base-url", server.url, *keys, "--rate-limit", "0", "--max-sessions", "0", "-n", "2")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "workers: 2" in run.stdout
+    assert re.search(r"R7\s+passed", run.stdout)
+    assert "keys used: 4" in run.stdout
+
+
+def test_parallel_workers_need_enough_keys() -> None:
+    with LiveServer(create_app(Config(keys=POOL, admin=True))) as server:
+        run = _contract("--base-url", server.url, "--api-key", POOL[0], "-n", "2")
+    assert run.returncode != 0
+    assert "2 parallel workers need at least 2 API keys" in run.stdout + run.stderr
