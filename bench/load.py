@@ -91,7 +91,7 @@ def run_wrk(
         wrk,
         f"-t{min(threads, connections)}",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         f"--timeout={timeout_s}s",
         "-s",
         str(MIX_SCRIPT),

@@ -31,7 +31,8 @@ LEGEND = [
     "status. errors = socket errors and timeouts + answers with a status the mix did not intend (wrk cannot",
     "pair answers with requests, so statuses are matched as counts); the bare endpoint answers 200 to",
     "everything by design, so only its socket errors and non-200s count. CPU is cores used on average during",
-    "the cell by the server and by wrk itself (the load generator's own cost).",
+    "the cell by the server and by wrk itself (the load generator's own cost). The contract suite prints no",
+    "count of generated cases; its row gives the requests it says it sent (Schemathesis sends one per case).",
 ]
 
 
@@ -90,7 +91,7 @@ def table(results: Results, connections: Sequence[int]) -> list[str]:
 def _memory_row(memory: Memory) -> str:
     rss = (
         f"RSS {_mib(memory.rss_start_kib)} at start, {_mib(memory.rss_warm_kib)} after {memory.warm_requests:,}, "
-        f"{_mib(memory.rss_end_kib)} after {memory.run.requests + memory.warm_requests:,} ({_answers(memory.run)})"
+        f"{_mib(memory.rss_end_kib)} after {memory.requests:,} ({_answers(memory.run)})"
     )
     label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key`"
     return _row(label, memory.run, answers=rss)
@@ -103,9 +104,15 @@ def _contract_row(contract: Contract | None) -> str:
     elif contract.status == NOT_BUILT:
         text = NOT_BUILT
     else:
-        rate = f", {contract.cases / contract.seconds:.1f} cases/s" if contract.cases else ""
-        cases = f", {contract.cases:,} {contract.what}" if contract.cases is not None else ", cases not reported"
-        text = f"{contract.status}: wall time {contract.seconds:.1f} s{cases}{rate}"
+        parts = [f"{contract.status}: wall time {contract.seconds:.1f} s"]
+        if contract.own_seconds is not None:
+            parts.append(f"{contract.own_seconds:.1f} s by its own clock")
+        if contract.tests is not None:
+            parts.append(f"{contract.tests:,} tests")
+        if contract.requests is not None:
+            rate = contract.requests / contract.seconds
+            parts.append(f"{contract.requests:,} requests sent (its own count), {rate:,.0f} requests/s")
+        text = ", ".join(parts)
     return f"| {label} | | | | | | {text} | | | |"
 
 

@@ -34,15 +34,16 @@ class Memory:
     rss_warm_kib: int  # after the first pass: every key has been seen
     rss_end_kib: int
     warm_requests: int
-    run: Run
+    run: Run  # the whole soak
 
 
 @dataclass(frozen=True)
 class Contract:
     status: str  # "ran", "failed (exit N)" or NOT_BUILT
-    seconds: float = 0.0
-    cases: int | None = None
-    what: str = ""
+    seconds: float = 0.0  # wall time of `python -m contracts`, interpreter start to exit
+    tests: int | None = None  # pytest items of its summary line
+    requests: int | None = None  # requests it says it sent: each generated case or stateful step is one
+    own_seconds: float | None = None  # the wall time it reports itself
 
 
 def measure(server: Server, wrk: str, connections: int, seconds: float, script_args: Sequence[str]) -> Run:
@@ -80,21 +81,21 @@ def memory_soak(wrk: str, *, keys: int, requests: int, warm: int, connections: i
     """RSS of a mock accepting any key: at start, after `warm` requests (every key seen), after `requests` in all."""
     with mock_server((), extra=("--accept-any-key",)) as server:
         start = server.rss_kib()
-        _soak(server, wrk, keys, warm, connections)
+        first = _soak(server, wrk, keys, warm, connections)
         warmed = server.rss_kib()
-        run = _soak(server, wrk, keys, requests - warm, connections)
+        run = _soak(server, wrk, keys, requests - first.requests, connections)
         end = server.rss_kib()
-    return Memory(keys, requests, start, warmed, end, warm, run)
+    return Memory(keys, first.requests + run.requests, start, warmed, end, first.requests, _merged([first, run]))
 
 
 def _soak(server: Server, wrk: str, keys: int, requests: int, connections: int) -> Run:
     """At least `requests` requests, as wrk runs sized by the rate seen so far (wrk stops on time, not count)."""
     runs: list[Run] = []
-    rate = 2000.0
+    rate = 0.0
     while sum(run.requests for run in runs) < requests:
         remaining = requests - sum(run.requests for run in runs)
-        seconds = min(max(remaining / rate, 1.0), 30.0)
-        runs.append(measure(server, wrk, connections, round(seconds, 1), ("keys", str(keys))))
+        seconds = min(max(remaining / rate, 1.0), 30.0) if rate else 2.0  # the first run measures the rate
+        runs.append(measure(server, wrk, connections, seconds, ("keys", str(keys))))
         rate = runs[-1].rps
     return _merged(runs)
 
@@ -139,17 +140,25 @@ def contract_run(timeout: float = 900) -> Contract:
     if done.returncode == 2 and NOT_BUILT in output:
         return Contract(NOT_BUILT)
     status = "ran" if done.returncode == 0 else f"failed (exit {done.returncode})"
-    cases, what = _count_cases(output)
-    return Contract(status, seconds, cases, what)
+    return Contract(
+        status, seconds, _tests(output), _number(r"requests sent: (\d[\d,]*)", output), _own_seconds(output)
+    )
 
 
-def _count_cases(output: str) -> tuple[int | None, str]:
-    """Generated cases when the suite reports them, else the pytest items of its summary line."""
-    generated = re.findall(r"(\d[\d,]*) (?:generated )?(?:test )?cases", output)
-    if generated:
-        return int(generated[-1].replace(",", "")), "generated cases"
+def _number(pattern: str, output: str) -> int | None:
+    found = re.findall(pattern, output)
+    return int(found[-1].replace(",", "")) if found else None
+
+
+def _own_seconds(output: str) -> float | None:
+    found = re.findall(r"wall time: ([\d.]+) ?s", output)
+    return float(found[-1]) if found else None
+
+
+def _tests(output: str) -> int | None:
+    """The pytest items of the last summary line (passed, failed, skipped ...)."""
     summaries = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed).* in [\d.]+s", line)]
-    if summaries:
-        counts = re.findall(r"(\d+) (?:passed|failed|skipped|xfailed|xpassed|errors?)\b", summaries[-1])
-        return sum(int(count) for count in counts), "pytest items"
-    return None, ""
+    if not summaries:
+        return None
+    counts = re.findall(r"(\d+) (?:passed|failed|skipped|xfailed|xpassed|errors?)\b", summaries[-1])
+    return sum(int(count) for count in counts)
