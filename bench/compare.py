@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.load import Run, ensure_wrk
 from bench.run import KEYS, measure
-from bench.servers import HOST, ROOT, Server
+from bench.servers import ROOT, Server, mock_server
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,19 @@ def export(revision: str, into: Path) -> Path:
 
 def server_for(variant: Variant, source: Path) -> Server:
     """`python -m mockserver` run from `source`, whose packages come first on sys.path."""
-    arguments = ["--host", HOST, "--port", "0", *(item for key in KEYS for item in ("--key", key))]
-    if variant.loop or variant.http:
-        # Force uvicorn's options without touching the exported code: wrap uvicorn.Config, then run the CLI.
-        forced = {"loop": variant.loop or "auto", "http": variant.http or "auto"}
-        code = (
-            "import runpy, sys, uvicorn\n"
-            "original = uvicorn.Config\n"
-            f"uvicorn.Config = lambda *a, **k: original(*a, **{{**k, **{forced!r}}})\n"
-            "sys.argv = ['mockserver', *sys.argv[1:]]\n"
-            "runpy.run_module('mockserver', run_name='__main__')\n"
-        )
-        command = [sys.executable, "-c", code, *arguments]
-    else:
-        command = [sys.executable, "-m", "mockserver", *arguments]
-    return Server(f"mock-{variant.label}".replace("/", "_"), command, cwd=source)
+    name = f"mock-{variant.label}".replace("/", "_")
+    if not (variant.loop or variant.http):
+        return mock_server(KEYS, cwd=source, name=name)
+    # Force uvicorn's options without touching the exported code: wrap uvicorn.Config, then run the CLI.
+    forced = {"loop": variant.loop or "auto", "http": variant.http or "auto"}
+    code = (
+        "import runpy, sys, uvicorn\n"
+        "original = uvicorn.Config\n"
+        f"uvicorn.Config = lambda *a, **k: original(*a, **{{**k, **{forced!r}}})\n"
+        "sys.argv = ['mockserver', *sys.argv[1:]]\n"
+        "runpy.run_module('mockserver', run_name='__main__')\n"
+    )
+    return mock_server(KEYS, launch=("-c", code), cwd=source, name=name)
 
 
 _RUN_IN_PROCESS = "import sys; from bench.inprocess import main; sys.exit(main(sys.argv[1:]))"

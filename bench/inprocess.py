@@ -17,7 +17,9 @@ import time
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
-# The mix of bench/mix.lua, as (path, query, key slot, body); slot None sends no key.
+from bench.run import KEYS
+
+# The mix of bench/mix.lua (kept in step with it), as (path, query, key slot, body); slot None sends no key.
 GOOD = b'{"sessionDuration": 3600, "directPayment": false, "failover": false}'
 BAD = b'{"sessionDuration": "abc", "directPayment": false, "failover": false}'
 MODEL = "/api/v1/session/modelsession"
@@ -31,7 +33,6 @@ MIX: tuple[tuple[str, bytes, int | None, bytes], ...] = (
     ("/api/v1/session/pingsession", b"", None, b""),
     (MODEL, b"model_id=mistral-31-24b", 0, BAD),
 )
-KEYS = tuple(f"sk-Bench{slot}." + hexdigit * 64 for slot, hexdigit in (("A", "a"), ("B", "b"), ("C", "c")))
 
 
 def scope(path: str, query: bytes, key: str | None, body: bytes) -> dict[str, Any]:

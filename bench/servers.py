@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -40,7 +40,6 @@ class Server:
     name: str
     command: Sequence[str]
     port: int | None = None  # None: the server picks a free port and prints its URL
-    env: dict[str, str] = field(default_factory=dict)
     cwd: Path = ROOT
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
@@ -54,7 +53,6 @@ class Server:
             self.process = subprocess.Popen(
                 list(self.command),
                 cwd=self.cwd,
-                env={**os.environ, **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -131,12 +129,22 @@ class Server:
         self.stop()
 
 
-def mock_server(keys: Sequence[str], *, extra: Sequence[str] = (), python: str = sys.executable) -> Server:
-    """`python -m mockserver` as served: the CLI's defaults (self-check log, info logging)."""
-    command = [python, "-m", "mockserver", "--host", HOST, "--port", "0", *extra]
+def mock_server(
+    keys: Sequence[str],
+    *,
+    extra: Sequence[str] = (),
+    launch: Sequence[str] = ("-m", "mockserver"),
+    cwd: Path = ROOT,
+    name: str = "mock",
+) -> Server:
+    """`python -m mockserver` as served: the CLI's defaults (self-check log, info logging).
+
+    `launch` replaces `-m mockserver` (bench.compare wraps the CLI); `cwd` comes first on sys.path.
+    """
+    command = [sys.executable, *launch, "--host", HOST, "--port", "0", *extra]
     for key in keys:
         command += ["--key", key]
-    return Server("mock", command)
+    return Server(name, command, cwd=cwd)
 
 
 def prism_server() -> Server:
@@ -145,5 +153,5 @@ def prism_server() -> Server:
     return Server("prism", command, port=port)
 
 
-def bare_server(*, python: str = sys.executable) -> Server:
-    return Server("bare", [python, "-m", "bench.bare", "--port", "0"])
+def bare_server() -> Server:
+    return Server("bare", [sys.executable, "-m", "bench.bare", "--port", "0"])
