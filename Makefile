@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml
 .PHONY: install  ## Create .venv and install the project with its dev extras
 install: $(STAMP)
 
+.PHONY: redis  ## Install Debian's redis-server when it is missing (the Redis store tests need a real one)
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server (Debian package)"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) \
+	  || echo "warning: could not install redis-server: the Redis tests will be skipped"; }
+
 .PHONY: test  ## Run the whole test suite with branch coverage of openapi/ and mockserver/
-test: $(STAMP)
+test: $(STAMP) redis
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(ARGS)
 	$(BIN)/coverage report

@@ -16,8 +16,9 @@ import uvicorn
 class LiveServer:
     """`with LiveServer(app) as server: ... server.url ...`; binds 127.0.0.1 only and stops cleanly."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
-        config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", access_log=False)
+    def __init__(self, app: Any, host: str = "127.0.0.1", **options: Any) -> None:
+        """`options` go to uvicorn.Config (for example `http=` a protocol class)."""
+        config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", access_log=False, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.host = host

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
 from mockserver.config import Config, config_from_args
 from mockserver.domain import DomainError
-from mockserver.web.app import create_app
+from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
+from mockserver.web.protocol import JsonErrorsH11, JsonErrorsHttpTools
+
+APP_FACTORY = "mockserver.web.app:app_from_environment"
 
 EXAMPLE_MODEL = "mistral-31-24b"
 DEMO_KEY = "sk-Demo01." + "0123456789abcdef" * 4
@@ -54,7 +60,8 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = config_from_args(sys.argv[1:] if argv is None else argv, os.environ)
+    args = list(sys.argv[1:] if argv is None else argv)
+    config = config_from_args(args, os.environ)
     try:
         app = create_app(config)
     except (DomainError, WebError) as error:
@@ -67,13 +74,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     url = f"http://{config.host}:{sock.getsockname()[1]}"
     print(banner(config, len(app.state.mock.keys), url), flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=config.log_level, access_log=False))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
     # to the handler that was there before it: a no-op here, so a requested stop exits 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, lambda *_: None)
-    server.run(sockets=[sock])
+    options: dict[str, Any] = {"log_level": config.log_level, "access_log": False, "http": http_protocol()}
+    if config.workers > 1:
+        os.environ[ARGV_VARIABLE] = json.dumps(args)  # each worker process builds its app from them
+        uvicorn.run(APP_FACTORY, factory=True, fd=sock.fileno(), workers=config.workers, **options)
+        return 0
+    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
     return 0
+
+
+def http_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's fastest HTTP protocol here (httptools, else h11), answering unparsable requests in JSON."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - httptools is a dependency; h11 is uvicorn's own fallback
+        return JsonErrorsH11
+    return JsonErrorsHttpTools
 
 
 if __name__ == "__main__":

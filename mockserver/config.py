@@ -38,6 +38,9 @@ class Config:
     fallback_key_note: bool = True
     min_session_duration: int = 300
     enforce_https: bool = False
+    max_body_size: int = 1_048_576  # bytes; 0: no limit
+    store: str | None = None  # redis://HOST:PORT/N: sessions shared by several workers and hosts
+    workers: int = 1
     journal_size: int = 1000
     history_size: int = 1000
     log_level: str = "info"
@@ -126,6 +129,36 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env_flag(environ, "ENFORCE_HTTPS"),
         help="answer plain HTTP to a non-local host with the gateway's 426, as the gateway did",
     )
+    add(
+        "--max-body-size",
+        type=int,
+        default=int(env("MAX_BODY_SIZE", "1048576") or 0),
+        help="refuse request bodies over this many bytes with 413 (default 1 MiB; 0 = no limit)",
+    )
+    add(
+        "--store",
+        default=env("STORE"),
+        metavar="URL",
+        help="keep sessions in Redis (redis://HOST:PORT/N) so several workers and hosts act as one gateway",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=int(env("WORKERS", "1") or 1),
+        help="worker processes (more than one needs --store)",
+    )
+    add(
+        "--journal-size",
+        type=int,
+        default=int(env("JOURNAL_SIZE", "1000") or 1000),
+        help="requests the admin journal keeps (default 1000)",
+    )
+    add(
+        "--history-size",
+        type=int,
+        default=int(env("HISTORY_SIZE", "1000") or 1000),
+        help="ended sessions the admin history keeps (default 1000)",
+    )
     add("--log-level", default=env("LOG_LEVEL", "info"), choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -149,5 +182,30 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         fallback_key_note=not args.no_fallback_note,
         min_session_duration=args.min_session_duration,
         enforce_https=args.enforce_https,
+        max_body_size=args.max_body_size,
+        journal_size=args.journal_size,
+        history_size=args.history_size,
+        store=args.store or None,
+        workers=args.workers,
         log_level=args.log_level,
     )
+
+
+LOOPBACK = ("127.", "localhost", "::1")
+
+
+def problems(config: Config) -> list[str]:
+    """Why the mock must refuse to start with this configuration (empty: it may start)."""
+    found = []
+    if config.admin and config.admin_token is None and not config.host.startswith(LOOPBACK):
+        found.append(
+            f"--admin on {config.host} (not loopback) needs --admin-token: anyone who reaches the port "
+            "could reset state, add keys and move the clock"
+        )
+    if config.workers > 1 and config.store is None:
+        found.append(f"--workers {config.workers} needs --store redis://...: each worker would keep its own sessions")
+    if config.workers > 1 and config.seed is not None:
+        found.append("--seed with --workers: every worker would hand out the same session ids")
+    if config.workers < 1 or config.max_body_size < 0:
+        found.append("--workers must be at least 1 and --max-body-size at least 0")
+    return found

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from mockserver.config import Config, SelfCheck, config_from_args
+from mockserver.config import Config, SelfCheck, config_from_args, problems
+from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
 from mockserver.web.state import load_keys
 from tests.conftest import KEY, KEY2
@@ -98,3 +100,43 @@ def test_a_bad_keys_file_names_the_line(tmp_path: Path, content: str, message: s
 def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WebError, match=r"keys file .*nope\.txt: No such file or directory"):
         load_keys(Config(keys_file=tmp_path / "nope.txt"))
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (Config(workers=2), "--workers 2 needs --store redis://"),
+        (Config(workers=2, store="redis://r/0", seed=1), "--seed with --workers"),
+        (Config(workers=0), "--workers must be at least 1"),
+        (Config(max_body_size=-1), "--max-body-size at least 0"),
+    ],
+)
+def test_impossible_configurations_are_refused(config: Config, problem: str) -> None:
+    assert any(problem in text for text in problems(config))
+    with pytest.raises(WebError, match=re.escape(problem)):
+        create_app(config)
+
+
+def test_a_redis_store_with_workers_is_a_possible_configuration() -> None:
+    assert problems(Config(workers=2, store="redis://r/0")) == []
+
+
+def test_the_issue_7_flags_are_read() -> None:
+    config = config_from_args(
+        [
+            "--max-body-size",
+            "10",
+            "--store",
+            "redis://r/1",
+            "--workers",
+            "3",
+            "--journal-size",
+            "5",
+            "--history-size",
+            "6",
+        ],
+        {},
+    )
+    assert (config.max_body_size, config.store, config.workers, config.journal_size, config.history_size) == (
+        10, "redis://r/1", 3, 5, 6,
+    )  # fmt: skip

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -10,12 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mockserver.config import Config
+from mockserver.config import Config, config_from_args, problems
 from mockserver.domain import Clock
 from mockserver.web.admin import admin_routes
-from mockserver.web.errors import RouteTableError
+from mockserver.web.errors import RouteTableError, WebError
 from mockserver.web.handlers import HANDLERS
 from mockserver.web.https import HttpsEnforcement
+from mockserver.web.limits import BodyLimit
 from mockserver.web.middleware import GatewayMiddleware
 from mockserver.web.pipeline import endpoint_for
 from mockserver.web.state import MockState, build_state
@@ -27,15 +31,20 @@ CORS_HEADERS = ["Authorization", "Content-Type", "X-Requested-With", "X-API-Key"
 
 def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> Starlette:
     """A mock gateway for `config`; `clock` replaces the system clock (tests use a FakeClock)."""
+    refused = problems(config)
+    if refused:
+        raise WebError("; ".join(refused))
     state = build_state(config, clock=clock, spec=spec)
     check_route_table(state)
     routes = gateway_routes(state) + (admin_routes(state) if config.admin else [])
     https = [Middleware(HttpsEnforcement)] if config.enforce_https else []
+    limit = [Middleware(BodyLimit, limit=config.max_body_size)] if config.max_body_size else []
     app = Starlette(
         routes=routes,
         middleware=[
             *https,
             Middleware(GatewayMiddleware, state=state),
+            *limit,
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=CORS_HEADERS),
         ],
         exception_handlers={HTTPException: http_error},
@@ -67,3 +76,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's 404/405 in FastAPI's shape: {"detail": "Not Found"}, with Allow on 405."""
     assert isinstance(exc, HTTPException)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+ARGV_VARIABLE = "MORPHEUS_MOCK_ARGV"
+
+
+def app_from_environment() -> Starlette:
+    """The app of one worker process (`--workers N`): the CLI hands its arguments over in the environment."""
+    return create_app(config_from_args(json.loads(os.environ.get(ARGV_VARIABLE, "[]")), os.environ))

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from mockserver.config import SelfCheck
@@ -39,6 +39,7 @@ logger = logging.getLogger("mockserver")
 # JSONResponse's options; json.dumps builds a new encoder with them on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -59,7 +60,10 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
     handler = HANDLERS[operation.operation_id]
 
     async def endpoint(request: Request) -> Response:
-        reply, key = await _answer(state, operation, request)
+        try:
+            reply, key = await _answer(state, operation, request)
+        except ClientDisconnect:
+            return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it; the journal notes it
         if reply.status == 200 and operation.requires_api_key:
             delay = state.faults.latency(str(key), operation.operation_id)
             if delay:

@@ -18,7 +18,9 @@ from mockserver.domain import (
     ModelTable,
     OffsetClock,
     SessionBook,
+    SessionStore,
 )
+from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect
 from mockserver.web.errors import WebError
 from mockserver.web.journal import Journal
 from mockserver.web.selfcheck import ResponseChecks
@@ -51,7 +53,8 @@ class MockState:
 
 def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> MockState:
     spec = spec or load_spec()
-    clock = clock or OffsetClock()
+    store, shared_clock = session_store(config)
+    clock = clock or shared_clock
     ids = IdSource(config.seed)
     validators = Validators(spec)
     return MockState(
@@ -62,14 +65,23 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         clock=clock,
         ids=ids,
         keys=load_keys(config),
-        book=SessionBook(
-            InMemoryStore(history_limit=config.history_size), clock, ids, min_duration=config.min_session_duration
-        ),
+        book=SessionBook(store, clock, ids, min_duration=config.min_session_duration),
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
         faults=FaultPlan(),
         journal=Journal(config.journal_size),
     )
+
+
+def session_store(config: Config) -> tuple[SessionStore, Clock]:
+    """Sessions in this process's memory (the default), or shared in Redis with the clock (`--store`)."""
+    if config.store is None:
+        return InMemoryStore(history_limit=config.history_size), OffsetClock()
+    try:
+        client = connect(config.store)
+    except StoreUnavailable as error:
+        raise WebError(str(error)) from None
+    return RedisStore(client, history_limit=config.history_size), RedisClock(client)
 
 
 def load_keys(config: Config) -> KeyRegistry:

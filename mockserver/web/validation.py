@@ -6,6 +6,7 @@ import email.message
 import enum
 import functools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -142,7 +143,11 @@ def _render(detail: Mapping[str, Any], prefix: _Location) -> _Item:
 
 
 def _json_safe(value: object) -> Any:
-    """What FastAPI's jsonable_encoder makes of a value found in a request (bytes raise on bad UTF-8, as there)."""
+    """What FastAPI's jsonable_encoder makes of a value found in a request.
+
+    Two deliberate departures, where the gateway itself failed with a 500: bytes that are not UTF-8 are
+    decoded with replacement characters, and NaN or an infinity (which JSON cannot carry) become text.
+    """
     if isinstance(value, Mapping):
         return {
             key: _json_safe(item)
@@ -152,5 +157,7 @@ def _json_safe(value: object) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value]
     if isinstance(value, bytes):
-        return value.decode()
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)  # NaN, Infinity, -Infinity
     return value

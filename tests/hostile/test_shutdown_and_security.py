@@ -1,0 +1,97 @@
+"""Graceful shutdown, and the security promises: keys never in full in logs, journal or error bodies;
+constant-time key checks; the admin API off by default and never open beyond loopback without a token."""
+
+from __future__ import annotations
+
+import hmac
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+import requests
+
+from mockserver.config import Config, problems
+from mockserver.domain import KeyRegistry
+from tests.hostile.conftest import KEYS, Served, serving
+
+
+def _ping_into(served: Served, answers: list[Any]) -> None:
+    answers.append(served.post("/api/v1/session/pingsession"))
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_exits_0() -> None:
+    with serving("--log-level", "warning") as served:
+        arm = {"kind": "latency", "seconds": 1.5, "operation": "ping_session_api_v1_session_pingsession_post"}
+        requests.post(f"{served.url}/__admin/faults", json=arm, timeout=5).raise_for_status()
+        answers: list[Any] = []
+        in_flight = threading.Thread(target=_ping_into, args=(served, answers))
+        in_flight.start()
+        threading.Event().wait(0.5)  # the request is being served (its latency is 1.5 s)
+        served.process.send_signal(signal.SIGTERM)
+        in_flight.join(timeout=10)
+        assert served.process.wait(timeout=15) == 0
+        assert answers[0].status_code == 200
+        assert answers[0].json()["status"] == "no_session"
+
+
+def test_keys_never_appear_in_full_in_logs_journal_or_error_bodies() -> None:
+    with serving("--log-level", "debug", "--self-check", "log") as served:
+        seen = []
+        for key in KEYS:
+            seen.append(served.post("/api/v1/session/modelsession", key=key, params={"model_id": "m"}, json={}).text)
+        seen.append(served.post("/api/v1/session/pingsession", key=KEYS[0][:-1] + "0").text)  # 401
+        seen.append(
+            served.post("/api/v1/session/modelsession", key=KEYS[0], params={"model_id": "m"}, data="{bad").text
+        )
+        seen.append(requests.get(f"{served.url}/__admin/journal", timeout=5).text)
+        seen.append(requests.get(f"{served.url}/__admin/keys", timeout=5).text)
+        served.process.terminate()
+        served.process.wait(timeout=15)
+        seen.append(served.log.read_text())
+        for key in KEYS:
+            assert all(key not in text and key[10:] not in text for text in seen)
+        assert "sk-Contr1" in seen[-3]  # the journal shows the prefix
+
+
+def test_full_keys_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[object, object]] = []
+    original = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    registry = KeyRegistry(keys=[KEYS[0]])
+    assert registry.authenticate(KEYS[0]) == KEYS[0][:9]
+    assert compared, "the full key was not compared with hmac.compare_digest"
+
+
+def test_the_admin_api_is_off_by_default() -> None:
+    assert Config().admin is False
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "refused"),
+    [
+        ("127.0.0.1", None, False),
+        ("localhost", None, False),
+        ("::1", None, False),
+        ("0.0.0.0", None, True),
+        ("10.0.0.5", None, True),
+        ("0.0.0.0", "s3cret", False),
+    ],
+)
+def test_the_admin_api_needs_a_token_beyond_loopback(host: str, token: str | None, refused: bool) -> None:
+    assert bool(problems(Config(host=host, admin=True, admin_token=token))) is refused
+
+
+def test_the_mock_refuses_to_start_an_open_admin_api() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--host", "0.0.0.0", "--admin"], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 2
+    assert "--admin on 0.0.0.0 (not loopback) needs --admin-token" in run.stderr

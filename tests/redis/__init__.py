@@ -1,0 +1,1 @@
+"""Shared state in Redis: the store, the clock, several workers, restarts."""

@@ -1,0 +1,141 @@
+"""RedisStore keeps the SessionStore contract, atomically per key across threads (R8); RedisClock is shared."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import redis
+
+from mockserver.domain import CloseKind, FakeClock, IdSource, InMemoryStore, Session, SessionBook, SessionKind
+from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect, decode, encode
+
+SESSION = Session("0x" + "ab" * 32, "sk-AbC123", SessionKind.MODEL, "0xm", "m", 10.0, 3610.0)
+
+
+def test_sessions_round_trip_through_json() -> None:
+    assert decode(encode(SESSION)) == SESSION
+    assert decode(None) is None
+
+
+def test_a_wrong_url_fails_at_start() -> None:
+    with pytest.raises(StoreUnavailable, match=r"cannot use the store redis://127\.0\.0\.1:1/0"):
+        connect("redis://127.0.0.1:1/0")
+    with pytest.raises(StoreUnavailable, match="cannot use the store nope"):
+        connect("nope")
+
+
+def test_store_keeps_the_contract(client: redis.Redis) -> None:
+    store = RedisStore(client, history_limit=2)
+    assert store.transact("k", lambda current: (SESSION, current)) is None
+    assert store.active("k") == SESSION
+    assert store.keys() == ("k",)
+    assert store.transact("k", lambda current: (None, current)) == SESSION
+    assert store.active("k") is None
+    for n in range(3):
+        store.record_ended(Session(f"0x{n:064x}", "k" if n else "other", SessionKind.BID, "b", "b", 1.0, 2.0))
+    assert [s.session_id[-1] for s in store.history()] == ["2", "1"]  # newest first, capped at 2
+    assert [s.session_id[-1] for s in store.history("k", limit=1)] == ["2"]
+
+
+def _replace_with(session: Session) -> Any:
+    def change(current: Session | None) -> tuple[Session, None]:
+        return session, None
+
+    return change
+
+
+def test_reset_forgets_one_key_or_everything(client: redis.Redis) -> None:
+    store = RedisStore(client)
+    for key in ("a", "b"):
+        store.transact(key, _replace_with(Session(f"0x{ord(key):064x}", key, SessionKind.MODEL, "m", "m", 1.0, 9.0)))
+        store.record_ended(Session(f"0x{ord(key) + 9:064x}", key, SessionKind.MODEL, "m", "m", 1.0, 2.0))
+    store.reset("a")
+    assert (store.keys(), [s.key for s in store.history()]) == (("b",), ["b"])
+    store.reset()
+    assert (store.keys(), store.history()) == ((), ())
+    store.reset()  # nothing left to delete
+
+
+def test_the_store_names_its_namespace(client: redis.Redis) -> None:
+    assert repr(RedisStore(client, namespace="ns")) == "RedisStore(namespace='ns')"
+
+
+def test_namespaces_keep_two_mocks_apart(client: redis.Redis) -> None:
+    RedisStore(client, namespace="one").transact("k", lambda current: (SESSION, None))
+    assert RedisStore(client, namespace="two").active("k") is None
+
+
+def test_a_conflicting_write_makes_the_transaction_decide_again(client: redis.Redis) -> None:
+    store, decided = RedisStore(client), []
+
+    def change(current: Session | None) -> tuple[Session | None, None]:
+        decided.append(current)
+        if len(decided) == 1:  # another worker writes the key between our read and our write
+            client.set(store._active("k"), encode(SESSION))
+        return None, None
+
+    store.transact("k", change)
+    assert decided == [None, SESSION]
+
+
+def test_history_rewrite_retries_on_conflict(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = RedisStore(client)
+    store.record_ended(SESSION)
+    calls = []
+    original = redis.client.Pipeline.execute
+
+    def flaky(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            self.reset()  # what redis-py does when EXEC finds a watched key changed
+            raise redis.WatchError("conflict")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", flaky)
+    store.reset("sk-AbC123")
+    assert store.history() == ()
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "make_store", [lambda client: RedisStore(client), lambda client: InMemoryStore()], ids=["redis", "memory"]
+)
+def test_r8_threads_racing_on_one_key_leave_one_session(client: redis.Redis, make_store: object) -> None:
+    store = make_store(client)  # type: ignore[operator]
+    book = SessionBook(store, FakeClock(), IdSource(None))
+    returned: list[str] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        for step in range(25):
+            model = f"0x{(n + step) % 3}"
+            if step % 5 == 4:
+                book.close("k")
+                continue
+            session = book.create_model_session("k", model, model, 3600)
+            with lock:
+                returned.append(session.session_id)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    active = store.active("k")
+    ended = [session.session_id for session in store.history("k")]
+    assert len(ended) == len(set(ended)), "a session ended twice"
+    assert set(returned) <= set(ended) | ({active.session_id} if active else set())
+    assert book.close("k").kind in (CloseKind.CLOSED, CloseKind.NONE)
+
+
+def test_the_clock_offset_is_shared(client: redis.Redis) -> None:
+    now = [1000.0]
+    first, second = RedisClock(client, source=lambda: now[0]), RedisClock(client, source=lambda: now[0])
+    assert first.now() == 1000.0
+    assert first.advance(60) == 1060.0
+    assert second.now() == 1060.0
+    assert second.set(5000.0) == 5000.0
+    now[0] += 1
+    assert first.now() == 5001.0

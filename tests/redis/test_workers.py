@@ -1,0 +1,83 @@
+"""`--store redis://...`: several worker processes act as one gateway (R8 across workers), sessions survive a
+restart of the mock, and the admin clock moves every worker's expiry (R6)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+from starlette.testclient import TestClient
+
+from mockserver.config import Config
+from mockserver.redis_store import RedisClock, RedisStore
+from mockserver.web.app import ARGV_VARIABLE, app_from_environment, create_app
+from mockserver.web.errors import WebError
+from tests.hostile.conftest import KEYS, Served, serving
+
+MODEL = "/api/v1/session/modelsession"
+
+
+@pytest.fixture
+def workers(redis_url: str, client: Any) -> Iterator[Served]:
+    with serving("--workers", "2", "--store", redis_url, "--log-level", "warning") as mock:
+        yield mock
+
+
+def _create(served: Served, model: str) -> str:
+    response = served.post(MODEL, params={"model_id": model}, json={"sessionDuration": 3600})
+    assert response.status_code == 200, response.text
+    return str(response.json()["session_id"])
+
+
+def test_an_in_process_app_keeps_its_sessions_and_clock_in_redis(redis_url: str, client: Any) -> None:
+    app = create_app(Config(keys=KEYS, admin=True, store=redis_url))
+    state = app.state.mock
+    assert isinstance(state.book.store, RedisStore)
+    assert isinstance(state.clock, RedisClock)
+    with TestClient(app) as http:
+        opened = http.post(MODEL, params={"model_id": "m"}, json={}, headers={"Authorization": KEYS[0]}).json()
+        assert RedisStore(client).active(KEYS[0][:9]).session_id == opened["session_id"]  # type: ignore[union-attr]
+        http.post("/__admin/clock/advance", json={"seconds": 3601})
+        assert (
+            http.post("/api/v1/session/pingsession", headers={"Authorization": KEYS[0]}).json()["status"] == "expired"
+        )
+
+
+def test_an_unreachable_store_stops_the_start() -> None:
+    with pytest.raises(WebError, match=r"cannot use the store redis://127\.0\.0\.1:1/0"):
+        create_app(Config(store="redis://127.0.0.1:1/0"))
+
+
+def test_r8_holds_across_two_worker_processes(workers: Served) -> None:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        same = set(pool.map(lambda _: _create(workers, "mistral-31-24b"), range(64)))
+    assert len(same) == 1, f"64 parallel creates on one model over two workers gave {len(same)} sessions"
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        handed_out = set(pool.map(lambda n: _create(workers, ("mistral-31-24b", "llama-3.3-70b")[n % 2]), range(64)))
+    active = requests.get(f"{workers.url}/__admin/state/{KEYS[0][:9]}", timeout=5).json()["session"]
+    ended = [s["session_id"] for s in requests.get(f"{workers.url}/__admin/history", timeout=5).json()["sessions"]]
+    assert len(ended) == len(set(ended)), "a session ended twice"
+    assert active["session_id"] not in ended
+    assert handed_out | same <= set(ended) | {active["session_id"]}
+    workers.process.send_signal(signal.SIGTERM)
+    assert workers.process.wait(timeout=20) == 0
+
+
+def test_sessions_survive_a_restart_of_the_mock(redis_url: str, client: Any) -> None:
+    with serving("--store", redis_url, "--log-level", "warning") as first:
+        opened = _create(first, "mistral-31-24b")
+    with serving("--store", redis_url, "--log-level", "warning") as second:
+        ping = second.post("/api/v1/session/pingsession").json()
+        assert (ping["status"], ping["session_id"]) == ("alive", opened)
+        assert _create(second, "mistral-31-24b") == opened  # R1 across the restart
+
+
+def test_a_worker_builds_its_app_from_the_arguments_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ARGV_VARIABLE, json.dumps(["--key", KEYS[0], "--seed", "3"]))
+    app = app_from_environment()
+    assert app.state.mock.config.keys == (KEYS[0],)
