@@ -31,8 +31,8 @@ LEGEND = [
     "status. errors = socket errors and timeouts + answers with a status the mix did not intend (wrk cannot",
     "pair answers with requests, so statuses are matched as counts); the bare endpoint answers 200 to",
     "everything by design, so only its socket errors and non-200s count. CPU is cores used on average during",
-    "the cell by the server and by wrk itself (the load generator's own cost). The contract suite prints no",
-    "count of generated cases; its row gives the requests it says it sent (Schemathesis sends one per case).",
+    "the cell by the server and by wrk itself (the load generator's own cost). The contract suite's generated",
+    "cases are its Schemathesis cases plus its state-machine steps; it also says how many requests it sent.",
 ]
 
 
@@ -109,6 +109,8 @@ def _contract_row(contract: Contract | None) -> str:
             parts.append(f"{contract.own_seconds:.1f} s by its own clock")
         if contract.tests is not None:
             parts.append(f"{contract.tests:,} tests")
+        if contract.cases is not None:
+            parts.append(f"{contract.cases:,} generated cases, {contract.cases / contract.seconds:,.0f} cases/s")
         if contract.requests is not None:
             rate = contract.requests / contract.seconds
             parts.append(f"{contract.requests:,} requests sent (its own count), {rate:,.0f} requests/s")

@@ -44,6 +44,7 @@ class Contract:
     tests: int | None = None  # pytest items of its summary line
     requests: int | None = None  # requests it says it sent: each generated case or stateful step is one
     own_seconds: float | None = None  # the wall time it reports itself
+    cases: int | None = None  # cases it generated: Schemathesis cases plus state-machine steps
 
 
 def measure(server: Server, wrk: str, connections: int, seconds: float, script_args: Sequence[str]) -> Run:
@@ -141,8 +142,18 @@ def contract_run(timeout: float = 900) -> Contract:
         return Contract(NOT_BUILT)
     status = "ran" if done.returncode == 0 else f"failed (exit {done.returncode})"
     return Contract(
-        status, seconds, _tests(output), _number(r"requests sent: (\d[\d,]*)", output), _own_seconds(output)
+        status,
+        seconds,
+        _tests(output),
+        _number(r"requests sent: (\d[\d,]*)", output),
+        _own_seconds(output),
+        _generated(output),
     )
+
+
+def _generated(output: str) -> int | None:
+    found = re.findall(r"generated: (\d+) Schemathesis cases, (\d+) state-machine steps", output)
+    return int(found[-1][0]) + int(found[-1][1]) if found else None
 
 
 def _number(pattern: str, output: str) -> int | None:

@@ -75,6 +75,7 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
             note(f"keys: {', '.join(key[:9] + '…' for key in keys)}; time control: {run.controls_time}")
 
         def _send(self, operation_id: str, key: str, path: str, **kwargs: Any) -> Any:
+            run.steps += 1
             response = run.client.post(path, key=key, **kwargs)
             note(
                 f"{run.client.log[-1] if run.client.log else path}\n    -> {response.status_code} {response.text[:300]}"

@@ -25,6 +25,8 @@ class Run:
     controls_faults: bool  # the target has the mock's admin faults (dead pings, failing closes)
     stop: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)
+    cases: int = 0  # Schemathesis cases generated (and judged) in this process
+    steps: int = 0  # state-machine steps taken in this process
 
     @property
     def spend_allowed(self) -> bool:
@@ -50,6 +52,8 @@ class Run:
             "held_back": dict(self.ledger.held_back),
             "keys_used": len(self.ledger.keys_used),
             "requests": self.client.sent,
+            "cases": self.cases,
+            "steps": self.steps,
             "teardown_problems": teardown_problems,
         }
 

@@ -111,6 +111,8 @@ class Summary:
             f"held back: {', '.join(f'{n} {reason}' for reason, n in held.items()) or 'none'}; "
             f"keys used: {sum(worker['keys_used'] for worker in self.workers)}",
             f"teardown: {'; '.join(problems) or CLOSED_ALL}",
+            f"generated: {sum(worker['cases'] for worker in self.workers)} Schemathesis cases, "
+            f"{sum(worker['steps'] for worker in self.workers)} state-machine steps",
             f"requests sent: {sum(worker['requests'] for worker in self.workers)}   wall time: {elapsed:.1f} s",
         ]
 

@@ -66,6 +66,7 @@ def _guard(case: Any) -> bool:
     suppress_health_check=list(HealthCheck),
 )
 def test_conformance(case: Any) -> None:
+    RUN.cases += 1
     if not _guard(case):
         return
     response = case.call(session=RUN.client.session)
