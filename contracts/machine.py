@@ -74,6 +74,12 @@ def build_machine(run: Run, keys: tuple[str, ...]) -> type[RuleBasedStateMachine
                     run.client.post(f"{SESSION}/closesession", key=key)
             note(f"keys: {', '.join(key[:9] + '…' for key in keys)}; time control: {run.controls_time}")
 
+        def teardown(self) -> None:
+            """Faults armed in this run and never used must not reach the next test."""
+            if run.controls_faults:
+                for key in keys:
+                    run.client.delete("/__admin/faults", params={"key": key[:9]})
+
         def _send(self, operation_id: str, key: str, path: str, **kwargs: Any) -> Any:
             run.steps += 1
             response = run.client.post(path, key=key, **kwargs)

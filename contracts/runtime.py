@@ -57,6 +57,12 @@ class Run:
             "teardown_problems": teardown_problems,
         }
 
+    def fresh(self, key: str) -> None:
+        """Start a fixed scenario clean: the key's session closed and (on the mock) no fault armed for it."""
+        if self.controls_faults:
+            self.client.delete("/__admin/faults", params={"key": key[:9]})
+        self.client.post("/api/v1/session/closesession", headers={"Authorization": f"Bearer {key}"})
+
     def now(self) -> float:
         """The target's clock (its admin clock when it has one)."""
         if self.controls_time:

@@ -33,7 +33,7 @@ def _parallel(path: str, params: dict[str, str]) -> list[str]:
             f"the session cap ({RUN.settings.session_cap}) leaves no room for "
             f"{RUN.settings.concurrency} parallel creates"
         )
-    RUN.client.post(f"{SESSION}/closesession", key=RUN.keys[0])
+    RUN.fresh(RUN.keys[0])
     with ThreadPoolExecutor(max_workers=RUN.settings.concurrency) as pool:
         return [
             body["session_id"] for body in pool.map(lambda _: _create(path, params), range(RUN.settings.concurrency))

@@ -20,7 +20,7 @@ def test_a_duration_the_chain_refuses_is_the_gateways_500() -> None:
     if not models:
         pytest.skip("the target lists no models")
     key = RUN.keys[0]
-    RUN.client.post(f"{SESSION}/closesession", key=key)
+    RUN.fresh(key)
     response = RUN.client.post(
         f"{SESSION}/modelsession", key=key, params={"model_id": sorted(models)[0]}, json={"sessionDuration": 60}
     )

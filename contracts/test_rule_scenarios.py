@@ -40,9 +40,7 @@ def _expect(condition: bool, rule: str, message: str) -> None:
 def no_session() -> None:
     if not MODELS:
         pytest.skip("the target lists no models")
-    if RUN.controls_faults:
-        RUN.client.delete("/__admin/faults", params={"key": KEY[:9]})
-    RUN.client.post(f"{SESSION}/closesession", key=KEY)
+    RUN.fresh(KEY)
     if RUN.settings.session_cap is not None and len(RUN.ledger.opened) + 3 > RUN.settings.session_cap:
         pytest.skip(f"the session cap ({RUN.settings.session_cap}) is reached")
 

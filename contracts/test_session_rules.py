@@ -76,7 +76,7 @@ def test_r7_every_action_of_one_key_leaves_the_other_keys_session_alone() -> Non
     if len(models) < 2:
         pytest.skip("the target lists fewer than two models")
     for key in (mine, theirs):
-        RUN.client.post(f"{SESSION}/closesession", key=key)
+        RUN.fresh(key)
     body = {"sessionDuration": RUN.settings.session_duration}
     session = RUN.client.post(f"{SESSION}/modelsession", key=mine, params={"model_id": models[0]}, json=body).json()
     actions = [
