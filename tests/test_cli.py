@@ -16,26 +16,15 @@ import pytest
 
 from mockserver.__main__ import listen
 from tests.conftest import KEY
+from tests.served import Served, serving
 
 START_TIMEOUT = 20
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--key", KEY, "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    banner = [process.stdout.readline() for _ in range(7)]
-    try:
-        yield process, banner
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)  # also closes the pipes
+def served() -> Iterator[Served]:
+    with serving("--log-level", "warning", keys=(KEY,), admin=False) as mock:
+        yield mock
 
 
 def _curl(banner: list[str], model: str | None = None) -> dict[str, Any]:
@@ -50,8 +39,8 @@ def _curl(banner: list[str], model: str | None = None) -> dict[str, Any]:
     return body
 
 
-def test_the_printed_curl_opens_a_session_and_r1_r2_hold(served: tuple[subprocess.Popen[str], list[str]]) -> None:
-    process, banner = served
+def test_the_printed_curl_opens_a_session_and_r1_r2_hold(served: Served) -> None:
+    process, banner = served.process, served.banner
     assert re.match(
         r"Morpheus mock gateway \(session API of v1\.14\.0\) on http://127\.0\.0\.1:\d+$", banner[0].strip()
     )
@@ -74,9 +63,8 @@ def test_a_bad_key_stops_the_start_with_a_clear_message() -> None:
     assert "sk-nope" not in run.stdout
 
 
-def test_a_busy_port_stops_the_start_with_a_clear_message(served: tuple[subprocess.Popen[str], list[str]]) -> None:
-    _, banner = served
-    port = banner[0].rsplit(":", 1)[1].strip()
+def test_a_busy_port_stops_the_start_with_a_clear_message(served: Served) -> None:
+    port = str(served.port)
     run = subprocess.run(
         [sys.executable, "-m", "mockserver", "--port", port], capture_output=True, text=True, timeout=30
     )

@@ -14,6 +14,7 @@ from contracts.settings import MOCK_KEYS
 from mockserver.config import Config
 from mockserver.web.app import create_app
 from tests.live import LiveServer
+from tests.served import serving
 
 QUICK = ["--examples", "10", "--stateful-runs", "15", "-q", "-p", "no:cacheprovider"]
 
@@ -31,20 +32,8 @@ def _against(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def served_mock() -> Iterator[str]:
     """`python -m mockserver` in its own process, on a free loopback port."""
-    keys = [part for key in MOCK_KEYS for part in ("--key", key)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--admin", *keys, "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    try:
-        yield first.rsplit(" on ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.communicate(timeout=20)
+    with serving("--log-level", "warning", keys=MOCK_KEYS) as mock:
+        yield mock.url
 
 
 def test_the_suite_passes_against_the_in_process_mock() -> None:

@@ -18,26 +18,18 @@ import pytest
 
 from contracts.settings import MOCK_KEYS
 from openapi import SPEC_PATH
+from tests.served import serving
 
 EXCLUDED = "not_a_server_error,use_after_free,ensure_resource_availability"
 
 
 @pytest.fixture
 def served_mock() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mockserver", "--port", "0", "--key", MOCK_KEYS[0], "--self-check", "log"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().rsplit(" on ", 1)[1].strip()
-    try:
-        yield url
-    finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=20)
-        assert "self-check" not in errors, errors  # the mock never answered outside its own spec
+    with serving("--self-check", "log", keys=MOCK_KEYS[:1], admin=False) as mock:
+        yield mock.url
+        mock.process.terminate()
+        mock.process.wait(timeout=20)
+        assert "self-check" not in mock.log.read_text()  # the mock never answered outside its own spec
 
 
 def test_schemathesis_cli_finds_no_issue_in_the_served_mock(served_mock: str, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.hostile.conftest import KEYS, Served, send_raw, serving
+from tests.served import KEYS, Served, send_raw, serving
 
 PATHS = [f"/api/v1/session/{name}" for name in ("modelsession", "bidsession", "pingsession", "closesession", "approve")]
 # The gateway's own 500s for durations the chain or its datetime arithmetic refuse are answers, not crashes.

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.hostile.conftest import KEYS, Served, send_raw
+from tests.served import KEYS, Served, send_raw
 
 PATH = "/api/v1/session/modelsession?model_id=mistral-31-24b"
 PARSE_ERROR = {"detail": "There was an error parsing the body"}

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.hostile.conftest import Served, serving
+from tests.served import Served, serving
 
 KEYS = [f"sk-Load{n:02d}." + f"{n:064x}" for n in range(40)]  # accepted by --accept-any-key
 OPERATIONS = ["model-a", "model-a", "model-b", "bid", "close", "ping", "ping"]

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from mockserver.config import Config, problems
-from tests.hostile.conftest import KEYS, Served, serving
+from tests.served import KEYS, Served, serving
 
 
 def _ping_into(served: Served, answers: list[Any]) -> None:

@@ -17,7 +17,7 @@ from mockserver.config import Config
 from mockserver.redis_store import RedisClock, RedisStore
 from mockserver.web.app import ARGV_VARIABLE, app_from_environment, create_app
 from mockserver.web.errors import WebError
-from tests.hostile.conftest import KEYS, Served, serving
+from tests.served import KEYS, Served, serving
 
 MODEL = "/api/v1/session/modelsession"
 

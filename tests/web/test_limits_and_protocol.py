@@ -15,8 +15,8 @@ from mockserver.web.app import create_app
 from mockserver.web.limits import BodyLimit, BodyTooLarge
 from mockserver.web.protocol import JsonErrorsH11, JsonErrorsHttpTools
 from tests.conftest import KEY, ClientFactory
-from tests.hostile.conftest import send_raw
 from tests.live import LiveServer
+from tests.served import send_raw
 
 MODEL = "/api/v1/session/modelsession"
 TOO_LARGE = {"detail": "Request body too large: the limit is 100 bytes"}
