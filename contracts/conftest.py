@@ -204,11 +204,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     current = runtime._CURRENT[-1] if runtime._CURRENT else None
     if current is None:
         return
-    SUMMARY.teardown_problems = close_all(current.client, current.ledger, current.keys)
-    SUMMARY.add_worker(current.report(SUMMARY.teardown_problems))
+    problems = close_all(current.client, current.ledger, current.keys)
+    SUMMARY.add_worker(current.report(problems))
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # a pytest-xdist worker: hand the controller what this worker did
-        workeroutput["contract"] = json.dumps(current.report(SUMMARY.teardown_problems))
+        workeroutput["contract"] = json.dumps(current.report(problems))
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:

@@ -31,7 +31,6 @@ class Summary:
     covers: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     workers: list[dict[str, Any]] = field(default_factory=list)
-    teardown_problems: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def describe(self, nodeid: str, rules: tuple[str, ...], operations: tuple[str, ...]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mockserver.domain.faults import DEFAULT_MESSAGES, Fault, FaultKind
+from mockserver.domain.faults import Fault
 from mockserver.domain.ids import IdSource
 
 APPROVE_ERROR_TYPE = "server_error"
@@ -23,5 +23,5 @@ def approve(ids: IdSource, *, fault: Fault | None) -> ApproveOutcome:
     """Approve spending: a new tx hash, unless an APPROVE_ERROR fault was taken for this call."""
     if fault is None:
         return ApproveOutcome(tx=ids.tx_hash())
-    message = fault.message or DEFAULT_MESSAGES[FaultKind.APPROVE_ERROR]
+    message = fault.text
     return ApproveOutcome(tx=None, error_message=message, error_type=APPROVE_ERROR_TYPE)

@@ -16,7 +16,7 @@ from mockserver.domain.errors import (
     DomainError,
     KeyLookupFailed,
 )
-from mockserver.domain.faults import DEFAULT_MESSAGES, Fault, FaultKind
+from mockserver.domain.faults import Fault, FaultKind
 from mockserver.domain.sessions import SessionKind
 from mockserver.domain.upstream import upstream_failure
 
@@ -51,26 +51,21 @@ CREATE_STEPS = {
 _WHAT = {SessionKind.MODEL: "session", SessionKind.BID: "bid session"}
 
 
-def message(fault: Fault) -> str:
-    """The fault's own message, or its kind's default."""
-    return fault.message or DEFAULT_MESSAGES.get(fault.kind, "")
-
-
 def auth_error(fault: Fault) -> DomainError:
     """The error an armed auth-step fault raises before any validation."""
     if fault.kind is FaultKind.AUTH_NO_USER:
         return AuthenticationFailed(NO_USER)
     if fault.kind is FaultKind.AUTH_KEY_NOT_FOUND:
         return KeyLookupFailed(KEY_NOT_FOUND)
-    return AuthBackendFailed(f"Unexpected error validating API key: {message(fault)}")
+    return AuthBackendFailed(f"Unexpected error validating API key: {fault.text}")
 
 
 def create_error(fault: Fault, kind: SessionKind, requested: str) -> DomainError:
     """The error an armed create-step fault raises; `requested` is the model or bid id as sent."""
     if fault.kind is FaultKind.CREATE_FAIL:
-        return upstream_failure(kind, 500, message(fault))
+        return upstream_failure(kind, 500, fault.text)
     if fault.kind is FaultKind.UPSTREAM_UNREACHABLE:
-        attempts = f"Request failed after 3 attempts: {message(fault)}"
+        attempts = f"Request failed after 3 attempts: {fault.text}"
         return CreateFailed(f"Error from proxy router: Failed to create {_WHAT[kind]}: {attempts}")
     return (_model_error if kind is SessionKind.MODEL else _bid_error)(fault, requested)
 
@@ -82,7 +77,7 @@ def _model_error(fault: Fault, requested: str) -> DomainError:
             f"Invalid blockchain ID format: {fault.message or requested}. Expected hex string starting with '0x'"
         ),
         FaultKind.NO_SESSION_ID: "No session ID found in proxy router response",
-        FaultKind.DEFAULT_MODEL_ERROR: f"Error getting default model: {message(fault)}",
+        FaultKind.DEFAULT_MODEL_ERROR: f"Error getting default model: {fault.text}",
     }
     if fault.kind in texts:
         return CreateRefused(texts[fault.kind])
@@ -93,7 +88,7 @@ def _model_error(fault: Fault, requested: str) -> DomainError:
 
 def _bid_error(fault: Fault, requested: str) -> DomainError:
     if fault.kind is FaultKind.MISSING_ENVIRONMENT:
-        nested = f"500: Missing required environment variables: {message(fault)}"
+        nested = f"500: Missing required environment variables: {fault.text}"
     elif fault.kind is FaultKind.NO_SIGNING_KEY:
         nested = f"400: {NO_SIGNING_KEY}"
     else:
@@ -102,4 +97,4 @@ def _bid_error(fault: Fault, requested: str) -> DomainError:
 
 
 def close_error(fault: Fault) -> CloseFailed:
-    return CloseFailed(f"Error closing session: {message(fault)}")
+    return CloseFailed(f"Error closing session: {fault.text}")

@@ -70,6 +70,11 @@ class Fault:
         """A fault for one key beats one for every key; then one for one operation beats one for all."""
         return 2 * (self.key is not None) + (self.operation is not None)
 
+    @property
+    def text(self) -> str:
+        """The message to report: the one armed, else the kind's default ("" for kinds without one)."""
+        return self.message or DEFAULT_MESSAGES.get(self.kind, "")
+
     def used(self) -> Fault | None:
         """This fault after one more use; None once it is used up."""
         if self.remaining is None:

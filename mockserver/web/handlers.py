@@ -12,7 +12,6 @@ from typing import Any
 
 from mockserver.domain import (
     CREATE_STEPS,
-    DEFAULT_MESSAGES,
     CloseKind,
     DomainError,
     FaultKind,
@@ -70,7 +69,7 @@ def _draw(state: MockState, kind: FaultKind, key: str) -> Callable[[], str | Non
 
     def draw() -> str | None:
         fault = state.faults.take(kind, key)
-        return None if fault is None else (fault.message or DEFAULT_MESSAGES[kind])
+        return None if fault is None else fault.text
 
     return draw
 
@@ -172,9 +171,7 @@ def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
     """The model table; a global models_error fault stands for the model source failing."""
     broken = state.faults.take(FaultKind.MODELS_ERROR, "")
     if broken is not None:
-        return Reply(
-            500, {"detail": f"Error fetching active models: {broken.message or DEFAULT_MESSAGES[broken.kind]}"}
-        )
+        return Reply(500, {"detail": f"Error fetching active models: {broken.text}"})
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
 
 
