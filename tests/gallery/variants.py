@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import (
@@ -37,9 +38,11 @@ Apply = Callable[[Starlette], ASGIApp]
 @dataclass(frozen=True)
 class Variant:
     name: str
-    rule: str  # the rule (R1-R8) or contract part it breaks
-    breaks: str  # what a real gateway would get wrong
+    rule: str  # the rule (R1-R8) or contract part it breaks (for a faithful variant: the rule it keeps)
+    breaks: str  # what a real gateway would get wrong (for a faithful variant: what it does differently)
     apply: Apply
+    faithful: bool = False  # a gateway that keeps the contract in its own way: the suite must PASS it
+    keys_needed: int = 1  # fewer keys than this cannot see the bug (R7 needs a second key)
 
 
 def _swap(attribute: str, cls: type) -> Apply:
@@ -117,9 +120,11 @@ def _expiry_never_seen(app: Starlette) -> ASGIApp:
 class RacyStore(InMemoryStore):
     """No lock, and a pause between reading a key's session and storing the new one."""
 
+    window = 0.02  # seconds between the read and the write
+
     def transact(self, key: str, change: Change[T]) -> T:
         current = self._active.get(key)
-        time.sleep(0.02)
+        time.sleep(self.window)
         new, result = change(current)
         if new is None:
             self._active.pop(key, None)
@@ -128,9 +133,19 @@ class RacyStore(InMemoryStore):
         return result
 
 
-def _racy(app: Starlette) -> ASGIApp:
+class BrieflyRacyStore(RacyStore):
+    """The same race with a window of a few milliseconds: only creates sent at the same moment see it."""
+
+    window = 0.003
+
+
+def _racy(store: type[RacyStore]) -> Apply:
+    return lambda app: _concurrent(app, store)
+
+
+def _concurrent(app: Starlette, store: type[RacyStore]) -> ASGIApp:
     """Requests are served concurrently, each in a thread of its own, over a store without a lock."""
-    app.state.mock.book.store.__class__ = RacyStore
+    app.state.mock.book.store.__class__ = store
 
     async def concurrent(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/v1/session/"):
@@ -153,6 +168,58 @@ def _racy(app: Starlette) -> ASGIApp:
             await send(message)
 
     return concurrent
+
+
+# The first line is v1.14.0's exact text (observed-v1.14.0.md section 2); the rest varies with ids and times.
+UNIQUE_VIOLATION = (
+    "Unexpected error: (sqlalchemy.dialects.postgresql.asyncpg.IntegrityError) <class "
+    "'asyncpg.exceptions.UniqueViolationError'>: duplicate key value violates unique constraint "
+    '"sessions_active_api_key_unique"\nDETAIL:  Key (api_key_id, is_active)=(1, t) already exists.\n'
+    "[SQL: INSERT INTO sessions (id, user_id, api_key_id, model, type, created_at, expires_at, is_active) "
+    "VALUES ($1::VARCHAR, …)]\n(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+)
+UPSTREAM_OPEN = 0.1  # seconds v1.14.0's bidsession spends opening the session upstream before its insert
+
+
+def _bids_like_v1_14_0(app: Starlette) -> ASGIApp:
+    """Parallel bidsessions of one key as v1.14.0 answers them: one 200, the others the unique-index 500.
+
+    v1.14.0's bidsession takes no lock: each request opens a session upstream, then inserts its row,
+    and the partial unique index lets the first insert win and fails the others once it commits.
+    Here a bidsession holds its key for `UPSTREAM_OPEN`; one that arrives meanwhile waits for it and,
+    when it succeeded, fails as the gateway does (state untouched). Sequential bidsessions are unchanged.
+    """
+    in_flight: dict[bytes, tuple[asyncio.Event, list[int]]] = {}
+
+    async def gateway(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/bidsession"):
+            await app(scope, receive, send)
+            return
+        key = dict(scope["headers"]).get(b"authorization", b"")
+        if key in in_flight:
+            done, statuses = in_flight[key]
+            await done.wait()
+            if statuses == [200]:
+                await JSONResponse({"detail": UNIQUE_VIOLATION}, 500, {"X-Process-Time": "0.1"})(scope, receive, send)
+                return
+        await _hold(key, scope, receive, send)
+
+    async def _hold(key: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        done, statuses = in_flight[key] = asyncio.Event(), []
+
+        async def seen(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            await send(message)
+
+        try:
+            await asyncio.sleep(UPSTREAM_OPEN)
+            await app(scope, receive, seen)
+        finally:
+            del in_flight[key]
+            done.set()
+
+    return gateway
 
 
 # --- behaviour: authentication ---------------------------------------------------------------------
@@ -243,6 +310,17 @@ def _short_ids(body: Any) -> Any:
     return {**body, "session_id": body["session_id"][:10]}
 
 
+def _alive_unsuccessful(body: Any) -> Any:
+    return {**body, "success": False} if body.get("status") == "alive" else body
+
+
+def _model_echoes_resolved(app: Starlette) -> ASGIApp:
+    """modelsession's `model` is the blockchain id the model resolved to, not the `model_id` sent."""
+    models = app.state.mock.models
+    echo = _json_when(200, lambda body: {**body, "model": models.resolve(body["model"])})
+    return _rewrite("/modelsession", echo)(app)
+
+
 GALLERY = (
     Variant(
         "reuse-opens-new",
@@ -270,9 +348,26 @@ GALLERY = (
     ),
     Variant("expired-still-alive", "R6", "expired sessions stay alive", _expiry_never_seen),
     Variant(
-        "close-ends-every-key", "R7", "one key's close ends another key's session", _swap("book", CloseEndsEveryKey)
+        "close-ends-every-key",
+        "R7",
+        "one key's close ends another key's session",
+        _swap("book", CloseEndsEveryKey),
+        keys_needed=2,
     ),
-    Variant("racy-creates", "R8", "a race lets parallel creates open several sessions", _racy),
+    Variant("racy-creates", "R8", "a race lets parallel creates open several sessions", _racy(RacyStore)),
+    Variant(
+        "racy-creates-3ms",
+        "R8",
+        "a race window of 3 ms lets creates sent at the same moment open several sessions",
+        _racy(BrieflyRacyStore),
+    ),
+    Variant(
+        "bids-like-v1.14.0",
+        "R8",
+        "parallel bidsessions: one 200, the others v1.14.0's unique-index 500; one session stays active",
+        _bids_like_v1_14_0,
+        faithful=True,
+    ),
     Variant(
         "no-api-key-prefix",
         "body",
@@ -284,6 +379,18 @@ GALLERY = (
         "body",
         "session_id is not 0x + 64 hex",
         _rewrite("/modelsession", _json_when(200, _short_ids)),
+    ),
+    Variant(
+        "model-echoes-resolved-id",
+        "body",
+        "modelsession's `model` is the resolved blockchain id, not the model_id sent",
+        _model_echoes_resolved,
+    ),
+    Variant(
+        "alive-ping-unsuccessful",
+        "body",
+        'an alive ping says "success": false',
+        _rewrite("/pingsession", _json_when(200, _alive_unsuccessful)),
     ),
     Variant(
         "401-without-www-authenticate",
