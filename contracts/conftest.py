@@ -1,27 +1,32 @@
-"""The contract suite's pytest plugin: target selection, safety, the per-rule summary, key redaction.
+"""The contract suite's pytest plugin: options, the run (target, probe, controls) and the fixtures tests use.
 
-Run it as `pytest contracts [--base-url URL --api-key KEY ...]` or `python -m contracts`.
+Run it as `pytest contracts [--base-url URL --api-key KEY ...]` or `python -m contracts`. The run is
+built once at configure time (never at a test module's import) and kept in pytest's stash; the hooks
+live in `contracts/plugin.py`.
 """
 
 from __future__ import annotations
 
-import json
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import hypothesis
 import pytest
 import requests
 
-from contracts import runtime
+from contracts.api import LIST_MODELS, PING, RULES
 from contracts.client import Client
 from contracts.inprocess import start_mock
+from contracts.plugin import RUN, ContractPlugin
 from contracts.redact import redact
-from contracts.safety import Ledger, close_all
+from contracts.runtime import CLOCK, Run, read_models
+from contracts.safety import Ledger, cap_share
 from contracts.settings import MOCK_KEYS, Settings, env_default, key_share, split_keys
 from contracts.summary import Summary
+from openapi import UndocumentedResponse, Validators, load_spec
 
-SUMMARY = Summary()
+PROFILE = "morpheus-contract"  # the generated cases' Hypothesis settings (--examples)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,9 +75,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="a bid id the run may open sessions on (env MORPHEUS_BID_IDS)",
     )
+    add(
+        "--skip-rule",
+        action="append",
+        dest="skip_rules",
+        default=[],
+        help="accept that a rule (R1-R8) is not checked (env MORPHEUS_SKIP_RULES)",
+    )
     add("--examples", type=int, default=_int("examples") or 30, help="generated examples per operation")
     add("--stateful-runs", type=int, default=_int("stateful_runs") or 20, help="state-machine runs per key set")
     add("--concurrency", type=int, default=_int("concurrency") or 8, help="parallel creates in the R8 contract")
+    add("--summary-json", default=None, help="also write the run's summary as JSON to this file")
     add("--diff-against", default=None, help="also send a seeded request sequence to this URL and compare (or 'mock')")
     add("--diff-api-key", action="append", default=[], help="key(s) of the --diff-against target (default: the run's)")
 
@@ -89,6 +102,10 @@ def _float(name: str) -> float | None:
 
 def settings_from(config: pytest.Config) -> Settings:
     option = config.option
+    skip_rules = tuple(rule.upper() for rule in option.skip_rules) or split_keys(env_default("skip_rules"))
+    unknown = [rule for rule in skip_rules if rule not in RULES]
+    if unknown:
+        raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(RULES)})")
     return Settings(
         base_url=option.base_url or None,
         api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
@@ -100,23 +117,34 @@ def settings_from(config: pytest.Config) -> Settings:
         examples=option.examples,
         stateful_runs=option.stateful_runs,
         concurrency=option.concurrency,
+        skip_rules=skip_rules,
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "contract(rules, operations): the rules and operations a contract test covers")
+    config.addinivalue_line(
+        "markers",
+        "contract(rules, operations, sessions): the rules and operations a contract test covers, and the "
+        "sessions the session budget reserves for it",
+    )
     settings = settings_from(config)
+    hypothesis.settings.register_profile(PROFILE, max_examples=settings.examples)
+    hypothesis.settings.load_profile(PROFILE)
     if not settings.in_process and not settings.api_keys:
         raise pytest.UsageError("--base-url needs at least one --api-key (or MORPHEUS_API_KEYS)")
-    SUMMARY.settings = settings
+    config.pluginmanager.register(ContractPlugin(config, Summary(settings), settings.api_keys), "morpheus-contract")
     if _is_xdist_controller(config):
-        return  # the workers run the tests, each against the target with its own share of the keys
-    if not settings.in_process:  # in-process, every worker has a mock of its own
-        try:
-            settings = replace(settings, api_keys=key_share(settings.api_keys, *_worker(config)))
-        except ValueError as error:
-            raise pytest.UsageError(str(error)) from None
-    runtime.begin(open_run(settings))
+        return  # the workers run the tests, each against the target with its own share of keys and cap
+    index, count = _worker(config)
+    try:
+        if not settings.in_process:  # in-process, every worker has a mock of its own
+            settings = replace(settings, api_keys=key_share(settings.api_keys, index, count))
+            settings = replace(settings, max_sessions=cap_share(settings.session_cap, index, count) or 0)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    # Parallel workers against one target share its clock: one worker moving it would expire the others'
+    # sessions mid-check, so none of them moves it (in-process, every worker has a mock of its own).
+    config.stash[RUN] = open_run(settings, may_move_time=settings.in_process or count == 1)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -131,101 +159,121 @@ def _worker(config: pytest.Config) -> tuple[int, int]:
     return int(str(worker["workerid"]).removeprefix("gw")), int(worker["workercount"])
 
 
-def open_run(settings: Settings) -> runtime.Run:
+def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
     """Start (or reach) the target, check that it serves the session API, and learn what it lets us control."""
-    stop: Any = lambda: None  # noqa: E731
-    keys, base_url = settings.api_keys, settings.base_url
+    stop: Callable[[], None] = lambda: None  # noqa: E731
+    keys, base_url = settings.api_keys, settings.base_url or ""
     if settings.in_process:
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
-    assert base_url is not None
-    client = Client(base_url, keys, settings.requests_per_second)
+    client = Client(base_url, keys, settings.requests_per_second, connections=settings.concurrency)
     ledger = Ledger(settings.session_cap)
     client.session.listeners.append(ledger.observe)
     try:
-        probe(client, keys[0])
-        controls = _admin_answers(client, "/__admin/clock"), _admin_answers(client, "/__admin/faults")
+        models = probe(client, keys[0])
+        clock = _admin_json(client, CLOCK)
+        controls_faults = _admin_json(client, "/__admin/faults") is not None
     except BaseException:
         stop()
         raise
-    return runtime.Run(settings, base_url, keys, client, ledger, controls[0], controls[1], stop)
+    controls_time = clock is not None and may_move_time
+    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop)
+    run.clock_at_start = float(clock["now"]) if controls_time else None
+    if clock is not None and not may_move_time:
+        run.time_note = "parallel workers share the target's clock (run without -n to check R6)"
+    return run
 
 
-def probe(client: Client, key: str) -> None:
-    """Fail fast, with one clear message, when the target is not the session API."""
-    url = f"{client.base_url}/api/v1/session/pingsession"
+def probe(client: Client, key: str) -> dict[str, str]:
+    """Fail fast, with one clear line, when the target is not the session API; return its models."""
+    url = f"{client.base_url}{PING.path}"
     try:
-        response = client.post("/api/v1/session/pingsession", key=key)
+        response = client.post(PING.path, key=key)
     except requests.RequestException as error:
         raise pytest.UsageError(
             f"cannot reach the target at {client.base_url}: {type(error).__name__}: {redact(str(error), [key])}"
         ) from None
     if response.status_code == 404:
         raise pytest.UsageError(
-            f"the target has no session API: POST {url} answered 404 {response.text[:100]}. "
+            f"the target has no session API: POST {url} answered 404 {_snippet(response)}. "
             "Check --base-url (the gateway removed /api/v1/session/* in v1.15.0)."
         )
+    _gateway_shaped(PING.operation_id, f"POST {url}", response)
     if response.status_code == 401:
-        raise pytest.UsageError(f"the target refused the first API key ({key[:9]}…): {response.text[:200]}")
+        raise pytest.UsageError(f"the target refused the first API key ({key[:9]}…): {_snippet(response)}")
+    models = client.get(LIST_MODELS.path)
+    _gateway_shaped(LIST_MODELS.operation_id, f"GET {client.base_url}{LIST_MODELS.path}", models)
+    return read_models(models.json())
 
 
-def _admin_answers(client: Client, path: str) -> bool:
-    response = client.get(path)
-    return response.status_code == 200 and response.headers.get("content-type", "").startswith("application/json")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tag Schemathesis' generated tests with their operation, and tell the summary what each test covers."""
-    for item in items:
-        if item.name.startswith("test_conformance[") and not item.get_closest_marker("contract"):
-            item.add_marker(pytest.mark.contract(rules=(), operations=(item.name.split("[", 1)[1].rstrip("]"),)))
-        marker = item.get_closest_marker("contract")
-        if marker is not None:
-            rules, operations = tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
-            SUMMARY.describe(item.nodeid, rules, operations)
-            item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Redact keys in every report before any reporter (terminal, JUnit XML) sees it; feed the summary."""
-    keys = tuple(runtime._CURRENT[-1].keys if runtime._CURRENT else ()) + (
-        SUMMARY.settings.api_keys if SUMMARY.settings else ()
+def _gateway_shaped(operation_id: str, request: str, response: requests.Response) -> None:
+    """A status the spec documents for the operation, and a JSON body; else the target is not the gateway."""
+    documented = True
+    try:
+        Validators(load_spec()).response_key(operation_id, response.status_code)
+    except UndocumentedResponse:
+        documented = False
+    media_type = response.headers.get("content-type", "")
+    if documented and media_type.startswith("application/json") and _is_json(response):
+        return
+    raise pytest.UsageError(
+        f"the target does not answer like the gateway: {request} answered {response.status_code} "
+        f"{media_type or 'without a content type'} {_snippet(response)}. Check --base-url."
     )
-    if isinstance(report.longrepr, tuple):
-        path, line, message = report.longrepr
-        report.longrepr = (path, line, redact(message, keys))
-    elif report.longrepr is not None:
-        report.longrepr = redact(str(report.longrepr), keys)
-    SUMMARY.record(report)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    current = runtime._CURRENT[-1] if runtime._CURRENT else None
-    if current is None:
-        return
-    problems = close_all(current.client, current.ledger, current.keys)
-    SUMMARY.add_worker(current.report(problems))
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:  # a pytest-xdist worker: hand the controller what this worker did
-        workeroutput["contract"] = json.dumps(current.report(problems))
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
 
 
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """The pytest-xdist controller collects each worker's report for the summary."""
-    report = getattr(node, "workeroutput", {}).get("contract")
-    if report:
-        SUMMARY.add_worker(json.loads(report))
+def _snippet(response: requests.Response) -> str:
+    return " ".join(response.text[:100].split())
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if SUMMARY.settings is None or not SUMMARY.workers:
-        return
-    for line in SUMMARY.lines(time.monotonic() - SUMMARY.started):
-        terminalreporter.write_line(line)
+def _admin_json(client: Client, path: str) -> Any:
+    """The body of a GET on the mock's admin API, or None when the target has no such control."""
+    response = client.get(path)
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith("application/json"):
+        return None
+    return response.json()
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    finished = runtime.end()
-    if finished is not None:
-        finished.stop()
+@pytest.fixture(scope="session")
+def run(request: pytest.FixtureRequest) -> Run:
+    """The contract run: settings, target, client, ledger, models and controls."""
+    return request.config.stash[RUN]
+
+
+@pytest.fixture
+def check(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """`check("R2")` records that this test exercised R2; only such tests make a rule "passed"."""
+
+    def checked(rule: str) -> None:
+        if ("checked", rule) not in request.node.user_properties:
+            request.node.user_properties.append(("checked", rule))
+
+    return checked
+
+
+class Budget:
+    """The session budget of one test (its node id owns its reservation)."""
+
+    def __init__(self, run: Run, owner: str) -> None:
+        self.run, self.owner = run, owner
+
+    def free(self, keep: int = 0) -> int | None:
+        return self.run.ledger.free(self.owner, keep)
+
+    def need(self, sessions: int, what: str) -> None:
+        """Skip the test, saying why, unless it may open `sessions` more sessions."""
+        if not self.run.ledger.may_open(self.owner, sessions):
+            pytest.skip(f"the session cap ({self.run.ledger.cap}) leaves no room for {what}: raise --max-sessions")
+
+
+@pytest.fixture
+def budget(request: pytest.FixtureRequest, run: Run) -> Budget:
+    return Budget(run, request.node.nodeid)

@@ -1,17 +1,22 @@
-"""The run in progress: settings, target, client, ledger and what the target lets the suite control.
-
-Set once by the plugin at configure time (before test modules are imported), read by the tests.
-"""
+"""The run in progress: settings, target, client, ledger, the target's models and what it lets the suite
+control. Built once by the plugin at configure time and kept in pytest's stash; tests get it from the
+`run` fixture (contracts/conftest.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from contracts.api import CLOSE
+from contracts.checks import expect_answer
 from contracts.client import Client
 from contracts.safety import Ledger
 from contracts.settings import Settings
+
+DEFAULT_MODEL_NAME = "mistral-31-24b"  # the gateway's DEFAULT_FALLBACK_MODEL
+CLOCK = "/__admin/clock"
 
 
 @dataclass
@@ -23,8 +28,11 @@ class Run:
     ledger: Ledger
     controls_time: bool  # the target has the mock's admin clock (R6 can be checked)
     controls_faults: bool  # the target has the mock's admin faults (dead pings, failing closes)
+    models: dict[str, str] = field(default_factory=dict)  # listed name or blockchain id -> blockchain id
     stop: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.monotonic)
+    clock_at_start: float | None = None  # the target's admin clock when the run began
+    time_note: str = "the target has no admin clock"  # why the run cannot move time, when it cannot
     cases: int = 0  # Schemathesis cases generated (and judged) in this process
     steps: int = 0  # state-machine steps taken in this process
 
@@ -39,14 +47,26 @@ class Run:
             return self.settings.bid_ids
         return ("0x" + "b1" * 32, "0x" + "b2" * 32) if self.controls_faults else ()
 
+    @property
+    def model_names(self) -> list[str]:
+        """The listed models' names (not their blockchain ids), sorted."""
+        return sorted(name for name in self.models if not name.startswith("0x"))
+
+    @property
+    def default_model(self) -> str | None:
+        """The blockchain id an unknown model_id falls back to, when the target lists the default model."""
+        return self.models.get(DEFAULT_MODEL_NAME)
+
     def report(self, teardown_problems: list[str]) -> dict[str, object]:
         """What this process's run did, for the summary (JSON-ready: xdist workers send it to the controller)."""
         return {
             "target": "the in-process mock" if self.settings.in_process else self.base_url,
             "keys": [key[:9] + "…" for key in self.keys],
             "controls_time": self.controls_time,
+            "time": "yes (admin clock)" if self.controls_time else f"no - {self.time_note}",
             "controls_faults": self.controls_faults,
             "spend_allowed": self.spend_allowed,
+            "bids": bool(self.bids),
             "opened": len(self.ledger.opened),
             "cap": self.ledger.cap,
             "held_back": dict(self.ledger.held_back),
@@ -61,27 +81,31 @@ class Run:
         """Start a fixed scenario clean: the key's session closed and (on the mock) no fault armed for it."""
         if self.controls_faults:
             self.client.delete("/__admin/faults", params={"key": key[:9]})
-        self.client.post("/api/v1/session/closesession", headers={"Authorization": f"Bearer {key}"})
+        expect_answer(CLOSE, self.client.post(CLOSE.path, key=key))
 
     def now(self) -> float:
         """The target's clock (its admin clock when it has one)."""
         if self.controls_time:
-            return float(self.client.get("/__admin/clock").json()["now"])
+            return float(self.client.get(CLOCK).json()["now"])
         return time.time()
 
+    def advance_clock(self, seconds: float) -> None:
+        self.client.post(f"{CLOCK}/advance", json={"seconds": seconds})
 
-_CURRENT: list[Run] = []
-
-
-def current() -> Run:
-    if not _CURRENT:
-        raise RuntimeError("no contract run: run the suite as `pytest contracts ...` or `python -m contracts`")
-    return _CURRENT[-1]
-
-
-def begin(run: Run) -> None:
-    _CURRENT.append(run)
+    def restore_clock(self) -> list[str]:
+        """Put the target's admin clock back where it would be had the run never moved it; returns problems."""
+        if self.clock_at_start is None:
+            return []
+        now = self.clock_at_start + (time.monotonic() - self.started)
+        response = self.client.put(CLOCK, json={"now": now})
+        return [] if response.status_code == 200 else [f"the admin clock was not restored: {response.status_code}"]
 
 
-def end() -> Run | None:
-    return _CURRENT.pop() if _CURRENT else None
+def read_models(body: Any) -> dict[str, str]:
+    """name/blockchain id -> blockchain id for up to three listed models (a malformed list gives none)."""
+    listed = body.get("data", []) if isinstance(body, dict) else []
+    models: dict[str, str] = {}
+    for model in listed[:3] if isinstance(listed, list) else []:
+        if isinstance(model, dict) and isinstance(model.get("id"), str) and isinstance(model.get("blockchainID"), str):
+            models[model["id"]] = models[model["blockchainID"]] = model["blockchainID"]
+    return models

@@ -1,4 +1,11 @@
-"""Staging safety: count the sessions a run opens, cap them, and close what the run used at the end."""
+"""Staging safety: count the sessions a run opens, cap them, share the cap out, and close what the run used.
+
+The session budget serves the rules first. Every rule check declares the sessions it needs (the
+`sessions=` of its `contract` marker); at collection the ledger reserves them. A check may open a
+session while the ones it leaves free cover every other check's reservation; the generated
+Schemathesis cases may open one only while every reservation stays covered; a check's reservation is
+released when it ends. Rule checks also run first (see `contracts/conftest.py`).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +15,22 @@ from urllib.parse import urlsplit
 
 import requests
 
+from contracts.api import CLOSE, CREATES
+from contracts.checks import AnswerError, expect_answer
 from contracts.client import Client
 
-SESSION = "/api/v1/session"
-CREATES = (f"{SESSION}/modelsession", f"{SESSION}/bidsession")
+CREATE_PATHS = frozenset(operation.path for operation in CREATES)
 
 
 class Ledger:
-    """What the run did to the target: keys it used, sessions it opened, requests it held back and why."""
+    """What the run did to the target: keys it used, sessions it opened and promised, requests held back."""
 
     def __init__(self, cap: int | None) -> None:
         self.cap = cap
         self.opened: set[str] = set()
         self.keys_used: set[str] = set()
         self.held_back: Counter[str] = Counter()
+        self.reserved: dict[str, int] = {}  # owner (a test's node id) -> sessions promised to it
         self._lock = threading.Lock()
 
     def observe(self, response: requests.Response) -> None:
@@ -31,18 +40,45 @@ class Ledger:
         with self._lock:
             if key.startswith("sk-") and response.status_code != 401:
                 self.keys_used.add(key)
-            if urlsplit(str(response.request.url)).path in CREATES and response.status_code == 200:
+            if urlsplit(str(response.request.url)).path in CREATE_PATHS and response.status_code == 200:
                 session_id = _session_id(response)
                 if session_id:
                     self.opened.add(session_id)
 
-    def may_open(self) -> bool:
+    def reserve(self, owner: str, sessions: int) -> None:
         with self._lock:
-            return self.cap is None or len(self.opened) < self.cap
+            self.reserved[owner] = sessions
+
+    def release(self, owner: str) -> None:
+        with self._lock:
+            self.reserved.pop(owner, None)
+
+    def free(self, owner: str | None = None, keep: int = 0) -> int | None:
+        """Sessions `owner` may still open: the cap less those opened, every other owner's reservation and
+        `keep` (None: no cap). `owner=None` is a generated case: every reservation counts."""
+        with self._lock:
+            if self.cap is None:
+                return None
+            promised = sum(n for name, n in self.reserved.items() if name != owner)
+            return max(self.cap - len(self.opened) - promised - keep, 0)
+
+    def may_open(self, owner: str | None = None, sessions: int = 1, keep: int = 0) -> bool:
+        free = self.free(owner, keep)
+        return free is None or free >= sessions
 
     def hold_back(self, reason: str) -> None:
         with self._lock:
             self.held_back[reason] += 1
+
+
+def cap_share(cap: int | None, index: int, count: int) -> int | None:
+    """One of `count` parallel workers' share of the session cap, so that together they never exceed it."""
+    if cap is None or count <= 1:
+        return cap
+    share = cap // count + (1 if index < cap % count else 0)
+    if share < 1:
+        raise ValueError(f"a session cap of {cap} cannot be shared by {count} parallel workers: raise --max-sessions")
+    return share
 
 
 def _session_id(response: requests.Response) -> str | None:
@@ -55,14 +91,16 @@ def _session_id(response: requests.Response) -> str | None:
 
 
 def close_all(client: Client, ledger: Ledger, keys: tuple[str, ...]) -> list[str]:
-    """Close the active session of every key the run used (and of the run's own keys); returns problems."""
+    """Close the active session of every key the run used (and of the run's own keys), checking each
+    answer against the spec; returns the problems."""
     problems = []
     for key in sorted(ledger.keys_used | set(keys)):
         try:
-            response = client.post(f"{SESSION}/closesession", key=key)
+            response = client.post(CLOSE.path, key=key)
+            if response.status_code != 401:
+                expect_answer(CLOSE, response)
         except requests.RequestException as error:
             problems.append(f"{key[:9]}…: {type(error).__name__}")
-            continue
-        if response.status_code not in (200, 401):
-            problems.append(f"{key[:9]}…: closesession answered {response.status_code}")
+        except AnswerError as error:
+            problems.append(f"{key[:9]}…: {str(error).splitlines()[0]}")
     return problems

@@ -17,6 +17,7 @@ ENV = {
     "examples": "MORPHEUS_EXAMPLES",
     "stateful_runs": "MORPHEUS_STATEFUL_RUNS",
     "concurrency": "MORPHEUS_CONCURRENCY",
+    "skip_rules": "MORPHEUS_SKIP_RULES",
 }
 # The in-process mock's own keys (the default target); two, so that the isolation rule R7 runs.
 MOCK_KEYS = (
@@ -39,6 +40,7 @@ class Settings:
     examples: int = 30
     stateful_runs: int = 20
     concurrency: int = 8
+    skip_rules: tuple[str, ...] = ()  # rules the user accepts not checking (--skip-rule R6)
 
     @property
     def in_process(self) -> bool:

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import runtime
+from contracts.api import BID_SESSION, MODEL_SESSION
 from contracts.client import Client
 from contracts.diff import Side, _side, run_diff, sequence
-from contracts.machine import discover_models
-
-RUN = runtime.current()
+from contracts.runtime import DEFAULT_MODEL_NAME, Run
 
 
-@pytest.mark.contract(operations=("POST /api/v1/session/modelsession", "POST /api/v1/session/bidsession"))
-def test_the_target_answers_like_the_other_one(request: pytest.FixtureRequest) -> None:
+@pytest.mark.contract(operations=(MODEL_SESSION.label, BID_SESSION.label))
+def test_the_target_answers_like_the_other_one(request: pytest.FixtureRequest, run: Run) -> None:
     other_url = request.config.option.diff_against
     if not other_url:
         pytest.skip("no --diff-against URL: the differential run compares this target with another one")
-    other, stop = _side(other_url, request.config.option.diff_api_key or RUN.keys)
+    other, stop = _side(other_url, request.config.option.diff_api_key or run.keys)
     try:
-        mine = Side(Client(RUN.base_url, RUN.keys, RUN.settings.requests_per_second), RUN.keys)
-        models = sorted(name for name in discover_models(RUN)[0] if not name.startswith("0x")) or ["mistral-31-24b"]
-        steps = sequence(7, 60, models, min(len(mine.keys), len(other.keys)))
+        mine = Side(Client(run.base_url, run.keys, run.settings.requests_per_second), run.keys)
+        steps = sequence(7, 60, run.model_names or [DEFAULT_MODEL_NAME], min(len(mine.keys), len(other.keys)))
         differences = run_diff(mine, other, steps)
     finally:
         stop()

@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import runtime
-from contracts.checks import assert_body_conforms
-from contracts.machine import discover_models
-
-RUN = runtime.current()
-SESSION = "/api/v1/session"
-MODEL_SESSION = "create_model_session_api_v1_session_modelsession_post"
+from contracts.api import MODEL_SESSION, PING
+from contracts.checks import expect_answer
+from contracts.conftest import Budget
+from contracts.runtime import Run
 
 
-@pytest.mark.contract(operations=(f"POST {SESSION}/modelsession",))
-def test_a_duration_the_chain_refuses_is_the_gateways_500() -> None:
+@pytest.mark.contract(operations=(MODEL_SESSION.label,))
+def test_a_duration_the_chain_refuses_is_the_gateways_500(run: Run, budget: Budget) -> None:
     """Under 5 minutes the chain refuses the session (SessionTooShort): no session, no stake, a 500."""
-    models, _ = discover_models(RUN)
-    if not models:
+    if not run.model_names:
         pytest.skip("the target lists no models")
-    key = RUN.keys[0]
-    RUN.fresh(key)
-    response = RUN.client.post(
-        f"{SESSION}/modelsession", key=key, params={"model_id": sorted(models)[0]}, json={"sessionDuration": 60}
+    key = run.keys[0]
+    run.fresh(key)
+    budget.need(1, "a create the target should refuse")  # one that accepted it would open a session
+    response = run.client.post(
+        MODEL_SESSION.path, key=key, params={"model_id": run.model_names[0]}, json={"sessionDuration": 60}
     )
-    assert response.status_code == 500, (
-        f"expected the proxy-router's 500, got {response.status_code} {response.text[:200]}"
-    )
-    assert response.headers.get("content-type") == "application/json"
-    assert_body_conforms(MODEL_SESSION, 500, response.json())
-    assert response.json()["detail"].startswith("Error from proxy router: Failed to create session: ")
-    ping = RUN.client.post(f"{SESSION}/pingsession", key=key).json()
+    detail = expect_answer(MODEL_SESSION, response, status=500)["detail"]
+    assert detail.startswith("Error from proxy router: Failed to create session: "), detail
+    ping = expect_answer(PING, run.client.post(PING.path, key=key))
     assert ping["status"] == "no_session", f"a refused create must leave no session, ping says {ping}"

@@ -1,115 +1,271 @@
-"""One fixed scenario per session rule, beside the state machine: short, deterministic, named by rule."""
+"""One fixed scenario per session rule, beside the state machine: short, deterministic, named by rule.
+
+They run first (contracts/plugin.py), in this file's order (R1, R2, R3, R6, R7, R5, R4), and spend few
+sessions: a scenario starts from what the previous one left the keys when that one passed (R2 switches
+away from R1's session, R3's bid replaces R2's, R6 lets R3's expire and opens one, R7's first key keeps
+that one while the second key opens its own, R5 pings the first key's to death, R4 closes the second
+key's), and from closed sessions otherwise. At most six sessions prove R1-R7 with two keys. Every answer
+is checked against the spec before the rule is judged.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from contracts import runtime
-from contracts.checks import assert_body_conforms
-from contracts.machine import RuleBroken, discover_models
-
-RUN = runtime.current()
-SESSION = "/api/v1/session"
-KEY = RUN.keys[0]
-MODELS = sorted(name for name in discover_models(RUN)[0] if not name.startswith("0x"))
-OPERATION_IDS = {
-    "modelsession": "create_model_session_api_v1_session_modelsession_post",
-    "bidsession": "create_bid_session_api_v1_session_bidsession_post",
-    "pingsession": "ping_session_api_v1_session_pingsession_post",
-    "closesession": "close_session_api_v1_session_closesession_post",
-}
+from contracts.api import BID_SESSION, CLOSE, MODEL_SESSION, PING, labels
+from contracts.checks import AnswerError, expect, expect_answer
+from contracts.conftest import Budget
+from contracts.runtime import Run
+from openapi import Operation
 
 
-def _call(action: str, **params: str) -> dict[str, Any]:
-    body = {"sessionDuration": RUN.settings.session_duration} if action.endswith("session") else None
-    response = RUN.client.post(f"{SESSION}/{action}", key=KEY, params=params, json=body if params else None)
-    assert response.status_code == 200, f"{action}: {response.status_code} {response.text[:200]}"
-    answer: dict[str, Any] = response.json()
-    assert_body_conforms(OPERATION_IDS[action], 200, answer)
-    return answer
+@dataclass
+class Held:
+    """What the first key holds after the last scenario that passed; `known=False`: start clean."""
+
+    known: bool = False
+    session_id: str | None = None
+    on: str | None = None  # the model name or bid id of the session
 
 
-def _expect(condition: bool, rule: str, message: str) -> None:
-    if not condition:
-        raise RuleBroken(rule, message)
+class Steps:
+    """One scenario's requests for one key: each answer checked, each create within the session budget.
+
+    `now` is what the key holds (known when the previous scenario passed, or once this one closed it);
+    `leave()` hands it to the next scenario through `shared`.
+    """
+
+    def __init__(self, run: Run, key: str, budget: Budget, shared: Held) -> None:
+        self.run, self.key, self.budget, self.shared = run, key, budget, shared
+        self.now = Held(shared.known, shared.session_id, shared.on)
+        self.sent = 0
+
+    def send(self, operation: Operation, rule: str, **params: str) -> dict[str, Any]:
+        self.sent += 1
+        creates = operation in (MODEL_SESSION, BID_SESSION)
+        body = {"sessionDuration": self.run.settings.session_duration} if creates else None
+        response = self.run.client.post(operation.path, key=self.key, params=params or None, json=body)
+        answer: dict[str, Any] = expect_answer(operation, response, rule=rule)
+        return answer
+
+    def model(self, model_id: str, rule: str) -> str:
+        self.budget.need(1, f"{rule}'s modelsession")
+        body = self.send(MODEL_SESSION, rule, model_id=model_id)
+        if body["model"] != model_id or body["api_key_prefix"] != self.key[:9]:
+            raise AnswerError(
+                f"modelsession must echo the model_id sent ({model_id!r}) and the key's prefix "
+                f"({self.key[:9]!r}), got {body['model']!r} and {body['api_key_prefix']!r}"
+            )
+        self.now = Held(True, str(body["session_id"]), model_id)
+        return str(body["session_id"])
+
+    def bid(self, bid_id: str, rule: str) -> str:
+        self.budget.need(1, f"{rule}'s bidsession")
+        session_id = str(self.send(BID_SESSION, rule, bid_id=bid_id)["session_id"])
+        self.now = Held(True, session_id, bid_id)
+        return session_id
+
+    def ping(self, rule: str) -> dict[str, Any]:
+        return self.send(PING, rule)
+
+    def close(self, rule: str) -> dict[str, Any]:
+        self.now = Held(True)
+        return self.send(CLOSE, rule)
+
+    def ended(self) -> None:
+        """The key's session ended (dead, expired): it holds none."""
+        self.now = Held(True)
+
+    def session_on(self, model_id: str, rule: str) -> str:
+        """The key's session on `model_id`: the one the previous scenario left, or a new one."""
+        if self.now.known and self.now.on == model_id and self.now.session_id:
+            return self.now.session_id
+        if not self.now.known:
+            self.sent += 1
+            self.run.fresh(self.key)
+        return self.model(model_id, rule)
+
+    def any_session(self, model_id: str, rule: str) -> str:
+        """The session the previous scenario left (on any model or bid), or a new one on `model_id`."""
+        if self.now.known and self.now.session_id:
+            return self.now.session_id
+        return self.session_on(model_id, rule)
+
+    def leave(self) -> None:
+        """The scenario passed: the next one may start from what the key holds now."""
+        self.shared.known, self.shared.session_id, self.shared.on = True, self.now.session_id, self.now.on
 
 
-@pytest.fixture(autouse=True)
-def no_session() -> None:
-    if not MODELS:
+@dataclass
+class Keys:
+    """The scenario's first key, and the second when the run has two (R7; R4 closes what R7 left it)."""
+
+    first: Steps
+    second: Steps | None
+
+
+@pytest.fixture(scope="module")
+def held(run: Run) -> dict[str, Held]:
+    """What each key holds between scenarios (unknown at first: the first scenario starts clean)."""
+    return {key: Held() for key in run.keys[:2]}
+
+
+@pytest.fixture
+def keys(run: Run, budget: Budget, held: dict[str, Held]) -> Iterator[Keys]:
+    """The scenario's keys. A key the scenario sent a request for is unknown afterwards unless the
+    scenario passed; a key it left alone stays as it was."""
+    if not run.model_names:
         pytest.skip("the target lists no models")
-    RUN.fresh(KEY)
-    if RUN.settings.session_cap is not None and len(RUN.ledger.opened) + 3 > RUN.settings.session_cap:
-        pytest.skip(f"the session cap ({RUN.settings.session_cap}) is reached")
+    before = {key: Held(h.known, h.session_id, h.on) for key, h in held.items()}
+    every = [Steps(run, key, budget, held[key]) for key in held]
+    for shared in held.values():
+        shared.known = False
+    yield Keys(every[0], every[1] if len(every) > 1 else None)
+    for steps in every:
+        if not steps.sent and not steps.shared.known:  # untouched by this scenario: as it was
+            held[steps.key] = before[steps.key]
 
 
-@pytest.mark.contract(rules=("R1",), operations=(f"POST {SESSION}/modelsession",))
-def test_r1_the_same_model_returns_the_same_session() -> None:
-    first = _call("modelsession", model_id=MODELS[0])["session_id"]
-    again = _call("modelsession", model_id=MODELS[0])["session_id"]
-    _expect(again == first, "R1", f"a second modelsession on {MODELS[0]} returned {again}, not the key's {first}")
+def _models(run: Run, count: int) -> list[str]:
+    if len(run.model_names) < count:
+        pytest.skip(f"the target lists {len(run.model_names)} model(s): this rule needs {count}")
+    return run.model_names[:count]
 
 
-@pytest.mark.contract(rules=("R2",), operations=(f"POST {SESSION}/modelsession",))
-def test_r2_another_model_replaces_the_session() -> None:
-    if len(MODELS) < 2:
-        pytest.skip("the target lists one model: a switch needs two")
-    old = _call("modelsession", model_id=MODELS[0])["session_id"]
-    new = _call("modelsession", model_id=MODELS[1])["session_id"]
-    _expect(new != old, "R2", f"modelsession on {MODELS[1]} kept the session of {MODELS[0]} ({old})")
-    ping = _call("pingsession")
-    _expect(ping.get("session_id") == new, "R2", f"after the switch, ping reports {ping}, not the new session {new}")
+@pytest.mark.contract(rules=("R1",), operations=labels(MODEL_SESSION), sessions=2)
+def test_r1_the_same_model_returns_the_same_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    (model,), steps = _models(run, 1), keys.first
+    first = steps.session_on(model, "R1")
+    again = steps.model(model, "R1")
+    expect(again == first, "R1", f"a second modelsession on {model} returned {again}, not the key's {first}")
+    check("R1")
+    steps.leave()
 
 
-@pytest.mark.contract(rules=("R3",), operations=(f"POST {SESSION}/bidsession",))
-def test_r3_a_bid_session_replaces_the_session() -> None:
-    if not RUN.bids:
+@pytest.mark.contract(rules=("R2",), operations=labels(MODEL_SESSION, PING), sessions=1)
+def test_r2_another_model_replaces_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    (first, second), steps = _models(run, 2), keys.first
+    old = steps.session_on(first, "R2")
+    new = steps.model(second, "R2")
+    expect(new != old, "R2", f"modelsession on {second} kept the session of {first} ({old})")
+    ping = steps.ping("R2")
+    expect(ping.get("session_id") == new, "R2", f"after the switch, ping reports {ping}, not the new session {new}")
+    check("R2")
+    steps.leave()
+
+
+@pytest.mark.contract(rules=("R3",), operations=labels(BID_SESSION, PING), sessions=1)
+def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    if not run.bids:
         pytest.skip("no bid ids: pass --bid-id to let the run open bid sessions")
-    old = _call("modelsession", model_id=MODELS[0])["session_id"]
-    new = _call("bidsession", bid_id=RUN.bids[0])["session_id"]
-    ping = _call("pingsession")
-    _expect(new != old and ping.get("session_id") == new, "R3", f"after bidsession ({new}), ping reports {ping}")
+    steps = keys.first
+    old = steps.any_session(run.model_names[0], "R3")
+    new = steps.bid(run.bids[0], "R3")
+    ping = steps.ping("R3")
+    expect(new != old and ping.get("session_id") == new, "R3", f"after bidsession ({new}), ping reports {ping}")
+    check("R3")
+    steps.leave()
 
 
-@pytest.mark.contract(rules=("R4",), operations=(f"POST {SESSION}/closesession",))
-def test_r4_close_ends_the_session() -> None:
-    opened = _call("modelsession", model_id=MODELS[0])["session_id"]
-    closed = _call("closesession")
-    _expect(
+@pytest.mark.contract(rules=("R6",), operations=labels(PING, MODEL_SESSION), sessions=1)
+def test_r6_an_expired_session_counts_as_none(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    if not run.controls_time:
+        pytest.skip(f"R6 (expiry) needs the mock's admin clock: {run.time_note}")
+    steps = keys.first
+    opened = steps.any_session(run.model_names[0], "R6")
+    model = steps.now.on if steps.now.on in run.models else run.model_names[0]
+    run.advance_clock(run.settings.session_duration + 60)
+    expired = steps.ping("R6")
+    expect((expired["status"], expired.get("session_id")) == ("expired", opened), "R6", f"ping after expiry: {expired}")
+    steps.ended()
+    fresh = steps.model(model, "R6")
+    expect(fresh != opened, "R6", f"modelsession after expiry returned the expired session {opened}")
+    check("R6")
+    steps.leave()
+    if keys.second is not None:
+        keys.second.ended()  # the other key's session (if any) expired too
+        keys.second.leave()
+
+
+@pytest.mark.contract(rules=("R7",), operations=labels(MODEL_SESSION, BID_SESSION, PING), sessions=1)
+def test_r7_the_other_keys_actions_leave_the_session_alone(
+    run: Run, keys: Keys, budget: Budget, check: Callable[[str], None]
+) -> None:
+    """The second key creates, switches and bids (as far as the session budget allows) and pings, while
+    the first key's session must stay exactly as it was. The second key keeps its session for R4."""
+    if keys.second is None:
+        pytest.skip("R7 (keys are isolated) needs two API keys: pass --api-key twice (or MORPHEUS_API_KEYS='k1 k2')")
+    mine, theirs, models = keys.first.any_session(run.model_names[0], "R7"), keys.second, run.model_names
+    if not theirs.now.known:
+        theirs.sent += 1
+        run.fresh(theirs.key)
+    creates: list[Callable[[], object]] = [lambda: theirs.model(models[0], "R7")]
+    creates += [lambda: theirs.model(models[1], "R7")] if len(models) > 1 else []
+    creates += [lambda: theirs.bid(run.bids[0], "R7")] if run.bids else []
+    # The first create is the budget's (its reservation); the others only while sessions are left over.
+    actions: list[Callable[[], object]] = [
+        *creates[:1],
+        *(_if_room(budget, create) for create in creates[1:]),
+        lambda: theirs.ping("R7"),
+    ]
+    for number, action in enumerate(actions, start=1):
+        action()
+        ping = keys.first.ping("R7")
+        expect(
+            (ping["status"], ping.get("session_id")) == ("alive", mine),
+            "R7",
+            f"after the other key's step {number}, this key's ping says {ping}",
+        )
+    check("R7")
+    keys.first.leave()
+    theirs.leave()
+
+
+@pytest.mark.contract(rules=("R5",), operations=labels(PING), sessions=0)
+def test_r5_ping_reports_the_session_and_a_dead_one_is_closed(
+    run: Run, keys: Keys, check: Callable[[str], None]
+) -> None:
+    steps = keys.first
+    if steps.now.known and steps.now.session_id is None:
+        none = steps.ping("R5")
+        expect(none["status"] == "no_session", "R5", f"a key without a session must ping no_session, got {none}")
+    opened = steps.any_session(run.model_names[0], "R5")
+    alive = steps.ping("R5")
+    expect((alive["status"], alive.get("session_id")) == ("alive", opened), "R5", f"a live session pinged {alive}")
+    check("R5")
+    if run.controls_faults:  # the dead path needs the mock's admin faults (a real provider cannot be made to fail)
+        run.client.post("/__admin/faults", json={"kind": "ping_dead", "key": steps.key[:9], "count": 1})
+        dead = steps.ping("R5")
+        expect((dead["status"], dead.get("session_id")) == ("dead", opened), "R5", f"the dead ping answered {dead}")
+        after = steps.ping("R5")
+        expect(after["status"] == "no_session", "R5", f"a dead session must be closed, ping now says {after}")
+        steps.ended()
+    steps.leave()
+
+
+@pytest.mark.contract(rules=("R4",), operations=labels(CLOSE, PING), sessions=0)
+def test_r4_close_ends_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    """Closes the session the second key kept from R7 (or the first key's, or a new one)."""
+    holding = [steps for steps in (keys.second, keys.first) if steps is not None and steps.now.session_id]
+    steps = holding[0] if holding else keys.first
+    opened = steps.any_session(run.model_names[0], "R4")
+    closed = steps.close("R4")
+    expect(
         closed == {"success": True, "message": "Session closed successfully", "session_id": opened},
         "R4",
         f"close answered {closed}",
     )
-    ping = _call("pingsession")
-    _expect(ping["status"] == "no_session", "R4", f"after a successful close, ping still reports {ping}")
-    again = _call("closesession")
-    _expect(again["session_id"] is None, "R4", f"a second close found a session: {again}")
+    ping = steps.ping("R4")
+    expect(ping["status"] == "no_session", "R4", f"after a successful close, ping still reports {ping}")
+    again = steps.close("R4")
+    expect(again["session_id"] is None, "R4", f"a second close found a session: {again}")
+    check("R4")
+    steps.leave()
 
 
-@pytest.mark.contract(rules=("R5",), operations=(f"POST {SESSION}/pingsession",))
-def test_r5_a_dead_session_is_closed() -> None:
-    if not RUN.controls_faults:
-        pytest.skip("R5's dead path needs the mock's admin faults (a real provider cannot be made to fail)")
-    opened = _call("modelsession", model_id=MODELS[0])["session_id"]
-    _expect(_call("pingsession")["status"] == "alive", "R5", "a fresh session must ping alive")
-    RUN.client.post("/__admin/faults", json={"kind": "ping_dead", "key": KEY[:9], "count": 1})
-    dead = _call("pingsession")
-    _expect((dead["status"], dead.get("session_id")) == ("dead", opened), "R5", f"the armed dead ping answered {dead}")
-    after = _call("pingsession")
-    _expect(after["status"] == "no_session", "R5", f"a dead session must be closed, ping now says {after}")
-
-
-@pytest.mark.contract(rules=("R6",), operations=(f"POST {SESSION}/pingsession", f"POST {SESSION}/modelsession"))
-def test_r6_an_expired_session_counts_as_none() -> None:
-    if not RUN.controls_time:
-        pytest.skip("R6 needs the mock's admin clock")
-    opened = _call("modelsession", model_id=MODELS[0])["session_id"]
-    RUN.client.post("/__admin/clock/advance", json={"seconds": RUN.settings.session_duration + 60})
-    expired = _call("pingsession")
-    _expect(
-        (expired["status"], expired.get("session_id")) == ("expired", opened), "R6", f"ping after expiry: {expired}"
-    )
-    fresh = _call("modelsession", model_id=MODELS[0])["session_id"]
-    _expect(fresh != opened, "R6", f"modelsession after expiry returned the expired session {opened}")
+def _if_room(budget: Budget, create: Callable[[], object]) -> Callable[[], object]:
+    return lambda: None if budget.free() == 0 else create()

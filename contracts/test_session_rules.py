@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import cast
+
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from contracts import runtime
-from contracts.machine import RuleBroken, build_machine, discover_models
+from contracts.api import RULES, SESSION_OPERATIONS, labels
+from contracts.conftest import Budget
+from contracts.machine import SessionRules
+from contracts.runtime import Run
 
-RUN = runtime.current()
-SESSION = "/api/v1/session"
-SESSION_OPERATIONS = tuple(
-    f"POST /api/v1/session/{name}" for name in ("modelsession", "bidsession", "pingsession", "closesession")
-)
-ONE_KEY_RULES = ("R1", "R2", "R3", "R4", "R5") + (("R6",) if RUN.controls_time else ())
+MACHINE_RULES = tuple(rule for rule in RULES if rule != "R8")
+TWO_KEYS = "R7 (keys are isolated) needs two API keys: pass --api-key twice (or MORPHEUS_API_KEYS='k1 k2')"
 
 
-def _settings() -> settings:
-    phases = [Phase.explicit, Phase.generate] + (
-        [Phase.shrink] if RUN.settings.in_process or RUN.controls_faults else []
-    )
+def _settings(run: Run) -> settings:
+    # Shrinking replays sequences, so it needs a target whose state the run controls (the mock) and a
+    # machine whose creates do not depend on a session budget that shrinks as the run goes.
+    shrinks = (run.settings.in_process or run.controls_faults) and run.ledger.cap is None
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrinks else [])
     return settings(
-        max_examples=RUN.settings.stateful_runs,
+        max_examples=run.settings.stateful_runs,
         stateful_step_count=12,
         derandomize=True,
         database=None,
@@ -33,10 +36,13 @@ def _settings() -> settings:
     )
 
 
-def _run(keys: tuple[str, ...]) -> None:
-    RUN.client.reset_log()
+def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str], None]) -> None:
+    budget.need(1, "the state machine's creates")
+    run.client.reset_log()
+    # Hypothesis builds each run's machine with this factory (typed as a class, called without arguments).
+    machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget.owner, check))
     try:
-        run_state_machine_as_test(build_machine(RUN, keys), settings=_settings())
+        run_state_machine_as_test(machine, settings=_settings(run))
     except AssertionError as error:
         error.add_note(
             "Replay: the run is derandomized, so the same command replays this sequence "
@@ -45,49 +51,13 @@ def _run(keys: tuple[str, ...]) -> None:
         raise
 
 
-@pytest.mark.contract(rules=ONE_KEY_RULES, operations=SESSION_OPERATIONS)
-def test_session_rules_for_one_key() -> None:
-    _run(RUN.keys[:1])
+@pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS))
+def test_session_rules_for_one_key(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
+    _run(run, run.keys[:1], budget, check)
 
 
-@pytest.mark.contract(rules=(*ONE_KEY_RULES, "R7"), operations=SESSION_OPERATIONS)
-def test_session_rules_for_two_keys() -> None:
-    if len(RUN.keys) < 2:
-        pytest.skip("R7 (keys are isolated) needs two API keys: pass --api-key twice (or MORPHEUS_API_KEYS='k1 k2')")
-    _run(RUN.keys[:2])
-
-
-@pytest.mark.contract(rules=("R6",), operations=SESSION_OPERATIONS)
-def test_expiry_needs_time_control() -> None:
-    if not RUN.controls_time:
-        pytest.skip(
-            "R6 (expiry) is checked only where the suite controls time (the mock's admin clock); this target has none"
-        )
-
-
-@pytest.mark.contract(rules=("R7",), operations=SESSION_OPERATIONS)
-def test_r7_every_action_of_one_key_leaves_the_other_keys_session_alone() -> None:
-    """A fixed scenario beside the state machine: key 2 creates, switches, bids, pings and closes
-    while key 1's session must stay exactly as it was."""
-    if len(RUN.keys) < 2:
-        pytest.skip("R7 (keys are isolated) needs two API keys: pass --api-key twice (or MORPHEUS_API_KEYS='k1 k2')")
-    mine, theirs = RUN.keys[:2]
-    models = sorted(name for name in discover_models(RUN)[0] if not name.startswith("0x"))
-    if len(models) < 2:
-        pytest.skip("the target lists fewer than two models")
-    for key in (mine, theirs):
-        RUN.fresh(key)
-    body = {"sessionDuration": RUN.settings.session_duration}
-    session = RUN.client.post(f"{SESSION}/modelsession", key=mine, params={"model_id": models[0]}, json=body).json()
-    actions = [
-        ("modelsession", {"model_id": models[0]}),
-        ("modelsession", {"model_id": models[1]}),
-        *([("bidsession", {"bid_id": RUN.bids[0]})] if RUN.bids and RUN.ledger.may_open() else []),
-        ("pingsession", {}),
-        ("closesession", {}),
-    ]
-    for action, params in actions:
-        RUN.client.post(f"{SESSION}/{action}", key=theirs, params=params, json=body if "session" in action else None)
-        ping = RUN.client.post(f"{SESSION}/pingsession", key=mine).json()
-        if (ping.get("status"), ping.get("session_id")) != ("alive", session["session_id"]):
-            raise RuleBroken("R7", f"after the other key's {action}, this key's ping says {ping}")
+@pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS))
+def test_session_rules_for_two_keys(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
+    if len(run.keys) < 2:
+        pytest.skip(TWO_KEYS)
+    _run(run, run.keys[:2], budget, check)

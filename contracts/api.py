@@ -1,0 +1,23 @@
+"""The suite's vocabulary, read from the spec through `openapi/`: the operations it sends (by operationId,
+each with its method and path) and the session rules (`x-session-rules`). Nothing else in `contracts/`
+spells a path, an operation id or a rule id list."""
+
+from __future__ import annotations
+
+from openapi import Operation, load_spec
+
+SPEC = load_spec()
+MODEL_SESSION: Operation = SPEC.operation("create_model_session_api_v1_session_modelsession_post")
+BID_SESSION: Operation = SPEC.operation("create_bid_session_api_v1_session_bidsession_post")
+PING: Operation = SPEC.operation("ping_session_api_v1_session_pingsession_post")
+CLOSE: Operation = SPEC.operation("close_session_api_v1_session_closesession_post")
+APPROVE: Operation = SPEC.operation("approve_spending_api_v1_session_approve_post")
+LIST_MODELS: Operation = SPEC.operation("list_models_api_v1_models_get")
+CREATES = (MODEL_SESSION, BID_SESSION)
+SESSION_OPERATIONS = (MODEL_SESSION, BID_SESSION, PING, CLOSE)
+RULES = tuple(rule.id for rule in SPEC.session_rules)
+
+
+def labels(*operations: Operation) -> tuple[str, ...]:
+    """`POST /api/v1/session/pingsession`-style labels, as the summary counts operations."""
+    return tuple(operation.label for operation in operations)

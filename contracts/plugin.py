@@ -1,0 +1,109 @@
+"""The contract run's pytest hooks, as one object registered per pytest config (no module state):
+order (rule checks first), the session budget's reservations, key redaction in every report, the
+per-rule summary, and the run's verdict beyond its tests (a required rule unchecked fails the run)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.redact import redact
+from contracts.runtime import Run
+from contracts.safety import close_all
+from contracts.summary import Summary
+
+RUN = pytest.StashKey[Run]()
+# Rule checks run before everything else, in this order: the fixed scenarios (short, cheap), R8, then
+# the state machine; then the refused-create probe, and the generated cases get the sessions left.
+RULES_FIRST = ("test_rule_scenarios.py", "test_concurrency.py", "test_session_rules.py", "test_errors.py")
+
+
+def contract_marker(item: pytest.Item) -> pytest.Mark | None:
+    return item.get_closest_marker("contract")
+
+
+def _priority(item: pytest.Item) -> int:
+    name = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return RULES_FIRST.index(name) if name in RULES_FIRST else len(RULES_FIRST)
+
+
+class ContractPlugin:
+    def __init__(self, config: pytest.Config, summary: Summary, keys: tuple[str, ...]) -> None:
+        self.config = config
+        self.summary = summary
+        self.keys = keys
+
+    @property
+    def run(self) -> Run | None:
+        return self.config.stash.get(RUN, None)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Rule checks first."""
+        items.sort(key=_priority)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """For the tests that will run (after -k / -m): reserve each one's sessions, tell the summary
+        what each covers."""
+        for item in session.items:
+            if item.name.startswith("test_conformance[") and not contract_marker(item):
+                operation = item.name.split("[", 1)[1].rstrip("]")
+                item.add_marker(pytest.mark.contract(rules=(), operations=(operation,)))
+            marker = contract_marker(item)
+            if marker is None:
+                continue
+            rules, operations = tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
+            self.summary.describe(item.nodeid, rules, operations)
+            item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
+            if self.run is not None and marker.kwargs.get("sessions"):
+                self.run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Redact keys in every report before any reporter (terminal, JUnit XML) sees it; feed the summary;
+        a rule check's reservation ends with it."""
+        keys = self.keys + (self.run.keys if self.run else ())
+        if isinstance(report.longrepr, tuple):
+            path, line, message = report.longrepr
+            report.longrepr = (path, line, redact(message, keys))
+        elif report.longrepr is not None:
+            report.longrepr = redact(str(report.longrepr), keys)
+        report.sections = [(title, redact(text, keys)) for title, text in report.sections]
+        self.summary.record(report)
+        if report.when == "teardown" and self.run is not None:
+            self.run.ledger.release(report.nodeid)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        run = self.run
+        if run is not None:
+            problems = close_all(run.client, run.ledger, run.keys) + run.restore_clock()
+            self.summary.add_worker(run.report(problems))
+            workeroutput = getattr(session.config, "workeroutput", None)
+            if workeroutput is not None:  # a pytest-xdist worker: hand the controller what this worker did
+                workeroutput["contract"] = json.dumps(run.report(problems))
+                return
+        if self.summary.workers and self.summary.failed_run() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        target = self.config.option.summary_json
+        if target and self.summary.workers:
+            Path(target).write_text(json.dumps(self.summary.as_json(time.monotonic() - self.summary.started)))
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """The pytest-xdist controller collects each worker's report for the summary."""
+        report = getattr(node, "workeroutput", {}).get("contract")
+        if report:
+            self.summary.add_worker(json.loads(report))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.summary.workers or hasattr(self.config, "workerinput"):
+            return
+        for line in self.summary.lines(time.monotonic() - self.summary.started):
+            terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        run = self.run
+        if run is not None:
+            run.stop()
