@@ -6,9 +6,19 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SOURCES := openapi mockserver contracts tests bench
-BASE_URL ?=
-API_KEY  ?=
-ARGS     ?=
+BASE_URL  ?=
+API_KEY   ?=
+B_API_KEY ?=
+ARGS      ?=
+
+# Keys reach the suite and the differential run through the environment, never on a command line that
+# make prints: `make contract API_KEY="k1 k2"` echoes the command without them. Several keys: space-separated.
+ifneq ($(strip $(API_KEY)),)
+contract diff: export MORPHEUS_API_KEYS := $(API_KEY)
+endif
+ifneq ($(strip $(B_API_KEY)),)
+diff: export MORPHEUS_B_API_KEYS := $(B_API_KEY)
+endif
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,23 +55,24 @@ fix: $(STAMP)
 DEMO_KEY ?= sk-Demo01.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 
 .PHONY: mock  ## Start the mock gateway on 127.0.0.1:8000 with a demo key (ARGS=... for more flags)
+mock: export MORPHEUS_MOCK_KEY := $(DEMO_KEY)
 mock: $(STAMP)
-	@echo "demo API key: $(DEMO_KEY)"
-	$(BIN)/python -m mockserver --key $(DEMO_KEY) --admin $(ARGS)
+	@echo "demo API key (the mock's own, public): $(DEMO_KEY)"
+	$(BIN)/python -m mockserver --admin $(ARGS)
 
-.PHONY: contract  ## Run the contract suite (BASE_URL=... API_KEY=...; default target: the in-process mock)
+.PHONY: contract  ## Run the contract suite (BASE_URL=... API_KEY="k1 k2"; default target: the in-process mock)
 contract: $(STAMP)
-	$(BIN)/python -m contracts $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(API_KEY),--api-key $(API_KEY)) $(ARGS)
+	$(BIN)/python -m contracts $(if $(BASE_URL),--base-url $(BASE_URL)) $(ARGS)
 
-.PHONY: mutants  ## Run the contract suite against every broken gateway of tests/gallery and print the table
+.PHONY: mutants  ## The suite against every gateway of tests/gallery, at three settings (ARGS=--help); prints the table
 mutants: $(STAMP)
-	$(BIN)/python -m tests.gallery.mutants
+	$(BIN)/python -m tests.gallery.mutants $(ARGS)
 
 A ?= mock
 B ?= mock
-.PHONY: diff  ## Send one seeded request sequence to A and B (URLs, or 'mock') and report where they differ
+.PHONY: diff  ## One seeded request sequence to A and B (URLs, or 'mock'; API_KEY=, B_API_KEY=) compared
 diff: $(STAMP)
-	$(BIN)/python -m contracts.diff --a $(A) --b $(B) $(if $(API_KEY),--api-key $(API_KEY)) $(ARGS)
+	$(BIN)/python -m contracts.diff --a $(A) --b $(B) $(ARGS)
 
 .PHONY: bench  ## Benchmark the mock against Prism and bare Starlette; writes bench/results.md (ARGS=--help)
 bench: $(STAMP)

@@ -1,17 +1,22 @@
 """Differential run: the same seeded sequence of requests to two targets, compared step by step.
 
-    python -m contracts.diff --a mock --b https://staging.example --b-api-key sk-...
+    MORPHEUS_API_KEYS="sk-..." python -m contracts.diff --a mock --b https://staging.example
+    make diff A=mock B=https://staging.example API_KEY="sk-... sk-..."
     make diff A=mock B=mock
 
 Statuses, content types and bodies are compared; session ids and hashes by shape and by identity
 pattern (each target's ids are renamed S1, S2, ... in order of first appearance), so "the same session
 came back" (R1) and "a new one" (R2) differ between targets while the ids themselves never do.
+A `mock` side compares like with like: it is started with keys that have the other side's prefixes
+(bodies echo `api_key_prefix`), so a faithful target shows no difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import random
 import re
 import sys
@@ -20,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.client import Client
-from contracts.settings import MOCK_KEYS
+from contracts.settings import ENV, MOCK_KEYS, split_keys
 
 HASH = re.compile(r"^0x[0-9a-f]{64}$")
+PREFIX = re.compile(r"sk-[A-Za-z0-9]{6}")
+B_KEYS_ENV = "MORPHEUS_B_API_KEYS"
 SESSION = "/api/v1/session"
 BODY = {"sessionDuration": 3600, "directPayment": False, "failover": False}
 ACTIONS = (
@@ -144,15 +151,41 @@ def run_diff(a: Side, b: Side, steps: Sequence[Step], report: Any = None) -> lis
     return differences
 
 
+def mirrored(keys: Sequence[str]) -> tuple[str, ...]:
+    """Mock keys with the prefixes of `keys` (each with a secret of its own): the mock then answers with the
+    same `api_key_prefix` as the target those keys belong to. No keys: the mock's own."""
+    if not keys:
+        return MOCK_KEYS
+    wrong = [key[:9] for key in keys if not PREFIX.fullmatch(key[:9])]
+    if wrong:
+        raise SystemExit(f"cannot mirror key prefix(es) {', '.join(wrong)} on the mock: a prefix is sk- and 6 letters")
+    return tuple(f"{key[:9]}.{hashlib.sha256(key.encode()).hexdigest()}" for key in keys)
+
+
 def _side(url: str, keys: Sequence[str]) -> tuple[Side, Any]:
+    """A side of the run: a URL with its `keys`, or (`mock`) an in-process mock mirroring `keys`' prefixes."""
     if url == "mock":
         from contracts.inprocess import start_mock  # a diff side may be the in-process mock
 
-        server = start_mock(MOCK_KEYS)
-        return Side(Client(server.url, MOCK_KEYS, None), MOCK_KEYS), server.stop
-    if not keys:
-        raise SystemExit(f"{url}: give its API key(s) with --api-key (or --b-api-key for B)")
+        own = mirrored(keys)
+        server = start_mock(own)
+        return Side(Client(server.url, own, None), own), server.stop
     return Side(Client(url, keys, None), tuple(keys)), lambda: None
+
+
+def side_keys(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A's keys and B's: options first, then the environment; B has A's unless given its own; a mock mirrors
+    the other side's."""
+    a_keys = tuple(args.api_key) or split_keys(os.environ.get(ENV["api_keys"]))
+    b_keys = tuple(args.b_api_key) or split_keys(os.environ.get(B_KEYS_ENV)) or a_keys
+    if args.a == "mock":
+        a_keys = () if args.b == "mock" else b_keys
+    if args.b == "mock":
+        b_keys = a_keys
+    for url, keys in ((args.a, a_keys), (args.b, b_keys)):
+        if url != "mock" and not keys:
+            raise SystemExit(f"{url}: give its API key(s): API_KEY=... (make), or --api-key / {ENV['api_keys']}")
+    return a_keys, b_keys
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,13 +194,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--a", required=True, help="a base URL, or 'mock' for an in-process mock")
     parser.add_argument("--b", required=True, help="a base URL, or 'mock'")
-    parser.add_argument("--api-key", action="append", default=[], help="key(s) for A (and for B unless --b-api-key)")
-    parser.add_argument("--b-api-key", action="append", default=[], help="key(s) for B")
+    parser.add_argument(
+        "--api-key", action="append", default=[], help=f"key(s) for A, and B unless --b-api-key (env {ENV['api_keys']})"
+    )
+    parser.add_argument("--b-api-key", action="append", default=[], help=f"key(s) for B (env {B_KEYS_ENV})")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    a, stop_a = _side(args.a, args.api_key)
-    b, stop_b = _side(args.b, args.b_api_key or args.api_key)
+    a_keys, b_keys = side_keys(args)
+    a, stop_a = _side(args.a, a_keys)
+    b, stop_b = _side(args.b, b_keys)
     try:
         listed = a.client.get("/api/v1/models").json().get("data", [])
         models = [model["id"] for model in listed][:3] or ["mistral-31-24b"]

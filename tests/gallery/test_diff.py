@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from contracts.client import Client
-from contracts.diff import Side, run_diff, sequence
+from contracts.diff import Side, main, mirrored, run_diff, sequence
 from contracts.settings import MOCK_KEYS
 from mockserver.config import Config
 from mockserver.web.app import create_app
 from tests.gallery.variants import VARIANTS
 from tests.live import LiveServer
+from tests.served import serving
+
+ROOT = Path(__file__).resolve().parents[2]
+# A served gateway's own keys: other prefixes than the mock's, so `api_key_prefix` tells them apart.
+SERVED_KEYS = ("sk-Stag01." + "ab" * 32, "sk-Stag02." + "cd" * 32)
 
 MODELS = ["mistral-31-24b", "llama-3.3-70b"]
 STEPS = sequence(7, 60, MODELS, 2)
@@ -60,3 +67,38 @@ def test_make_diff_compares_two_in_process_mocks() -> None:
     )
     assert run.returncode == 0, run.stdout[-2000:]
     assert "no difference in 20 steps (seed 7)" in run.stdout
+
+
+def test_a_mock_side_mirrors_the_other_sides_key_prefixes() -> None:
+    mirror = mirrored(SERVED_KEYS)
+    assert [key[:9] for key in mirror] == [key[:9] for key in SERVED_KEYS]
+    assert not set(mirror) & set(SERVED_KEYS)  # the secrets are the mock's own
+    assert mirrored(()) == MOCK_KEYS
+    with pytest.raises(SystemExit, match="cannot mirror key prefix"):
+        mirrored(["not-a-key"])
+
+
+def test_make_diff_against_a_served_mock_with_keys_of_its_own_finds_no_difference() -> None:
+    """`make diff A=mock B=URL API_KEY="k1 k2"`: like with like, and no key printed in full."""
+    with serving(keys=SERVED_KEYS) as served:
+        run = subprocess.run(
+            ["make", "--no-print-directory", "diff", "A=mock", f"B={served.url}", f"API_KEY={' '.join(SERVED_KEYS)}"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=ROOT,
+            env={name: value for name, value in os.environ.items() if not name.startswith("MORPHEUS_")},
+        )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "no difference in 60 steps (seed 7)" in run.stdout
+    assert "key2" in run.stdout  # both keys were used
+    for key in SERVED_KEYS:
+        assert key not in run.stdout + run.stderr
+        assert key[10:] not in run.stdout + run.stderr
+
+
+def test_diff_without_keys_for_a_url_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MORPHEUS_API_KEYS", raising=False)
+    monkeypatch.delenv("MORPHEUS_B_API_KEYS", raising=False)
+    with pytest.raises(SystemExit, match="give its API key"):
+        main(["--a", "mock", "--b", "http://127.0.0.1:9"])
