@@ -1,71 +1,176 @@
-"""`make mutants`: run the contract suite against every broken gateway of the gallery, print the table.
+"""`make mutants`: the contract suite against every broken gateway of the gallery, at the settings users run.
 
-    python -m tests.gallery.mutants            # the whole gallery, two at a time
-    python -m tests.gallery.mutants --one NAME # one variant (what each worker process runs)
+    python -m tests.gallery.mutants                          # every configuration, every variant
+    python -m tests.gallery.mutants --configuration default  # one configuration (repeatable)
+    python -m tests.gallery.mutants --variant racy-creates   # some variants (repeatable)
 
-Each variant is served on a free loopback port in its own process, and the suite runs against it
-(`--base-url`) with the mock's admin API available, so time and faults are under its control.
+Every variant is served over HTTP by a process of its own (`tests/gallery/serve.py`: the real mock with
+its admin API, one small override), and the suite runs against it as users run it, `python -m contracts`
+in another process, once per configuration:
+
+- quick:   limits off (no session cap, no rate limit), two keys, fewer generated examples;
+- default: the defaults against a URL: cap 20, 20 requests/s, one key, default generation;
+- ci:      the example CI job (`examples/contract-staging.yml`): its MORPHEUS_* settings (cap 10,
+           10 requests/s), two keys in MORPHEUS_API_KEYS.
+
+A broken variant's run stops once it is caught: at the first failing test that covers its rule (a
+session-rule variant, so the summary names the rule) or at the first failing test (any other). A faithful
+variant (a gateway that keeps the contract its own way) runs to the end and must pass.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from contracts.settings import ENV, MOCK_KEYS
+from tests.gallery.stopper import STOP_ON
+from tests.gallery.variants import VARIANTS, Variant
 
-SUITE = Path(__file__).resolve().parents[2] / "contracts"
-QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--max-sessions", "0", "-q")
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_JOB = ROOT / "examples" / "contract-staging.yml"
+QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--max-sessions", "0")
+# The example job's own values stand in for these: the served variant's URL and the mock's keys.
+TARGET_ENV = (ENV["base_url"], ENV["api_keys"])
+_ENV_LINE = re.compile(r"^\s+(MORPHEUS_[A-Z_]+):\s*\"?([^\"#]*?)\"?\s*(?:#.*)?$")
+RUN_TIMEOUT = 600
+# Left out of each run's environment: the user's own target settings, and a switch users rarely set that
+# makes every run rewrite and compile the suite's and Schemathesis' modules again (about 6 s CPU a run).
+USER_ONLY = frozenset({*ENV.values(), "PYTHONDONTWRITEBYTECODE"})
+
+
+def example_job_env(path: Path = EXAMPLE_JOB) -> dict[str, str]:
+    """The MORPHEUS_* settings the example CI job sets (its target and keys excluded)."""
+    found = (_ENV_LINE.match(line) for line in path.read_text().splitlines())
+    return {match[1]: match[2] for match in found if match and match[1] not in TARGET_ENV}
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How the suite is started against a served variant: its keys, options and environment."""
+
+    name: str
+    says: str
+    keys: int
+    options: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    through_env: bool = False  # target and keys in MORPHEUS_BASE_URL / MORPHEUS_API_KEYS, as the CI job does
+
+    def command(self, url: str) -> tuple[list[str], dict[str, str]]:
+        keys = MOCK_KEYS[: self.keys]
+        if self.through_env:
+            return [*self.options], {**self.env, ENV["base_url"]: url, ENV["api_keys"]: " ".join(keys)}
+        return ["--base-url", url, *(part for key in keys for part in ("--api-key", key)), *self.options], self.env
+
+
+def configurations() -> dict[str, Configuration]:
+    example = example_job_env()
+    listed = (
+        Configuration("quick", "limits off, two keys, 10 examples, 15 state-machine runs", 2, QUICK),
+        Configuration("default", "the defaults against a URL: cap 20, 20 requests/s, one key", 1),
+        Configuration(
+            "ci", "the example CI job: " + ", ".join(f"{k}={v}" for k, v in example.items()), 2, (), example, True
+        ),
+    )
+    return {configuration.name: configuration for configuration in listed}
 
 
 @dataclass(frozen=True)
 class Result:
+    configuration: str
     name: str
     rule: str
-    caught: bool
+    expected: str  # "caught", "passes" (a faithful variant), or "n/a" (the configuration cannot see it)
+    code: int  # the suite's exit code (-1: not run)
     by: str  # the first failing test
-    named: str  # the summary's line for the variant's rule, when it is one of R1-R8
+    named: str  # the summary's line for the variant's rule
     seconds: float
 
+    @property
+    def outcome(self) -> str:
+        if self.expected == "n/a":
+            return "n/a"
+        if self.code == 1 and self.by != "-":
+            return "caught"
+        return "passed" if self.code == 0 else f"exit {self.code}"
 
-def run_one(name: str) -> Result:
-    """Serve one variant and run the whole suite against it, in this process."""
-    from contracts.inprocess import LiveServer
-    from contracts.settings import MOCK_KEYS
-    from mockserver.config import Config
-    from mockserver.web.app import create_app
-    from tests.gallery.variants import VARIANTS
+    @property
+    def proven(self) -> bool:
+        """Caught (under its own rule, for a session rule) or, for a faithful variant, passed with its rule checked."""
+        if self.expected == "n/a":
+            return True
+        if self.expected == "passes":
+            return self.outcome == "passed" and self.named.startswith("passed")
+        return self.outcome == "caught" and names_its_rule(self)
 
-    variant, started = VARIANTS[name], time.monotonic()
-    app = variant.apply(create_app(Config(keys=MOCK_KEYS, admin=True, seed=1)))
-    with LiveServer(app) as server, tempfile.TemporaryDirectory() as folder:
+
+def names_its_rule(result: Result) -> bool:
+    """A session-rule variant must be reported under its own rule in the run's summary."""
+    return not is_rule(result.rule) or result.named.startswith("FAILED")
+
+
+def is_rule(rule: str) -> bool:
+    return re.fullmatch(r"R[1-8]", rule) is not None
+
+
+def expectation(variant: Variant, configuration: Configuration) -> str:
+    if configuration.keys < variant.keys_needed:
+        return "n/a"
+    return "passes" if variant.faithful else "caught"
+
+
+@dataclass(frozen=True)
+class Job:
+    configuration: Configuration
+    variant: Variant
+
+    @property
+    def expected(self) -> str:
+        return expectation(self.variant, self.configuration)
+
+    @property
+    def stop_on(self) -> str:
+        """Where the run may stop: never (faithful), at its rule's first failure, or at any failure."""
+        if self.variant.faithful:
+            return ""
+        return self.variant.rule if is_rule(self.variant.rule) else "any"
+
+
+def run_job(job: Job, url: str) -> Result:
+    """Run the suite against `url` (the served variant) in a process of its own, as users run it."""
+    arguments, extra = job.configuration.command(url)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
         junit = Path(folder) / "junit.xml"
-        keys = [part for key in MOCK_KEYS for part in ("--api-key", key)]
-        # The mock imported anyio already, so its pytest plugin cannot be assertion-rewritten: harmless.
-        options = [
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore::pytest.PytestAssertRewriteWarning",
-            "--base-url",
-            server.url,
-            *keys,
-            *QUICK,
-        ]
-        code = pytest.main([str(SUITE), *options, f"--junitxml={junit}"])
-        failed = _failures(junit)
-    plugin = sys.modules["contracts.conftest"]
-    named = plugin.SUMMARY.rule_line(variant.rule) if variant.rule.startswith("R") else ""
+        env = {name: value for name, value in os.environ.items() if name not in USER_ONLY}
+        env.update(extra, **{STOP_ON: job.stop_on})
+        command = [sys.executable, "-m", "contracts", "-p", "tests.gallery.stopper", "-q", f"--junitxml={junit}"]
+        done = subprocess.run(
+            [*command, *arguments], capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, cwd=ROOT
+        )
+        failed = _failures(junit) if junit.exists() else [f"no report: {done.stderr.strip()[-200:]}"]
     return Result(
-        name, variant.rule, code == 1 and bool(failed), failed[0] if failed else "-", named, time.monotonic() - started
+        job.configuration.name,
+        job.variant.name,
+        job.variant.rule,
+        job.expected,
+        done.returncode,
+        failed[0] if failed else "-",
+        rule_line(done.stdout, job.variant.rule),
+        time.monotonic() - started,
     )
 
 
@@ -76,53 +181,105 @@ def _failures(junit: Path) -> list[str]:
     ]
 
 
-def run_all(names: list[str], workers: int = 2) -> list[Result]:
-    """Each variant in a process of its own (the suite is a pytest run), `workers` at a time."""
-
-    def one(name: str) -> Result:
-        done = subprocess.run(
-            [sys.executable, "-m", "tests.gallery.mutants", "--one", name], capture_output=True, text=True, timeout=600
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if not lines:
-            return Result(name, "?", False, f"runner failed: {done.stderr[-300:]}", "", 0.0)
-        return Result(**json.loads(lines[-1]))
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, names))
+def rule_line(output: str, rule: str) -> str:
+    """What the run's summary says about `rule` ('' when the rule is not a session rule or not listed)."""
+    if not is_rule(rule):
+        return ""
+    found = re.search(rf"^\s+{rule}\s+(\S.*)$", output, re.MULTILINE)
+    return found[1].strip() if found else ""
 
 
-def names_its_rule(result: Result) -> bool:
-    """A session-rule variant must be reported under its own rule in the run's summary."""
-    return not result.rule.startswith("R") or result.named.startswith(f"FAILED   {result.rule} broken")
+@contextmanager
+def served(names: Sequence[str]) -> Iterator[list[str]]:
+    """The named variants served by one process of their own (a fresh mock each); their URLs in order."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.gallery.serve", *names],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    stdin, stdout = server.stdin, server.stdout
+    if stdin is None or stdout is None:  # pragma: no cover - Popen with PIPE always has them
+        raise RuntimeError("the gallery server has no pipes")
+    try:
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError(f"the gallery server did not start (exit {server.wait()})")
+        yield [str(url) for url in json.loads(line)]
+    finally:
+        stdin.close()
+        server.wait(timeout=30)
 
 
-def table(results: list[Result]) -> str:
-    header = f"{'variant':30} {'rule':8} {'caught':7} {'rule named':10} {'by (first failing test)':64} {'seconds':>7}"
-    rows = [header]
-    for r in results:
-        named = ("yes" if names_its_rule(r) else "NO") if r.rule.startswith("R") else "-"
+def run(jobs: Sequence[Job], workers: int = 3) -> list[Result]:
+    """Every job, `workers` suite runs at a time, against variants served by a separate process."""
+    runnable = [job for job in jobs if job.expected != "n/a"]
+    skipped = {
+        id(job): Result(job.configuration.name, job.variant.name, job.variant.rule, "n/a", -1, "-", "", 0.0)
+        for job in jobs
+        if job.expected == "n/a"
+    }
+    with served([job.variant.name for job in runnable]) as urls, ThreadPoolExecutor(max_workers=workers) as pool:
+        # The longest runs (faithful variants run to the end; the CI job's rate is the lowest) start first.
+        order = sorted(range(len(runnable)), key=lambda i: (not runnable[i].variant.faithful, runnable[i].stop_on))
+        futures = {i: pool.submit(run_job, runnable[i], urls[i]) for i in order}
+        ran = {id(runnable[i]): future.result() for i, future in futures.items()}
+    return [ran.get(id(job)) or skipped[id(job)] for job in jobs]
+
+
+def jobs_for(configuration_names: Sequence[str], variant_names: Sequence[str]) -> list[Job]:
+    known = configurations()
+    return [Job(known[c], VARIANTS[v]) for c in configuration_names for v in variant_names]
+
+
+def table(results: Sequence[Result]) -> str:
+    """One block per configuration: variant, rule, expected, outcome, rule named, by which test, seconds."""
+    rows: list[str] = []
+    known = configurations()
+    for name in dict.fromkeys(result.configuration for result in results):
+        mine = [result for result in results if result.configuration == name]
+        rows += ["", f"configuration {name}: {known[name].says}"]
+        rows.append(f"  {'variant':30} {'rule':7} {'expected':8} {'outcome':8} {'rule named':10} {'by':50} {'s':>6}")
+        for r in mine:
+            named = ("yes" if names_its_rule(r) else "NO") if is_rule(r.rule) and r.expected == "caught" else "-"
+            mark = "" if r.proven else "   <-- NOT PROVEN"
+            by = r.by[:50]
+            rows.append(
+                f"  {r.name:30} {r.rule:7} {r.expected:8} {r.outcome:8} {named:10} {by:50} {r.seconds:6.1f}{mark}"
+            )
+        broken = [r for r in mine if r.expected == "caught"]
+        caught = sum(r.proven for r in broken)
+        faithful = [r for r in mine if r.expected == "passes"]
         rows.append(
-            f"{r.name:30} {r.rule:8} {'yes' if r.caught else 'NO':7} {named:10} {r.by[:64]:64} {r.seconds:7.1f}"
+            f"  caught {caught}/{len(broken)} broken variants; faithful variants passed "
+            f"{sum(r.proven for r in faithful)}/{len(faithful)}; not applicable: "
+            f"{sum(r.expected == 'n/a' for r in mine)}; {sum(r.seconds for r in mine):.0f} s of runs"
         )
-    caught = sum(r.caught for r in results)
-    rows.append(f"catch rate: {caught}/{len(results)} ({100 * caught / max(len(results), 1):.0f}%)")
     return "\n".join(rows)
 
 
-def main() -> int:
-    from tests.gallery.variants import VARIANTS
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--one", help="run one variant and print its result as JSON")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    if args.one:
-        print(json.dumps(asdict(run_one(args.one))))  # the worker's answer to its parent
-        return 0
-    results = run_all(sorted(VARIANTS), args.workers)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.gallery.mutants",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--configuration", action="append", choices=sorted(configurations()), default=[])
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), default=[])
+    parser.add_argument("--workers", type=int, default=3, help="suite runs at a time (default 3)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    results = run(
+        jobs_for(args.configuration or list(configurations()), args.variant or sorted(VARIANTS)), args.workers
+    )
     print(table(results))
-    return 0 if all(result.caught and names_its_rule(result) for result in results) else 1
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        f"wall time: {time.monotonic() - started:.0f} s with {args.workers} runs at a time; "
+        f"CPU: {used.ru_utime + used.ru_stime:.0f} s (every suite run and the variants' server)"
+    )
+    return 0 if all(result.proven for result in results) else 1
 
 
 if __name__ == "__main__":
