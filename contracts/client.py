@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from contracts.redact import curl
 
@@ -44,11 +47,7 @@ def retry_after(response: requests.Response) -> float:
 
 
 class GatewaySession(requests.Session):
-    """A requests.Session that waits its turn, honours 429 Retry-After, and tells listeners every response.
-
-    `paced=False` on one request skips the rate limiter's turn (an R8 burst, bounded by --concurrency,
-    must reach the target at once); a 429 is still honoured.
-    """
+    """A requests.Session that waits its turn, honours 429 Retry-After, and tells listeners every response."""
 
     def __init__(self, limiter: RateLimiter, *, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__()
@@ -58,10 +57,8 @@ class GatewaySession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 30)
-        paced = kwargs.pop("paced", True)
         for _ in range(RETRIES_ON_429):
-            if paced:
-                self.sleep(self.limiter.delay())
+            self.sleep(self.limiter.delay())
             response = super().request(method, url, *args, **kwargs)
             if response.status_code != 429:
                 break
@@ -71,16 +68,36 @@ class GatewaySession(requests.Session):
         return response
 
 
+def _connect(url: str) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=30)
+    connection.connect()
+    return connection
+
+
+def _exchange(connection: http.client.HTTPConnection, prepared: requests.PreparedRequest) -> requests.Response:
+    """Send one prepared request on an open connection; the answer as a requests.Response."""
+    parts = urlsplit(str(prepared.url))
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
+    connection.request(str(prepared.method), target, body=body, headers=dict(prepared.headers))
+    answer = connection.getresponse()
+    response = requests.Response()
+    response.status_code, response.reason = answer.status, answer.reason
+    response.headers = CaseInsensitiveDict(answer.getheaders())
+    response._content = answer.read()
+    response.url, response.request, response.encoding = str(prepared.url), prepared, "utf-8"
+    return response
+
+
 class Client:
     """Requests to one target with one session; `log` keeps the curl of every request since `reset_log`."""
 
-    def __init__(self, base_url: str, keys: Iterable[str], per_second: float | None, *, connections: int = 10) -> None:
+    def __init__(self, base_url: str, keys: Iterable[str], per_second: float | None) -> None:
         self.base_url = base_url.rstrip("/")
         self.keys = tuple(keys)
         self.session = GatewaySession(RateLimiter(per_second))
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, connections))
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
         self.session.listeners.append(self._record)
         self.log: list[str] = []
         self.sent = 0
@@ -106,14 +123,38 @@ class Client:
         params: Any = None,
         json: Any = None,
         headers: Any = None,
-        paced: bool = True,
     ) -> requests.Response:
         sent = dict(headers or {})
         if key is not None:
             sent["Authorization"] = f"Bearer {key}"
-        return self.session.request(
-            "POST", f"{self.base_url}{path}", params=params, json=json, headers=sent, paced=paced
+        return self.session.request("POST", f"{self.base_url}{path}", params=params, json=json, headers=sent)
+
+    def burst(self, path: str, *, key: str, size: int, params: Any = None, json: Any = None) -> list[requests.Response]:
+        """`size` identical POSTs released together: each is prepared and its connection opened (TLS
+        included) beforehand, then every thread waits at one barrier and writes its request at once,
+        past the rate limiter (a burst is bounded by its size). Listeners see every answer."""
+        prepared = self.session.prepare_request(
+            requests.Request(
+                "POST", f"{self.base_url}{path}", params=params, json=json, headers={"Authorization": f"Bearer {key}"}
+            )
         )
+        connections = [_connect(str(prepared.url)) for _ in range(size)]
+        barrier = threading.Barrier(size)
+
+        def one(connection: http.client.HTTPConnection) -> requests.Response:
+            barrier.wait(timeout=60)
+            return _exchange(connection, prepared)
+
+        try:
+            with ThreadPoolExecutor(max_workers=size) as pool:
+                answers = list(pool.map(one, connections))
+        finally:
+            for connection in connections:
+                connection.close()
+        for answer in answers:
+            for listener in self.session.listeners:
+                listener(answer)
+        return answers
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.request("GET", f"{self.base_url}{path}", **kwargs)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import hypothesis
 import pytest
 import requests
 
@@ -128,6 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "sessions the session budget reserves for it",
     )
     settings = settings_from(config)
+    import hypothesis  # here, not at the top: `python -m contracts` imports this module before pytest starts
+
     hypothesis.settings.register_profile(PROFILE, max_examples=settings.examples)
     hypothesis.settings.load_profile(PROFILE)
     if not settings.in_process and not settings.api_keys:
@@ -166,7 +167,7 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
     if settings.in_process:
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
-    client = Client(base_url, keys, settings.requests_per_second, connections=settings.concurrency)
+    client = Client(base_url, keys, settings.requests_per_second)
     ledger = Ledger(settings.session_cap)
     client.session.listeners.append(ledger.observe)
     try:

@@ -16,8 +16,8 @@ import requests
 from hypothesis import note, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from contracts.answers import AnswerError, RuleBroken, expect, expect_answer
 from contracts.api import APPROVE, BID_SESSION, CLOSE, MODEL_SESSION, PING
-from contracts.checks import AnswerError, RuleBroken, expect, expect_answer
 from contracts.oracle import Life, Oracle
 from contracts.runtime import Run
 from openapi import Operation

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.answers import expect_answer
 from contracts.api import CLOSE
-from contracts.checks import expect_answer
 from contracts.client import Client
 from contracts.safety import Ledger
 from contracts.settings import Settings

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from contracts.answers import AnswerError, expect_answer
 from contracts.api import CLOSE, CREATES
-from contracts.checks import AnswerError, expect_answer
 from contracts.client import Client
 
 CREATE_PATHS = frozenset(operation.path for operation in CREATES)

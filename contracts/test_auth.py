@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from contracts.answers import expect_answer
 from contracts.api import APPROVE, BID_SESSION, LIST_MODELS, MODEL_SESSION, SPEC
-from contracts.checks import expect_answer
 from contracts.runtime import DEFAULT_MODEL_NAME, Run
 from openapi import Operation
 

@@ -1,22 +1,20 @@
 """R8: parallel creates for one key leave exactly one active session (ping, close and a second create agree).
 
-A burst is released together: every request waits at a threading.Barrier and is sent past the rate
-limiter's pacing (a burst is at most --concurrency requests, and no more than the session budget
-leaves), over connections opened beforehand, so the creates really overlap at the target.
+A burst is released together (`Client.burst`): every request is prepared and its connection opened
+beforehand, then all wait at one threading.Barrier and are written at once, past the rate limiter's
+pacing; a burst is at most --concurrency requests, and no more than the session budget leaves.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 
-from contracts.api import BID_SESSION, CLOSE, LIST_MODELS, MODEL_SESSION, PING, labels
-from contracts.checks import RuleBroken, expect, expect_answer
+from contracts.answers import RuleBroken, expect, expect_answer
+from contracts.api import BID_SESSION, CLOSE, MODEL_SESSION, PING, labels
 from contracts.conftest import Budget
 from contracts.runtime import Run
 from openapi import Operation
@@ -27,29 +25,11 @@ UNIQUE_INDEX = "sessions_active_api_key_unique"
 LOSER_PREFIX = "Unexpected error: (sqlalchemy.dialects.postgresql.asyncpg.IntegrityError)"
 
 
-def _burst(size: int, send: Callable[[], requests.Response]) -> list[requests.Response]:
-    barrier = threading.Barrier(size)
-
-    def one(_: int) -> requests.Response:
-        barrier.wait(timeout=60)
-        return send()
-
-    with ThreadPoolExecutor(max_workers=size) as pool:
-        return list(pool.map(one, range(size)))
-
-
 def _creates(run: Run, operation: Operation, params: dict[str, str], size: int) -> list[requests.Response]:
-    """`size` creates for the first key, released together (after warming one connection per request)."""
+    """`size` creates for the first key (no session before), released together."""
     run.fresh(run.keys[0])
-    for response in _burst(size, lambda: run.client.get(LIST_MODELS.path, paced=False)):
-        expect_answer(LIST_MODELS, response)
-    return _burst(
-        size, lambda: run.client.post(operation.path, key=run.keys[0], params=params, json=_body(run), paced=False)
-    )
-
-
-def _body(run: Run) -> dict[str, Any]:
-    return {"sessionDuration": run.settings.session_duration, "directPayment": False, "failover": False}
+    body = {"sessionDuration": run.settings.session_duration, "directPayment": False, "failover": False}
+    return run.client.burst(operation.path, key=run.keys[0], size=size, params=params, json=body)
 
 
 def _size(run: Run, budget: Budget, least: int) -> int:
@@ -93,7 +73,9 @@ def test_r8_parallel_modelsessions_on_one_model_share_one_session(
         raise RuleBroken("R8", f"{size} parallel modelsession calls on one model returned {len(ids)} sessions")
     ping = _ping(run)
     budget.need(1, "a second modelsession")
-    second = run.client.post(MODEL_SESSION.path, key=run.keys[0], params=model, json=_body(run))
+    second = run.client.post(
+        MODEL_SESSION.path, key=run.keys[0], params=model, json={"sessionDuration": run.settings.session_duration}
+    )
     again = expect_answer(MODEL_SESSION, second, rule="R8")
     expect(
         ping.get("session_id") == ids[0] and again["session_id"] == ids[0],

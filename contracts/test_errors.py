@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.answers import expect_answer
 from contracts.api import MODEL_SESSION, PING
-from contracts.checks import expect_answer
 from contracts.conftest import Budget
 from contracts.runtime import Run
 

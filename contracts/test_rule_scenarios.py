@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from contracts.answers import AnswerError, expect, expect_answer
 from contracts.api import BID_SESSION, CLOSE, MODEL_SESSION, PING, labels
-from contracts.checks import AnswerError, expect, expect_answer
 from contracts.conftest import Budget
 from contracts.runtime import Run
 from openapi import Operation
