@@ -14,7 +14,7 @@ import pytest
 from contracts.redact import redact
 from contracts.runtime import Run
 from contracts.safety import close_all
-from contracts.summary import Summary
+from contracts.summary import USER_SKIPPED, Summary
 
 RUN = pytest.StashKey[Run]()
 # Rule checks run before everything else, in this order: the fixed scenarios (short, cheap), R8, then
@@ -42,8 +42,14 @@ class ContractPlugin:
         return self.config.stash.get(RUN, None)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Rule checks first."""
+        """Rule checks first; a test of rules the user skipped (--skip-rule) is skipped."""
         items.sort(key=_priority)
+        skipped = set(self.summary.settings.skip_rules if self.summary.settings else ())
+        for item in items:
+            marker = contract_marker(item)
+            rules = set(marker.kwargs.get("rules", ())) if marker is not None else set()
+            if rules and rules <= skipped:
+                item.add_marker(pytest.mark.skip(reason=f"{USER_SKIPPED} {' '.join(sorted(rules))}"))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """For the tests that will run (after -k / -m): reserve each one's sessions, tell the summary
@@ -58,7 +64,7 @@ class ContractPlugin:
             rules, operations = tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
             self.summary.describe(item.nodeid, rules, operations)
             item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
-            if self.run is not None and marker.kwargs.get("sessions"):
+            if self.run is not None and marker.kwargs.get("sessions") and not item.get_closest_marker("skip"):
                 self.run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
 
     @pytest.hookimpl(tryfirst=True)
