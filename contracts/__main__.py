@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from _pytest.config.argparsing import Parser
 
-from contracts import conftest
 from contracts.settings import ENV
 
 SUITE = Path(__file__).resolve().parent
@@ -59,6 +58,8 @@ def usage() -> str:
 
 def kit_options() -> Iterator[tuple[Sequence[str], dict[str, Any]]]:
     """(names, attributes) of every option the suite's plugin adds, in its order."""
+    from contracts import conftest  # only for --help: a run lets pytest import it (and rewrite its asserts)
+
     parser = Parser(_ispytest=True)
     conftest.pytest_addoption(parser)
     for group in parser._groups:
