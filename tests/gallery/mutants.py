@@ -161,7 +161,7 @@ def run_job(job: Job, url: str) -> Result:
         done = subprocess.run(
             [*command, *arguments], capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, cwd=ROOT
         )
-        failed = _failures(junit) if junit.exists() else [f"no report: {done.stderr.strip()[-200:]}"]
+        failed = _failures(junit) if junit.exists() else [f"no report: {_last_line(done.stderr)}"]
     return Result(
         job.configuration.name,
         job.variant.name,
@@ -172,6 +172,12 @@ def run_job(job: Job, url: str) -> Result:
         rule_line(done.stdout, job.variant.rule),
         time.monotonic() - started,
     )
+
+
+def _last_line(text: str) -> str:
+    """The last line of a crashed run's output: the error it died of."""
+    lines = text.strip().splitlines()
+    return lines[-1][:200] if lines else "no output"
 
 
 def _failures(junit: Path) -> list[str]:
