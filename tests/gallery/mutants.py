@@ -47,6 +47,7 @@ QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--ma
 TARGET_ENV = (ENV["base_url"], ENV["api_keys"])
 _ENV_LINE = re.compile(r"^\s+(MORPHEUS_[A-Z_]+):\s*\"?([^\"#]*?)\"?\s*(?:#.*)?$")
 RUN_TIMEOUT = 600
+NO_REPORT = "no report:"
 # Left out of each run's environment: the user's own target settings, and a switch users rarely set that
 # makes every run rewrite and compile the suite's and Schemathesis' modules again (about 6 s CPU a run).
 USER_ONLY = frozenset({*ENV.values(), "PYTHONDONTWRITEBYTECODE"})
@@ -103,6 +104,8 @@ class Result:
     def outcome(self) -> str:
         if self.expected == "n/a":
             return "n/a"
+        if self.by.startswith(NO_REPORT):
+            return "crashed"
         if self.code == 1 and self.by != "-":
             return "caught"
         return "passed" if self.code == 0 else f"exit {self.code}"
@@ -161,7 +164,7 @@ def run_job(job: Job, url: str) -> Result:
         done = subprocess.run(
             [*command, *arguments], capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env, cwd=ROOT
         )
-        failed = _failures(junit) if junit.exists() else [f"no report: {_last_line(done.stderr)}"]
+        failed = _failures(junit) if junit.exists() else [f"{NO_REPORT} {_last_line(done.stderr)}"]
     return Result(
         job.configuration.name,
         job.variant.name,
@@ -191,8 +194,8 @@ def rule_line(output: str, rule: str) -> str:
     """What the run's summary says about `rule` ('' when the rule is not a session rule or not listed)."""
     if not is_rule(rule):
         return ""
-    found = re.search(rf"^\s+{rule}\s+(\S.*)$", output, re.MULTILINE)
-    return found[1].strip() if found else ""
+    found = re.findall(rf"^\s+{rule}\s+(\S.*)$", output, re.MULTILINE)
+    return found[-1].strip() if found else ""  # the summary comes last
 
 
 @contextmanager
