@@ -134,18 +134,28 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.in_process and not settings.api_keys:
         raise pytest.UsageError("--base-url needs at least one --api-key (or MORPHEUS_API_KEYS)")
     config.pluginmanager.register(ContractPlugin(config, Summary(settings), settings.api_keys), "morpheus-contract")
-    if _is_xdist_controller(config):
-        return  # the workers run the tests, each against the target with its own share of keys and cap
+    if _is_xdist_controller(config):  # the workers run the tests, each with its own share of keys and cap
+        count = int(config.option.numprocesses)
+        for index in range(count):  # refuse a pool or cap too small here, before any worker starts
+            _share(settings, index, count)
+        return
     index, count = _worker(config)
-    try:
-        if not settings.in_process:  # in-process, every worker has a mock of its own
-            settings = replace(settings, api_keys=key_share(settings.api_keys, index, count))
-            settings = replace(settings, max_sessions=cap_share(settings.session_cap, index, count) or 0)
-    except ValueError as error:
-        raise pytest.UsageError(str(error)) from None
     # Parallel workers against one target share its clock: one worker moving it would expire the others'
     # sessions mid-check, so none of them moves it (in-process, every worker has a mock of its own).
-    config.stash[RUN] = open_run(settings, may_move_time=settings.in_process or count == 1)
+    config.stash[RUN] = open_run(_share(settings, index, count), may_move_time=settings.in_process or count == 1)
+
+
+def _share(settings: Settings, index: int, count: int) -> Settings:
+    """One parallel worker's settings: its share of the key pool and of the session cap (against a URL;
+    in-process, every worker has a mock of its own)."""
+    if settings.in_process:
+        return settings
+    try:
+        keys = key_share(settings.api_keys, index, count)
+        cap = cap_share(settings.session_cap, index, count)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    return replace(settings, api_keys=keys, max_sessions=cap or 0)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
