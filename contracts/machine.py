@@ -57,6 +57,9 @@ class SessionRules(RuleBasedStateMachine):
         self.model_ids = sorted(run.models) + ([UNKNOWN_MODEL] if run.default_model else [])
         self.durations = (300, 600, 3600) if run.controls_time else (run.settings.session_duration,)
         self.last_key: str | None = None
+        self.controls = (["advance_clock"] if run.controls_time else []) + (
+            ["ping_dead", "close_fail"] if run.controls_faults else []
+        )
 
     @initialize()
     def start_clean(self) -> None:
@@ -230,27 +233,27 @@ class SessionRules(RuleBasedStateMachine):
     def approve_spending(self, key: int) -> None:
         self._ok(APPROVE, self._send(APPROVE, self.keys[key], params={"amount": "1"}))
 
-    @precondition(lambda self: self.run.controls_time)
-    @rule(seconds=st.sampled_from([61, 299, 1000, 3700]))
-    def advance_clock(self, seconds: int) -> None:
-        self.run.advance_clock(seconds)
-        note(f"(admin) advance the clock {seconds} s")
-
-    @precondition(lambda self: self.run.controls_faults)
-    @rule(key=_from(lambda m: range(len(m.keys))))
-    def arm_dead_ping(self, key: int) -> None:
-        self._arm("ping_dead", self.keys[key])
-        self.oracle.book(self.keys[key]).pending_dead += 1
-
-    @precondition(lambda self: self.run.controls_faults)
-    @rule(key=_from(lambda m: range(len(m.keys))))
-    def arm_failing_close(self, key: int) -> None:
-        self._arm("close_fail", self.keys[key])
-        self.oracle.book(self.keys[key]).pending_close_fail += 1
-
-    def _arm(self, kind: str, key: str) -> None:
-        self.run.client.post("/__admin/faults", json={"kind": kind, "key": key[:9], "count": 1})
-        note(f"(admin) arm {kind} once for {key[:9]}…")
+    @precondition(lambda self: self.run.controls_time or self.run.controls_faults)
+    @rule(
+        action=_from(lambda m: m.controls),
+        key=_from(lambda m: range(len(m.keys))),
+        seconds=st.sampled_from([61, 299, 1000, 3700]),
+    )
+    def steer_the_target(self, action: str, key: int, seconds: int) -> None:
+        """One admin step on the mock (one rule, so that the requests keep most of the steps): move
+        the clock, or arm a dead ping or a failing close for one key, once."""
+        if action == "advance_clock":
+            self.run.advance_clock(seconds)
+            note(f"(admin) advance the clock {seconds} s")
+            return
+        chosen = self.keys[key]
+        self.run.client.post("/__admin/faults", json={"kind": action, "key": chosen[:9], "count": 1})
+        note(f"(admin) arm {action} once for {chosen[:9]}…")
+        book = self.oracle.book(chosen)
+        if action == "ping_dead":
+            book.pending_dead += 1
+        else:
+            book.pending_close_fail += 1
 
 
 def _mismatch_rule(opened_by: str | None, last_key: str | None, key: str) -> str:

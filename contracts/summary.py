@@ -83,7 +83,9 @@ class Summary:
             if rule not in rules or result is None:
                 continue
             tally.selected += 1
-            if result.outcome == "failed":
+            if result.outcome == "failed" and rule in result.checked and not result.reason.startswith(f"{rule} "):
+                tally.checked += 1  # it checked this rule, then failed on another one
+            elif result.outcome == "failed":
                 tally.failed.append(result.reason)
             elif result.outcome == "skipped":
                 tally.skipped.append(result.reason)
