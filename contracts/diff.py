@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.api import BID_SESSION, CLOSE, LIST_MODELS, MODEL_SESSION, PING
 from contracts.client import Client
 from contracts.settings import ENV, MOCK_KEYS, split_keys
 
 HASH = re.compile(r"^0x[0-9a-f]{64}$")
 PREFIX = re.compile(r"sk-[A-Za-z0-9]{6}")
 B_KEYS_ENV = "MORPHEUS_B_API_KEYS"
-SESSION = "/api/v1/session"
 BODY = {"sessionDuration": 3600, "directPayment": False, "failover": False}
 ACTIONS = (
     "model",
@@ -72,18 +72,18 @@ def sequence(seed: int, steps: int, models: Sequence[str], keys: int) -> list[St
 def _step(index: int, action: str, key: int, chooser: random.Random, models: Sequence[str]) -> Step:
     body = json.dumps(BODY).encode()
     if action == "model":
-        return Step(index, action, key, f"{SESSION}/modelsession", {"model_id": chooser.choice(models)}, body)
+        return Step(index, action, key, MODEL_SESSION.path, {"model_id": chooser.choice(models)}, body)
     if action == "unknown_model":
-        return Step(index, action, key, f"{SESSION}/modelsession", {"model_id": "no-such-model"}, body)
+        return Step(index, action, key, MODEL_SESSION.path, {"model_id": "no-such-model"}, body)
     if action == "bid":
-        return Step(index, action, key, f"{SESSION}/bidsession", {"bid_id": f"0x{chooser.randrange(4):064x}"}, body)
+        return Step(index, action, key, BID_SESSION.path, {"bid_id": f"0x{chooser.randrange(4):064x}"}, body)
     if action in ("ping", "close"):
-        return Step(index, action, key, f"{SESSION}/{action}session")
+        return Step(index, action, key, (PING if action == "ping" else CLOSE).path)
     if action == "bad_json":
-        return Step(index, action, key, f"{SESSION}/modelsession", {"model_id": models[0]}, b"{bad")
+        return Step(index, action, key, MODEL_SESSION.path, {"model_id": models[0]}, b"{bad")
     if action == "bad_body":
-        return Step(index, action, key, f"{SESSION}/bidsession", {"bid_id": "0x01"}, b'{"sessionDuration": "abc"}')
-    return Step(index, action, key, f"{SESSION}/pingsession", auth="none" if action == "no_key" else "jwt")
+        return Step(index, action, key, BID_SESSION.path, {"bid_id": "0x01"}, b'{"sessionDuration": "abc"}')
+    return Step(index, action, key, PING.path, auth="none" if action == "no_key" else "jwt")
 
 
 class Shapes:
@@ -140,7 +140,7 @@ def run_diff(a: Side, b: Side, steps: Sequence[Step], report: Any = None) -> lis
     """Send every step to both sides (both start with no session); return the steps whose answers differ."""
     for side in (a, b):
         for key in side.keys:
-            side.client.post(f"{SESSION}/closesession", key=key)
+            side.client.post(CLOSE.path, key=key)
     differences = []
     for step in steps:
         answers = a.send(step), b.send(step)
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a, stop_a = _side(args.a, a_keys)
     b, stop_b = _side(args.b, b_keys)
     try:
-        listed = a.client.get("/api/v1/models").json().get("data", [])
+        listed = a.client.get(LIST_MODELS.path).json().get("data", [])
         models = [model["id"] for model in listed][:3] or ["mistral-31-24b"]
         keys = min(len(a.keys), len(b.keys))
         differences = run_diff(a, b, sequence(args.seed, args.steps, models, keys), report=print)
