@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -58,15 +57,20 @@ def test_a_broken_gateway_differs_at_its_first_wrong_answer(name: str, first_act
     assert first.a != first.b
 
 
-def test_make_diff_compares_two_in_process_mocks() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "contracts.diff", "--a", "mock", "--b", "mock", "--steps", "20"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stdout[-2000:]
-    assert "no difference in 20 steps (seed 7)" in run.stdout
+def test_diff_compares_two_in_process_mocks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--a", "mock", "--b", "mock", "--steps", "20"]) == 0
+    assert "no difference in 20 steps (seed 7)" in capsys.readouterr().out
+
+
+def test_diff_reports_the_first_difference_with_both_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    broken = VARIANTS["422-detail-string"].apply(create_app(Config(keys=MOCK_KEYS, admin=True)))
+    with LiveServer(broken) as b:
+        keys = [part for key in MOCK_KEYS for part in ("--b-api-key", key)]
+        assert main(["--a", "mock", "--b", b.url, *keys]) == 1
+    shown = capsys.readouterr().out
+    assert "DIFFERENT" in shown
+    assert "differing step(s); the first:" in shown
+    assert "B: 422 application/json {'detail': 'Unprocessable Entity'}" in shown
 
 
 def test_a_mock_side_mirrors_the_other_sides_key_prefixes() -> None:
