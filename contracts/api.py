@@ -4,7 +4,7 @@ spells a path, an operation id or a rule id list."""
 
 from __future__ import annotations
 
-from openapi import Operation, load_spec
+from openapi import ADMIN_SPEC_PATH, Operation, load_spec
 
 SPEC = load_spec()
 MODEL_SESSION: Operation = SPEC.operation("create_model_session_api_v1_session_modelsession_post")
@@ -16,6 +16,12 @@ LIST_MODELS: Operation = SPEC.operation("list_models_api_v1_models_get")
 CREATES = (MODEL_SESSION, BID_SESSION)
 SESSION_OPERATIONS = (MODEL_SESSION, BID_SESSION, PING, CLOSE)
 RULES = tuple(rule.id for rule in SPEC.session_rules)
+# The mock's control API (openapi/admin.yaml): time and faults, where the target has them.
+ADMIN = load_spec(ADMIN_SPEC_PATH)
+CLOCK: Operation = ADMIN.operation("get_clock")
+ADVANCE_CLOCK: Operation = ADMIN.operation("advance_clock")
+FAULTS: Operation = ADMIN.operation("arm_fault")
+KEY_STATE: Operation = ADMIN.operation("reset_key_state")
 
 
 def labels(*operations: Operation) -> tuple[str, ...]:

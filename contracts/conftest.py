@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-from contracts.api import LIST_MODELS, PING, RULES
+from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
 from contracts.client import Client
 from contracts.inprocess import start_mock
 from contracts.plugin import RUN, ContractPlugin
 from contracts.redact import redact
-from contracts.runtime import CLOCK, Run, read_models
+from contracts.runtime import Run, read_models
 from contracts.safety import Ledger, cap_share
 from contracts.settings import MOCK_KEYS, Settings, env_default, key_share, split_keys
 from contracts.summary import Summary
@@ -182,8 +182,8 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
     client.session.listeners.append(ledger.observe)
     try:
         models = probe(client, keys[0])
-        clock = _admin_json(client, CLOCK)
-        controls_faults = _admin_json(client, "/__admin/faults") is not None
+        clock = _admin_json(client, CLOCK.path)
+        controls_faults = _admin_json(client, FAULTS.path) is not None
     except BaseException:
         stop()
         raise

@@ -66,17 +66,16 @@ class SessionRules(RuleBasedStateMachine):
         """Every key starts with no session and no armed fault."""
         for key in self.keys:
             if self.run.controls_faults:
-                self.run.client.delete(f"/__admin/state/{key[:9]}")
-                self.run.client.delete("/__admin/faults", params={"key": key[:9]})
+                self.run.forget(key)
+                self.run.clear_faults(key)
             else:
                 expect_answer(CLOSE, self.run.client.post(CLOSE.path, key=key))
         note(f"keys: {', '.join(key[:9] + '…' for key in self.keys)}; time control: {self.run.controls_time}")
 
     def teardown(self) -> None:
         """Faults armed in this run and never used must not reach the next test."""
-        if self.run.controls_faults:
-            for key in self.keys:
-                self.run.client.delete("/__admin/faults", params={"key": key[:9]})
+        for key in self.keys:
+            self.run.clear_faults(key)
 
     def _send(self, operation: Operation, key: str, **kwargs: Any) -> requests.Response:
         self.run.steps += 1
@@ -247,7 +246,7 @@ class SessionRules(RuleBasedStateMachine):
             note(f"(admin) advance the clock {seconds} s")
             return
         chosen = self.keys[key]
-        self.run.client.post("/__admin/faults", json={"kind": action, "key": chosen[:9], "count": 1})
+        self.run.arm(action, chosen)
         note(f"(admin) arm {action} once for {chosen[:9]}…")
         book = self.oracle.book(chosen)
         if action == "ping_dead":

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.answers import expect_answer
-from contracts.api import CLOSE
+from contracts.api import ADVANCE_CLOCK, CLOCK, CLOSE, FAULTS, KEY_STATE
 from contracts.client import Client
 from contracts.safety import Ledger
 from contracts.settings import Settings
 
 DEFAULT_MODEL_NAME = "mistral-31-24b"  # the gateway's DEFAULT_FALLBACK_MODEL
-CLOCK = "/__admin/clock"
 
 
 @dataclass
@@ -79,25 +78,37 @@ class Run:
 
     def fresh(self, key: str) -> None:
         """Start a fixed scenario clean: the key's session closed and (on the mock) no fault armed for it."""
-        if self.controls_faults:
-            self.client.delete("/__admin/faults", params={"key": key[:9]})
+        self.clear_faults(key)
         expect_answer(CLOSE, self.client.post(CLOSE.path, key=key))
+
+    def clear_faults(self, key: str) -> None:
+        """No fault armed for the key any more (on the mock; elsewhere there are none)."""
+        if self.controls_faults:
+            self.client.delete(FAULTS.path, params={"key": key[:9]})
+
+    def arm(self, kind: str, key: str) -> None:
+        """Arm one fault of the mock's for the key, once."""
+        self.client.post(FAULTS.path, json={"kind": kind, "key": key[:9], "count": 1})
+
+    def forget(self, key: str) -> None:
+        """The mock forgets the key's session and history."""
+        self.client.delete(KEY_STATE.path.replace("{prefix}", key[:9]))
 
     def now(self) -> float:
         """The target's clock (its admin clock when it has one)."""
         if self.controls_time:
-            return float(self.client.get(CLOCK).json()["now"])
+            return float(self.client.get(CLOCK.path).json()["now"])
         return time.time()
 
     def advance_clock(self, seconds: float) -> None:
-        self.client.post(f"{CLOCK}/advance", json={"seconds": seconds})
+        self.client.post(ADVANCE_CLOCK.path, json={"seconds": seconds})
 
     def restore_clock(self) -> list[str]:
         """Put the target's admin clock back where it would be had the run never moved it; returns problems."""
         if self.clock_at_start is None:
             return []
         now = self.clock_at_start + (time.monotonic() - self.started)
-        response = self.client.put(CLOCK, json={"now": now})
+        response = self.client.put(CLOCK.path, json={"now": now})
         return [] if response.status_code == 200 else [f"the admin clock was not restored: {response.status_code}"]
 
 

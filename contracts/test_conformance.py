@@ -51,15 +51,16 @@ def _with_key(case: Any, key: str) -> None:
 
 
 def _guard(case: Any, run: Run) -> bool:
-    """Staging safety before a request: False holds it back. Creates are sent only while the session
-    budget leaves sessions beyond every rule check's reservation; against a URL, a valid create asks
-    for the run's short duration instead of the generated one."""
+    """Staging safety before a request: False holds it back. A valid create is sent only while the
+    session budget leaves sessions beyond every rule check's reservation, and against a URL asks for
+    the run's short duration instead of the generated one. An invalid one (a negative case) opens
+    nothing on a gateway that refuses it, so the cap does not hold it back."""
     if case.operation.path not in CREATE_PATHS:
         return True
-    if not run.ledger.may_open():
-        run.ledger.hold_back("create (session cap reached)")
-        return False
     positive = case.meta is None or case.meta.generation.mode.name == "POSITIVE"
+    if positive and not run.ledger.may_open():
+        run.ledger.hold_back("valid create (session cap reached)")
+        return False
     if not run.settings.in_process and positive and isinstance(case.body, dict) and "sessionDuration" in case.body:
         case.body = {**case.body, "sessionDuration": run.settings.session_duration}
     return True

@@ -250,6 +250,7 @@ def test_r4_close_ends_the_session(run: Run, keys: Keys, check: Callable[[str], 
         ping = keys.first.ping("R7")
         expect(ping.get("session_id") == mine, "R7", f"after the other key's close, this key's ping says {ping}")
         check("R7")
+        keys.first.leave()
 
 
 @pytest.mark.contract(rules=("R5",), operations=labels(PING), sessions=0)
@@ -265,7 +266,7 @@ def test_r5_ping_reports_the_session_and_a_dead_one_is_closed(
     expect((alive["status"], alive.get("session_id")) == ("alive", opened), "R5", f"a live session pinged {alive}")
     check("R5")
     if run.controls_faults:  # the dead path needs the mock's admin faults (a real provider cannot be made to fail)
-        run.client.post("/__admin/faults", json={"kind": "ping_dead", "key": steps.key[:9], "count": 1})
+        run.arm("ping_dead", steps.key)
         dead = steps.ping("R5")
         expect((dead["status"], dead.get("session_id")) == ("dead", opened), "R5", f"the dead ping answered {dead}")
         after = steps.ping("R5")
