@@ -129,11 +129,13 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = settings_from(config)
     import hypothesis  # here, not at the top: `python -m contracts` imports this module before pytest starts
 
+    previous = hypothesis.settings.get_current_profile_name()  # put back at unconfigure (plugin.py)
     hypothesis.settings.register_profile(PROFILE, max_examples=settings.examples)
     hypothesis.settings.load_profile(PROFILE)
     if not settings.in_process and not settings.api_keys:
         raise pytest.UsageError("--base-url needs at least one --api-key (or MORPHEUS_API_KEYS)")
-    config.pluginmanager.register(ContractPlugin(config, Summary(settings), settings.api_keys), "morpheus-contract")
+    plugin = ContractPlugin(config, Summary(settings), settings.api_keys, hypothesis_profile=previous)
+    config.pluginmanager.register(plugin, "morpheus-contract")
     if _is_xdist_controller(config):  # the workers run the tests, each with its own share of keys and cap
         count = int(config.option.numprocesses)
         for index in range(count):  # refuse a pool or cap too small here, before any worker starts

@@ -32,10 +32,13 @@ def _priority(item: pytest.Item) -> int:
 
 
 class ContractPlugin:
-    def __init__(self, config: pytest.Config, summary: Summary, keys: tuple[str, ...]) -> None:
+    def __init__(
+        self, config: pytest.Config, summary: Summary, keys: tuple[str, ...], *, hypothesis_profile: str
+    ) -> None:
         self.config = config
         self.summary = summary
         self.keys = keys
+        self.hypothesis_profile = hypothesis_profile  # the one to put back when the run ends
 
     @property
     def run(self) -> Run | None:
@@ -110,6 +113,11 @@ class ContractPlugin:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Stop an in-process target; a process that runs the suite more than once (pytest.main) keeps
+        its own Hypothesis profile."""
         run = self.run
         if run is not None:
             run.stop()
+        import hypothesis  # loaded by now (see contracts/conftest.py)
+
+        hypothesis.settings.load_profile(self.hypothesis_profile)
