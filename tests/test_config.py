@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mockserver.config import Config, SelfCheck, config_from_args, problems
+from mockserver.domain import DomainError
 from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
 from mockserver.web.state import load_keys
@@ -76,18 +77,21 @@ def test_a_bad_boolean_environment_variable_stops_the_start() -> None:
 def test_keys_file_holds_keys_legacy_prefixes_and_revoked_keys(tmp_path: Path) -> None:
     path = tmp_path / "keys.txt"
     revoked = "sk-AbC123." + "f" * 64  # shares the prefix of KEY: revoking it must not revoke KEY
-    path.write_text(f"# team keys\n{KEY}\n\nlegacy sk-Legacy  # old style\nrevoked {revoked}\n")
+    orphan = "sk-NoUser." + "a" * 64
+    path.write_text(f"# team keys\n{KEY}\n\nlegacy sk-Legacy  # old style\nrevoked {revoked}\norphan {orphan}\n")
     registry = load_keys(Config(keys_file=path))
     assert registry.authenticate(f"Bearer {KEY}") == "sk-AbC123"
     assert registry.authenticate("sk-Legacy.whatever") == "sk-Legacy"
-    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True} in registry.describe()
+    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True, "orphan": False} in registry.describe()
+    with pytest.raises(DomainError, match="API key not associated with a valid user"):
+        registry.authenticate(f"Bearer {orphan}")
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("sk-bad\n", "line 1: API key 'sk-bad'"),
-        (f"{KEY}\nlegacy a b\n", "line 2: expected KEY, 'legacy PREFIX' or 'revoked KEY'"),
+        (f"{KEY}\nlegacy a b\n", "line 2: expected KEY, 'legacy PREFIX', 'revoked KEY' or 'orphan KEY'"),
     ],
 )
 def test_a_bad_keys_file_names_the_line(tmp_path: Path, content: str, message: str) -> None:

@@ -75,7 +75,7 @@ def test_keys_can_be_added_listed_and_revoked(client: TestClient) -> None:
     assert _conforms("add_key", client.post("/__admin/keys", json={"key": NEW_KEY})) == {"prefix": "sk-NewKey"}
     assert model_session(client, key=NEW_KEY).status_code == 200
     listed = _conforms("list_keys", client.get("/__admin/keys"))
-    assert {"prefix": "sk-NewKey", "legacy": False, "revoked": False} in listed["keys"]
+    assert {"prefix": "sk-NewKey", "legacy": False, "revoked": False, "orphan": False} in listed["keys"]
     assert NEW_KEY not in client.get("/__admin/keys").text
     assert _conforms("revoke_key", client.post("/__admin/keys/sk-NewKey/revoke")) == {
         "prefix": "sk-NewKey",
