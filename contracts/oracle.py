@@ -2,6 +2,12 @@
 
 Written from the rule list in the spec (`x-session-rules`), not from the mock's code: the two readings
 check each other. Times are the target's clock (its admin clock when it has one, else this machine's).
+
+It also knows how v1.14.0 fails (observed-v1.14.0.md): the gateway's background sync runs every
+`SYNC_INTERVAL` seconds of the target's clock (the mock runs it at multiples of 60 s) and retires an
+expired row (so ping answers `no_session`, not `expired`, once a pass ran after the expiry); the
+upstream close a `close_fail` fault breaks is also the close of a model switch (which still succeeds,
+leaving the old session open on chain) and of a dead ping (which then leaves the row active).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from enum import Enum
 # Expiry is judged at the target a little after the oracle reads the clock: within this margin an
 # answer may go either way, and the oracle accepts both (and learns which it was).
 MARGIN = 2.0
+SYNC_INTERVAL = 60.0
 
 
 class Life(Enum):
@@ -57,7 +64,11 @@ class Oracle:
         return self.models.get(model_id, self.default_model)
 
     def life(self, key: str, now: float) -> Life:
+        """The key's session at `now`; one a sync pass retired since it expired is forgotten (R6)."""
         session = self.book(key).session
+        if session is not None and _synced_since(session.expires_at + MARGIN, now):
+            self.forget(key, "R6")
+            session = None
         if session is None:
             return Life.NONE
         if now > session.expires_at + MARGIN:
@@ -76,13 +87,18 @@ class Oracle:
         book = self.book(key)
         if book.session is not None:
             self.ended[book.session.session_id] = "R3" if kind == "bid" else "R2"
+            if kind == "model" and book.pending_close_fail:
+                book.pending_close_fail -= 1  # the switch's close used the fault (and the switch went on)
         self.seen.add(session_id)
         book.session = Known(session_id, kind, on, expires_at)
         book.opened_by = rule
 
     def forget(self, key: str, rule: str) -> None:
-        """The key's session ended by `rule` (R4, R5 or R6)."""
+        """The key's session ended by `rule` (R4, R5 or R6); a dead ping whose close fails keeps it (R5)."""
         book = self.book(key)
+        if rule == "R5" and book.pending_close_fail:
+            book.pending_close_fail -= 1
+            return
         if book.session is not None:
             self.ended[book.session.session_id] = rule
         book.session = None
@@ -91,3 +107,8 @@ class Oracle:
     def blame(self, session_id: object, fallback: str) -> str:
         """The rule that should have ended `session_id`, if it had ended; else `fallback`."""
         return self.ended.get(session_id, fallback) if isinstance(session_id, str) else fallback
+
+
+def _synced_since(moment: float, now: float) -> bool:
+    """Whether a sync pass (at a multiple of `SYNC_INTERVAL`) ran after `moment` and by `now`."""
+    return (now // SYNC_INTERVAL) * SYNC_INTERVAL > moment

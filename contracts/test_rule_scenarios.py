@@ -108,8 +108,11 @@ def test_r6_an_expired_session_counts_as_none() -> None:
     opened = _call("modelsession", model_id=MODELS[0])["session_id"]
     RUN.client.post("/__admin/clock/advance", json={"seconds": RUN.settings.session_duration + 60})
     expired = _call("pingsession")
+    # `no_session` once the gateway's 60-second sync has retired the expired row (observed-v1.14.0.md 1.5).
     _expect(
-        (expired["status"], expired.get("session_id")) == ("expired", opened), "R6", f"ping after expiry: {expired}"
+        (expired["status"], expired.get("session_id")) in {("expired", opened), ("no_session", None)},
+        "R6",
+        f"ping after expiry: {expired}",
     )
     fresh = _call("modelsession", model_id=MODELS[0])["session_id"]
     _expect(fresh != opened, "R6", f"modelsession after expiry returned the expired session {opened}")
