@@ -45,6 +45,7 @@ class KeyBook:
     opened_by: str | None = None  # the rule whose step gave the key its current session
     pending_dead: int = 0  # armed ping_dead faults not yet used (used only by a ping of a live session)
     pending_close_fail: int = 0  # armed close_fail faults (used only by a close of a live session)
+    closed_on_chain: bool = False  # a failed switch closed the session on chain; the gateway still holds it
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Oracle:
             if kind == "model" and book.pending_close_fail:
                 book.pending_close_fail -= 1  # the switch's close used the fault (and the switch went on)
         self.seen.add(session_id)
-        book.session = Known(session_id, kind, on, expires_at)
+        book.session, book.closed_on_chain = Known(session_id, kind, on, expires_at), False
         book.opened_by = rule
 
     def forget(self, key: str, rule: str) -> None:
@@ -101,8 +102,29 @@ class Oracle:
             return
         if book.session is not None:
             self.ended[book.session.session_id] = rule
-        book.session = None
+        book.session, book.closed_on_chain = None, False
         book.ended_by = rule
+
+    def failed_create(self, key: str, kind: str, model_id: str, now: float) -> None:
+        """A create answered 500: the gateway rolled its row back, but a model switch had already
+        closed the key's live session on chain (observed-v1.14.0.md 1.1; a failed bid closes nothing)."""
+        book = self.book(key)
+        if kind != "model" or book.session is None or self.life(key, now) is not Life.ALIVE:
+            return
+        if self.reusable(key, model_id, now) is not None:
+            return  # a reuse never reaches the chain (and a failed verification is not predicted here)
+        if book.pending_close_fail:
+            book.pending_close_fail -= 1  # the switch's close failed: the session stays open on chain
+        else:
+            book.closed_on_chain = True
+
+    def ping_answers(self, key: str) -> set[tuple[str, str | None]]:
+        """(status, session_id) pairs a ping may answer for a key whose session the chain has closed:
+        `dead` with its id, or `no_session` once the background sync retired the row."""
+        book = self.book(key)
+        if book.session is None or not book.closed_on_chain:
+            return set()
+        return {("dead", book.session.session_id), ("no_session", None)}
 
     def blame(self, session_id: object, fallback: str) -> str:
         """The rule that should have ended `session_id`, if it had ended; else `fallback`."""

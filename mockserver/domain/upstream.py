@@ -77,11 +77,12 @@ def unique_violation(key: str, session_id: str, bid_id: str, created: float, exp
     The first line is the gateway's exact text; the rest renders its SQLAlchemy error with the mock's
     values (row ids derived from the key prefix).
     """
-    row = int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 100_000 + 1
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    row, user = int(digest[:6], 16) % 100_000 + 1, int(digest[6:12], 16) % 10_000 + 1
     columns = "id, user_id, api_key_id, model, type, created_at, expires_at, is_active"
     types = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "TIMESTAMP WITHOUT TIME ZONE")
     placeholders = ", ".join(f"${n}::{t}" for n, t in enumerate((*types, types[-1], "BOOLEAN"), start=1))
-    values = f"({session_id!r}, {row}, {row}, {bid_id!r}, 'bid', {_naive(created)}, {_naive(expires)}, True)"
+    values = f"({session_id!r}, {user}, {row}, {bid_id!r}, 'bid', {_naive(created)}, {_naive(expires)}, True)"
     return CreateFailed(
         "Unexpected error: (sqlalchemy.dialects.postgresql.asyncpg.IntegrityError) "
         "<class 'asyncpg.exceptions.UniqueViolationError'>: duplicate key value violates unique constraint "
