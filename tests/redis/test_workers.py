@@ -71,9 +71,11 @@ def test_r8_holds_across_two_worker_processes(workers: Served) -> None:
 
 def test_parallel_bids_collide_across_two_worker_processes(workers: Served) -> None:
     """observed-v1.14.0.md section 2: one bid wins, the others meet its row (UniqueViolation), across processes."""
-    bid = {"params": {"bid_id": "0x" + "b1" * 32}, "json": {"sessionDuration": 3600}}
+    params, body = {"bid_id": "0x" + "b1" * 32}, {"sessionDuration": 3600}
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda _: workers.post("/api/v1/session/bidsession", **bid), range(8)))
+        answers = list(
+            pool.map(lambda _: workers.post("/api/v1/session/bidsession", params=params, json=body), range(8))
+        )
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [200] + [500] * 7, [answer.text[:120] for answer in answers]
     assert all("UniqueViolationError" in answer.text for answer in answers if answer.status_code == 500)
