@@ -26,7 +26,7 @@ def test_every_flag_is_read(tmp_path: Path) -> None:
         "--host", "0.0.0.0", "--port", "0", "--key", KEY, "--key", KEY2, "--keys", str(tmp_path / "k"),
         "--models", str(tmp_path / "m"), "--bids", str(tmp_path / "b"), "--seed", "5", "--accept-any-key",
         "--revoked-keys-work", "--admin", "--admin-token", "t", "--self-check", "raise", "--no-fallback-note",
-        "--min-session-duration", "0", "--enforce-https", "--log-level", "debug",
+        "--min-session-duration", "0", "--enforce-https", "--log-level", "debug", "--chain-latency", "0.5",
     ]  # fmt: skip
     assert config_from_args(argv, {}) == Config(
         host="0.0.0.0",
@@ -43,6 +43,7 @@ def test_every_flag_is_read(tmp_path: Path) -> None:
         self_check=SelfCheck.RAISE,
         fallback_key_note=False,
         min_session_duration=0,
+        chain_latency=0.5,
         enforce_https=True,
         log_level="debug",
     )
@@ -113,6 +114,7 @@ def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
         (Config(workers=2, store="redis://r/0", seed=1), "--seed with --workers"),
         (Config(workers=0), "--workers must be at least 1"),
         (Config(max_body_size=-1), "--max-body-size at least 0"),
+        (Config(chain_latency=-1), "--chain-latency must be between 0 and 60 seconds, got -1"),
     ],
 )
 def test_impossible_configurations_are_refused(config: Config, problem: str) -> None:

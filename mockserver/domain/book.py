@@ -100,7 +100,7 @@ class SessionBook:
         default_duration: int = 3600,
         min_duration: int = 300,
         sync_interval: float = 60.0,
-        bid_open_seconds: float = 0.1,
+        bid_open_seconds: float = 0.05,
     ) -> None:
         self.store = store
         self.clock = clock

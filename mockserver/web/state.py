@@ -65,7 +65,9 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         clock=clock,
         ids=ids,
         keys=load_keys(config),
-        book=SessionBook(store, clock, ids, min_duration=config.min_session_duration),
+        book=SessionBook(
+            store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
+        ),
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
         faults=FaultPlan(),

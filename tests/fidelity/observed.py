@@ -129,6 +129,7 @@ def approve_error(message: str, kind: str) -> dict[str, Any]:
 
 
 S1_MISTRAL = model(MISTRAL, body=created("S1", MISTRAL))
+BOOM_ONCE = fault("create_fail", message="boom", count=1)  # the upstream open answers 500 {"error":"boom"}
 FAILED_SWITCH = (S1_MISTRAL, model(LLAMA, 500, detail(TOO_SHORT), duration=299))
 
 SEQUENCES: dict[str, tuple[Step, ...]] = {
@@ -160,13 +161,13 @@ SEQUENCES: dict[str, tuple[Step, ...]] = {
     ),
     "1.1 upstream boom": (
         S1_MISTRAL,
-        fault("create_fail", message="boom", count=1),
+        BOOM_ONCE,
         model(LLAMA, 500, detail(BOOM)),
         ping(dead("S1")),
         ping(NO_SESSION),
     ),
     "1.1 no previous session": (
-        fault("create_fail", message="boom", count=1),
+        BOOM_ONCE,
         model(MISTRAL, 500, detail(BOOM)),
         ping(NO_SESSION),
         S1_MISTRAL,
@@ -194,7 +195,7 @@ SEQUENCES: dict[str, tuple[Step, ...]] = {
     ),
     "1.2 bid upstream boom": (
         S1_MISTRAL,
-        fault("create_fail", message="boom", count=1),
+        BOOM_ONCE,
         bid(B1, 500, detail(BID_BOOM)),
         ping(alive("S1")),
     ),

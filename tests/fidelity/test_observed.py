@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,7 @@ ORPHAN = "sk-0rphan." + "ab" * 32
 LEGACY = "sk-LeGacy"
 START = 1_767_225_600.0 + 1  # one second after a sync pass (passes run at multiples of 60 s)
 BID_BURST = 8
+LATENCY = 0.3  # the chain's time to open a bid: wide enough for a burst of threads on a loaded machine
 
 Send = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -42,7 +44,8 @@ def _keys_file(folder: str) -> Path:
 
 
 def _in_process(store: str | None, keys_file: Path) -> contextlib.AbstractContextManager[Send]:
-    app = create_app(Config(keys_file=keys_file, admin=True, self_check=SelfCheck.RAISE, store=store))
+    config = Config(keys_file=keys_file, admin=True, self_check=SelfCheck.RAISE, store=store, chain_latency=LATENCY)
+    app = create_app(config)
 
     @contextlib.contextmanager
     def target() -> Iterator[Send]:
@@ -59,7 +62,8 @@ def _in_process(store: str | None, keys_file: Path) -> contextlib.AbstractContex
 
 @contextlib.contextmanager
 def _served(store: str | None, keys_file: Path) -> Iterator[Send]:
-    extra = ["--keys", str(keys_file), "--log-level", "warning"] + (["--store", store] if store else [])
+    extra = ["--keys", str(keys_file), "--log-level", "warning", "--chain-latency", str(LATENCY)]
+    extra += ["--store", store] if store else []
     with serving(*extra, keys=()) as mock, requests.Session() as http:
 
         def send(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
@@ -150,12 +154,24 @@ def test_the_mock_answers_as_the_gateway_did(target: Send, name: str) -> None:
         assert (status, body) == (step.status, ids.expect(step.body, body)), f"{name}, step {number}: {step}"
 
 
+def _burst(send: Send, path: str, **kwargs: Any) -> list[tuple[int, dict[str, str], Any]]:
+    """`BID_BURST` requests sent at once: every thread waits at a barrier, then sends."""
+    start = threading.Barrier(BID_BURST)
+
+    def one(_: int) -> tuple[int, dict[str, str], Any]:
+        start.wait()
+        return send("POST", f"{SESSION}/{path}", **kwargs)
+
+    with ThreadPoolExecutor(BID_BURST) as pool:
+        return list(pool.map(one, range(BID_BURST)))
+
+
 def test_parallel_bidsessions_collide_and_parallel_modelsessions_queue(target: Send) -> None:
     """Section 2: one 200 and UniqueViolation 500s for a bid burst, the losers left open on chain."""
     _fresh(target)
-    bid = {"params": {"bid_id": observed.B1}, "json": {"sessionDuration": 3600}, "headers": _auth()}
-    with ThreadPoolExecutor(BID_BURST) as pool:
-        answers = list(pool.map(lambda _: target("POST", f"{SESSION}/bidsession", **bid), range(BID_BURST)))
+    answers = _burst(
+        target, "bidsession", params={"bid_id": observed.B1}, json={"sessionDuration": 3600}, headers=_auth()
+    )
     winners = [body for status, _, body in answers if status == 200]
     losers = [body["detail"] for status, _, body in answers if status == 500]
     assert (len(winners), len(losers)) == (1, BID_BURST - 1), answers
@@ -164,9 +180,8 @@ def test_parallel_bidsessions_collide_and_parallel_modelsessions_queue(target: S
     (state,) = target("GET", "/__admin/state")[2]["keys"]
     assert sum(not s["in_gateway"] for s in state["chain"]) == BID_BURST - 1  # each loser opened one on chain
     assert target("POST", f"{SESSION}/closesession", headers=_auth())[2] == observed.closed(winners[0]["session_id"])
-    model = {"params": {"model_id": observed.MISTRAL}, "json": {"sessionDuration": 3600}, "headers": _auth()}
-    with ThreadPoolExecutor(BID_BURST) as pool:
-        answers = list(pool.map(lambda _: target("POST", f"{SESSION}/modelsession", **model), range(BID_BURST)))
+    body = {"sessionDuration": 3600}
+    answers = _burst(target, "modelsession", params={"model_id": observed.MISTRAL}, json=body, headers=_auth())
     assert {status for status, _, _ in answers} == {200}
     assert len({body["session_id"] for _, _, body in answers}) == 1
 

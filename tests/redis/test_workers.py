@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +25,7 @@ MODEL = "/api/v1/session/modelsession"
 
 @pytest.fixture
 def workers(redis_url: str, client: Any) -> Iterator[Served]:
-    with serving("--workers", "2", "--store", redis_url, "--log-level", "warning") as mock:
+    with serving("--workers", "2", "--store", redis_url, "--log-level", "warning", "--chain-latency", "0.3") as mock:
         yield mock
 
 
@@ -71,11 +72,14 @@ def test_r8_holds_across_two_worker_processes(workers: Served) -> None:
 
 def test_parallel_bids_collide_across_two_worker_processes(workers: Served) -> None:
     """observed-v1.14.0.md section 2: one bid wins, the others meet its row (UniqueViolation), across processes."""
-    params, body = {"bid_id": "0x" + "b1" * 32}, {"sessionDuration": 3600}
+    params, body, start = {"bid_id": "0x" + "b1" * 32}, {"sessionDuration": 3600}, threading.Barrier(8)
+
+    def bid(_: int) -> requests.Response:
+        start.wait()  # all at once
+        return workers.post("/api/v1/session/bidsession", params=params, json=body)
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(
-            pool.map(lambda _: workers.post("/api/v1/session/bidsession", params=params, json=body), range(8))
-        )
+        answers = list(pool.map(bid, range(8)))
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [200] + [500] * 7, [answer.text[:120] for answer in answers]
     assert all("UniqueViolationError" in answer.text for answer in answers if answer.status_code == 500)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -112,9 +113,14 @@ def _opened_then_armed(kind: str, action: Callable[[TestClient], httpx2.Response
 
 def _parallel_bids(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
     """Two bidsessions of one key at once: the one that commits second meets the first's active row."""
-    client = make()
+    client, start = make(chain_latency=0.3), threading.Barrier(2)
+
+    def bid(_: int) -> httpx2.Response:
+        start.wait()
+        return bid_session(client)
+
     with ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(lambda _: bid_session(client), range(2)))
+        answers = list(pool.map(bid, range(2)))
     (lost,) = [answer for answer in answers if answer.status_code == 500]
     return lost
 
