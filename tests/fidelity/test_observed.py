@@ -201,3 +201,22 @@ def test_routing_auth_and_keys_as_observed(target: Send) -> None:
     opened = target("POST", f"{SESSION}/modelsession", headers=_auth(LEGACY + ".any-secret-at-all"), **create)[2]
     assert target("POST", f"{SESSION}/pingsession", headers=_auth(LEGACY))[2] == observed.alive(opened["session_id"])
     assert target("POST", f"{SESSION}/closesession", headers=_auth(LEGACY))[2] == observed.closed(opened["session_id"])
+
+
+def test_the_426_carries_no_process_time_and_comes_before_authentication() -> None:
+    """Section 6: plain HTTP to a public host is refused before the timing middleware and the key check."""
+    client = TestClient(create_app(Config(keys=(KEY,), enforce_https=True)), base_url="http://api.example.com")
+    refused = client.post(f"{SESSION}/pingsession", headers=_auth())
+    assert (refused.status_code, refused.json()) == (
+        426,
+        {
+            "error": "HTTPS Required",
+            "message": "This API requires HTTPS. Please use the secure endpoint.",
+            "https_url": "https://api.example.com/api/v1/session/pingsession",
+        },
+    )
+    assert "x-process-time" not in refused.headers
+    assert "www-authenticate" not in refused.headers
+    forwarded = client.post(f"{SESSION}/pingsession", headers={**_auth(), "X-Forwarded-Proto": "https"})
+    assert (forwarded.status_code, forwarded.json()) == (200, observed.NO_SESSION)
+    assert "x-process-time" in forwarded.headers
