@@ -2,6 +2,12 @@
 
 Written from the rule list in the spec (`x-session-rules`), not from the mock's code: the two readings
 check each other. Times are the target's clock (its admin clock when it has one, else this machine's).
+
+It also knows how v1.14.0 fails (observed-v1.14.0.md): the gateway's background sync runs every
+`SYNC_INTERVAL` seconds of the target's clock (the mock runs it at multiples of 60 s) and retires an
+expired row (so ping answers `no_session`, not `expired`, once a pass ran after the expiry); the
+upstream close a `close_fail` fault breaks is also the close of a model switch (which still succeeds,
+leaving the old session open on chain) and of a dead ping (which then leaves the row active).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from enum import Enum
 # Expiry is judged at the target a little after the oracle reads the clock: within this margin an
 # answer may go either way, and the oracle accepts both (and learns which it was).
 MARGIN = 2.0
+SYNC_INTERVAL = 60.0
 
 
 class Life(Enum):
@@ -38,6 +45,7 @@ class KeyBook:
     opened_by: str | None = None  # the rule whose step gave the key its current session
     pending_dead: int = 0  # armed ping_dead faults not yet used (used only by a ping of a live session)
     pending_close_fail: int = 0  # armed close_fail faults (used only by a close of a live session)
+    closed_on_chain: bool = False  # a failed switch closed the session on chain; the gateway still holds it
 
 
 @dataclass
@@ -57,7 +65,11 @@ class Oracle:
         return self.models.get(model_id, self.default_model)
 
     def life(self, key: str, now: float) -> Life:
+        """The key's session at `now`; one a sync pass retired since it expired is forgotten (R6)."""
         session = self.book(key).session
+        if session is not None and _synced_since(session.expires_at + MARGIN, now):
+            self.forget(key, "R6")
+            session = None
         if session is None:
             return Life.NONE
         if now > session.expires_at + MARGIN:
@@ -76,18 +88,49 @@ class Oracle:
         book = self.book(key)
         if book.session is not None:
             self.ended[book.session.session_id] = "R3" if kind == "bid" else "R2"
+            if kind == "model" and book.pending_close_fail:
+                book.pending_close_fail -= 1  # the switch's close used the fault (and the switch went on)
         self.seen.add(session_id)
-        book.session = Known(session_id, kind, on, expires_at)
+        book.session, book.closed_on_chain = Known(session_id, kind, on, expires_at), False
         book.opened_by = rule
 
     def forget(self, key: str, rule: str) -> None:
-        """The key's session ended by `rule` (R4, R5 or R6)."""
+        """The key's session ended by `rule` (R4, R5 or R6); a dead ping whose close fails keeps it (R5)."""
         book = self.book(key)
+        if rule == "R5" and book.pending_close_fail:
+            book.pending_close_fail -= 1
+            return
         if book.session is not None:
             self.ended[book.session.session_id] = rule
-        book.session = None
+        book.session, book.closed_on_chain = None, False
         book.ended_by = rule
+
+    def failed_create(self, key: str, kind: str, model_id: str, now: float) -> None:
+        """A create answered 500: the gateway rolled its row back, but a model switch had already
+        closed the key's live session on chain (observed-v1.14.0.md 1.1; a failed bid closes nothing)."""
+        book = self.book(key)
+        if kind != "model" or book.session is None or self.life(key, now) is not Life.ALIVE:
+            return
+        if self.reusable(key, model_id, now) is not None:
+            return  # a reuse never reaches the chain (and a failed verification is not predicted here)
+        if book.pending_close_fail:
+            book.pending_close_fail -= 1  # the switch's close failed: the session stays open on chain
+        else:
+            book.closed_on_chain = True
+
+    def ping_answers(self, key: str) -> set[tuple[str, str | None]]:
+        """(status, session_id) pairs a ping may answer for a key whose session the chain has closed:
+        `dead` with its id, or `no_session` once the background sync retired the row."""
+        book = self.book(key)
+        if book.session is None or not book.closed_on_chain:
+            return set()
+        return {("dead", book.session.session_id), ("no_session", None)}
 
     def blame(self, session_id: object, fallback: str) -> str:
         """The rule that should have ended `session_id`, if it had ended; else `fallback`."""
         return self.ended.get(session_id, fallback) if isinstance(session_id, str) else fallback
+
+
+def _synced_since(moment: float, now: float) -> bool:
+    """Whether a sync pass (at a multiple of `SYNC_INTERVAL`) ran after `moment` and by `now`."""
+    return (now // SYNC_INTERVAL) * SYNC_INTERVAL > moment

@@ -19,7 +19,13 @@ from contracts.summary import USER_SKIPPED, Summary
 RUN = pytest.StashKey[Run]()
 # Rule checks run before everything else, in this order: the fixed scenarios (short, cheap), R8, then
 # the state machine; then the refused-create probe, and the generated cases get the sessions left.
-RULES_FIRST = ("test_rule_scenarios.py", "test_concurrency.py", "test_session_rules.py", "test_errors.py")
+RULES_FIRST = (
+    "test_rule_scenarios.py",
+    "test_concurrency.py",
+    "test_session_rules.py",
+    "test_errors.py",
+    "test_failure_paths.py",
+)
 
 
 def contract_marker(item: pytest.Item) -> pytest.Mark | None:

@@ -37,6 +37,7 @@ class Config:
     self_check: SelfCheck = SelfCheck.LOG
     fallback_key_note: bool = True
     min_session_duration: int = 300
+    chain_latency: float = 0.05  # seconds the simulated chain takes to open a bid session (parallel bids collide)
     enforce_https: bool = False
     max_body_size: int = 1_048_576  # bytes; 0: no limit
     store: str | None = None  # redis://HOST:PORT/N: sessions shared by several workers and hosts
@@ -86,7 +87,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         dest="keys_file",
         default=env("KEYS"),
         metavar="FILE",
-        help="a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'",
+        help="a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'; "
+        "'orphan KEY' for a key with no user",
     )
     add("--models", type=Path, dest="models_file", default=env("MODELS"), metavar="FILE", help="a models JSON file")
     add("--bids", type=Path, dest="bids_file", default=env("BIDS"), metavar="FILE", help="a bids JSON file")
@@ -122,6 +124,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         type=int,
         default=int(env("MIN_SESSION_DURATION", "300") or 300),
         help="shortest duration the simulated chain accepts (default 300 s; 0 = no limit)",
+    )
+    add(
+        "--chain-latency",
+        type=float,
+        default=float(env("CHAIN_LATENCY", "0.05") or 0.05),
+        metavar="SECONDS",
+        help="how long the simulated chain takes to open a bid session: parallel bidsessions of one key "
+        "that arrive within it collide as on the gateway (default 0.05)",
     )
     add(
         "--enforce-https",
@@ -181,6 +191,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         self_check=SelfCheck(args.self_check),
         fallback_key_note=not args.no_fallback_note,
         min_session_duration=args.min_session_duration,
+        chain_latency=args.chain_latency,
         enforce_https=args.enforce_https,
         max_body_size=args.max_body_size,
         journal_size=args.journal_size,
@@ -208,4 +219,6 @@ def problems(config: Config) -> list[str]:
         found.append("--seed with --workers: every worker would hand out the same session ids")
     if config.workers < 1 or config.max_body_size < 0:
         found.append("--workers must be at least 1 and --max-body-size at least 0")
+    if not 0 <= config.chain_latency <= 60:
+        found.append(f"--chain-latency must be between 0 and 60 seconds, got {config.chain_latency}")
     return found

@@ -1,6 +1,7 @@
 """Shared state in Redis, so several mock workers and hosts behave as one gateway.
 
-`RedisStore` implements the domain's `SessionStore`: a key's active session is one Redis string, and
+`RedisStore` implements the domain's `SessionStore`: a key's record (its gateway row and the sessions
+open on chain, one JSON value) is one Redis string, and
 every transition is atomic per key by optimistic locking (WATCH/MULTI/EXEC, retried on a conflict;
 the session book draws armed faults at most once, so a retry is safe). Ended sessions go to a capped
 list. `RedisClock` shares the mock's clock offset, so expiry (R6) follows the admin clock on every
@@ -17,8 +18,8 @@ from typing import Any
 
 import redis
 
-from mockserver.domain import Session, SessionKind
-from mockserver.domain.store import Change, T
+from mockserver.domain import KeyRecord, Session, SessionKind
+from mockserver.domain.store import EMPTY, Change, T
 
 DEFAULT_NAMESPACE = "morpheus-mock"
 
@@ -34,8 +35,25 @@ def encode(session: Session) -> str:
 def decode(raw: bytes | str | None) -> Session | None:
     if raw is None:
         return None
-    fields = json.loads(raw)
+    return _from_fields(json.loads(raw))
+
+
+def _from_fields(fields: dict[str, Any]) -> Session:
     return Session(**{**fields, "kind": SessionKind(fields["kind"])})
+
+
+def encode_record(record: KeyRecord) -> str:
+    active = None if record.active is None else {**asdict(record.active), "kind": str(record.active.kind)}
+    chain = [{**asdict(session), "kind": str(session.kind)} for session in record.chain]
+    return json.dumps({"active": active, "chain": chain, "synced_at": record.synced_at})
+
+
+def decode_record(raw: bytes | str | None) -> KeyRecord:
+    if raw is None:
+        return EMPTY
+    fields = json.loads(raw)
+    active = None if fields["active"] is None else _from_fields(fields["active"])
+    return KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])
 
 
 def connect(url: str) -> redis.Redis:
@@ -67,25 +85,29 @@ class RedisStore:
         return f"{self.namespace}:history"
 
     def transact(self, key: str, change: Change[T]) -> T:
-        """Apply `change` to the key's session atomically (R8): WATCH, read, compute, MULTI/EXEC; retry on conflict."""
+        """Apply `change` to the key's record atomically (R8): WATCH, read, compute, MULTI/EXEC; retry on conflict."""
         name = self._active(key)
         with self.client.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(name)  # type: ignore[no-untyped-call]
-                    new, result = change(decode(pipe.get(name)))
+                    new, result = change(decode_record(pipe.get(name)))
                     pipe.multi()
-                    if new is None:
+                    if new.empty:
                         pipe.delete(name)
                     else:
-                        pipe.set(name, encode(new))
+                        pipe.set(name, encode_record(new))
                     pipe.execute()
                     return result
                 except redis.WatchError:
                     continue  # another worker changed this key meanwhile: decide again on its new state
 
+    def record(self, key: str) -> KeyRecord:
+        return decode_record(self.client.get(self._active(key)))
+
     def active(self, key: str) -> Session | None:
-        return decode(self.client.get(self._active(key)))
+        active: Session | None = self.record(key).active
+        return active
 
     def keys(self) -> tuple[str, ...]:
         prefix = self._active("")

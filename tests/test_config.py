@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mockserver.config import Config, SelfCheck, config_from_args, problems
+from mockserver.domain import DomainError
 from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
 from mockserver.web.state import load_keys
@@ -25,7 +26,7 @@ def test_every_flag_is_read(tmp_path: Path) -> None:
         "--host", "0.0.0.0", "--port", "0", "--key", KEY, "--key", KEY2, "--keys", str(tmp_path / "k"),
         "--models", str(tmp_path / "m"), "--bids", str(tmp_path / "b"), "--seed", "5", "--accept-any-key",
         "--revoked-keys-work", "--admin", "--admin-token", "t", "--self-check", "raise", "--no-fallback-note",
-        "--min-session-duration", "0", "--enforce-https", "--log-level", "debug",
+        "--min-session-duration", "0", "--enforce-https", "--log-level", "debug", "--chain-latency", "0.5",
     ]  # fmt: skip
     assert config_from_args(argv, {}) == Config(
         host="0.0.0.0",
@@ -42,6 +43,7 @@ def test_every_flag_is_read(tmp_path: Path) -> None:
         self_check=SelfCheck.RAISE,
         fallback_key_note=False,
         min_session_duration=0,
+        chain_latency=0.5,
         enforce_https=True,
         log_level="debug",
     )
@@ -76,18 +78,21 @@ def test_a_bad_boolean_environment_variable_stops_the_start() -> None:
 def test_keys_file_holds_keys_legacy_prefixes_and_revoked_keys(tmp_path: Path) -> None:
     path = tmp_path / "keys.txt"
     revoked = "sk-AbC123." + "f" * 64  # shares the prefix of KEY: revoking it must not revoke KEY
-    path.write_text(f"# team keys\n{KEY}\n\nlegacy sk-Legacy  # old style\nrevoked {revoked}\n")
+    orphan = "sk-NoUser." + "a" * 64
+    path.write_text(f"# team keys\n{KEY}\n\nlegacy sk-Legacy  # old style\nrevoked {revoked}\norphan {orphan}\n")
     registry = load_keys(Config(keys_file=path))
     assert registry.authenticate(f"Bearer {KEY}") == "sk-AbC123"
     assert registry.authenticate("sk-Legacy.whatever") == "sk-Legacy"
-    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True} in registry.describe()
+    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True, "orphan": False} in registry.describe()
+    with pytest.raises(DomainError, match="API key not associated with a valid user"):
+        registry.authenticate(f"Bearer {orphan}")
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("sk-bad\n", "line 1: API key 'sk-bad'"),
-        (f"{KEY}\nlegacy a b\n", "line 2: expected KEY, 'legacy PREFIX' or 'revoked KEY'"),
+        (f"{KEY}\nlegacy a b\n", "line 2: expected KEY, 'legacy PREFIX', 'revoked KEY' or 'orphan KEY'"),
     ],
 )
 def test_a_bad_keys_file_names_the_line(tmp_path: Path, content: str, message: str) -> None:
@@ -109,6 +114,7 @@ def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
         (Config(workers=2, store="redis://r/0", seed=1), "--seed with --workers"),
         (Config(workers=0), "--workers must be at least 1"),
         (Config(max_body_size=-1), "--max-body-size at least 0"),
+        (Config(chain_latency=-1), "--chain-latency must be between 0 and 60 seconds, got -1"),
     ],
 )
 def test_impossible_configurations_are_refused(config: Config, problem: str) -> None:

@@ -1,7 +1,7 @@
 """The mock's domain: keys, models, the session book, faults, clock and ids (standard library only)."""
 
 from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, approve
-from mockserver.domain.book import SessionBook
+from mockserver.domain.book import PendingBid, SessionBook
 from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
 from mockserver.domain.clock import FAKE_START, MAX_TIME, Clock, FakeClock, OffsetClock, SystemClock
 from mockserver.domain.errors import (
@@ -35,6 +35,7 @@ from mockserver.domain.sessions import (
     CloseKind,
     CloseOutcome,
     EndReason,
+    KeyRecord,
     PingKind,
     PingOutcome,
     Session,
@@ -89,10 +90,12 @@ __all__ = [
     "InvalidTable",
     "InvalidTime",
     "KeyLookupFailed",
+    "KeyRecord",
     "KeyRegistry",
     "Model",
     "ModelTable",
     "OffsetClock",
+    "PendingBid",
     "PingKind",
     "PingOutcome",
     "Session",

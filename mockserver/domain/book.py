@@ -1,9 +1,18 @@
-"""The session book: the per-key session rules R1-R8 applied through a `SessionStore`."""
+"""The session book: the per-key session rules R1-R8 over the gateway's two views of a key's sessions.
+
+How v1.14.0 fails (observed-v1.14.0.md section 0): every keyed request is ONE database transaction,
+rolled back when the route fails, while the chain keeps whatever the request did to it. So each
+operation here decides, from the key's `KeyRecord`, the gateway row it leaves when it succeeds, the
+chain it leaves in any case, and its result or error; `_run` commits the row only on success. A
+background sync pass every `sync_interval` seconds of the mock's clock (run lazily: before a key's
+next transaction, with the same outcome) retires rows the chain has closed and closes expired ones.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeGuard, TypeVar
 
 from mockserver.domain.clock import Clock
@@ -13,28 +22,51 @@ from mockserver.domain.sessions import (
     CloseKind,
     CloseOutcome,
     EndReason,
+    KeyRecord,
     PingKind,
     PingOutcome,
     Session,
     SessionKind,
 )
 from mockserver.domain.store import SessionStore
-from mockserver.domain.upstream import CLOSE_FAILED, VERIFY_FAILED, session_expiry, upstream_failure
+from mockserver.domain.upstream import (
+    CHAT_FAILED,
+    CLOSE_FAILED,
+    VERIFY_FAILED,
+    duration_failure,
+    expiry_failure,
+    unique_violation,
+    upstream_failure,
+)
 
 T = TypeVar("T")
+Chain = tuple[Session, ...]
+CHAIN_LIMIT = 64
+"""At most this many sessions are kept open on chain per key (the oldest orphans are forgotten first)."""
 
 
 @dataclass(frozen=True)
 class _Step(Generic[T]):
-    """What one transaction decided: the caller's result (or the error to raise) and what it ended."""
+    """What one request decided: its result (or error), the row it commits on success, the chain it leaves."""
 
     result: T | DomainError
+    active: Session | None
+    chain: Chain
     ended: tuple[Session, ...] = ()
 
 
-Decision = tuple[Session | None, _Step[T]]
 Armed = Callable[[], T]
 """An armed fault, drawn only when the operation reaches the step it breaks (and at most once)."""
+
+
+@dataclass(frozen=True)
+class PendingBid:
+    """A bidsession between asking the chain for a session and inserting its row (`finish_bid`)."""
+
+    key: str
+    bid_id: str
+    duration: int
+    seen: str | None  # the key's active row when the request deactivated it (None: there was none)
 
 
 def _once(value: T | Armed[T]) -> Armed[T]:
@@ -54,9 +86,9 @@ def _once(value: T | Armed[T]) -> Armed[T]:
 class SessionBook:
     """One active session per key, with the gateway's reuse, switch, close, ping and expiry rules.
 
-    Every operation is ONE `store.transact` on its key (R8) and touches no other key (R7). Expiry is
-    lazy (R6): an expired session counts as none on the next operation for its key. Errors are
-    raised after the transaction has committed, so what the gateway had already done stays done.
+    Every operation is ONE `store.transact` on its key (R8; a bidsession is two, with the chain's
+    answer in between) and touches no other key (R7). Expiry is lazy (R6): an expired row counts as
+    none on the next operation for its key, until a sync pass retires it.
     """
 
     def __init__(
@@ -67,12 +99,16 @@ class SessionBook:
         *,
         default_duration: int = 3600,
         min_duration: int = 300,
+        sync_interval: float = 60.0,
+        bid_open_seconds: float = 0.05,
     ) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
         self.default_duration = default_duration
         self.min_duration = min_duration
+        self.sync_interval = sync_interval  # 0: no background sync
+        self.bid_open_seconds = bid_open_seconds  # how long the chain takes to open a bid session
 
     def create_model_session(
         self,
@@ -83,110 +119,157 @@ class SessionBook:
         *,
         fail: str | None | Armed[str | DomainError | None] = None,
         verify_fail: bool | Armed[bool] = False,
+        close_fail: bool | Armed[bool] = False,
     ) -> Session:
-        """R1: reuse the session on the same model; R2: else end the old one and open a new one.
+        """R1: reuse the session on the same model; R2: else close the old one and open a new one.
 
         Raises:
-            CreateFailed: an armed `fail`, a duration the chain or the gateway rejects, or
-                `verify_fail`. The old session stays ended and the key has none.
+            CreateFailed: an armed `fail`, a duration the chain or the gateway rejects, or a failed
+                verification (`verify_fail`, or the session is closed on chain). The gateway row is
+                rolled back; what the request did on chain stays done.
         """
-
         draw_fail: Armed[str | DomainError | None] = _once(fail)
-        draw_verify_fail: Armed[bool] = _once(verify_fail)
+        draw_verify_fail, draw_close_fail = _once(verify_fail), _once(close_fail)
 
-        def decide(current: Session | None, now: float) -> Decision[Session]:
+        def decide(record: KeyRecord, now: float) -> _Step[Session]:
+            current, chain = record.active, record.chain
             if _reusable(current, now, resolved):
-                # Step 6 of the gateway verifies a reused session too.
-                if draw_verify_fail():
-                    return None, _ended(CreateFailed(VERIFY_FAILED), current, now, EndReason.VERIFY_FAILED)
-                return current, _Step(current)
-            ended = _end(current, now, EndReason.SWITCHED)
-            opened = self._open(key, SessionKind.MODEL, resolved, requested, duration, now, draw_fail)
-            if isinstance(opened, DomainError):
-                return None, _Step(opened, ended)
-            if draw_verify_fail():
-                return None, _Step(CreateFailed(VERIFY_FAILED), (*ended, opened.ended(now, EndReason.VERIFY_FAILED)))
-            return opened, _Step(opened, ended)
+                return _verified(current, current, chain, draw_verify_fail, ())
+            if current is not None and not current.is_expired(now) and not draw_close_fail():
+                chain = _closed(chain, current)  # a failed close is ignored: the old session stays open on chain
+            opened = self._open(key, SessionKind.MODEL, resolved, requested, duration, now, draw_fail, chain)
+            if isinstance(opened, _Step):
+                return opened
+            new, chain = opened
+            return _verified(new, current, chain, draw_verify_fail, _end(current, now, EndReason.SWITCHED))
 
         return self._run(key, decide)
 
     def create_bid_session(
         self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | DomainError | None] = None
     ) -> Session:
-        """R3: deactivate the old session (no close), then open a bid session (`model` = bid id).
+        """`begin_bid` then `finish_bid` with no time in between (for callers that cannot wait)."""
+        return self.finish_bid(self.begin_bid(key, bid_id, duration, fail=fail))
+
+    def begin_bid(
+        self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | DomainError | None] = None
+    ) -> PendingBid:
+        """R3, first half: deactivate the old row (in this request's transaction) and ask the chain.
+
+        The caller waits `bid_open_seconds` (the chain's answer), then calls `finish_bid`; bidsession
+        takes no lock, so requests of one key interleave here as the gateway's did.
 
         Raises:
-            CreateFailed: as `create_model_session`; the old session stays deactivated.
+            CreateFailed: an armed `fail` or a duration the chain rejects; nothing changed.
         """
 
         draw_fail: Armed[str | DomainError | None] = _once(fail)
 
-        def decide(current: Session | None, now: float) -> Decision[Session]:
-            ended = _end(current, now, EndReason.DEACTIVATED)
-            opened = self._open(key, SessionKind.BID, bid_id, bid_id, duration, now, draw_fail)
-            return (None if isinstance(opened, DomainError) else opened), _Step(opened, ended)
+        def decide(record: KeyRecord, now: float) -> _Step[PendingBid]:
+            failure = _failure(SessionKind.BID, draw_fail(), duration or self.default_duration, self.min_duration)
+            seen = None if record.active is None else record.active.session_id
+            result: PendingBid | DomainError = failure or PendingBid(key, bid_id, duration, seen)
+            return _Step(result, record.active, record.chain)
 
         return self._run(key, decide)
 
+    def finish_bid(self, pending: PendingBid) -> Session:
+        """R3, second half: the chain has opened the session; insert its row, the old one deactivated.
+
+        Raises:
+            CreateFailed: the gateway's date overflow, or the unique active-row constraint when another
+                request of the key committed a row meanwhile; the new session stays open on chain.
+        """
+
+        def decide(record: KeyRecord, now: float) -> _Step[Session]:
+            duration = pending.duration or self.default_duration
+            session_id = self.ids.session_id()
+            new = Session(session_id, pending.key, SessionKind.BID, pending.bid_id, pending.bid_id, now, now + duration)
+            chain = _opened(record.chain, new)
+            failure = expiry_failure(now, duration)
+            current = record.active
+            if failure is None and current is not None and current.session_id != pending.seen:
+                failure = unique_violation(pending.key, session_id, pending.bid_id, now, new.expires_at)
+            if failure is not None:
+                return _Step(failure, current, chain)
+            return _Step(new, new, chain, _end(current, now, EndReason.DEACTIVATED))
+
+        return self._run(pending.key, decide)
+
     def close(self, key: str, *, fail: bool | Armed[bool] = False) -> CloseOutcome:
-        """R4: none, expired (marked inactive) or closed.
+        """R4: none, expired (marked inactive, no upstream call) or closed.
 
         Raises:
             CloseFailed: `fail` with an active unexpired session, which then stays active.
         """
-
         draw_fail = _once(fail)
 
-        def decide(current: Session | None, now: float) -> Decision[CloseOutcome]:
+        def decide(record: KeyRecord, now: float) -> _Step[CloseOutcome]:
+            current, chain = record.active, record.chain
             if current is None:
-                return None, _Step(CloseOutcome(CloseKind.NONE, None))
+                return _Step(CloseOutcome(CloseKind.NONE, None), None, chain)
             if current.is_expired(now):
-                return None, _ended(CloseOutcome(CloseKind.EXPIRED, current.session_id), current, now)
+                return _retired(CloseOutcome(CloseKind.EXPIRED, current.session_id), current, chain, now)
             if draw_fail():
-                return current, _Step(CloseFailed(CLOSE_FAILED))
-            return None, _ended(CloseOutcome(CloseKind.CLOSED, current.session_id), current, now, EndReason.CLOSED)
+                return _Step(CloseFailed(CLOSE_FAILED), current, chain)
+            # A session the chain has already closed counts as closed (SessionAlreadyClosed is a success).
+            outcome = CloseOutcome(CloseKind.CLOSED, current.session_id)
+            return _retired(outcome, current, _closed(chain, current), now, EndReason.CLOSED)
 
         return self._run(key, decide)
 
     def ping(
-        self, key: str, *, dead: str | None | Armed[str | None] = None, error: str | None | Armed[str | None] = None
+        self,
+        key: str,
+        *,
+        dead: str | None | Armed[str | None] = None,
+        error: str | None | Armed[str | None] = None,
+        close_fail: bool | Armed[bool] = False,
     ) -> PingOutcome:
-        """R5: the ping outcome; `error` (state unchanged) beats `dead` (closes the session).
+        """R5: the ping outcome; `error` (state unchanged) beats everything.
 
-        `dead` is drawn only when a live session is pinged.
+        The test chat fails (`dead`) when the chain has closed the session or `dead` is armed; the
+        ping then closes it, unless that close fails (`close_fail`): the row stays active.
         """
-        draw_dead, draw_error = _once(dead), _once(error)
+        draw_dead, draw_error, draw_close_fail = _once(dead), _once(error), _once(close_fail)
 
-        def decide(current: Session | None, now: float) -> Decision[PingOutcome]:
+        def decide(record: KeyRecord, now: float) -> _Step[PingOutcome]:
+            current, chain = record.active, record.chain
             error = draw_error()
             if error is not None:
-                return current, _Step(PingOutcome(PingKind.ERROR, None, error))
+                return _Step(PingOutcome(PingKind.ERROR, None, error), current, chain)
             if current is None:
-                return None, _Step(PingOutcome(PingKind.NO_SESSION, None))
+                return _Step(PingOutcome(PingKind.NO_SESSION, None), None, chain)
             if current.is_expired(now):
-                return None, _ended(PingOutcome(PingKind.EXPIRED, current.session_id), current, now)
-            dead = draw_dead()
-            if dead is not None:
-                return None, _ended(PingOutcome(PingKind.DEAD, current.session_id, dead), current, now, EndReason.DEAD)
-            return current, _Step(PingOutcome(PingKind.ALIVE, current.session_id))
+                return _retired(PingOutcome(PingKind.EXPIRED, current.session_id), current, chain, now)
+            failed = CHAT_FAILED if not record.open_on_chain(current.session_id) else draw_dead()
+            if failed is None:
+                return _Step(PingOutcome(PingKind.ALIVE, current.session_id), current, chain)
+            outcome = PingOutcome(PingKind.DEAD, current.session_id, failed)
+            if draw_close_fail():
+                return _Step(outcome, current, chain)
+            return _retired(outcome, current, _closed(chain, current), now, EndReason.DEAD)
 
         return self._run(key, decide)
 
-    def active(self, key: str) -> Session | None:
-        """The stored active session, expired or not (an admin view: nothing expires here)."""
-        return self.store.active(key)
-
-    def state(self, key: str) -> dict[str, object]:
-        """`{"key": key, "active": <session JSON> | None}`, JSON-ready."""
-        session = self.store.active(key)
-        return {"key": key, "active": None if session is None else session.to_json(self.clock.now())}
-
-    def snapshot(self) -> dict[str, dict[str, object]]:
-        """Every key's stored active session as JSON, with `expired` computed now."""
+    def sync(self, key: str | None = None) -> int:
+        """Run one background pass now over one key or every key; return how many rows it retired."""
+        keys = self.store.keys() if key is None else (key,)
         now = self.clock.now()
-        keys = self.store.keys()
-        sessions = [self.store.active(key) for key in keys]  # a key may lose its session meanwhile
-        return {s.key: s.to_json(now) for s in sessions if s is not None}
+        return sum(len(self._apply(k, _unchanged, pass_at=now)[1]) for k in keys)
+
+    def record(self, key: str) -> KeyRecord:
+        """The key's record after the sync passes due by now (an admin view: reading it runs them)."""
+        self._run(key, _unchanged)
+        return self.store.record(key)
+
+    def active(self, key: str) -> Session | None:
+        """The stored active row, expired or not (an admin view)."""
+        return self.record(key).active
+
+    def prefixes(self) -> tuple[str, ...]:
+        """The keys (by prefix) that have an active row or a session open on chain."""
+        return self.store.keys()
 
     def reset(self, key: str | None = None) -> None:
         self.store.reset(key)
@@ -204,25 +287,99 @@ class SessionBook:
         duration: int,
         now: float,
         draw_fail: Armed[str | DomainError | None],
-    ) -> Session | DomainError:
-        fail = draw_fail()
-        if isinstance(fail, DomainError):
-            return fail
-        if fail is not None:
-            return upstream_failure(kind, 500, fail)
-        # 0 is falsy at the gateway: the user's automation default applies.
-        expires = session_expiry(kind, now, duration or self.default_duration, minimum=self.min_duration)
-        if isinstance(expires, CreateFailed):
-            return expires
-        return Session(self.ids.session_id(), key, kind, model, requested, now, expires)
+        chain: Chain,
+    ) -> tuple[Session, Chain] | _Step[Session]:
+        """The chain opens a new session, or why not (a failed `_Step` that keeps `chain`)."""
+        duration = duration or self.default_duration  # 0 is falsy at the gateway: the automation default
+        failure = _failure(kind, draw_fail(), duration, self.min_duration)
+        if failure is not None:
+            return _Step(failure, None, chain)
+        new = Session(self.ids.session_id(), key, kind, model, requested, now, now + duration)
+        chain = _opened(chain, new)
+        overflow = expiry_failure(now, duration)  # after the chain opened it: an orphan on chain
+        return (new, chain) if overflow is None else _Step(overflow, None, chain)
 
-    def _run(self, key: str, decide: Callable[[Session | None, float], Decision[T]]) -> T:
-        step = self.store.transact(key, lambda current: decide(current, self.clock.now()))
-        for session in step.ended:
+    def _run(self, key: str, decide: Callable[[KeyRecord, float], _Step[T]]) -> T:
+        result: T | DomainError = self._apply(key, decide)[0]
+        if isinstance(result, DomainError):
+            raise result
+        return result
+
+    def _apply(
+        self, key: str, decide: Callable[[KeyRecord, float], _Step[T]], *, pass_at: float | None = None
+    ) -> tuple[T | DomainError, tuple[Session, ...]]:
+        """One transaction: the sync pass due (or one at `pass_at`), then `decide`; return its result and
+        the rows that ended (recorded in the history after the commit)."""
+
+        def change(before: KeyRecord) -> tuple[KeyRecord, tuple[T | DomainError, tuple[Session, ...]]]:
+            now = self.clock.now()
+            due = self._due(before, now) if pass_at is None else pass_at
+            record = before if due is None else self._pass(before, due)
+            step = decide(record, now)
+            failed = isinstance(step.result, DomainError)
+            active = record.active if failed else step.active
+            chain = tuple(s for s in step.chain if not _gone(s, active, now))[-CHAIN_LIMIT:]
+            ended = _retirements(before, record) + (() if failed else step.ended)
+            return replace(record, active=active, chain=chain), (step.result, ended)
+
+        result, ended = self.store.transact(key, change)
+        for session in ended:
             self.store.record_ended(session)
-        if isinstance(step.result, DomainError):
-            raise step.result
-        return step.result
+        return result, ended
+
+    def _due(self, record: KeyRecord, now: float) -> float | None:
+        """The time of the latest sync pass due since the record's last one (None: none is due)."""
+        if not self.sync_interval:
+            return None
+        latest = math.floor(now / self.sync_interval) * self.sync_interval
+        return latest if latest > record.synced_at else None
+
+    @staticmethod
+    def _pass(record: KeyRecord, at: float) -> KeyRecord:
+        """One sync pass at `at`: a row the chain closed goes inactive; an expired row is closed on chain."""
+        current = record.active
+        synced = replace(record, synced_at=at)
+        if current is not None and not record.open_on_chain(current.session_id):
+            return replace(synced, active=None)
+        if current is not None and current.is_expired(at):
+            return replace(synced, active=None, chain=_closed(record.chain, current))
+        return synced
+
+
+def _failure(kind: SessionKind, fail: str | DomainError | None, duration: int, minimum: int) -> DomainError | None:
+    """Why the chain refuses to open the session: an armed fault first, then the duration."""
+    if isinstance(fail, DomainError):
+        return fail
+    if fail is not None:
+        return upstream_failure(kind, 500, fail)
+    return duration_failure(kind, duration, minimum=minimum)
+
+
+def _verified(
+    session: Session, current: Session | None, chain: Chain, draw_fail: Armed[bool], ended: tuple[Session, ...]
+) -> _Step[Session]:
+    """Step 6 of modelsession: the session must be open on chain; else it is closed and the request fails."""
+    if session.session_id in {s.session_id for s in chain} and not draw_fail():
+        return _Step(session, session, chain, ended)
+    return _Step(CreateFailed(VERIFY_FAILED), current, _closed(chain, session))
+
+
+def _unchanged(record: KeyRecord, now: float) -> _Step[None]:
+    return _Step(None, record.active, record.chain)
+
+
+def _gone(session: Session, active: Session | None, now: float) -> bool:
+    """A session that ended on chain by time and is not the gateway's row (which the sync closes)."""
+    return session.is_expired(now) and (active is None or session.session_id != active.session_id)
+
+
+def _retirements(before: KeyRecord, after: KeyRecord) -> tuple[Session, ...]:
+    """The row a sync pass retired, as it ended (closed on chain, or expired)."""
+    row = before.active
+    if row is None or after.active is not None:
+        return ()
+    reason = EndReason.CHAIN_CLOSED if not before.open_on_chain(row.session_id) else EndReason.EXPIRED
+    return (replace(row, closed_at=after.synced_at, close_reason=reason),)
 
 
 def _reusable(current: Session | None, now: float, resolved: str) -> TypeGuard[Session]:
@@ -235,10 +392,19 @@ def _reusable(current: Session | None, now: float, resolved: str) -> TypeGuard[S
     )
 
 
+def _opened(chain: Chain, session: Session) -> Chain:
+    return (*chain, session)
+
+
+def _closed(chain: Chain, session: Session) -> Chain:
+    return tuple(s for s in chain if s.session_id != session.session_id)
+
+
 def _end(current: Session | None, now: float, reason: EndReason) -> tuple[Session, ...]:
     """The old session as it ends before a new one opens (R6: an expired one ends as expired)."""
     return () if current is None else (current.ended(now, reason),)
 
 
-def _ended(result: T | DomainError, session: Session, now: float, reason: EndReason = EndReason.EXPIRED) -> _Step[T]:
-    return _Step(result, (session.ended(now, reason),))
+def _retired(result: T, session: Session, chain: Chain, now: float, reason: EndReason = EndReason.EXPIRED) -> _Step[T]:
+    """The row goes inactive (committed with the request)."""
+    return _Step(result, None, chain, (session.ended(now, reason),))

@@ -17,10 +17,10 @@ from mockserver.domain.errors import (
     KeyLookupFailed,
 )
 from mockserver.domain.faults import Fault, FaultKind
+from mockserver.domain.keys import NO_USER
 from mockserver.domain.sessions import SessionKind
 from mockserver.domain.upstream import upstream_failure
 
-NO_USER = "API key not associated with a valid user"
 KEY_NOT_FOUND = "API key not found"
 NO_SIGNING_KEY = "No private key found and no fallback key configured"
 APPROVE_NO_SIGNING_KEY = "No private key found and no fallback key configured. Please set up your private key."
@@ -63,7 +63,7 @@ def auth_error(fault: Fault) -> DomainError:
 def create_error(fault: Fault, kind: SessionKind, requested: str) -> DomainError:
     """The error an armed create-step fault raises; `requested` is the model or bid id as sent."""
     if fault.kind is FaultKind.CREATE_FAIL:
-        return upstream_failure(kind, 500, fault.text)
+        return upstream_failure(kind, fault.status or 500, fault.text, fault.body)
     if fault.kind is FaultKind.UPSTREAM_UNREACHABLE:
         attempts = f"Request failed after 3 attempts: {fault.text}"
         return CreateFailed(f"Error from proxy router: Failed to create {_WHAT[kind]}: {attempts}")

@@ -8,15 +8,16 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from mockserver.domain.errors import InvalidFault
+from mockserver.domain.upstream import CHAT_FAILED
 
 
 class FaultKind(Enum):
-    CREATE_FAIL = "create_fail"  # modelsession/bidsession: the proxy-router answers 500
+    CREATE_FAIL = "create_fail"  # modelsession/bidsession: the proxy-router answers `status` (500)
     VERIFY_FAIL = "verify_fail"  # modelsession: created but not valid in the proxy-router
     PING_DEAD = "ping_dead"  # pingsession: the test chat fails, the session is closed (R5)
     PING_ERROR = "ping_error"  # pingsession: an unexpected error (R5)
-    CLOSE_FAIL = "close_fail"  # closesession: the upstream close fails (R4)
-    APPROVE_ERROR = "approve_error"  # approve: the proxy-router reports an error (HTTP 200 body)
+    CLOSE_FAIL = "close_fail"  # the upstream close fails: closesession (R4), a switch's or a dead ping's close
+    APPROVE_ERROR = "approve_error"  # approve: the proxy-router answers `status` (500; HTTP 200 body)
     LATENCY = "latency"  # any operation (or one operationId) answers `seconds` later
     # The rest of the gateway's error catalogue (gateway-behaviour.md section 3), one kind per cause.
     AUTH_NO_USER = "auth_no_user"  # any keyed operation: 401, the key has no user
@@ -28,7 +29,7 @@ class FaultKind(Enum):
     NO_SIGNING_KEY = "no_signing_key"  # creates and approve: no private key and no fallback key
     BAD_BLOCKCHAIN_ID = "bad_blockchain_id"  # modelsession: the resolved id does not start with 0x
     MISSING_ENVIRONMENT = "missing_environment"  # bidsession: CHAIN_ID etc. not configured
-    UPSTREAM_UNREACHABLE = "upstream_unreachable"  # creates: the proxy-router cannot be reached
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"  # creates and approve: the proxy-router cannot be reached
     NO_SESSION_ID = "no_session_id"  # creates: the proxy-router's answer has no session id
     CLOSE_ERROR = "close_error"  # closesession: any other exception
     MODELS_ERROR = "models_error"  # the models list cannot be fetched (arm it for every key: no key is sent)
@@ -36,12 +37,9 @@ class FaultKind(Enum):
 
 DEFAULT_MESSAGES = {
     FaultKind.CREATE_FAIL: "provider unavailable",
-    FaultKind.PING_DEAD: (
-        "Server error '500 Internal Server Error' for url 'http://proxy-router:8082/v1/chat/completions'\n"
-        "For more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/500"
-    ),
+    FaultKind.PING_DEAD: CHAT_FAILED,
     FaultKind.PING_ERROR: "database is locked",
-    FaultKind.APPROVE_ERROR: 'HTTP 500: {"error":"insufficient funds for gas"}',
+    FaultKind.APPROVE_ERROR: "insufficient funds for gas",
     FaultKind.AUTH_BACKEND: "connection refused",
     FaultKind.DEFAULT_MODEL_ERROR: "no active models",
     FaultKind.MISSING_ENVIRONMENT: "CHAIN_ID, DIAMOND_CONTRACT_ADDRESS",
@@ -61,6 +59,8 @@ class Fault:
     message: str | None = None
     seconds: float = 0.0
     operation: str | None = None
+    status: int | None = None  # the upstream's HTTP status (UPSTREAM_ANSWERS kinds; None: 500)
+    body: str | None = None  # the upstream's raw body (None: `{"error": <message>}`)
 
     def matches(self, kind: FaultKind, key: str, operation: str | None) -> bool:
         return self.kind is kind and self.key in (None, key) and self.operation in (None, operation)
@@ -89,6 +89,8 @@ class Fault:
             "message": self.message,
             "seconds": self.seconds,
             "operation": self.operation,
+            "status": self.status,
+            "body": self.body,
         }
 
 
@@ -111,16 +113,20 @@ class FaultPlan:
         message: str | None = None,
         seconds: float = 0.0,
         operation: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
     ) -> Fault:
         """Arm a fault for the next `count` matching operations (None: until cleared).
 
         Raises:
-            InvalidFault: `count` < 1, `seconds` negative or not finite, or `seconds`/`operation`
-                given for a kind other than LATENCY.
+            InvalidFault: `count` < 1, `seconds` negative or not finite, `seconds`/`operation`
+                given for a kind other than LATENCY, `status`/`body` for a kind that is not an
+                upstream answer, or a `status` outside 400-599.
         """
         _validate(kind, count, seconds, operation)
+        _validate_answer(kind, status, body)
         text = DEFAULT_MESSAGES.get(kind) if message is None else message
-        fault = Fault(kind, key, count, text, float(seconds), operation)
+        fault = Fault(kind, key, count, text, float(seconds), operation, status, body)
         with self._lock:
             self._faults = (*self._faults, fault)
         return fault
@@ -168,6 +174,18 @@ def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str
         raise InvalidFault(f"seconds must be a finite number >= 0, got {seconds!r}")
     if kind is not FaultKind.LATENCY and (seconds or operation is not None):
         raise InvalidFault(f"seconds and operation apply only to LATENCY faults, not to {kind.name}")
+
+
+UPSTREAM_ANSWERS = (FaultKind.CREATE_FAIL, FaultKind.APPROVE_ERROR)
+"""The kinds that stand for an HTTP answer of the proxy-router, so `status` and `body` choose it."""
+
+
+def _validate_answer(kind: FaultKind, status: int | None, body: str | None) -> None:
+    if kind not in UPSTREAM_ANSWERS and (status is not None or body is not None):
+        kinds = ", ".join(k.value for k in UPSTREAM_ANSWERS)
+        raise InvalidFault(f"status and body apply only to {kinds}, not to {kind.value}")
+    if status is not None and not 400 <= status <= 599:
+        raise InvalidFault(f"status must be an HTTP error status (400-599), got {status!r}")
 
 
 def _spend(faults: tuple[Fault, ...], chosen: set[int]) -> tuple[Fault, ...]:

@@ -14,6 +14,7 @@ from mockserver.domain.errors import AuthenticationFailed, InvalidKeyFormat, Unk
 API_KEY_MISSING = "API key missing"
 INVALID_FORMAT = "Invalid API key format. Must start with sk-"
 INVALID_KEY = "Invalid API key"
+NO_USER = "API key not associated with a valid user"
 
 BEARER = "Bearer "
 PREFIX_LENGTH = 9
@@ -60,11 +61,15 @@ def _digest(key: str) -> str:
 
 @dataclass(frozen=True)
 class ApiKey:
-    """A registered key: its prefix and a hash of the full key (None for a legacy key)."""
+    """A registered key: its prefix and a hash of the full key (None for a legacy key).
+
+    An `orphan` key's row has no user: the gateway finds it, then refuses it (`NO_USER`).
+    """
 
     prefix: str
     secret_hash: str | None = field(repr=False)
     revoked: bool = False
+    orphan: bool = False
 
     @property
     def legacy(self) -> bool:
@@ -104,11 +109,11 @@ class KeyRegistry:
     def __repr__(self) -> str:
         return f"KeyRegistry(prefixes={self.prefixes()!r}, accept_any={self.accept_any!r})"
 
-    def add(self, full_key: str) -> str:
-        """Register a full key and return its prefix; adding it twice changes nothing."""
+    def add(self, full_key: str, *, orphan: bool = False) -> str:
+        """Register a full key (`orphan`: with no user) and return its prefix; adding it twice changes nothing."""
         if not is_well_formed(full_key):
             raise InvalidKeyFormat(f"API key {_shown(full_key)} is not well-formed: {_FORMAT_HINT}")
-        return self._insert(ApiKey(key_prefix(full_key), _digest(full_key)))
+        return self._insert(ApiKey(key_prefix(full_key), _digest(full_key), orphan=orphan))
 
     def add_legacy(self, prefix: str) -> str:
         """Register a legacy key, checked on its prefix only (section 5.2, step 5)."""
@@ -138,9 +143,12 @@ class KeyRegistry:
             matching = [e for e in self._by_prefix.get(key_prefix(candidate), []) if e.matches(digest)]
         if not matching:
             return self._first_use(candidate)
-        if self.revoked_keys_work or any(not e.revoked for e in matching):
-            return matching[0].prefix
-        raise AuthenticationFailed(INVALID_KEY)
+        usable = [e for e in matching if self.revoked_keys_work or not e.revoked]
+        if not usable:
+            raise AuthenticationFailed(INVALID_KEY)
+        if usable[0].orphan:
+            raise AuthenticationFailed(NO_USER)
+        return usable[0].prefix
 
     def prefixes(self) -> tuple[str, ...]:
         with self._lock:
@@ -150,7 +158,7 @@ class KeyRegistry:
         """A JSON-ready listing of the keys; never the full key, nor its hash."""
         with self._lock:
             entries = [e for prefix in sorted(self._by_prefix) for e in self._by_prefix[prefix]]
-        return [{"prefix": e.prefix, "legacy": e.legacy, "revoked": e.revoked} for e in entries]
+        return [{"prefix": e.prefix, "legacy": e.legacy, "revoked": e.revoked, "orphan": e.orphan} for e in entries]
 
     def _first_use(self, candidate: str) -> str:
         # The gateway answers an unknown prefix and a wrong secret alike; accept_any registers instead.

@@ -22,6 +22,7 @@ class EndReason(StrEnum):
     EXPIRED = "expired"  # R6: found expired by any operation
     DEAD = "dead"  # R5: ping found it dead and closed it
     VERIFY_FAILED = "verify_failed"  # modelsession: created but not valid upstream
+    CHAIN_CLOSED = "chain_closed"  # the background sync found it closed on chain
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,34 @@ class Session:
         fields = asdict(self)
         fields.update(kind=str(self.kind), close_reason=_text(self.close_reason), expired=self.is_expired(now))
         return fields
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One key's sessions in the gateway's two views (observed-v1.14.0.md section 0).
+
+    `active` is the gateway database's view: the newest active row, what ping, close and create
+    read. `chain` is the chain's view: the key's sessions still open on chain (the active one while
+    it is open, and any the database forgot: bid-race losers, date-overflow orphans, a switch whose
+    close failed). A request's writes to `active` are kept only when it succeeds; `chain` keeps
+    every change. `synced_at` is the time of the last background sync pass applied.
+    """
+
+    active: Session | None = None
+    chain: tuple[Session, ...] = ()
+    synced_at: float = 0.0
+
+    def open_on_chain(self, session_id: str) -> bool:
+        return any(s.session_id == session_id for s in self.chain)
+
+    @property
+    def empty(self) -> bool:
+        return self.active is None and not self.chain
+
+    def orphans(self) -> tuple[Session, ...]:
+        """The sessions open on chain that the gateway's database does not hold as active."""
+        active = None if self.active is None else self.active.session_id
+        return tuple(s for s in self.chain if s.session_id != active)
 
 
 def _text(reason: str | None) -> str | None:

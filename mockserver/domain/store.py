@@ -1,4 +1,7 @@
-"""Session storage: the `SessionStore` protocol and its in-memory implementation (R7, R8)."""
+"""Session storage: the `SessionStore` protocol and its in-memory implementation (R7, R8).
+
+A key's stored value is its `KeyRecord`: the gateway's active row and the sessions open on chain.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from mockserver.domain.sessions import Session
+from mockserver.domain.sessions import KeyRecord, Session
 
 T = TypeVar("T")
-Change = Callable[[Session | None], tuple[Session | None, T]]
+EMPTY = KeyRecord()
+Change = Callable[[KeyRecord], tuple[KeyRecord, T]]
 
 
 class SessionStore(Protocol):
-    """Per-key active sessions plus a bounded history of ended ones.
+    """Per-key records (both views of a key's sessions) plus a bounded history of ended ones.
 
     A store for several processes (Redis, say) must keep `transact` atomic per key (R8); `change`
     may then run more than once (optimistic retries), so it has no side effects beyond drawing ids.
@@ -23,17 +27,19 @@ class SessionStore(Protocol):
     """
 
     def transact(self, key: str, change: Change[T]) -> T:
-        """Apply `change` to the key's active session atomically, store its new one, return the rest."""
+        """Apply `change` to the key's record atomically, store the new record, return the rest."""
         ...
+
+    def record(self, key: str) -> KeyRecord: ...
 
     def active(self, key: str) -> Session | None: ...
 
     def keys(self) -> tuple[str, ...]:
-        """The keys that have an active session."""
+        """The keys whose record holds something (an active row or a session open on chain)."""
         ...
 
     def reset(self, key: str | None = None) -> None:
-        """Forget the active session and the history of one key, or of every key."""
+        """Forget the record and the history of one key, or of every key."""
         ...
 
     def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
@@ -48,37 +54,40 @@ class InMemoryStore:
 
     def __init__(self, history_limit: int = 1000) -> None:
         self._lock = threading.Lock()
-        self._active: dict[str, Session] = {}
+        self._records: dict[str, KeyRecord] = {}
         self._history: deque[Session] = deque(maxlen=history_limit)
 
     def __repr__(self) -> str:
-        return f"InMemoryStore({len(self._active)} active, {len(self._history)} ended)"
+        return f"InMemoryStore({len(self._records)} keys, {len(self._history)} ended)"
 
     def transact(self, key: str, change: Change[T]) -> T:
         with self._lock:
-            new, result = change(self._active.get(key))
-            if new is None:
-                self._active.pop(key, None)
+            new, result = change(self._records.get(key, EMPTY))
+            if new.empty:
+                self._records.pop(key, None)
             else:
-                self._active[key] = new
+                self._records[key] = new
             return result
 
-    def active(self, key: str) -> Session | None:
+    def record(self, key: str) -> KeyRecord:
         with self._lock:
-            return self._active.get(key)
+            return self._records.get(key, EMPTY)
+
+    def active(self, key: str) -> Session | None:
+        return self.record(key).active
 
     def keys(self) -> tuple[str, ...]:
         with self._lock:
-            return tuple(sorted(self._active))
+            return tuple(sorted(self._records))
 
     def reset(self, key: str | None = None) -> None:
         with self._lock:
             kept = [] if key is None else [s for s in self._history if s.key != key]
             self._history = deque(kept, maxlen=self._history.maxlen)
             if key is None:
-                self._active.clear()
+                self._records.clear()
             else:
-                self._active.pop(key, None)
+                self._records.pop(key, None)
 
     def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
         with self._lock:

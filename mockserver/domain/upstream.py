@@ -2,12 +2,14 @@
 
 A new session's (non-zero) duration meets, in this order: the proxy-router decoding it into a Go
 int64; the chain rejecting anything under 5 minutes (`SessionTooShort`); the gateway adding it to its
-clock with `datetime + timedelta`, which can overflow. An armed create fault (see `SessionBook`)
-comes before all of these: it stands for the proxy-router failing whatever it is sent.
+clock with `datetime + timedelta`, which can overflow (after the chain has opened the session: it is
+left open on chain, an orphan). An armed create fault (see `SessionBook`) comes before all of these:
+it stands for the proxy-router failing whatever it is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -19,23 +21,31 @@ CLOSE_FAILED = "Error closing session: 500: Failed to close session"
 BID_NOT_FOUND = "bid not found"
 SESSION_TOO_SHORT = "SessionTooShort"
 INT64_LIMIT = 2**63
+CHAT_FAILED = (
+    "Server error '500 Internal Server Error' for url 'http://proxy-router:8082/v1/chat/completions'\n"
+    "For more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/500"
+)
+"""The ping's test chat on a session the chain has closed (httpx's text for the proxy-router's 500)."""
+ACTIVE_UNIQUE = "sessions_active_api_key_unique"
 
 _WHAT = {SessionKind.MODEL: "session", SessionKind.BID: "bid session"}
 
 
-def upstream_failure(kind: SessionKind, status: int, error: str) -> CreateFailed:
-    """The gateway's 500 text when the proxy-router answers `status` with `{"error": error}`."""
-    body = json.dumps({"error": error}, ensure_ascii=False, separators=(",", ":"))
-    return CreateFailed(f"Error from proxy router: Failed to create {_WHAT[kind]}: HTTP {status}: {body}")
+def upstream_text(status: int, error: str, body: str | None = None) -> str:
+    """`HTTP <status>: <body>`, the proxy-router's answer as the gateway quotes it; `{"error": error}` by default."""
+    if body is None:
+        body = json.dumps({"error": error}, ensure_ascii=False, separators=(",", ":"))
+    return f"HTTP {status}: {body}"
 
 
-def session_expiry(kind: SessionKind, created: float, duration: int, *, minimum: int) -> float | CreateFailed:
-    """When a session opened at `created` for `duration` seconds expires, or why it cannot open."""
-    failure = _check_duration(kind, duration, minimum=minimum)
-    return _expiry(created, duration) if failure is None else failure
+def upstream_failure(kind: SessionKind, status: int, error: str, body: str | None = None) -> CreateFailed:
+    """The gateway's 500 text when the proxy-router answers `status` with `body` (`{"error": error}`)."""
+    answer = upstream_text(status, error, body)
+    return CreateFailed(f"Error from proxy router: Failed to create {_WHAT[kind]}: {answer}")
 
 
-def _check_duration(kind: SessionKind, duration: int, *, minimum: int) -> CreateFailed | None:
+def duration_failure(kind: SessionKind, duration: int, *, minimum: int) -> CreateFailed | None:
+    """Why the proxy-router or the chain refuses to open a session for `duration` seconds, if they do."""
     if not -INT64_LIMIT <= duration < INT64_LIMIT:
         field = "OpenSessionRequest.sessionDuration"
         return upstream_failure(
@@ -46,10 +56,42 @@ def _check_duration(kind: SessionKind, duration: int, *, minimum: int) -> Create
     return None
 
 
-def _expiry(created: float, duration: int) -> float | CreateFailed:
-    """`created + duration`, or the gateway's error when its datetime arithmetic overflows."""
+def expiry_failure(created: float, duration: int) -> CreateFailed | None:
+    """The gateway's error when its `datetime + timedelta` for the new row's `expires_at` overflows."""
     try:
         datetime.fromtimestamp(created, UTC) + timedelta(seconds=duration)
     except OverflowError as exc:
         return CreateFailed(f"Unexpected error: {exc}")
-    return created + duration
+    return None
+
+
+def session_expiry(kind: SessionKind, created: float, duration: int, *, minimum: int) -> float | CreateFailed:
+    """When a session opened at `created` for `duration` seconds expires, or why it cannot open."""
+    failure = duration_failure(kind, duration, minimum=minimum) or expiry_failure(created, duration)
+    return created + duration if failure is None else failure
+
+
+def unique_violation(key: str, session_id: str, bid_id: str, created: float, expires: float) -> CreateFailed:
+    """The gateway's 500 when a bid session's row meets another request's active row of the same key.
+
+    The first line is the gateway's exact text; the rest renders its SQLAlchemy error with the mock's
+    values (row ids derived from the key prefix).
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    row, user = int(digest[:6], 16) % 100_000 + 1, int(digest[6:12], 16) % 10_000 + 1
+    columns = "id, user_id, api_key_id, model, type, created_at, expires_at, is_active"
+    types = ("VARCHAR", "INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "TIMESTAMP WITHOUT TIME ZONE")
+    placeholders = ", ".join(f"${n}::{t}" for n, t in enumerate((*types, types[-1], "BOOLEAN"), start=1))
+    values = f"({session_id!r}, {user}, {row}, {bid_id!r}, 'bid', {_naive(created)}, {_naive(expires)}, True)"
+    return CreateFailed(
+        "Unexpected error: (sqlalchemy.dialects.postgresql.asyncpg.IntegrityError) "
+        "<class 'asyncpg.exceptions.UniqueViolationError'>: duplicate key value violates unique constraint "
+        f'"{ACTIVE_UNIQUE}"\nDETAIL:  Key (api_key_id, is_active)=({row}, t) already exists.\n'
+        f"[SQL: INSERT INTO sessions ({columns}) VALUES ({placeholders})]\n"
+        f"[parameters: {values}]\n(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+    )
+
+
+def _naive(t: float) -> str:
+    """A time as the gateway's naive UTC `datetime` prints in SQLAlchemy's parameters."""
+    return repr(datetime.fromtimestamp(t, UTC).replace(tzinfo=None))

@@ -69,13 +69,32 @@ def _clock(state: MockState) -> dict[str, Any]:
 
 async def get_state(state: MockState, request: Request) -> Response:
     now = state.clock.now()
-    keys = [_key_state(state, key, now) for key in sorted(set(state.book.store.keys()))]
+    keys = [_key_state(state, key, now) for key in state.book.prefixes()]
     return JSONResponse({"now": now, "keys": keys})
 
 
 def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
-    session = state.book.active(key)
-    return {"key": key, "session": None if session is None else session.to_json(now)}
+    """Both views of the key: the gateway's active row and the sessions open on chain (after the due syncs)."""
+    record = state.book.record(key)
+    session = record.active
+    orphans = {s.session_id for s in record.orphans()}
+    chain = [{**s.to_json(now), "in_gateway": s.session_id not in orphans} for s in record.chain]
+    live = session is None or record.open_on_chain(session.session_id)
+    return {
+        "key": key,
+        "session": None if session is None else {**session.to_json(now), "open_on_chain": live},
+        "chain": chain,
+        "synced_at": record.synced_at,
+    }
+
+
+async def run_sync(state: MockState, request: Request) -> Response:
+    """One background sync pass now, as the gateway's 60-second loop runs it."""
+    body = await _json_object(request) if await request.body() else {}
+    key = body.get("key")
+    if set(body) - {"key"} or not isinstance(key, str | None):
+        raise _invalid('send {} (every key) or {"key": "sk-XXXXXX"}')
+    return JSONResponse({"retired": state.book.sync(key), "now": state.clock.now()})
 
 
 async def reset_state(state: MockState, request: Request) -> Response:
@@ -157,7 +176,7 @@ async def list_faults(state: MockState, request: Request) -> Response:
     return JSONResponse({"faults": [fault.to_json() for fault in state.faults.list()]})
 
 
-_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation"}
+_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation", "status", "body"}
 
 
 async def arm_fault(state: MockState, request: Request) -> Response:
@@ -166,8 +185,9 @@ async def arm_fault(state: MockState, request: Request) -> Response:
     if unknown:
         raise _invalid(f"unknown fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FAULT_FIELDS))}")
     kind = _fault_kind(body.get("kind"))
-    options = {name: body.get(name) for name in ("key", "count", "message", "operation")}
-    for name, expected in (("key", str), ("count", int), ("message", str), ("operation", str)):
+    options = {name: body.get(name) for name in ("key", "count", "message", "operation", "status", "body")}
+    types = (("key", str), ("count", int), ("message", str), ("operation", str), ("status", int), ("body", str))
+    for name, expected in types:
         if options[name] is not None and (not isinstance(options[name], expected) or isinstance(options[name], bool)):
             raise _invalid(f"'{name}' must be a {expected.__name__}")
     seconds = _number(body, "seconds") if "seconds" in body else 0.0
@@ -204,6 +224,7 @@ ROUTES: list[tuple[str, dict[str, AdminEndpoint]]] = [
     ("/state", {"GET": get_state, "DELETE": reset_state}),
     ("/state/{prefix}", {"GET": get_key_state, "DELETE": reset_key_state}),
     ("/history", {"GET": get_history}),
+    ("/sync", {"POST": run_sync}),
     ("/keys", {"GET": list_keys, "POST": add_key}),
     ("/keys/{prefix}/revoke", {"POST": revoke_key}),
     ("/clock", {"GET": get_clock, "PUT": set_clock}),

@@ -17,7 +17,7 @@ from mockserver.config import Config, config_from_args, problems
 from mockserver.domain import Clock
 from mockserver.web.admin import admin_routes
 from mockserver.web.errors import RouteTableError, WebError
-from mockserver.web.handlers import HANDLERS
+from mockserver.web.handlers import HANDLERS, list_models_api_v1_models_get
 from mockserver.web.https import HttpsEnforcement
 from mockserver.web.limits import BodyLimit
 from mockserver.web.middleware import GatewayMiddleware
@@ -66,10 +66,15 @@ def check_route_table(state: MockState) -> None:
 
 
 def gateway_routes(state: MockState) -> list[Route]:
-    return [
-        Route(operation.path, endpoint_for(state, operation), methods=[operation.method])
-        for operation in state.spec.operations
-    ]
+    """One route per operation; the models list also answers with a trailing slash (a hidden second
+    route in the gateway, observed-v1.14.0.md section 3); every other trailing slash is a 404."""
+    routes = []
+    for operation in state.spec.operations:
+        endpoint = endpoint_for(state, operation)
+        slash = operation.operation_id == list_models_api_v1_models_get.__name__
+        paths = (operation.path, operation.path + "/") if slash else (operation.path,)
+        routes += [Route(path, endpoint, methods=[operation.method]) for path in paths]
+    return routes
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -1,12 +1,15 @@
 """One handler per operationId: a validated call in, the gateway's status and body out.
 
 Handlers are synchronous on purpose: each makes at most one session-book transaction and never
-awaits in between, so a key's state changes atomically (R8).
+awaits in between, so a key's state changes atomically (R8). The one exception is bidsession, which
+the gateway runs without a lock: it awaits the chain's answer between its two transactions, so
+parallel bids of one key collide as they did (observed-v1.14.0.md section 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +59,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[MockState, Call], Reply]
+Handler = Callable[[MockState, Call], Reply | Awaitable[Reply]]
 
 
 def _key(call: Call) -> str:
@@ -111,18 +114,21 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
         duration,
         fail=_create_failure(state, key, SessionKind.MODEL, requested, duration),
         verify_fail=_armed(state, FaultKind.VERIFY_FAIL, key),
+        close_fail=_armed(state, FaultKind.CLOSE_FAIL, key),
     )
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
     return Reply(200, {**body, "model": requested})
 
 
-def create_bid_session_api_v1_session_bidsession_post(state: MockState, call: Call) -> Reply:
-    """R3: the old session is only deactivated."""
+async def create_bid_session_api_v1_session_bidsession_post(state: MockState, call: Call) -> Reply:
+    """R3: the old session is only deactivated; the row is inserted once the chain has opened the session."""
     key, bid_id = _key(call), call.query["bid_id"]
     assert call.body is not None
     duration = call.body["sessionDuration"]
     failure = _create_failure(state, key, SessionKind.BID, bid_id, duration)
-    session = state.book.create_bid_session(key, bid_id, duration, fail=lambda: state.bids.failure(bid_id) or failure())
+    pending = state.book.begin_bid(key, bid_id, duration, fail=lambda: state.bids.failure(bid_id) or failure())
+    await asyncio.sleep(state.book.bid_open_seconds)
+    session = state.book.finish_bid(pending)
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
     return Reply(200, _with_note(state, body))
 
@@ -141,7 +147,10 @@ def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -
     """R5: always 200, told apart by `status`."""
     key = _key(call)
     outcome = state.book.ping(
-        key, dead=_draw(state, FaultKind.PING_DEAD, key), error=_draw(state, FaultKind.PING_ERROR, key)
+        key,
+        dead=_draw(state, FaultKind.PING_DEAD, key),
+        error=_draw(state, FaultKind.PING_ERROR, key),
+        close_fail=_armed(state, FaultKind.CLOSE_FAIL, key),
     )
     if outcome.kind is PingKind.ERROR:
         message = f"Error checking session status: {outcome.error}"
@@ -160,7 +169,8 @@ def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -
     key = _key(call)
     if state.faults.take(FaultKind.NO_SIGNING_KEY, key) is not None:
         return Reply(200, {"error": {"message": APPROVE_NO_SIGNING_KEY, "type": "PrivateKeyNotFound"}})
-    outcome = approve(state.ids, fault=state.faults.take(FaultKind.APPROVE_ERROR, key))
+    fault = state.faults.take(FaultKind.UPSTREAM_UNREACHABLE, key) or state.faults.take(FaultKind.APPROVE_ERROR, key)
+    outcome = approve(state.ids, fault=fault)
     if outcome.tx is not None:
         return Reply(200, _with_note(state, {"tx": outcome.tx}))
     error = {"message": outcome.error_message, "type": outcome.error_type}

@@ -8,6 +8,7 @@ handler. Every answer goes through the self-check against the spec.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -83,7 +84,8 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
             checked = validate(operation.operation_id, query_items(request), body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked), key
-            return handler(state, Call(operation.operation_id, key, checked.query, checked.body)), key
+            reply = handler(state, Call(operation.operation_id, key, checked.query, checked.body))
+            return (await reply if inspect.isawaitable(reply) else reply), key
         except DomainError as error:
             return error_reply(error), key
 

@@ -65,7 +65,9 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         clock=clock,
         ids=ids,
         keys=load_keys(config),
-        book=SessionBook(store, clock, ids, min_duration=config.min_session_duration),
+        book=SessionBook(
+            store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
+        ),
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
         faults=FaultPlan(),
@@ -95,7 +97,8 @@ def load_keys(config: Config) -> KeyRegistry:
 
 
 def read_keys_file(path: Path, registry: KeyRegistry) -> None:
-    """Lines: `<full key>`, `legacy <prefix>` or `revoked <full key>`; `#` starts a comment."""
+    """Lines: `<full key>`, `legacy <prefix>`, `revoked <full key>` or `orphan <full key>` (a key with
+    no user: 401 "API key not associated with a valid user"); `#` starts a comment."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
@@ -118,5 +121,7 @@ def _read_key_line(registry: KeyRegistry, words: list[str]) -> None:
     elif len(words) == 2 and words[0] == "revoked":
         registry.add(words[1])
         registry.revoke(words[1])  # the full key: only this key, not every key under its prefix
+    elif len(words) == 2 and words[0] == "orphan":
+        registry.add(words[1], orphan=True)
     else:
-        raise ValueError("expected KEY, 'legacy PREFIX' or 'revoked KEY'")
+        raise ValueError("expected KEY, 'legacy PREFIX', 'revoked KEY' or 'orphan KEY'")

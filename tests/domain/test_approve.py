@@ -16,7 +16,19 @@ def test_approve_returns_a_tx_hash_from_the_id_source() -> None:
 
 def test_approve_armed_error_carries_message_and_type() -> None:
     fault = FaultPlan().arm(FaultKind.APPROVE_ERROR, message="nonce too low")
-    assert approve(IdSource(5), fault=fault) == ApproveOutcome(None, "nonce too low", "server_error")
+    assert approve(IdSource(5), fault=fault) == ApproveOutcome(
+        None, 'HTTP 500: {"error":"nonce too low"}', "server_error"
+    )
+
+
+def test_approve_reports_the_upstream_failure_class() -> None:
+    client = FaultPlan().arm(FaultKind.APPROVE_ERROR, message="bad amount", status=400)
+    assert approve(IdSource(), fault=client) == ApproveOutcome(None, 'HTTP 400: {"error":"bad amount"}', "client_error")
+    raw = FaultPlan().arm(FaultKind.APPROVE_ERROR, status=502, body="<html>")
+    assert approve(IdSource(), fault=raw) == ApproveOutcome(None, "HTTP 502: <html>", "server_error")
+    unreachable = FaultPlan().arm(FaultKind.UPSTREAM_UNREACHABLE)
+    text = "Request failed after 3 attempts: All connection attempts failed"
+    assert approve(IdSource(), fault=unreachable) == ApproveOutcome(None, text, "network_error")
 
 
 def test_approve_fault_without_message_uses_the_default() -> None:

@@ -19,6 +19,7 @@ from mockserver.domain import (
     SessionKind,
 )
 from mockserver.domain.store import Change, T
+from mockserver.domain.upstream import CHAT_FAILED
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, BookFactory
 
 CREATE_FAILED = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"provider unavailable"}'
@@ -65,12 +66,14 @@ def test_book_r1_reuse_ignores_create_faults_and_durations(book: SessionBook) ->
     assert drawn == []  # the fault is not even drawn on the reuse path
 
 
-def test_book_r1_a_reused_session_that_fails_verification_ends(book: SessionBook) -> None:
+def test_book_r1_a_reused_session_that_fails_verification_is_closed_on_chain_only(book: SessionBook) -> None:
     first = _open(book)
     with pytest.raises(CreateFailed, match="Session created but not valid in proxy router"):
         book.create_model_session(KEY, "x", MISTRAL, 3600, verify_fail=lambda: True)
-    assert book.active(KEY) is None
-    assert [(s.session_id, s.close_reason) for s in book.history(KEY)] == [(first.session_id, "verify_failed")]
+    assert book.active(KEY) == first  # the request's close was rolled back in the gateway...
+    assert not book.record(KEY).open_on_chain(first.session_id)  # ...not on chain
+    assert book.history(KEY) == ()
+    assert book.ping(KEY) == PingOutcome(PingKind.DEAD, first.session_id, CHAT_FAILED)
 
 
 class RetryingStore(InMemoryStore):
@@ -165,7 +168,7 @@ def test_book_failed_create_on_a_fresh_key_leaves_no_session(
         book.create_model_session(KEY, "m", MISTRAL, duration, fail=fail, verify_fail=verify_fail)
     assert caught.value.detail == detail
     assert book.active(KEY) is None
-    assert all(s.close_reason == "verify_failed" for s in book.history())
+    assert book.history() == ()
 
 
 @pytest.mark.parametrize(
@@ -173,24 +176,32 @@ def test_book_failed_create_on_a_fresh_key_leaves_no_session(
     [(10, None, False), (3600, "boom", False), (3600, None, True)],
     ids=["too-short", "fault", "verify"],
 )
-def test_book_r2_failed_switch_leaves_the_old_session_closed(
+def test_book_r2_failed_switch_leaves_the_old_session_closed_on_chain_and_active(
     book: SessionBook, duration: int, fail: str | None, verify_fail: bool
 ) -> None:
     old = _open(book)
     with pytest.raises(CreateFailed):
         book.create_model_session(KEY, "m", LLAMA, duration, fail=fail, verify_fail=verify_fail)
-    assert book.active(KEY) is None
-    assert book.history(KEY)[-1].session_id == old.session_id
-    assert book.history(KEY)[-1].close_reason == "switched"
+    assert book.active(KEY) == old
+    assert book.record(KEY).chain == ()  # the old one closed, a new one (if any) closed by verification
+    assert book.history(KEY) == ()
 
 
-def test_book_verify_failure_ends_the_new_session_too(book: SessionBook) -> None:
+def test_book_date_overflow_leaves_an_orphan_on_chain(book: SessionBook) -> None:
     old = _open(book)
-    with pytest.raises(CreateFailed, match="not valid in proxy router"):
-        book.create_model_session(KEY, "m", LLAMA, 600, verify_fail=True)
-    [unverified, switched] = book.history(KEY)
-    assert (unverified.model, unverified.close_reason, unverified.expires_at) == (LLAMA, "verify_failed", T0 + 600)
-    assert (switched.session_id, switched.close_reason) == (old.session_id, "switched")
+    with pytest.raises(CreateFailed, match="date value out of range"):
+        book.create_model_session(KEY, "m", LLAMA, 10**12)
+    (orphan,) = book.record(KEY).orphans()
+    assert (orphan.model, orphan.expires_at) == (LLAMA, T0 + 10**12)
+    assert book.active(KEY) == old
+
+
+def test_book_a_switch_whose_close_fails_leaves_the_old_one_open_on_chain(book: SessionBook) -> None:
+    old = _open(book)
+    new = book.create_model_session(KEY, "m", LLAMA, 3600, close_fail=True)
+    assert book.record(KEY).orphans() == (old,)
+    assert _reasons(book) == [(old.session_id, "switched")]
+    assert book.active(KEY) == new
 
 
 def test_book_r3_bid_session_deactivates_the_old_one(book: SessionBook, clock: FakeClock) -> None:
@@ -226,7 +237,7 @@ def test_book_r3_r6_expired_session_ends_as_expired_on_bid(book: SessionBook, cl
     ],
     ids=["fault", "too-short", "int64", "date-overflow"],
 )
-def test_book_r3_failed_bid_session_leaves_the_key_without_session(
+def test_book_r3_failed_bid_session_undoes_its_deactivation(
     book: SessionBook, duration: int, fail: str | None, detail: str
 ) -> None:
     old = _open(book)
@@ -234,8 +245,20 @@ def test_book_r3_failed_bid_session_leaves_the_key_without_session(
         book.create_bid_session(KEY, BID, duration, fail=fail)
     assert detail in caught.value.detail
     assert "Failed to create session" not in caught.value.detail
-    assert book.active(KEY) is None
-    assert _reasons(book) == [(old.session_id, "deactivated")]
+    assert book.active(KEY) == old
+    assert book.history() == ()
+
+
+def test_book_r3_a_bid_that_meets_another_committed_row_fails_unique(book: SessionBook) -> None:
+    first, second = book.begin_bid(KEY, BID, 600), book.begin_bid(KEY, BID, 600)
+    winner = book.finish_bid(first)
+    with pytest.raises(CreateFailed, match="sessions_active_api_key_unique") as caught:
+        book.finish_bid(second)
+    assert f"'{BID}', 'bid', datetime.datetime(2026, 1, 1, 0, 0), datetime.datetime(2026, 1, 1, 0, 10)" in str(
+        caught.value
+    )
+    assert book.active(KEY) == winner
+    assert len(book.record(KEY).orphans()) == 1
 
 
 def test_book_r4_close_without_session(book: SessionBook) -> None:
@@ -330,22 +353,37 @@ def test_book_r7_same_model_on_two_keys_gives_two_sessions(book: SessionBook) ->
     assert _open(book).session_id != _open(book, key=OTHER_KEY).session_id
 
 
-def test_book_r6_active_is_an_admin_view_that_does_not_expire(book: SessionBook, clock: FakeClock) -> None:
+def test_book_r6_active_is_an_admin_view_that_does_not_expire_before_the_sync(
+    make_book: BookFactory, clock: FakeClock
+) -> None:
+    book = make_book(sync_interval=0)
     session = _open(book, duration=300)
     clock.advance(1000)
     assert book.active(KEY) == session
-    assert book.state(KEY) == {"key": KEY, "active": session.to_json(T0 + 1000)}
-    assert book.snapshot() == {KEY: {**session.to_json(T0), "expired": True}}
+    assert book.prefixes() == (KEY,)
+
+
+def test_book_the_sync_pass_closes_expired_rows_on_chain(book: SessionBook, clock: FakeClock) -> None:
+    session = _open(book, duration=300)
+    clock.advance(360)  # a pass ran at T0 + 360
+    assert book.active(KEY) is None
+    assert book.record(KEY).chain == ()
+    assert _reasons(book) == [(session.session_id, "expired")]
+
+
+def test_book_the_sync_pass_retires_rows_the_chain_closed(book: SessionBook, clock: FakeClock) -> None:
+    old = _open(book)
+    with pytest.raises(CreateFailed):
+        book.create_model_session(KEY, "m", LLAMA, 10)
+    assert book.sync() == 1
+    assert book.sync(KEY) == 0
+    assert book.active(KEY) is None
+    assert _reasons(book) == [(old.session_id, "chain_closed")]
 
 
 def test_book_state_of_a_key_without_session(book: SessionBook) -> None:
-    assert book.state(KEY) == {"key": KEY, "active": None}
-    assert book.snapshot() == {}
-
-
-def test_book_snapshot_lists_every_key(book: SessionBook) -> None:
-    first, second = _open(book), _open(book, key=OTHER_KEY)
-    assert book.snapshot() == {KEY: first.to_json(T0), OTHER_KEY: second.to_json(T0)}
+    assert book.record(KEY).empty
+    assert book.prefixes() == ()
 
 
 def test_book_reset_forgets_state_and_history(book: SessionBook) -> None:
@@ -353,7 +391,7 @@ def test_book_reset_forgets_state_and_history(book: SessionBook) -> None:
     _open(book, LLAMA)
     _open(book, key=OTHER_KEY)
     book.reset()
-    assert (book.snapshot(), book.history()) == ({}, ())
+    assert (book.prefixes(), book.history()) == ((), ())
 
 
 def test_book_history_limit(book: SessionBook) -> None:

@@ -22,6 +22,7 @@ from mockserver.domain import (
     SessionBook,
     SessionKind,
 )
+from mockserver.domain.upstream import CHAT_FAILED
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY
 
 KEYS = st.sampled_from([KEY, OTHER_KEY])
@@ -40,13 +41,18 @@ class Expected:
 
 
 class BookMachine(RuleBasedStateMachine):
-    """Each rule predicts the outcome from the dict model, then checks the book agrees."""
+    """Each rule predicts the outcome from the dict model (the gateway row and the chain), then checks the book.
+
+    A failed create rolls the row back and keeps what it did on chain (observed-v1.14.0.md section 0);
+    the background sync is off here (tests/domain/test_book.py covers it).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.book = SessionBook(InMemoryStore(history_limit=100_000), self.clock, IdSource(0))
+        self.book = SessionBook(InMemoryStore(history_limit=100_000), self.clock, IdSource(0), sync_interval=0)
         self.active: dict[str, Expected] = {}
+        self.open: set[str] = set()  # session ids open on chain
         self.ended = {KEY: 0, OTHER_KEY: 0}
         self.seen: set[str] = set()
 
@@ -61,6 +67,8 @@ class BookMachine(RuleBasedStateMachine):
     def _opened(self, key: str, session: Session, kind: SessionKind, model: str, duration: int) -> None:
         assert session.session_id not in self.seen
         self.seen.add(session.session_id)
+        self.open.add(session.session_id)
+        self._end(key)
         self.active[key] = Expected(session.session_id, kind, model, self.clock.now() + (duration or 3600))
 
     def _create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> Session:
@@ -71,29 +79,27 @@ class BookMachine(RuleBasedStateMachine):
     def create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> None:
         alive = self._alive(key)
         if alive is not None and alive.kind is SessionKind.MODEL and alive.model == model:
-            if not verify:
+            if not verify and alive.session_id in self.open:
                 assert self._create_model(key, model, duration, fail, verify).session_id == alive.session_id  # R1
                 return
             with pytest.raises(CreateFailed):  # the gateway verifies a reused session too
                 self._create_model(key, model, duration, fail, verify)
-            self._end(key)
+            self.open.discard(alive.session_id)  # closed on chain; the row is rolled back
             return
-        self._end(key)  # R2 (or R6: the old one had expired)
-        opens = not fail and (duration or 3600) >= 300
-        if opens and not verify:
+        if alive is not None:
+            self.open.discard(alive.session_id)  # R2: the switch closes the old one on chain
+        if not fail and (duration or 3600) >= 300 and not verify:
             self._opened(
                 key, self._create_model(key, model, duration, fail, verify), SessionKind.MODEL, model, duration
             )
             return
-        with pytest.raises(CreateFailed):
+        with pytest.raises(CreateFailed):  # the row stays (R6: an expired one stays expired)
             self._create_model(key, model, duration, fail, verify)
-        self.ended[key] += opens  # a session that fails verification is opened, then ended
 
     @rule(key=KEYS, bid=BIDS, duration=DURATIONS, fail=st.booleans())
     def create_bid(self, key: str, bid: str, duration: int, fail: bool) -> None:
-        self._end(key)  # R3
         if fail or (duration or 3600) < 300:
-            with pytest.raises(CreateFailed):
+            with pytest.raises(CreateFailed):  # R3: the deactivation is rolled back
                 self.book.create_bid_session(key, bid, duration, fail="boom" if fail else None)
         else:
             self._opened(key, self.book.create_bid_session(key, bid, duration), SessionKind.BID, bid, duration)
@@ -108,6 +114,8 @@ class BookMachine(RuleBasedStateMachine):
         kind = CloseKind.NONE if current is None else CloseKind.CLOSED if alive else CloseKind.EXPIRED
         expected = CloseOutcome(kind, None if current is None else current.session_id)
         assert self.book.close(key, fail=fail) == expected  # R4
+        if alive is not None:
+            self.open.discard(alive.session_id)
         self._end(key)
 
     @rule(key=KEYS, dead=st.booleans(), error=st.booleans())
@@ -120,9 +128,12 @@ class BookMachine(RuleBasedStateMachine):
         if current is None:
             assert outcome == PingOutcome(PingKind.NO_SESSION, None)
             return
-        kind = PingKind.EXPIRED if alive is None else PingKind.DEAD if dead else PingKind.ALIVE
-        assert outcome == PingOutcome(kind, current.session_id, "gone" if kind is PingKind.DEAD else None)  # R5
+        closed = current.session_id not in self.open
+        kind = PingKind.EXPIRED if alive is None else PingKind.DEAD if dead or closed else PingKind.ALIVE
+        text = (CHAT_FAILED if closed else "gone") if kind is PingKind.DEAD else None
+        assert outcome == PingOutcome(kind, current.session_id, text)  # R5
         if kind is not PingKind.ALIVE:
+            self.open.discard(current.session_id) if kind is PingKind.DEAD else None
             self._end(key)
 
     @rule(seconds=STEPS)

@@ -78,7 +78,7 @@ def test_faults_oldest_first_among_equals() -> None:
         (FaultKind.CREATE_FAIL, "provider unavailable"),
         (FaultKind.PING_DEAD, "Server error '500 Internal Server Error' for url 'http://proxy-router:8082/v1/"),
         (FaultKind.PING_ERROR, "database is locked"),
-        (FaultKind.APPROVE_ERROR, 'HTTP 500: {"error":"insufficient funds for gas"}'),
+        (FaultKind.APPROVE_ERROR, "insufficient funds for gas"),
     ],
     ids=lambda v: v.name if isinstance(v, FaultKind) else "",
 )
@@ -172,4 +172,15 @@ def test_faults_to_json() -> None:
         "message": None,
         "seconds": 2.0,
         "operation": PING,
+        "status": None,
+        "body": None,
     }
+
+
+def test_faults_status_and_body_choose_the_upstream_answer() -> None:
+    fault = FaultPlan().arm(FaultKind.CREATE_FAIL, status=400, body='{"error":"x"}')
+    assert (fault.status, fault.body) == (400, '{"error":"x"}')
+    with pytest.raises(InvalidFault, match="only to create_fail, approve_error"):
+        FaultPlan().arm(FaultKind.PING_DEAD, status=500)
+    with pytest.raises(InvalidFault, match="400-599"):
+        FaultPlan().arm(FaultKind.CREATE_FAIL, status=200)

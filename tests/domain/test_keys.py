@@ -279,8 +279,8 @@ def test_registry_readding_a_revoked_key_keeps_it_revoked(registry: KeyRegistry)
 def test_registry_describe_never_shows_the_key(registry: KeyRegistry) -> None:
     registry.revoke(LEGACY)
     assert registry.describe() == [
-        {"prefix": KEY, "legacy": False, "revoked": False},
-        {"prefix": LEGACY, "legacy": True, "revoked": True},
+        {"prefix": KEY, "legacy": False, "revoked": False, "orphan": False},
+        {"prefix": LEGACY, "legacy": True, "revoked": True, "orphan": False},
     ]
     for text in (repr(registry), repr(registry.describe()), repr(ApiKey(KEY, "hash"))):
         assert SECRET not in text
@@ -298,7 +298,7 @@ def test_registry_accept_any_registers_a_well_formed_key_on_first_use() -> None:
     registry = KeyRegistry(accept_any=True)
     assert registry.authenticate(f"Bearer {NEW_KEY}") == "sk-New456"
     assert registry.authenticate(NEW_KEY) == "sk-New456"
-    assert registry.describe() == [{"prefix": "sk-New456", "legacy": False, "revoked": False}]
+    assert registry.describe() == [{"prefix": "sk-New456", "legacy": False, "revoked": False, "orphan": False}]
 
 
 def test_registry_accept_any_takes_a_new_secret_for_a_known_prefix(registry: KeyRegistry) -> None:

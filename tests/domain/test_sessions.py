@@ -65,5 +65,13 @@ def test_session_to_json_of_an_active_session() -> None:
 
 
 def test_session_reasons_are_strings() -> None:
-    assert [str(r) for r in EndReason] == ["switched", "deactivated", "closed", "expired", "dead", "verify_failed"]
+    assert [str(r) for r in EndReason] == [
+        "switched",
+        "deactivated",
+        "closed",
+        "expired",
+        "dead",
+        "verify_failed",
+        "chain_closed",
+    ]
     assert [str(k) for k in SessionKind] == ["model", "bid"]

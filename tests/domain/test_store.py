@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from mockserver.domain import EndReason, InMemoryStore, Session, SessionKind, SessionStore
+from mockserver.domain import EndReason, InMemoryStore, KeyRecord, Session, SessionKind, SessionStore
+from mockserver.domain.store import EMPTY
 from tests.domain.conftest import KEY, MISTRAL, OTHER_KEY, T0
 
 
@@ -19,7 +20,7 @@ def _ended(number: int, key: str = KEY) -> Session:
 
 
 def _put(store: InMemoryStore, session: Session) -> None:
-    store.transact(session.key, lambda _: (session, None))
+    store.transact(session.key, lambda _: (KeyRecord(session), None))
 
 
 def test_store_in_memory_store_is_a_session_store() -> None:
@@ -31,9 +32,9 @@ def test_store_transact_stores_the_new_session_and_returns_the_rest() -> None:
     store = InMemoryStore()
     seen: list[Session | None] = []
 
-    def change(current: Session | None) -> tuple[Session | None, str]:
-        seen.append(current)
-        return _session(1), "opened"
+    def change(current: KeyRecord) -> tuple[KeyRecord, str]:
+        seen.append(current.active)
+        return KeyRecord(_session(1)), "opened"
 
     assert store.transact(KEY, change) == "opened"
     assert store.transact(KEY, change) == "opened"
@@ -44,32 +45,33 @@ def test_store_transact_stores_the_new_session_and_returns_the_rest() -> None:
 
 def test_store_transact_none_removes_the_key() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (_session(1), None))
-    assert store.transact(KEY, lambda current: (None, current)) == _session(1)
+    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
+    assert store.transact(KEY, lambda current: (EMPTY, current.active)) == _session(1)
     assert store.active(KEY) is None
     assert store.keys() == ()
-    assert store.transact(KEY, lambda current: (None, current)) is None
+    assert store.transact(KEY, lambda current: (EMPTY, current.active)) is None
+    assert store.record(KEY) == EMPTY
 
 
 def test_store_transact_that_raises_changes_nothing() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (_session(1), None))
+    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
 
-    def broken(current: Session | None) -> tuple[Session | None, None]:
+    def broken(current: KeyRecord) -> tuple[KeyRecord, None]:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         store.transact(KEY, broken)
     assert store.active(KEY) == _session(1)
-    store.transact(KEY, lambda _: (_session(2), None))  # the lock was released
+    store.transact(KEY, lambda _: (KeyRecord(_session(2)), None))  # the lock was released
     assert store.active(KEY) == _session(2)
 
 
 def test_store_r7_keys_are_separate() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (_session(1), None))
-    store.transact(OTHER_KEY, lambda _: (_session(2, OTHER_KEY), None))
-    store.transact(KEY, lambda _: (None, None))
+    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
+    store.transact(OTHER_KEY, lambda _: (KeyRecord(_session(2, OTHER_KEY)), None))
+    store.transact(KEY, lambda _: (EMPTY, None))
     assert store.active(OTHER_KEY) == _session(2, OTHER_KEY)
     assert store.keys() == (OTHER_KEY,)
 
@@ -89,7 +91,7 @@ def test_store_history_is_bounded() -> None:
     for number in range(1, 4):
         store.record_ended(_ended(number))
     assert store.history() == (_ended(3), _ended(2))
-    assert repr(store) == "InMemoryStore(0 active, 2 ended)"
+    assert repr(store) == "InMemoryStore(0 keys, 2 ended)"
 
 
 def test_store_reset_one_key_keeps_the_others() -> None:
@@ -108,7 +110,7 @@ def test_store_reset_one_key_keeps_the_others() -> None:
 
 def test_store_reset_everything() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (_session(1), None))
+    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
     store.record_ended(replace(_ended(2), key=OTHER_KEY))
     store.reset()
     assert (store.keys(), store.history()) == ((), ())

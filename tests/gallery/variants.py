@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio.to_thread
@@ -29,8 +29,8 @@ from mockserver.domain import (
     Session,
     SessionBook,
 )
-from mockserver.domain.book import Armed
-from mockserver.domain.store import Change, T
+from mockserver.domain.book import Armed, PendingBid
+from mockserver.domain.store import EMPTY, Change, T
 
 Apply = Callable[[Starlette], ASGIApp]
 
@@ -71,11 +71,11 @@ class SwitchKeepsOld(SessionBook):
 
 
 class BidLeavesOldActive(SessionBook):
-    def create_bid_session(self, key: str, bid_id: str, duration: int, **faults: Any) -> Session:
-        old = self.store.active(key)
-        opened = super().create_bid_session(key, bid_id, duration, **faults)
-        if old is not None:
-            self.store.transact(key, lambda current: (old, None))  # the old one is still the key's session
+    def finish_bid(self, pending: PendingBid) -> Session:
+        old = self.store.active(pending.key)
+        opened = super().finish_bid(pending)
+        if old is not None:  # the old one is still the key's session
+            self.store.transact(pending.key, lambda current: (replace(current, active=old), None))
         return opened
 
 
@@ -88,7 +88,7 @@ class CloseKeepsSession(SessionBook):
 
 
 class DeadPingKeepsSession(SessionBook):
-    def ping(self, key: str, *, dead: Any = None, error: Any = None) -> PingOutcome:
+    def ping(self, key: str, *, dead: Any = None, error: Any = None, close_fail: Any = False) -> PingOutcome:
         outcome = super().ping(key, error=error)
         reason = dead() if callable(dead) and outcome.kind is PingKind.ALIVE else None
         return outcome if reason is None else PingOutcome(PingKind.DEAD, outcome.session_id, reason)
@@ -123,13 +123,13 @@ class RacyStore(InMemoryStore):
     window = 0.02  # seconds between the read and the write
 
     def transact(self, key: str, change: Change[T]) -> T:
-        current = self._active.get(key)
+        current = self._records.get(key, EMPTY)
         time.sleep(self.window)
         new, result = change(current)
-        if new is None:
-            self._active.pop(key, None)
+        if new.empty:
+            self._records.pop(key, None)
         else:
-            self._active[key] = new
+            self._records[key] = new
         return result
 
 

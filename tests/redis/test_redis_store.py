@@ -8,8 +8,18 @@ from typing import Any
 import pytest
 import redis
 
-from mockserver.domain import CloseKind, FakeClock, IdSource, InMemoryStore, Session, SessionBook, SessionKind
-from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect, decode, encode
+from mockserver.domain import (
+    CloseKind,
+    FakeClock,
+    IdSource,
+    InMemoryStore,
+    KeyRecord,
+    Session,
+    SessionBook,
+    SessionKind,
+)
+from mockserver.domain.store import EMPTY
+from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect, decode, encode, encode_record
 
 SESSION = Session("0x" + "ab" * 32, "sk-AbC123", SessionKind.MODEL, "0xm", "m", 10.0, 3610.0)
 
@@ -28,10 +38,11 @@ def test_a_wrong_url_fails_at_start() -> None:
 
 def test_store_keeps_the_contract(client: redis.Redis) -> None:
     store = RedisStore(client, history_limit=2)
-    assert store.transact("k", lambda current: (SESSION, current)) is None
+    assert store.transact("k", lambda current: (KeyRecord(SESSION, (SESSION,), 60.0), current.active)) is None
     assert store.active("k") == SESSION
+    assert store.record("k") == KeyRecord(SESSION, (SESSION,), 60.0)
     assert store.keys() == ("k",)
-    assert store.transact("k", lambda current: (None, current)) == SESSION
+    assert store.transact("k", lambda current: (EMPTY, current.active)) == SESSION
     assert store.active("k") is None
     for n in range(3):
         store.record_ended(Session(f"0x{n:064x}", "k" if n else "other", SessionKind.BID, "b", "b", 1.0, 2.0))
@@ -40,8 +51,8 @@ def test_store_keeps_the_contract(client: redis.Redis) -> None:
 
 
 def _replace_with(session: Session) -> Any:
-    def change(current: Session | None) -> tuple[Session, None]:
-        return session, None
+    def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        return KeyRecord(session), None
 
     return change
 
@@ -63,18 +74,18 @@ def test_the_store_names_its_namespace(client: redis.Redis) -> None:
 
 
 def test_namespaces_keep_two_mocks_apart(client: redis.Redis) -> None:
-    RedisStore(client, namespace="one").transact("k", lambda current: (SESSION, None))
+    RedisStore(client, namespace="one").transact("k", lambda current: (KeyRecord(SESSION), None))
     assert RedisStore(client, namespace="two").active("k") is None
 
 
 def test_a_conflicting_write_makes_the_transaction_decide_again(client: redis.Redis) -> None:
     store, decided = RedisStore(client), []
 
-    def change(current: Session | None) -> tuple[Session | None, None]:
-        decided.append(current)
+    def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        decided.append(current.active)
         if len(decided) == 1:  # another worker writes the key between our read and our write
-            client.set(store._active("k"), encode(SESSION))
-        return None, None
+            client.set(store._active("k"), encode_record(KeyRecord(SESSION)))
+        return EMPTY, None
 
     store.transact("k", change)
     assert decided == [None, SESSION]

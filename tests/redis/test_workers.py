@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +25,7 @@ MODEL = "/api/v1/session/modelsession"
 
 @pytest.fixture
 def workers(redis_url: str, client: Any) -> Iterator[Served]:
-    with serving("--workers", "2", "--store", redis_url, "--log-level", "warning") as mock:
+    with serving("--workers", "2", "--store", redis_url, "--log-level", "warning", "--chain-latency", "0.3") as mock:
         yield mock
 
 
@@ -40,6 +41,7 @@ def test_an_in_process_app_keeps_its_sessions_and_clock_in_redis(redis_url: str,
     assert isinstance(state.book.store, RedisStore)
     assert isinstance(state.clock, RedisClock)
     with TestClient(app) as http:
+        http.put("/__admin/clock", json={"now": 1_767_225_601})  # a second after a sync pass (every 60 s)
         opened = http.post(MODEL, params={"model_id": "m"}, json={}, headers={"Authorization": KEYS[0]}).json()
         assert RedisStore(client).active(KEYS[0][:9]).session_id == opened["session_id"]  # type: ignore[union-attr]
         http.post("/__admin/clock/advance", json={"seconds": 3601})
@@ -66,6 +68,25 @@ def test_r8_holds_across_two_worker_processes(workers: Served) -> None:
     assert handed_out | same <= set(ended) | {active["session_id"]}
     workers.process.send_signal(signal.SIGTERM)
     assert workers.process.wait(timeout=20) == 0
+
+
+def test_parallel_bids_collide_across_two_worker_processes(workers: Served) -> None:
+    """observed-v1.14.0.md section 2: one bid wins, the others meet its row (UniqueViolation), across processes."""
+    params, body, start = {"bid_id": "0x" + "b1" * 32}, {"sessionDuration": 3600}, threading.Barrier(8)
+
+    def bid(_: int) -> requests.Response:
+        start.wait()  # all at once
+        return workers.post("/api/v1/session/bidsession", params=params, json=body)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(bid, range(8)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] + [500] * 7, [answer.text[:120] for answer in answers]
+    assert all("UniqueViolationError" in answer.text for answer in answers if answer.status_code == 500)
+    (winner,) = [answer.json()["session_id"] for answer in answers if answer.status_code == 200]
+    state = requests.get(f"{workers.url}/__admin/state/{KEYS[0][:9]}", timeout=5).json()
+    assert state["session"]["session_id"] == winner
+    assert sum(not entry["in_gateway"] for entry in state["chain"]) == 7
 
 
 def test_sessions_survive_a_restart_of_the_mock(redis_url: str, client: Any) -> None:

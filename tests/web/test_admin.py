@@ -51,6 +51,31 @@ def test_state_lists_every_key_and_resets(client: TestClient) -> None:
     assert [(e["method"], e["path"]) for e in journal] == [("GET", "/__admin/state"), ("DELETE", "/__admin/state")]
 
 
+def test_state_shows_both_views_and_a_sync_pass_runs_on_demand(client: TestClient) -> None:
+    first = model_session(client).json()["session_id"]
+    failed = model_session(client, "llama-3.3-70b", sessionDuration=299)
+    assert failed.status_code == 500
+    state = _conforms("get_key_state", client.get("/__admin/state/sk-AbC123"))
+    assert (state["session"]["session_id"], state["session"]["open_on_chain"], state["chain"]) == (first, False, [])
+    assert _conforms("run_sync", client.post("/__admin/sync", json={"key": "sk-XyZ789"}))["retired"] == 0
+    assert _conforms("run_sync", client.post("/__admin/sync"))["retired"] == 1
+    assert client.get("/__admin/state/sk-AbC123").json()["session"] is None
+    assert client.get("/__admin/history").json()["sessions"][0]["close_reason"] == "chain_closed"
+    for wrong in ({"key": 1}, {"keys": "sk-AbC123"}):
+        refused = client.post("/__admin/sync", json=wrong)
+        assert _conforms("run_sync", refused)["detail"] == 'send {} (every key) or {"key": "sk-XXXXXX"}'
+
+
+def test_state_lists_sessions_left_open_on_chain(client: TestClient) -> None:
+    model_session(client)
+    model_session(client, "llama-3.3-70b", sessionDuration=10**12)  # opened on chain, then the date overflows
+    (state,) = _conforms("get_state", client.get("/__admin/state"))["keys"]
+    assert state["session"]["open_on_chain"] is False  # the switch closed it before the overflow
+    assert [(s["model"], s["in_gateway"]) for s in state["chain"]] == [
+        ("0x2f6d1e9c5a2b6f0d4e8c8e5c0a7b3f9d2e1c6a4b8f0d3e7c9a1b5f2d6e0c4a8b", False)
+    ]
+
+
 def test_history_keeps_ended_sessions_newest_first(client: TestClient) -> None:
     first = model_session(client).json()["session_id"]
     second = model_session(client, "llama-3.3-70b").json()["session_id"]
@@ -75,7 +100,7 @@ def test_keys_can_be_added_listed_and_revoked(client: TestClient) -> None:
     assert _conforms("add_key", client.post("/__admin/keys", json={"key": NEW_KEY})) == {"prefix": "sk-NewKey"}
     assert model_session(client, key=NEW_KEY).status_code == 200
     listed = _conforms("list_keys", client.get("/__admin/keys"))
-    assert {"prefix": "sk-NewKey", "legacy": False, "revoked": False} in listed["keys"]
+    assert {"prefix": "sk-NewKey", "legacy": False, "revoked": False, "orphan": False} in listed["keys"]
     assert NEW_KEY not in client.get("/__admin/keys").text
     assert _conforms("revoke_key", client.post("/__admin/keys/sk-NewKey/revoke")) == {
         "prefix": "sk-NewKey",

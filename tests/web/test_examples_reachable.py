@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,20 @@ def _opened_then_armed(kind: str, action: Callable[[TestClient], httpx2.Response
     return run
 
 
+def _parallel_bids(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
+    """Two bidsessions of one key at once: the one that commits second meets the first's active row."""
+    client, start = make(chain_latency=0.3), threading.Barrier(2)
+
+    def bid(_: int) -> httpx2.Response:
+        start.wait()
+        return bid_session(client)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(bid, range(2)))
+    (lost,) = [answer for answer in answers if answer.status_code == 500]
+    return lost
+
+
 def _models_file(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
     """A mock whose model table is the example's two models."""
     table = {"default": "mistral-31-24b", "models": EXAMPLES[(f"{MODELS}/200", "models")][1]["data"]}
@@ -123,6 +139,8 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     (f"{APPROVE}/200", "approvedWithFallbackKey"): _plain(approve),
     (f"{APPROVE}/200", "noPrivateKey"): _armed("no_signing_key", approve),
     (f"{APPROVE}/200", "upstreamError"): _armed("approve_error", approve),
+    (f"{APPROVE}/200", "upstreamClientError"): _armed("approve_error", approve, status=400, message="bad amount"),
+    (f"{APPROVE}/200", "upstreamUnreachable"): _armed("upstream_unreachable", approve),
     ("/components/responses/KeyLookupFailed", "keyNotFound"): _armed("auth_key_not_found", ping),
     ("/components/responses/Unauthorized", "missing"): _plain(_post("pingsession")),
     ("/components/responses/Unauthorized", "badFormat"): _plain(_post("pingsession", headers=auth("bearer"))),
@@ -153,6 +171,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     (f"{BID}/500", "noSigningKey"): _armed("no_signing_key", bid_session),
     (f"{BID}/500", "noSessionId"): _armed("no_session_id", bid_session),
     (f"{BID}/500", "authBackend"): _armed("auth_backend", bid_session),
+    (f"{BID}/500", "concurrentBid"): _parallel_bids,
     (f"{MODEL}/200", "createdByName"): _plain(model_session),
     (f"{MODEL}/200", "createdById"): _plain(
         lambda c: model_session(c, "0xabababababababababababababababababababababababababababababababab")
@@ -164,6 +183,8 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     (f"{MODEL}/400", "keyNotFound"): _armed("auth_key_not_found", model_session),
     (f"{MODEL}/500", "upstreamRefused"): _plain(lambda c: model_session(c, sessionDuration=299)),
     (f"{MODEL}/500", "upstreamUnreachable"): _armed("upstream_unreachable", model_session),
+    (f"{MODEL}/500", "int64Duration"): _plain(lambda c: model_session(c, sessionDuration=2**63)),
+    (f"{MODEL}/500", "dateOverflow"): _plain(lambda c: model_session(c, sessionDuration=10**12)),
     (f"{MODEL}/500", "notValidUpstream"): _armed("verify_fail", model_session),
     (f"{MODEL}/500", "keyRowVanished"): _armed("key_row_vanished", model_session),
     (f"{MODEL}/500", "automationDisabled"): _armed(
@@ -190,9 +211,9 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
 
 
 def _shape(value: Any) -> Any:
-    """Ids and hashes compared by shape: every 0x + 64 hex string becomes one placeholder."""
+    """Ids and hashes compared by shape: every 0x + 64 hex string (inside texts too) becomes one placeholder."""
     if isinstance(value, str):
-        return "0x<64 hex>" if HASH.fullmatch(value) else value
+        return HASH.sub("0x<64 hex>", value)
     if isinstance(value, dict):
         return {name: _shape(item) for name, item in value.items()}
     if isinstance(value, list):

@@ -90,16 +90,16 @@ def test_without_the_fallback_key_there_is_no_note(make_client: ClientFactory) -
     assert "note" not in approve(client).json()
 
 
-def test_create_fault_fails_the_next_create_and_the_old_session_stays_closed(client: TestClient) -> None:
-    model_session(client)
+def test_create_fault_fails_a_switch_and_the_old_session_stays_active_but_dead(client: TestClient) -> None:
+    old = model_session(client).json()["session_id"]
     arm(client, "create_fail", count=1, message="provider down")
     failed = model_session(client, "llama-3.3-70b")
     assert (failed.status_code, failed.json()) == (
         500,
         {"detail": 'Error from proxy router: Failed to create session: HTTP 500: {"error":"provider down"}'},
     )
-    assert ping(client).json()["status"] == "no_session"
-    assert model_session(client).status_code == 200
+    assert (ping(client).json()["status"], ping(client).json()["status"]) == ("dead", "no_session")
+    assert model_session(client).json()["session_id"] != old
 
 
 def test_create_fault_on_bidsession(client: TestClient) -> None:
