@@ -217,12 +217,14 @@ class SessionBook:
         return Session(self.ids.session_id(), key, kind, model, requested, now, expires)
 
     def _run(self, key: str, decide: Callable[[Session | None, float], Decision[T]]) -> T:
-        step = self.store.transact(key, lambda current: decide(current, self.clock.now()))
-        for session in step.ended:
-            self.store.record_ended(session)
+        step = self.store.transact(key, lambda current: decide(current, self.clock.now()), _ended_by)
         if isinstance(step.result, DomainError):
             raise step.result
         return step.result
+
+
+def _ended_by(step: _Step[T]) -> tuple[Session, ...]:
+    return step.ended
 
 
 def _reusable(current: Session | None, now: float, resolved: str) -> TypeGuard[Session]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from mockserver.domain.sessions import Session
 
 T = TypeVar("T")
 Change = Callable[[Session | None], tuple[Session | None, T]]
+Ended = Callable[[T], Iterable[Session]]
+"""The sessions a transaction's result ended: recorded in the history in the same atomic step."""
+
+
+def _none(result: object) -> tuple[Session, ...]:
+    return ()
 
 
 class SessionStore(Protocol):
@@ -19,10 +25,11 @@ class SessionStore(Protocol):
 
     A store for several processes (Redis, say) must keep `transact` atomic per key (R8); `change`
     may then run more than once (optimistic retries), so it has no side effects beyond drawing ids.
-    Ended sessions are recorded by the caller after `transact` returns.
+    The sessions `ended(result)` names join the history in the same atomic step, so a store that
+    fails between the two cannot lose a session.
     """
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = _none) -> T:
         """Apply `change` to the key's active session atomically, store its new one, return the rest."""
         ...
 
@@ -54,13 +61,14 @@ class InMemoryStore:
     def __repr__(self) -> str:
         return f"InMemoryStore({len(self._active)} active, {len(self._history)} ended)"
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = _none) -> T:
         with self._lock:
             new, result = change(self._active.get(key))
             if new is None:
                 self._active.pop(key, None)
             else:
                 self._active[key] = new
+            self._history.extend(ended(result))
             return result
 
     def active(self, key: str) -> Session | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mockserver.domain import key_prefix
-from mockserver.web.journal import Journal, JournalEntry
+from mockserver.domain import JournalEntry, key_prefix
+from mockserver.redis_store import StoreError
 from mockserver.web.state import MockState
+
+logger = logging.getLogger("mockserver")
 
 
 class GatewayMiddleware:
@@ -41,6 +44,12 @@ class GatewayMiddleware:
             self._journal(scope, status)
 
     def _journal(self, scope: Scope, status: int) -> None:
+        try:
+            self._record(scope, status)
+        except StoreError as error:  # the answer is sent; only its journal entry is lost
+            logger.warning("request not journaled: %s", error)
+
+    def _record(self, scope: Scope, status: int) -> None:
         path = scope["path"]
         self.state.journal.record(
             JournalEntry(
@@ -71,4 +80,4 @@ def shown_key(authorization: str | None) -> str | None:
     return key_prefix(value) if value.startswith("sk-") else None
 
 
-__all__ = ["GatewayMiddleware", "Journal", "shown_key"]
+__all__ = ["GatewayMiddleware", "shown_key"]

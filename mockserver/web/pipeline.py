@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
 
 from mockserver.config import SelfCheck
 from mockserver.domain import (
@@ -29,6 +30,7 @@ from mockserver.domain import (
     KeyLookupFailed,
     auth_error,
 )
+from mockserver.redis_store import StoreError
 from mockserver.web.errors import SelfCheckFailed
 from mockserver.web.handlers import HANDLERS, Call, Reply
 from mockserver.web.state import MockState
@@ -55,40 +57,69 @@ def error_reply(error: DomainError) -> Reply:
     return Reply(500, {"detail": f"Unexpected error: {error}"})
 
 
+def store_reply(error: StoreError) -> Reply:
+    """The shared store failed: the gateway's answer to a failing database, a JSON 500."""
+    logger.error("%s", error)
+    return Reply(500, {"detail": f"Unexpected error: {error}"})
+
+
 def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
     """The Starlette endpoint that serves `operation` as the gateway did."""
     handler = HANDLERS[operation.operation_id]
 
     async def endpoint(request: Request) -> Response:
         try:
-            reply, key = await _answer(state, operation, request)
+            reply = await _answer(state, operation, request)
         except ClientDisconnect:
             return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it; the journal notes it
-        if reply.status == 200 and operation.requires_api_key:
-            delay = state.faults.latency(str(key), operation.operation_id)
-            if delay:
-                await asyncio.sleep(delay)
         return respond(state, operation.operation_id, reply)
 
-    async def _answer(state: MockState, operation: Operation, request: Request) -> tuple[Reply, str | None]:
-        """The reply, and the key's identity once it is known (None before authentication)."""
+    async def _answer(state: MockState, operation: Operation, request: Request) -> Reply:
         body: object = None
         if operation.request_body is not None:
             body = read_body(operation.operation_id, request.headers.get("content-type"), await request.body())
             if isinstance(body, ValidationFailure | BodyParseError):
-                return _failure(body), None
-        key = None
+                return _failure(body)
         try:
             key = _authenticate(state, operation, request)
             checked = validate(operation.operation_id, query_items(request), body)
             if isinstance(checked, ValidationFailure):
-                return _failure(checked), key
-            return handler(state, Call(operation.operation_id, key, checked.query, checked.body)), key
+                return _failure(checked)
+            if key is not None:
+                await _latency(state, key, operation.operation_id, request)
+            return handler(state, Call(operation.operation_id, key, checked.query, checked.body))
         except DomainError as error:
-            return error_reply(error), key
+            return error_reply(error)
+        except StoreError as error:
+            return store_reply(error)
 
     endpoint.__name__ = operation.operation_id
     return endpoint
+
+
+async def _latency(state: MockState, key: str, operation_id: str, request: Request) -> None:
+    """An armed `latency` fault's delay, before anything changes.
+
+    Raises:
+        ClientDisconnect: the client left during the delay; the operation does not happen.
+    """
+    delay = state.faults.latency(key, operation_id)
+    if delay and await client_left(request.receive, delay):
+        raise ClientDisconnect()
+
+
+async def client_left(receive: Receive, seconds: float) -> bool:
+    """Wait `seconds`; True as soon as the client disconnects (the request body is already read)."""
+
+    async def disconnect() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnect(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:

@@ -29,7 +29,7 @@ from mockserver.domain import (
     SessionBook,
 )
 from mockserver.domain.book import Armed
-from mockserver.domain.store import Change, T
+from mockserver.domain.store import Change, Ended, T
 
 Apply = Callable[[Starlette], ASGIApp]
 
@@ -117,7 +117,7 @@ def _expiry_never_seen(app: Starlette) -> ASGIApp:
 class RacyStore(InMemoryStore):
     """No lock, and a pause between reading a key's session and storing the new one."""
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
         current = self._active.get(key)
         time.sleep(0.02)
         new, result = change(current)
@@ -125,6 +125,7 @@ class RacyStore(InMemoryStore):
             self._active.pop(key, None)
         else:
             self._active[key] = new
+        self._history.extend(ended(result))
         return result
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -172,14 +174,43 @@ def test_faults_for_one_key_leave_other_keys_alone(client: TestClient) -> None:
 def test_latency_fault_delays_the_answer(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
 
-    async def fake_sleep(seconds: float) -> None:
+    async def stays(receive: object, seconds: float) -> bool:
         slept.append(seconds)
+        return False
 
-    monkeypatch.setattr("mockserver.web.pipeline.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("mockserver.web.pipeline.client_left", stays)
     arm(client, "latency", seconds=0.25, operation="ping_session_api_v1_session_pingsession_post")
     ping(client)
     model_session(client)
     assert slept == [0.25]
+
+
+def test_latency_waits_before_the_state_changes(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def leaves(receive: object, seconds: float) -> bool:
+        return True
+
+    monkeypatch.setattr("mockserver.web.pipeline.client_left", leaves)
+    arm(client, "latency", seconds=5, count=1)
+    assert model_session(client).status_code == 499  # the client left during the delay
+    assert client.get("/__admin/state").json()["keys"] == []  # and its session was never opened
+    assert client.get("/__admin/journal").json()["entries"][1]["status"] == 499
+    assert model_session(client).status_code == 200  # the fault was used once
+
+
+def test_latency_ends_early_when_the_client_disconnects() -> None:
+    from mockserver.web.pipeline import client_left
+
+    messages: Iterator[dict[str, object]] = iter([{"type": "http.request", "body": b""}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def quiet() -> dict[str, object]:
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}  # pragma: no cover - never reached
+
+    assert asyncio.run(client_left(receive, 10)) is True
+    assert asyncio.run(client_left(quiet, 0.01)) is False
 
 
 def test_seeded_mocks_hand_out_the_same_ids(make_client: ClientFactory) -> None:
