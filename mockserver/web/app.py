@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,7 +22,7 @@ from mockserver.web.handlers import HANDLERS
 from mockserver.web.https import HttpsEnforcement
 from mockserver.web.limits import BodyLimit
 from mockserver.web.middleware import GatewayMiddleware
-from mockserver.web.pipeline import endpoint_for
+from mockserver.web.pipeline import Endpoint, endpoint_for
 from mockserver.web.state import MockState, build_state
 from openapi import Spec
 
@@ -36,14 +37,15 @@ def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None 
         raise WebError("; ".join(refused))
     state = build_state(config, clock=clock, spec=spec)
     check_route_table(state)
-    routes = gateway_routes(state) + (admin_routes(state) if config.admin else [])
+    endpoints = {(op.method, op.path): endpoint_for(state, op) for op in state.spec.operations}
+    routes = gateway_routes(state, endpoints) + (admin_routes(state) if config.admin else [])
     https = [Middleware(HttpsEnforcement)] if config.enforce_https else []
     limit = [Middleware(BodyLimit, limit=config.max_body_size)] if config.max_body_size else []
     app = Starlette(
         routes=routes,
         middleware=[
             *https,
-            Middleware(GatewayMiddleware, state=state),
+            Middleware(GatewayMiddleware, state=state, endpoints=endpoints),
             *limit,
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=CORS_HEADERS),
         ],
@@ -65,10 +67,10 @@ def check_route_table(state: MockState) -> None:
         )
 
 
-def gateway_routes(state: MockState) -> list[Route]:
+def gateway_routes(state: MockState, endpoints: Mapping[tuple[str, str], Endpoint]) -> list[Route]:
+    """One Route per operation (the full stack's way to the endpoints the middleware also calls directly)."""
     return [
-        Route(operation.path, endpoint_for(state, operation), methods=[operation.method])
-        for operation in state.spec.operations
+        Route(op.path, endpoints[(op.method, op.path)], methods=[op.method]) for op in state.spec.operations
     ]
 
 
