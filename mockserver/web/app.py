@@ -22,7 +22,7 @@ from mockserver.web.handlers import HANDLERS
 from mockserver.web.https import HttpsEnforcement
 from mockserver.web.limits import BodyLimit
 from mockserver.web.middleware import GatewayMiddleware
-from mockserver.web.pipeline import Endpoint, endpoint_for
+from mockserver.web.pipeline import OperationEndpoint, endpoint_for
 from mockserver.web.state import MockState, build_state
 from openapi import Spec
 
@@ -67,10 +67,10 @@ def check_route_table(state: MockState) -> None:
         )
 
 
-def gateway_routes(state: MockState, endpoints: Mapping[tuple[str, str], Endpoint]) -> list[Route]:
+def gateway_routes(state: MockState, endpoints: Mapping[tuple[str, str], OperationEndpoint]) -> list[Route]:
     """One Route per operation (the full stack's way to the endpoints the middleware also calls directly)."""
     return [
-        Route(op.path, endpoints[(op.method, op.path)], methods=[op.method]) for op in state.spec.operations
+        Route(op.path, endpoints[(op.method, op.path)].endpoint, methods=[op.method]) for op in state.spec.operations
     ]
 
 

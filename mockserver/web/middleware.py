@@ -13,12 +13,11 @@ import time
 from collections.abc import Mapping
 from urllib.parse import unquote
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import JournalEntry, key_prefix
 from mockserver.redis_store import StoreError
-from mockserver.web.pipeline import Endpoint
+from mockserver.web.pipeline import OperationEndpoint
 from mockserver.web.state import MockState
 
 logger = logging.getLogger("mockserver")
@@ -27,7 +26,7 @@ logger = logging.getLogger("mockserver")
 class GatewayMiddleware:
     """Adds `X-Process-Time` to every response and journals every request (keys by prefix only)."""
 
-    def __init__(self, app: ASGIApp, state: MockState, endpoints: Mapping[tuple[str, str], Endpoint]) -> None:
+    def __init__(self, app: ASGIApp, state: MockState, endpoints: Mapping[tuple[str, str], OperationEndpoint]) -> None:
         self.app = app
         self.state = state
         self.operations = {(op.method, op.path): op.operation_id for op in state.spec.operations}
@@ -39,6 +38,10 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        endpoint = self.endpoints.get((scope["method"], scope["path"]))
+        if endpoint is not None and self._direct(scope["headers"]):
+            await self._serve(endpoint, scope, receive, send, started)
+            return
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -50,12 +53,20 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            endpoint = self.endpoints.get((scope["method"], scope["path"]))
-            if endpoint is not None and self._direct(scope["headers"]):
-                response = await endpoint(Request(scope, receive))
-                await response(scope, receive, send_wrapper)
-            else:
-                await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._journal(scope, status)
+
+    async def _serve(
+        self, endpoint: OperationEndpoint, scope: Scope, receive: Receive, send: Send, started: float
+    ) -> None:
+        """The direct path: the endpoint's answer, sent as the full stack would send it."""
+        status = 500
+        try:
+            status, headers, body = await endpoint.serve(scope, receive)
+            headers.append((b"x-process-time", str(time.perf_counter() - started).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         finally:
             self._journal(scope, status)
 

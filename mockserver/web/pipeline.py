@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive
+from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from mockserver.config import SelfCheck
 from mockserver.domain import (
@@ -43,8 +41,6 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, se
 AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
 
 def error_reply(error: DomainError) -> Reply:
     """The one table from domain errors to the gateway's statuses."""
@@ -63,49 +59,110 @@ def store_reply(error: StoreError) -> Reply:
     return Reply(500, {"detail": f"Unexpected error: {error}"})
 
 
-def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
-    """The Starlette endpoint that serves `operation` as the gateway did."""
-    handler = HANDLERS[operation.operation_id]
+RawHeaders = list[tuple[bytes, bytes]]
+Answer = tuple[int, RawHeaders, bytes]
+"""What goes on the wire: status, headers (Starlette's order), body."""
 
-    async def endpoint(request: Request) -> Response:
+ANSWER_CLIENT_CLOSED: Answer = (CLIENT_CLOSED, [(b"content-length", b"0")], b"")
+"""Nobody is left to read it; the journal notes it."""
+
+
+class ClientLeft(Exception):
+    """The client disconnected before the answer: the operation does not happen."""
+
+
+class OperationEndpoint:
+    """One operation served as the gateway did, reachable two ways with the same answer.
+
+    `endpoint` is the Starlette endpoint of the operation's Route (the full stack); `serve` is the
+    direct path that `GatewayMiddleware` takes when the layers below would only pass a request through.
+    """
+
+    def __init__(self, state: MockState, operation: Operation) -> None:
+        self.state = state
+        self.operation = operation
+        self.operation_id = operation.operation_id
+        self.handler = HANDLERS[operation.operation_id]
+        self.has_body = operation.request_body is not None
+
+    def __repr__(self) -> str:
+        return f"OperationEndpoint({self.operation_id!r})"
+
+    async def endpoint(self, request: Request) -> Response:
         try:
-            reply = await _answer(state, operation, request)
-        except ClientDisconnect:
-            return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it; the journal notes it
-        return respond(state, operation.operation_id, reply)
+            body = await request.body() if self.has_body else b""
+            status, headers, content = await self.answer(request.scope, body, request.receive)
+        except (ClientDisconnect, ClientLeft):
+            status, headers, content = ANSWER_CLIENT_CLOSED
+        response = Response(content, status_code=status)
+        response.raw_headers = headers
+        return response
 
-    async def _answer(state: MockState, operation: Operation, request: Request) -> Reply:
+    async def serve(self, scope: Scope, receive: Receive) -> Answer:
+        """The answer, reading the body from `receive` (no Request object, no Response object)."""
+        body = b""
+        if self.has_body:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return ANSWER_CLIENT_CLOSED
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+        try:
+            return await self.answer(scope, body, receive)
+        except ClientLeft:
+            return ANSWER_CLIENT_CLOSED
+
+    async def answer(self, scope: Scope, raw_body: bytes, receive: Receive) -> Answer:
+        return render(self.state, self.operation_id, await self._reply(scope, raw_body, receive))
+
+    async def _reply(self, scope: Scope, raw_body: bytes, receive: Receive) -> Reply:
+        authorization, content_type = _headers(scope["headers"])
         body: object = None
-        if operation.request_body is not None:
-            body = read_body(operation.operation_id, request.headers.get("content-type"), await request.body())
+        if self.has_body:
+            body = read_body(self.operation_id, content_type, raw_body)
             if isinstance(body, ValidationFailure | BodyParseError):
                 return _failure(body)
         try:
-            key = _authenticate(state, operation, request)
-            checked = validate(operation.operation_id, query_items(request), body)
+            key = _authenticate(self.state, self.operation, authorization)
+            checked = validate(self.operation_id, query_items(scope["query_string"]), body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked)
             if key is not None:
-                await _latency(state, key, operation.operation_id, request)
-            return handler(state, Call(operation.operation_id, key, checked.query, checked.body))
+                await _latency(self.state, key, self.operation_id, receive)
+            return self.handler(self.state, Call(self.operation_id, key, checked.query, checked.body))
         except DomainError as error:
             return error_reply(error)
         except StoreError as error:
             return store_reply(error)
 
-    endpoint.__name__ = operation.operation_id
-    return endpoint
+
+def endpoint_for(state: MockState, operation: Operation) -> OperationEndpoint:
+    """The endpoint that serves `operation` as the gateway did."""
+    return OperationEndpoint(state, operation)
 
 
-async def _latency(state: MockState, key: str, operation_id: str, request: Request) -> None:
+def _headers(headers: RawHeaders) -> tuple[str | None, str | None]:
+    """The first Authorization and Content-Type values, as `Headers.get` finds them (ASGI names are lowercase)."""
+    authorization = content_type = None
+    for name, value in headers:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return authorization, content_type
+
+
+async def _latency(state: MockState, key: str, operation_id: str, receive: Receive) -> None:
     """An armed `latency` fault's delay, before anything changes.
 
     Raises:
-        ClientDisconnect: the client left during the delay; the operation does not happen.
+        ClientLeft: the client left during the delay; the operation does not happen.
     """
     delay = state.faults.latency(key, operation_id)
-    if delay and await client_left(request.receive, delay):
-        raise ClientDisconnect()
+    if delay and await client_left(receive, delay):
+        raise ClientLeft()
 
 
 async def client_left(receive: Receive, seconds: float) -> bool:
@@ -122,9 +179,9 @@ async def client_left(receive: Receive, seconds: float) -> bool:
     return True
 
 
-def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:
+def _authenticate(state: MockState, operation: Operation, authorization: str | None) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
-    key = state.keys.authenticate(request.headers.get("authorization")) if operation.requires_api_key else None
+    key = state.keys.authenticate(authorization) if operation.requires_api_key else None
     if key is not None:
         for step in AUTH_STEPS:
             fault = state.faults.take(step, key)
@@ -133,9 +190,9 @@ def _authenticate(state: MockState, operation: Operation, request: Request) -> s
     return key
 
 
-def query_items(request: Request) -> list[tuple[str, str]]:
+def query_items(query_string: bytes) -> list[tuple[str, str]]:
     """`request.query_params.multi_items()` without building Starlette's multidict (the same parse)."""
-    return parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
 
 
 def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
@@ -144,18 +201,14 @@ def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
     return Reply(422, failure.body())
 
 
-class GatewayJSONResponse(JSONResponse):
-    """Starlette's JSONResponse, byte for byte, with its encoder built once."""
-
-    def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content).encode("utf-8")
-
-
-def respond(state: MockState, operation_id: str, reply: Reply) -> Response:
-    """The JSON response, after the self-check of its body against the spec."""
+def render(state: MockState, operation_id: str, reply: Reply) -> Answer:
+    """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec."""
     if state.config.self_check is not SelfCheck.OFF:
         check_reply(state, operation_id, reply)
-    return GatewayJSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
+    body = _ENCODER.encode(reply.body).encode("utf-8")
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
+    headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
+    return reply.status, headers, body
 
 
 def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:
