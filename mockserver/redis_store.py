@@ -50,8 +50,6 @@ def answering(what: str) -> Iterator[None]:
     """Turn redis-py's failures into `StoreUnavailable` that names what failed."""
     try:
         yield
-    except redis.WatchError:
-        raise
     except redis.RedisError as error:
         raise StoreUnavailable(f"the shared store failed ({what}): {error}") from None
 

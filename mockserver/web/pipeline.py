@@ -85,9 +85,6 @@ class OperationEndpoint:
         self.handler = HANDLERS[operation.operation_id]
         self.has_body = operation.request_body is not None
 
-    def __repr__(self) -> str:
-        return f"OperationEndpoint({self.operation_id!r})"
-
     async def endpoint(self, request: Request) -> Response:
         try:
             body = await request.body() if self.has_body else b""
@@ -191,8 +188,17 @@ def _authenticate(state: MockState, operation: Operation, authorization: str | N
 
 
 def query_items(query_string: bytes) -> list[tuple[str, str]]:
-    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse)."""
-    return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse).
+
+    The usual query, one `name=value` with nothing to decode, is split without `parse_qsl`.
+    """
+    if not query_string:
+        return []
+    text = query_string.decode("latin-1")
+    if "&" in text or "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    name, _, value = text.partition("=")
+    return [(name, value)]
 
 
 def _failure(failure: ValidationFailure | BodyParseError) -> Reply:

@@ -144,3 +144,21 @@ def test_every_redis_failure_is_a_store_error() -> None:
     for call in failing:
         with pytest.raises(StoreUnavailable, match="the shared store failed"):
             call()
+
+
+def test_an_app_whose_store_stops_answers_in_the_gateway_s_shape(
+    redis_url: str, client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Config(keys=KEYS[:1], admin=True, store=redis_url))
+    state = app.state.mock
+    state.book.store.client.connection_pool = redis.ConnectionPool.from_url(DEAD, socket_connect_timeout=1)
+    with TestClient(app) as http:
+        ping = http.post("/api/v1/session/pingsession", headers={"Authorization": KEYS[0]})
+        assert (ping.status_code, ping.headers["content-type"]) == (500, "application/json")
+        assert ping.json()["detail"].startswith(
+            "Unexpected error: the shared store failed (reading morpheus-mock:keys:)"
+        )
+        admin = http.get("/__admin/faults")
+        assert (admin.status_code, admin.headers["content-type"]) == (503, "application/problem+json")
+        assert admin.json()["detail"].endswith("the mock answers again once the store does")
+    assert "request not journaled: the shared store failed" in caplog.text

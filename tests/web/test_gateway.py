@@ -18,7 +18,7 @@ from mockserver.web.errors import RouteTableError, SelfCheckFailed
 from mockserver.web.handlers import Reply
 from openapi import Spec, load_spec, thaw
 from tests.conftest import KEY, ClientFactory
-from tests.web.helpers import SESSION, approve, arm, bid_session, close, model_session, ping
+from tests.web.helpers import SESSION, approve, arm, auth, bid_session, close, model_session, ping
 
 TOO_SHORT = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"SessionTooShort"}'
 
@@ -298,3 +298,40 @@ def test_a_system_clock_cannot_be_moved(make_client: ClientFactory) -> None:
     response = client.post("/__admin/clock/advance", json={"seconds": 1})
     assert response.status_code == 409
     assert response.json()["title"] == "Clock not controllable"
+
+
+def test_latency_before_the_change_on_the_full_stack_too(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def leaves(receive: object, seconds: float) -> bool:
+        return True
+
+    monkeypatch.setattr("mockserver.web.pipeline.client_left", leaves)
+    arm(client, "latency", seconds=5, count=1)
+    cors = {"Origin": "https://app.example", **auth()}
+    answer = client.post("/api/v1/session/modelsession", params={"model_id": "m"}, json={}, headers=cors)
+    assert answer.status_code == 499  # the request with an Origin took the full stack (CORS), same answer
+    assert client.get("/__admin/state").json()["keys"] == []
+
+
+def test_a_client_gone_before_its_body_arrived_is_journaled_as_499(make_client: ClientFactory) -> None:
+    app = make_client().app
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/session/modelsession",
+        "query_string": b"model_id=m",
+        "headers": [(b"content-length", b"80"), (b"authorization", f"Bearer {KEY}".encode())],
+    }
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def serve() -> None:
+        await app(scope, gone, send)
+
+    asyncio.run(serve())
+    assert sent[0]["status"] == 499
+    assert app.state.mock.journal.entries()[0]["status"] == 499  # type: ignore[attr-defined]
