@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from bench.environment import describe, ensure_prism
 from bench.load import ensure_wrk
 from bench.report import RESULTS, render, write
-from bench.run import contract_run, load_cells, memory_soak
+from bench.run import contract_run, load_cells, memory_soak, store_cells
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -22,6 +22,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-requests", type=int, default=1_000_000, help="requests of the memory soak")
     parser.add_argument("--soak-keys", type=int, default=10_000, help="keys of the memory soak")
     parser.add_argument("--skip-soak", action="store_true", help="leave out the memory soak")
+    parser.add_argument("--skip-store", action="store_true", help="leave out the --store cells (1 and 2 workers)")
     parser.add_argument("--skip-contract", action="store_true", help="leave out the contract suite's run")
     parser.add_argument("--no-write", action="store_true", help=f"print the table only, do not rewrite {RESULTS.name}")
     return parser.parse_args(argv)
@@ -33,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_prism()
     environment = describe(wrk)
     results = load_cells(wrk, args.connections, args.seconds, args.warmup)
+    if not args.skip_store:
+        print("bench: the mock with --store, 1 and 2 workers", flush=True)
+        results.cells.update(store_cells(wrk, args.seconds, args.warmup))
     if not args.skip_soak:
         print(f"bench: memory soak, {args.soak_requests:,} requests over {args.soak_keys:,} keys", flush=True)
         results.memory = memory_soak(

@@ -1,12 +1,15 @@
-"""The ceiling of the stack: Starlette + uvicorn answering every request with the same JSON, no logic.
+"""The ceilings of the stack: Starlette + uvicorn answering every request with the same JSON, no logic.
 
 `python -m bench.bare --port 0` serves it like `python -m mockserver` serves the mock (same uvicorn
-settings, so the same loop and HTTP parser) and prints its URL.
+settings, so the same loop and HTTP parser) and prints its URL. With `--json-work` the endpoint does
+the JSON work every mock answer needs and nothing else: it reads and parses the body (when there is
+one) and answers a JSON object built for the request.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import sys
 from collections.abc import Sequence
@@ -31,8 +34,15 @@ async def endpoint(request: Request) -> Response:
     return JSONResponse(BODY)
 
 
-def create_app() -> Starlette:
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
+async def json_work(request: Request) -> Response:
+    raw = await request.body()
+    parsed = json.loads(raw) if raw else None
+    return JSONResponse({**BODY, "received": isinstance(parsed, dict)})
+
+
+def create_app(*, json_work_endpoint: bool = False) -> Starlette:
+    chosen = json_work if json_work_endpoint else endpoint
+    return Starlette(routes=[Route("/{path:path}", chosen, methods=["GET", "POST"])])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,10 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop when installed)")
     parser.add_argument("--http", default="auto", help="uvicorn --http (auto: httptools when installed)")
+    parser.add_argument("--json-work", action="store_true", help="parse the body and answer a JSON object built for it")
     args = parser.parse_args(argv)
     sock = socket.create_server(("127.0.0.1", args.port))
     print(f"bare Starlette on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(create_app(), log_level="info", access_log=False, loop=args.loop, http=args.http)
+    app = create_app(json_work_endpoint=args.json_work)
+    config = uvicorn.Config(app, log_level="info", access_log=False, loop=args.loop, http=args.http)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.load import Run, run_wrk
-from bench.servers import ROOT, Server, bare_server, mock_server, prism_server
+from bench.servers import ROOT, Server, bare_server, mock_server, prism_server, redis_server
 
 # The mix's three keys (bench/mix.lua): A reuses one model, B alternates models, C opens and closes.
 KEYS = tuple(f"sk-Bench{slot}." + hexdigit * 64 for slot, hexdigit in (("A", "a"), ("B", "b"), ("C", "c")))
-SERVERS = ("mock", "prism", "bare")
+SERVERS = ("mock", "prism", "bare", "bare-json")
+STORE_WORKERS = (1, 2)  # `--store` cells: the mock with its state in Redis, 1 and 2 worker processes
 NOT_BUILT = "not built yet"
 
 
@@ -57,7 +58,12 @@ def measure(server: Server, wrk: str, connections: int, seconds: float, script_a
 def load_cells(wrk: str, connections: Sequence[int], seconds: float, warmup: float, log: bool = True) -> Results:
     """Every server at every connection count, servers interleaved so that noise hits them alike."""
     results = Results()
-    servers = {"mock": mock_server(KEYS), "prism": prism_server(), "bare": bare_server()}
+    servers = {
+        "mock": mock_server(KEYS),
+        "prism": prism_server(),
+        "bare": bare_server(),
+        "bare-json": bare_server(json_work=True),
+    }
     try:
         for server in servers.values():
             server.start()
@@ -68,7 +74,7 @@ def load_cells(wrk: str, connections: Sequence[int], seconds: float, warmup: flo
         for count in connections:
             for name, server in servers.items():
                 run = measure(server, wrk, count, seconds, ("mix", *KEYS))
-                run = dataclasses.replace(run, answers_the_mix=name != "bare")
+                run = dataclasses.replace(run, answers_the_mix=not name.startswith("bare"))
                 results.cells[(name, count)] = run
                 if log:
                     print(f"bench: {name:5} c={count:<3} {run.rps:8.0f} req/s  p99 {run.p99_ms:6.2f} ms", flush=True)
@@ -76,6 +82,23 @@ def load_cells(wrk: str, connections: Sequence[int], seconds: float, warmup: flo
         for server in servers.values():
             server.stop()
     return results
+
+
+def store_cells(wrk: str, seconds: float, warmup: float, connections: int = 32) -> dict[tuple[str, int], Run]:
+    """The mock with `--store` (a throwaway redis-server) at 1 and 2 workers; none without redis-server."""
+    cells: dict[tuple[str, int], Run] = {}
+    with redis_server() as url:
+        if url is None:
+            print("bench: redis-server is not installed: no --store cells", flush=True)
+            return cells
+        for workers in STORE_WORKERS:
+            extra = ("--store", url, "--workers", str(workers))
+            with mock_server(KEYS, extra=extra, name=f"mock-store-{workers}") as server:
+                measure(server, wrk, connections, warmup, ("mix", *KEYS))
+                run = measure(server, wrk, connections, seconds, ("mix", *KEYS))
+                cells[(f"store-{workers}", connections)] = run
+                print(f"bench: --store, {workers} worker(s) c={connections} {run.rps:8.0f} req/s", flush=True)
+    return cells
 
 
 def memory_soak(wrk: str, *, keys: int, requests: int, warm: int, connections: int = 32) -> Memory:

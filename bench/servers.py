@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -106,9 +108,16 @@ class Server:
         raise RuntimeError(f"no VmRSS for pid {self.pid}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server's processes (its group: workers too) have used so far."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # a process that ended meanwhile
+                continue
+            if int(fields[2]) == self.pid:  # its process group: the one this server leads
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -153,5 +162,32 @@ def prism_server() -> Server:
     return Server("prism", command, port=port)
 
 
-def bare_server() -> Server:
-    return Server("bare", [sys.executable, "-m", "bench.bare", "--port", "0"])
+def bare_server(*, json_work: bool = False) -> Server:
+    command = [sys.executable, "-m", "bench.bare", "--port", "0", *(["--json-work"] if json_work else [])]
+    return Server("bare-json" if json_work else "bare", command)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throwaway redis-server on a free loopback port (its URL), or None when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    flags = ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([binary, *flags], stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on {HOST}:{port}") from None
+                time.sleep(0.05)
+        yield f"redis://{HOST}:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

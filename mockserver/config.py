@@ -215,8 +215,6 @@ def problems(config: Config) -> list[str]:
         )
     if config.workers > 1 and config.store is None:
         found.append(f"--workers {config.workers} needs --store redis://...: each worker would keep its own sessions")
-    if config.workers > 1 and config.seed is not None:
-        found.append("--seed with --workers: every worker would hand out the same session ids")
     if config.workers < 1 or config.max_body_size < 0:
         found.append("--workers must be at least 1 and --max-body-size at least 0")
     if not 0 <= config.chain_latency <= 60:

@@ -1,31 +1,80 @@
 """Shared state in Redis, so several mock workers and hosts behave as one gateway.
 
 `RedisStore` implements the domain's `SessionStore`: a key's record (its gateway row and the sessions
-open on chain, one JSON value) is one Redis string, and
-every transition is atomic per key by optimistic locking (WATCH/MULTI/EXEC, retried on a conflict;
-the session book draws armed faults at most once, so a retry is safe). Ended sessions go to a capped
-list. `RedisClock` shares the mock's clock offset, so expiry (R6) follows the admin clock on every
-worker. Faults, admin-added keys and the request journal stay per worker.
+open on chain, one JSON value) is one Redis string, and every transition is atomic per key by optimistic locking (WATCH/MULTI/EXEC, retried on a conflict
+with a growing pause, `ATTEMPTS` times at most; the session book draws armed faults at most once, so
+a retry is safe). Ended sessions go to a capped list in the same transaction. `RedisClock` shares the
+mock's clock offset, so expiry (R6) follows the admin clock on every worker. The rest of the shared
+admin state (faults, keys, ids, journal) is in `mockserver.redis_shared`.
+
+Every Redis failure leaves this module as a `StoreError`, which the web layer answers in the
+gateway's own shape; redis-py reconnects by itself once the server is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
+from redis.client import Pipeline
 
-from mockserver.domain import KeyRecord, Session, SessionKind
-from mockserver.domain.store import EMPTY, Change, T
+from mockserver.domain import KeyRecord, Session, SessionKind, checked_time
+from mockserver.domain.store import EMPTY, Change, Ended, T
 
 DEFAULT_NAMESPACE = "morpheus-mock"
+ATTEMPTS = 20  # optimistic transactions: conflicts survived before StoreBusy
+PAUSE = 0.001  # seconds before the first retry; doubled each time up to PAUSE_MAX
+PAUSE_MAX = 0.032
+R = TypeVar("R")
 
 
-class StoreUnavailable(Exception):
+class StoreError(Exception):
+    """Root of every error of the shared store."""
+
+
+class StoreUnavailable(StoreError):
     """The Redis server cannot be reached or used; the message says where and why."""
+
+
+class StoreBusy(StoreError):
+    """An optimistic transaction met a conflict on every attempt."""
+
+
+@contextlib.contextmanager
+def answering(what: str) -> Iterator[None]:
+    """Turn redis-py's failures into `StoreUnavailable` that names what failed."""
+    try:
+        yield
+    except redis.RedisError as error:
+        raise StoreUnavailable(f"the shared store failed ({what}): {error}") from None
+
+
+def optimistic(
+    client: redis.Redis, names: Sequence[str], decide: Callable[[Pipeline], tuple[Callable[[Pipeline], Any], R]]
+) -> R:
+    """WATCH `names`, `decide` on what they hold, queue its writes in MULTI and EXEC; retry on a conflict.
+
+    Raises:
+        StoreBusy: every one of `ATTEMPTS` attempts met a conflicting write.
+        StoreUnavailable: Redis failed.
+    """
+    with answering(f"transaction on {names[0]}"), client.pipeline() as pipe:
+        for attempt in range(ATTEMPTS):
+            try:
+                pipe.watch(*names)  # type: ignore[no-untyped-call]
+                write, result = decide(pipe)
+                pipe.multi()
+                write(pipe)
+                pipe.execute()
+                return result
+            except redis.WatchError:
+                time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again
+    raise StoreBusy(f"{names[0]} changed under every one of {ATTEMPTS} attempts; try again")
 
 
 def encode(session: Session) -> str:
@@ -33,8 +82,10 @@ def encode(session: Session) -> str:
 
 
 def decode(raw: bytes | str | None) -> Session | None:
-    if raw is None:
-        return None
+    return None if raw is None else _session(raw)
+
+
+def _session(raw: bytes | str) -> Session:
     return _from_fields(json.loads(raw))
 
 
@@ -57,9 +108,12 @@ def decode_record(raw: bytes | str | None) -> KeyRecord:
 
 
 def connect(url: str) -> redis.Redis:
-    """A client for `redis://HOST:PORT/N`, checked with a PING so that a wrong URL fails at start."""
+    """A client for `redis://HOST:PORT/N`, checked with a PING so that a wrong URL fails at start.
+
+    Timeouts are short: a store that stopped answering costs a request seconds, not minutes.
+    """
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         client.ping()
     except (redis.RedisError, ValueError) as error:
         raise StoreUnavailable(f"cannot use the store {url}: {error}") from None
@@ -84,26 +138,33 @@ class RedisStore:
     def _history(self) -> str:
         return f"{self.namespace}:history"
 
-    def transact(self, key: str, change: Change[T]) -> T:
-        """Apply `change` to the key's record atomically (R8): WATCH, read, compute, MULTI/EXEC; retry on conflict."""
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
+        """Apply `change` to the key's record atomically (R8) and record what it ended, in one MULTI/EXEC."""
         name = self._active(key)
-        with self.client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(name)  # type: ignore[no-untyped-call]
-                    new, result = change(decode_record(pipe.get(name)))
-                    pipe.multi()
-                    if new.empty:
-                        pipe.delete(name)
-                    else:
-                        pipe.set(name, encode_record(new))
-                    pipe.execute()
-                    return result
-                except redis.WatchError:
-                    continue  # another worker changed this key meanwhile: decide again on its new state
+
+        def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], T]:
+            new, result = change(decode_record(pipe.get(name)))
+
+            def write(pipe: Pipeline) -> None:
+                if new.empty:
+                    pipe.delete(name)
+                else:
+                    pipe.set(name, encode_record(new))
+                self._push_history(pipe, ended(result))
+
+            return write, result
+
+        return optimistic(self.client, [name], decide)
+
+    def _push_history(self, pipe: Pipeline, sessions: Iterable[Session]) -> None:
+        encoded = [encode(session) for session in sessions]
+        if encoded:
+            pipe.lpush(self._history, *encoded)
+            pipe.ltrim(self._history, 0, self.history_limit - 1)
 
     def record(self, key: str) -> KeyRecord:
-        return decode_record(self.client.get(self._active(key)))
+        with answering("reading a session"):
+            return decode_record(self.client.get(self._active(key)))
 
     def active(self, key: str) -> Session | None:
         active: Session | None = self.record(key).active
@@ -111,51 +172,49 @@ class RedisStore:
 
     def keys(self) -> tuple[str, ...]:
         prefix = self._active("")
-        return tuple(sorted(name.decode().removeprefix(prefix) for name in self.client.scan_iter(match=f"{prefix}*")))
+        with answering("listing sessions"):
+            names = self.client.scan_iter(match=f"{prefix}*")
+            return tuple(sorted(name.decode().removeprefix(prefix) for name in names))
 
     def reset(self, key: str | None = None) -> None:
+        """Forget sessions and history (of one key or all); the clock and the admin state stay."""
         if key is None:
-            names = list(self.client.scan_iter(match=f"{self.namespace}:*"))
-            if names:
+            with answering("reset"):
+                names = [*self.client.scan_iter(match=self._active("*")), self._history]
                 self.client.delete(*names)
             return
         self._rewrite_history(lambda session: session.key != key, also_delete=self._active(key))
 
     def _rewrite_history(self, keep: Callable[[Session], bool], *, also_delete: str) -> None:
-        with self.client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(self._history)  # type: ignore[no-untyped-call]
-                    kept = [raw for raw in pipe.lrange(self._history, 0, -1) if keep(_session(raw))]
-                    pipe.multi()
-                    pipe.delete(self._history, also_delete)
-                    if kept:
-                        pipe.rpush(self._history, *kept)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+        def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], None]:
+            kept = [raw for raw in pipe.lrange(self._history, 0, -1) if keep(_session(raw))]
+
+            def write(pipe: Pipeline) -> None:
+                pipe.delete(self._history, also_delete)
+                if kept:
+                    pipe.rpush(self._history, *kept)
+
+            return write, None
+
+        optimistic(self.client, [self._history], decide)
 
     def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
-        ended = [_session(raw) for raw in self.client.lrange(self._history, 0, -1)]
+        with answering("reading the history"):
+            ended = [_session(raw) for raw in self.client.lrange(self._history, 0, -1)]
         chosen = [session for session in ended if key is None or session.key == key]
         return tuple(chosen[:limit])
 
     def record_ended(self, session: Session) -> None:
-        with self.client.pipeline() as pipe:
-            pipe.lpush(self._history, encode(session))
-            pipe.ltrim(self._history, 0, self.history_limit - 1)
+        with answering("recording an ended session"), self.client.pipeline() as pipe:
+            self._push_history(pipe, [session])
             pipe.execute()
 
 
-def _session(raw: Any) -> Session:
-    session = decode(raw)
-    assert session is not None
-    return session
-
-
 class RedisClock:
-    """The system clock plus an offset kept in Redis: setting or advancing it moves every worker's clock."""
+    """The system clock plus an offset kept in Redis: setting or advancing it moves every worker's clock.
+
+    It keeps the bounds of every clock (`checked_time`); a move outside them changes nothing.
+    """
 
     def __init__(
         self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE, source: Callable[[], float] = time.time
@@ -164,13 +223,24 @@ class RedisClock:
         self.name = f"{namespace}:clock-offset"
         self.source = source
 
+    def __repr__(self) -> str:
+        return f"RedisClock({self.name!r})"
+
     def now(self) -> float:
-        return self.source() + float(self.client.get(self.name) or 0.0)
+        with answering("reading the clock"):
+            return self.source() + float(self.client.get(self.name) or 0.0)
 
     def set(self, t: float) -> float:
-        self.client.set(self.name, repr(t - self.source()))
+        offset = checked_time(t) - self.source()
+        with answering("setting the clock"):
+            self.client.set(self.name, repr(offset))
         return self.now()
 
     def advance(self, seconds: float) -> float:
-        self.client.incrbyfloat(self.name, seconds)
+        def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], Any], None]:
+            target = checked_time(self.source() + float(pipe.get(self.name) or 0.0) + seconds)
+            offset = target - self.source()
+            return (lambda pipe: pipe.set(self.name, repr(offset))), None
+
+        optimistic(self.client, [self.name], decide)
         return self.now()

@@ -111,7 +111,6 @@ def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
     ("config", "problem"),
     [
         (Config(workers=2), "--workers 2 needs --store redis://"),
-        (Config(workers=2, store="redis://r/0", seed=1), "--seed with --workers"),
         (Config(workers=0), "--workers must be at least 1"),
         (Config(max_body_size=-1), "--max-body-size at least 0"),
         (Config(chain_latency=-1), "--chain-latency must be between 0 and 60 seconds, got -1"),

@@ -3,7 +3,7 @@
 from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, approve
 from mockserver.domain.book import PendingBid, SessionBook
 from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
-from mockserver.domain.clock import FAKE_START, MAX_TIME, Clock, FakeClock, OffsetClock, SystemClock
+from mockserver.domain.clock import FAKE_START, MAX_TIME, Clock, FakeClock, OffsetClock, SystemClock, checked_time
 from mockserver.domain.errors import (
     AuthBackendFailed,
     AuthenticationFailed,
@@ -20,6 +20,7 @@ from mockserver.domain.errors import (
 )
 from mockserver.domain.faults import DEFAULT_MESSAGES, Fault, FaultKind, FaultPlan
 from mockserver.domain.ids import IdSource
+from mockserver.domain.journal import Journal, JournalEntry, JournalLog
 from mockserver.domain.keys import (
     API_KEY_MISSING,
     INVALID_FORMAT,
@@ -41,6 +42,7 @@ from mockserver.domain.sessions import (
     Session,
     SessionKind,
 )
+from mockserver.domain.shared import Counter, LocalCounter, LocalSlots, Slots
 from mockserver.domain.store import InMemoryStore, SessionStore
 from mockserver.domain.upstream import (
     BID_NOT_FOUND,
@@ -75,6 +77,7 @@ __all__ = [
     "CloseFailed",
     "CloseKind",
     "CloseOutcome",
+    "Counter",
     "CreateFailed",
     "CreateRefused",
     "DomainError",
@@ -89,9 +92,14 @@ __all__ = [
     "InvalidKeyFormat",
     "InvalidTable",
     "InvalidTime",
+    "Journal",
+    "JournalEntry",
+    "JournalLog",
     "KeyLookupFailed",
     "KeyRecord",
     "KeyRegistry",
+    "LocalCounter",
+    "LocalSlots",
     "Model",
     "ModelTable",
     "OffsetClock",
@@ -102,10 +110,12 @@ __all__ = [
     "SessionBook",
     "SessionKind",
     "SessionStore",
+    "Slots",
     "SystemClock",
     "UnknownKey",
     "approve",
     "auth_error",
+    "checked_time",
     "close_error",
     "create_error",
     "is_well_formed",

@@ -309,7 +309,7 @@ class SessionBook:
         self, key: str, decide: Callable[[KeyRecord, float], _Step[T]], *, pass_at: float | None = None
     ) -> tuple[T | DomainError, tuple[Session, ...]]:
         """One transaction: the sync pass due (or one at `pass_at`), then `decide`; return its result and
-        the rows that ended (recorded in the history after the commit)."""
+        the rows that ended (recorded in the history in the same atomic step)."""
 
         def change(before: KeyRecord) -> tuple[KeyRecord, tuple[T | DomainError, tuple[Session, ...]]]:
             now = self.clock.now()
@@ -322,10 +322,7 @@ class SessionBook:
             ended = _retirements(before, record) + (() if failed else step.ended)
             return replace(record, active=active, chain=chain), (step.result, ended)
 
-        result, ended = self.store.transact(key, change)
-        for session in ended:
-            self.store.record_ended(session)
-        return result, ended
+        return self.store.transact(key, change, _ended_by)
 
     def _due(self, record: KeyRecord, now: float) -> float | None:
         """The time of the latest sync pass due since the record's last one (None: none is due)."""
@@ -380,6 +377,10 @@ def _retirements(before: KeyRecord, after: KeyRecord) -> tuple[Session, ...]:
         return ()
     reason = EndReason.CHAIN_CLOSED if not before.open_on_chain(row.session_id) else EndReason.EXPIRED
     return (replace(row, closed_at=after.synced_at, close_reason=reason),)
+
+
+def _ended_by(outcome: tuple[object, tuple[Session, ...]]) -> tuple[Session, ...]:
+    return outcome[1]
 
 
 def _reusable(current: Session | None, now: float, resolved: str) -> TypeGuard[Session]:

@@ -59,7 +59,7 @@ class OffsetClock:
             return self._move_to(t)
 
     def _move_to(self, t: float) -> float:
-        self._offset = _checked(t) - self._source()
+        self._offset = checked_time(t) - self._source()
         return self._source() + self._offset
 
 
@@ -67,7 +67,7 @@ class FakeClock:
     """A clock that only moves when told to; thread-safe."""
 
     def __init__(self, start: float = FAKE_START) -> None:
-        self._now = _checked(start)
+        self._now = checked_time(start)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -79,17 +79,22 @@ class FakeClock:
     def advance(self, seconds: float) -> float:
         """Move the clock by `seconds` (negative moves it back) and return the new time."""
         with self._lock:
-            self._now = _checked(self._now + seconds)
+            self._now = checked_time(self._now + seconds)
             return self._now
 
     def set(self, t: float) -> float:
         """Move the clock to `t` epoch seconds and return it."""
         with self._lock:
-            self._now = _checked(t)
+            self._now = checked_time(t)
             return self._now
 
 
-def _checked(t: float) -> float:
+def checked_time(t: float) -> float:
+    """`t` as a float, if a clock may show it (a finite time a `datetime` can hold).
+
+    Raises:
+        InvalidTime: a time before the epoch, after year 9999, or not a number.
+    """
     if not (math.isfinite(t) and 0 <= t <= MAX_TIME):
         raise InvalidTime(f"clock time must be between 0 and {MAX_TIME:.0f} epoch seconds, got {t!r}")
     return float(t)

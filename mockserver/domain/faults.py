@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, replace
 from enum import Enum
 
 from mockserver.domain.errors import InvalidFault
+from mockserver.domain.shared import LocalSlots, Slots
 from mockserver.domain.upstream import CHAT_FAILED
 
 
@@ -94,15 +94,21 @@ class Fault:
         }
 
 
-class FaultPlan:
-    """The armed faults, consumed by the web layer as operations run; thread-safe."""
+FAULTS = "faults"  # the one slot that holds the armed faults, oldest first
 
-    def __init__(self) -> None:
-        self._faults: tuple[Fault, ...] = ()
-        self._lock = threading.Lock()
+
+class FaultPlan:
+    """The armed faults, consumed by the web layer as operations run; thread-safe.
+
+    The faults live in `slots` (one name, `FAULTS`): in this process by default, or in the shared
+    store, where a fault armed through any worker is used exactly once across all of them.
+    """
+
+    def __init__(self, slots: Slots[tuple[Fault, ...]] | None = None) -> None:
+        self._slots: Slots[tuple[Fault, ...]] = LocalSlots() if slots is None else slots
 
     def __repr__(self) -> str:
-        return f"FaultPlan({len(self._faults)} armed)"
+        return f"FaultPlan({len(self.list())} armed)"
 
     def arm(
         self,
@@ -127,44 +133,47 @@ class FaultPlan:
         _validate_answer(kind, status, body)
         text = DEFAULT_MESSAGES.get(kind) if message is None else message
         fault = Fault(kind, key, count, text, float(seconds), operation, status, body)
-        with self._lock:
-            self._faults = (*self._faults, fault)
-        return fault
+        return self._slots.update(FAULTS, lambda faults: ((*(faults or ()), fault), fault))
 
     def take(self, kind: FaultKind, key: str, operation: str | None = None) -> Fault | None:
         """Use up one use of the most specific matching fault (the oldest among equals) and return it."""
-        if not self._faults:
-            return None  # nothing armed, the usual case: no lock (arm swaps the whole tuple at once)
-        with self._lock:
-            matching = [i for i, f in enumerate(self._faults) if f.matches(kind, key, operation)]
+        if not self._slots.get(FAULTS):
+            return None  # nothing armed, the usual case: a read, no change
+
+        def change(faults: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, Fault | None]:
+            faults = faults or ()
+            matching = [i for i, f in enumerate(faults) if f.matches(kind, key, operation)]
             if not matching:
-                return None
-            chosen = max(matching, key=lambda i: (self._faults[i].specificity, -i))
-            fault = self._faults[chosen]
-            self._faults = _spend(self._faults, {chosen})
-            return fault
+                return faults, None
+            chosen = max(matching, key=lambda i: (faults[i].specificity, -i))
+            return _spend(faults, {chosen}), faults[chosen]
+
+        return self._slots.update(FAULTS, change)
 
     def latency(self, key: str, operation: str) -> float:
         """The summed delay of every matching LATENCY fault, using up one use of each."""
-        if not self._faults:
+        if not self._slots.get(FAULTS):
             return 0.0
-        with self._lock:
-            matching = {i for i, f in enumerate(self._faults) if f.matches(FaultKind.LATENCY, key, operation)}
-            total = sum(self._faults[i].seconds for i in matching)
-            self._faults = _spend(self._faults, matching)
-            return total
+
+        def change(faults: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, float]:
+            faults = faults or ()
+            matching = {i for i, f in enumerate(faults) if f.matches(FaultKind.LATENCY, key, operation)}
+            return _spend(faults, matching), sum(faults[i].seconds for i in matching)
+
+        return self._slots.update(FAULTS, change)
 
     def clear(self, kind: FaultKind | None = None, key: str | None = None) -> int:
         """Disarm the faults of a kind and/or a key (None: any) and return how many there were."""
-        with self._lock:
-            kept = tuple(f for f in self._faults if not _selected(f, kind, key))
-            removed = len(self._faults) - len(kept)
-            self._faults = kept
-            return removed
+
+        def change(faults: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, int]:
+            faults = faults or ()
+            kept = tuple(f for f in faults if not _selected(f, kind, key))
+            return kept or None, len(faults) - len(kept)
+
+        return self._slots.update(FAULTS, change)
 
     def list(self) -> tuple[Fault, ...]:
-        with self._lock:
-            return self._faults
+        return self._slots.get(FAULTS) or ()
 
 
 def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str | None) -> None:
@@ -188,10 +197,10 @@ def _validate_answer(kind: FaultKind, status: int | None, body: str | None) -> N
         raise InvalidFault(f"status must be an HTTP error status (400-599), got {status!r}")
 
 
-def _spend(faults: tuple[Fault, ...], chosen: set[int]) -> tuple[Fault, ...]:
-    """`faults` after one use of each chosen one; used-up faults drop out."""
+def _spend(faults: tuple[Fault, ...], chosen: set[int]) -> tuple[Fault, ...] | None:
+    """`faults` after one use of each chosen one; used-up faults drop out (None: none left)."""
     after = (f.used() if i in chosen else f for i, f in enumerate(faults))
-    return tuple(f for f in after if f is not None)
+    return tuple(f for f in after if f is not None) or None
 
 
 def _selected(fault: Fault, kind: FaultKind | None, key: str | None) -> bool:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from mockserver.domain.errors import AuthenticationFailed, InvalidKeyFormat, UnknownKey
+from mockserver.domain.shared import LocalSlots, Slots
 
 API_KEY_MISSING = "API key missing"
 INVALID_FORMAT = "Invalid API key format. Must start with sk-"
@@ -83,7 +83,11 @@ class ApiKey:
 
 
 class KeyRegistry:
-    """The keys the mock accepts, indexed (not uniquely) by prefix like the gateway's table."""
+    """The keys the mock accepts, indexed (not uniquely) by prefix like the gateway's table.
+
+    The entries live in `slots`, one name per prefix: in this process by default, or in the shared
+    store, where a key added or revoked through any worker is known to all of them.
+    """
 
     def __init__(
         self,
@@ -92,19 +96,18 @@ class KeyRegistry:
         legacy_prefixes: Iterable[str] = (),
         accept_any: bool = False,
         revoked_keys_work: bool = False,
+        slots: Slots[tuple[ApiKey, ...]] | None = None,
     ) -> None:
         self.accept_any = accept_any
         self.revoked_keys_work = revoked_keys_work
-        self._by_prefix: dict[str, list[ApiKey]] = {}
-        self._lock = threading.Lock()
+        self._by_prefix: Slots[tuple[ApiKey, ...]] = LocalSlots() if slots is None else slots
         for key in keys:
             self.add(key)
         for prefix in legacy_prefixes:
             self.add_legacy(prefix)
 
     def __len__(self) -> int:
-        with self._lock:
-            return sum(len(entries) for entries in self._by_prefix.values())
+        return sum(len(entries) for _, entries in self._by_prefix.items())
 
     def __repr__(self) -> str:
         return f"KeyRegistry(prefixes={self.prefixes()!r}, accept_any={self.accept_any!r})"
@@ -125,11 +128,19 @@ class KeyRegistry:
     def revoke(self, key_or_prefix: str) -> None:
         """Revoke one full key, or every key with a 9-character prefix."""
         prefix = key_prefix(key_or_prefix)
-        with self._lock:
-            entries = self._by_prefix.get(prefix, [])
-            if not any(self._names(e, key_or_prefix) for e in entries):
+
+        def change(entries: tuple[ApiKey, ...] | None) -> tuple[tuple[ApiKey, ...] | None, None]:
+            if not any(self._names(e, key_or_prefix) for e in entries or ()):
                 raise UnknownKey(f"no API key {prefix!r} is registered")
-            self._by_prefix[prefix] = [self._revoked(e, key_or_prefix) for e in entries]
+            return tuple(self._revoked(e, key_or_prefix) for e in entries or ()), None
+
+        self._by_prefix.update(prefix, change)
+
+    def knows(self, prefix: str) -> bool:
+        """Whether a key with this 9-character prefix can authenticate, now or (`accept_any`) on first use."""
+        if self._by_prefix.get(prefix):
+            return True
+        return self.accept_any and _PREFIX.fullmatch(prefix) is not None
 
     def authenticate(self, header_value: str | None) -> str:
         """Return the identity (the prefix) of the key in an Authorization header value.
@@ -139,8 +150,7 @@ class KeyRegistry:
         """
         candidate = parse_authorization(header_value)
         digest = _digest(candidate)
-        with self._lock:
-            matching = [e for e in self._by_prefix.get(key_prefix(candidate), []) if e.matches(digest)]
+        matching = [e for e in self._by_prefix.get(key_prefix(candidate)) or () if e.matches(digest)]
         if not matching:
             return self._first_use(candidate)
         usable = [e for e in matching if self.revoked_keys_work or not e.revoked]
@@ -151,13 +161,11 @@ class KeyRegistry:
         return usable[0].prefix
 
     def prefixes(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(sorted(self._by_prefix))
+        return tuple(prefix for prefix, _ in self._by_prefix.items())
 
     def describe(self) -> list[dict[str, object]]:
         """A JSON-ready listing of the keys; never the full key, nor its hash."""
-        with self._lock:
-            entries = [e for prefix in sorted(self._by_prefix) for e in self._by_prefix[prefix]]
+        entries = [e for _, listed in self._by_prefix.items() for e in listed]
         return [{"prefix": e.prefix, "legacy": e.legacy, "revoked": e.revoked, "orphan": e.orphan} for e in entries]
 
     def _first_use(self, candidate: str) -> str:
@@ -167,12 +175,14 @@ class KeyRegistry:
         raise AuthenticationFailed(INVALID_KEY)
 
     def _insert(self, entry: ApiKey) -> str:
-        with self._lock:
-            entries = self._by_prefix.setdefault(entry.prefix, [])
+        def change(entries: tuple[ApiKey, ...] | None) -> tuple[tuple[ApiKey, ...], str]:
+            entries = entries or ()
             # Adding a known key again keeps its entry (a revoked key stays revoked).
             if all(e.secret_hash != entry.secret_hash for e in entries):
-                entries.append(entry)
-        return entry.prefix
+                entries = (*entries, entry)
+            return entries, entry.prefix
+
+        return self._by_prefix.update(entry.prefix, change)
 
     @staticmethod
     def _names(entry: ApiKey, key_or_prefix: str) -> bool:

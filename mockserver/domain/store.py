@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 from mockserver.domain.sessions import KeyRecord, Session
@@ -16,6 +16,12 @@ from mockserver.domain.sessions import KeyRecord, Session
 T = TypeVar("T")
 EMPTY = KeyRecord()
 Change = Callable[[KeyRecord], tuple[KeyRecord, T]]
+Ended = Callable[[T], Iterable[Session]]
+"""The sessions a transaction's result ended: recorded in the history in the same atomic step."""
+
+
+def _none(result: object) -> tuple[Session, ...]:
+    return ()
 
 
 class SessionStore(Protocol):
@@ -23,10 +29,11 @@ class SessionStore(Protocol):
 
     A store for several processes (Redis, say) must keep `transact` atomic per key (R8); `change`
     may then run more than once (optimistic retries), so it has no side effects beyond drawing ids.
-    Ended sessions are recorded by the caller after `transact` returns.
+    The sessions `ended(result)` names join the history in the same atomic step, so a store that
+    fails between the two cannot lose a session.
     """
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = _none) -> T:
         """Apply `change` to the key's record atomically, store the new record, return the rest."""
         ...
 
@@ -60,13 +67,14 @@ class InMemoryStore:
     def __repr__(self) -> str:
         return f"InMemoryStore({len(self._records)} keys, {len(self._history)} ended)"
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = _none) -> T:
         with self._lock:
             new, result = change(self._records.get(key, EMPTY))
             if new.empty:
                 self._records.pop(key, None)
             else:
                 self._records[key] = new
+            self._history.extend(ended(result))
             return result
 
     def record(self, key: str) -> KeyRecord:

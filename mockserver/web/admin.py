@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mockserver.domain import DomainError, FaultKind
+from mockserver.domain import DomainError, FaultKind, key_prefix
+from mockserver.redis_store import StoreError
 from mockserver.web.state import MockState
 
 PREFIX = "/__admin"
@@ -128,17 +129,10 @@ async def list_keys(state: MockState, request: Request) -> Response:
 async def add_key(state: MockState, request: Request) -> Response:
     body = await _json_object(request)
     if set(body) == {"key"} and isinstance(body["key"], str):
-        return JSONResponse({"prefix": _domain(lambda: state.keys.add(body["key"]))}, status_code=201)
+        return JSONResponse({"prefix": state.keys.add(body["key"])}, status_code=201)
     if set(body) == {"legacy_prefix"} and isinstance(body["legacy_prefix"], str):
-        return JSONResponse({"prefix": _domain(lambda: state.keys.add_legacy(body["legacy_prefix"]))}, status_code=201)
+        return JSONResponse({"prefix": state.keys.add_legacy(body["legacy_prefix"])}, status_code=201)
     raise _invalid('send {"key": "sk-..."} or {"legacy_prefix": "sk-XXXXXX"}')
-
-
-def _domain(action: Callable[[], str]) -> str:
-    try:
-        return action()
-    except DomainError as error:
-        raise _invalid(str(error)) from None
 
 
 async def revoke_key(state: MockState, request: Request) -> Response:
@@ -190,12 +184,23 @@ async def arm_fault(state: MockState, request: Request) -> Response:
     for name, expected in types:
         if options[name] is not None and (not isinstance(options[name], expected) or isinstance(options[name], bool)):
             raise _invalid(f"'{name}' must be a {expected.__name__}")
+    _known_target(state, options["key"], options["operation"])
     seconds = _number(body, "seconds") if "seconds" in body else 0.0
-    try:
-        fault = state.faults.arm(kind, seconds=seconds, **options)
-    except DomainError as error:
-        raise _invalid(str(error)) from None
+    fault = state.faults.arm(kind, seconds=seconds, **options)
     return JSONResponse(fault.to_json(), status_code=201)
+
+
+def _known_target(state: MockState, key: object, operation: object) -> None:
+    """A fault for a key or an operation the mock does not know would never be used: refuse it."""
+    if isinstance(key, str) and not state.keys.knows(key):
+        known = ", ".join(state.keys.prefixes()) or "none"
+        raise _invalid(
+            f"no API key with the prefix {key_prefix(key)!r} is registered (known: {known}); "
+            "arm a fault by a registered key's 9-character prefix, or without 'key' for every key"
+        )
+    operations = [op.operation_id for op in state.spec.operations]
+    if isinstance(operation, str) and operation not in operations:
+        raise _invalid(f"'operation' must be one of {', '.join(operations)}")
 
 
 def _fault_kind(value: object) -> FaultKind:
@@ -246,6 +251,10 @@ def _route(state: MockState, path: str, endpoints: dict[str, AdminEndpoint]) -> 
             return await endpoints[request.method](state, request)
         except Problem as problem:
             return problem.response()
+        except DomainError as error:  # a value the domain refuses (a time out of range, a malformed key, ...)
+            return _invalid(str(error)).response()
+        except StoreError as error:
+            return Problem(503, "Store unavailable", f"{error}; the mock answers again once the store does").response()
 
     return Route(PREFIX + path, dispatch, methods=list(endpoints))
 

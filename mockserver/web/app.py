@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,7 +22,7 @@ from mockserver.web.handlers import HANDLERS, list_models_api_v1_models_get
 from mockserver.web.https import HttpsEnforcement
 from mockserver.web.limits import BodyLimit
 from mockserver.web.middleware import GatewayMiddleware
-from mockserver.web.pipeline import endpoint_for
+from mockserver.web.pipeline import OperationEndpoint, endpoint_for
 from mockserver.web.state import MockState, build_state
 from openapi import Spec
 
@@ -36,14 +37,15 @@ def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None 
         raise WebError("; ".join(refused))
     state = build_state(config, clock=clock, spec=spec)
     check_route_table(state)
-    routes = gateway_routes(state) + (admin_routes(state) if config.admin else [])
+    endpoints = {(op.method, op.path): endpoint_for(state, op) for op in state.spec.operations}
+    routes = gateway_routes(state, endpoints) + (admin_routes(state) if config.admin else [])
     https = [Middleware(HttpsEnforcement)] if config.enforce_https else []
     limit = [Middleware(BodyLimit, limit=config.max_body_size)] if config.max_body_size else []
     app = Starlette(
         routes=routes,
         middleware=[
             *https,
-            Middleware(GatewayMiddleware, state=state),
+            Middleware(GatewayMiddleware, state=state, endpoints=endpoints),
             *limit,
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=CORS_HEADERS),
         ],
@@ -65,12 +67,13 @@ def check_route_table(state: MockState) -> None:
         )
 
 
-def gateway_routes(state: MockState) -> list[Route]:
-    """One route per operation; the models list also answers with a trailing slash (a hidden second
-    route in the gateway, observed-v1.14.0.md section 3); every other trailing slash is a 404."""
+def gateway_routes(state: MockState, endpoints: Mapping[tuple[str, str], OperationEndpoint]) -> list[Route]:
+    """One Route per operation (the full stack's way to the endpoints the middleware also calls directly);
+    the models list also answers with a trailing slash (a hidden second route in the gateway,
+    observed-v1.14.0.md section 3); every other trailing slash is a 404."""
     routes = []
     for operation in state.spec.operations:
-        endpoint = endpoint_for(state, operation)
+        endpoint = endpoints[(operation.method, operation.path)].endpoint
         slash = operation.operation_id == list_models_api_v1_models_get.__name__
         paths = (operation.path, operation.path + "/") if slash else (operation.path,)
         routes += [Route(path, endpoint, methods=[operation.method]) for path in paths]

@@ -11,12 +11,11 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from mockserver.config import SelfCheck
 from mockserver.domain import (
@@ -30,6 +29,7 @@ from mockserver.domain import (
     KeyLookupFailed,
     auth_error,
 )
+from mockserver.redis_store import StoreError
 from mockserver.web.errors import SelfCheckFailed
 from mockserver.web.handlers import HANDLERS, Call, Reply
 from mockserver.web.state import MockState
@@ -41,8 +41,6 @@ logger = logging.getLogger("mockserver")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def error_reply(error: DomainError) -> Reply:
@@ -56,46 +54,133 @@ def error_reply(error: DomainError) -> Reply:
     return Reply(500, {"detail": f"Unexpected error: {error}"})
 
 
-def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
-    """The Starlette endpoint that serves `operation` as the gateway did."""
-    handler = HANDLERS[operation.operation_id]
+def store_reply(error: StoreError) -> Reply:
+    """The shared store failed: the gateway's answer to a failing database, a JSON 500."""
+    logger.error("%s", error)
+    return Reply(500, {"detail": f"Unexpected error: {error}"})
 
-    async def endpoint(request: Request) -> Response:
+
+RawHeaders = list[tuple[bytes, bytes]]
+Answer = tuple[int, RawHeaders, bytes]
+"""What goes on the wire: status, headers (Starlette's order), body."""
+
+ANSWER_CLIENT_CLOSED: Answer = (CLIENT_CLOSED, [(b"content-length", b"0")], b"")
+"""Nobody is left to read it; the journal notes it."""
+
+
+class ClientLeft(Exception):
+    """The client disconnected before the answer: the operation does not happen."""
+
+
+class OperationEndpoint:
+    """One operation served as the gateway did, reachable two ways with the same answer.
+
+    `endpoint` is the Starlette endpoint of the operation's Route (the full stack); `serve` is the
+    direct path that `GatewayMiddleware` takes when the layers below would only pass a request through.
+    """
+
+    def __init__(self, state: MockState, operation: Operation) -> None:
+        self.state = state
+        self.operation = operation
+        self.operation_id = operation.operation_id
+        self.handler = HANDLERS[operation.operation_id]
+        self.has_body = operation.request_body is not None
+
+    async def endpoint(self, request: Request) -> Response:
         try:
-            reply, key = await _answer(state, operation, request)
-        except ClientDisconnect:
-            return Response(status_code=CLIENT_CLOSED)  # nobody is left to read it; the journal notes it
-        if reply.status == 200 and operation.requires_api_key:
-            delay = state.faults.latency(str(key), operation.operation_id)
-            if delay:
-                await asyncio.sleep(delay)
-        return respond(state, operation.operation_id, reply)
+            body = await request.body() if self.has_body else b""
+            status, headers, content = await self.answer(request.scope, body, request.receive)
+        except (ClientDisconnect, ClientLeft):
+            status, headers, content = ANSWER_CLIENT_CLOSED
+        response = Response(content, status_code=status)
+        response.raw_headers = headers
+        return response
 
-    async def _answer(state: MockState, operation: Operation, request: Request) -> tuple[Reply, str | None]:
-        """The reply, and the key's identity once it is known (None before authentication)."""
+    async def serve(self, scope: Scope, receive: Receive) -> Answer:
+        """The answer, reading the body from `receive` (no Request object, no Response object)."""
+        body = b""
+        if self.has_body:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return ANSWER_CLIENT_CLOSED
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+        try:
+            return await self.answer(scope, body, receive)
+        except ClientLeft:
+            return ANSWER_CLIENT_CLOSED
+
+    async def answer(self, scope: Scope, raw_body: bytes, receive: Receive) -> Answer:
+        return render(self.state, self.operation_id, await self._reply(scope, raw_body, receive))
+
+    async def _reply(self, scope: Scope, raw_body: bytes, receive: Receive) -> Reply:
+        authorization, content_type = _headers(scope["headers"])
         body: object = None
-        if operation.request_body is not None:
-            body = read_body(operation.operation_id, request.headers.get("content-type"), await request.body())
+        if self.has_body:
+            body = read_body(self.operation_id, content_type, raw_body)
             if isinstance(body, ValidationFailure | BodyParseError):
-                return _failure(body), None
-        key = None
+                return _failure(body)
         try:
-            key = _authenticate(state, operation, request)
-            checked = validate(operation.operation_id, query_items(request), body)
+            key = _authenticate(self.state, self.operation, authorization)
+            checked = validate(self.operation_id, query_items(scope["query_string"]), body)
             if isinstance(checked, ValidationFailure):
-                return _failure(checked), key
-            reply = handler(state, Call(operation.operation_id, key, checked.query, checked.body))
-            return (await reply if inspect.isawaitable(reply) else reply), key
+                return _failure(checked)
+            if key is not None:
+                await _latency(self.state, key, self.operation_id, receive)
+            reply = self.handler(self.state, Call(self.operation_id, key, checked.query, checked.body))
+            return await reply if inspect.isawaitable(reply) else reply
         except DomainError as error:
-            return error_reply(error), key
+            return error_reply(error)
+        except StoreError as error:
+            return store_reply(error)
 
-    endpoint.__name__ = operation.operation_id
-    return endpoint
+
+def endpoint_for(state: MockState, operation: Operation) -> OperationEndpoint:
+    """The endpoint that serves `operation` as the gateway did."""
+    return OperationEndpoint(state, operation)
 
 
-def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:
+def _headers(headers: RawHeaders) -> tuple[str | None, str | None]:
+    """The first Authorization and Content-Type values, as `Headers.get` finds them (ASGI names are lowercase)."""
+    authorization = content_type = None
+    for name, value in headers:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return authorization, content_type
+
+
+async def _latency(state: MockState, key: str, operation_id: str, receive: Receive) -> None:
+    """An armed `latency` fault's delay, before anything changes.
+
+    Raises:
+        ClientLeft: the client left during the delay; the operation does not happen.
+    """
+    delay = state.faults.latency(key, operation_id)
+    if delay and await client_left(receive, delay):
+        raise ClientLeft()
+
+
+async def client_left(receive: Receive, seconds: float) -> bool:
+    """Wait `seconds`; True as soon as the client disconnects (the request body is already read)."""
+
+    async def disconnect() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnect(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _authenticate(state: MockState, operation: Operation, authorization: str | None) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
-    key = state.keys.authenticate(request.headers.get("authorization")) if operation.requires_api_key else None
+    key = state.keys.authenticate(authorization) if operation.requires_api_key else None
     if key is not None:
         for step in AUTH_STEPS:
             fault = state.faults.take(step, key)
@@ -104,9 +189,18 @@ def _authenticate(state: MockState, operation: Operation, request: Request) -> s
     return key
 
 
-def query_items(request: Request) -> list[tuple[str, str]]:
-    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse)."""
-    return parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+def query_items(query_string: bytes) -> list[tuple[str, str]]:
+    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse).
+
+    The usual query, one `name=value` with nothing to decode, is split without `parse_qsl`.
+    """
+    if not query_string:
+        return []
+    text = query_string.decode("latin-1")
+    if "&" in text or "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    name, _, value = text.partition("=")
+    return [(name, value)]
 
 
 def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
@@ -115,18 +209,14 @@ def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
     return Reply(422, failure.body())
 
 
-class GatewayJSONResponse(JSONResponse):
-    """Starlette's JSONResponse, byte for byte, with its encoder built once."""
-
-    def render(self, content: Any) -> bytes:
-        return _ENCODER.encode(content).encode("utf-8")
-
-
-def respond(state: MockState, operation_id: str, reply: Reply) -> Response:
-    """The JSON response, after the self-check of its body against the spec."""
+def render(state: MockState, operation_id: str, reply: Reply) -> Answer:
+    """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec."""
     if state.config.self_check is not SelfCheck.OFF:
         check_reply(state, operation_id, reply)
-    return GatewayJSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
+    body = _ENCODER.encode(reply.body).encode("utf-8")
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
+    headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
+    return reply.status, headers, body
 
 
 def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:

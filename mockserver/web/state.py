@@ -8,21 +8,29 @@ from typing import Protocol
 
 from mockserver.config import Config
 from mockserver.domain import (
+    ApiKey,
     BidTable,
     Clock,
+    Counter,
     DomainError,
+    Fault,
     FaultPlan,
     IdSource,
     InMemoryStore,
+    Journal,
+    JournalLog,
     KeyRegistry,
+    LocalCounter,
+    LocalSlots,
     ModelTable,
     OffsetClock,
     SessionBook,
     SessionStore,
+    Slots,
 )
+from mockserver.redis_shared import FaultsCodec, KeysCodec, RedisCounter, RedisJournal, RedisSlots
 from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect
 from mockserver.web.errors import WebError
-from mockserver.web.journal import Journal
 from mockserver.web.selfcheck import ResponseChecks
 from openapi import Spec, Validators, load_spec
 
@@ -48,14 +56,26 @@ class MockState:
     models: ModelTable
     bids: BidTable
     faults: FaultPlan
-    journal: Journal
+    journal: JournalLog
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every worker of one mock must agree on: in this process, or in the store (`--store`)."""
+
+    store: SessionStore
+    clock: Clock
+    counter: Counter
+    faults: Slots[tuple[Fault, ...]]
+    keys: Slots[tuple[ApiKey, ...]]
+    journal: JournalLog
 
 
 def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> MockState:
     spec = spec or load_spec()
-    store, shared_clock = session_store(config)
-    clock = clock or shared_clock
-    ids = IdSource(config.seed)
+    shared = shared_state(config)
+    clock = clock or shared.clock
+    ids = IdSource(config.seed, counter=shared.counter)
     validators = Validators(spec)
     return MockState(
         config=config,
@@ -64,32 +84,46 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         responses=ResponseChecks(spec, validators),
         clock=clock,
         ids=ids,
-        keys=load_keys(config),
+        keys=load_keys(config, shared.keys),
         book=SessionBook(
-            store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
+            shared.store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
         ),
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
-        faults=FaultPlan(),
-        journal=Journal(config.journal_size),
+        faults=FaultPlan(shared.faults),
+        journal=shared.journal,
     )
 
 
-def session_store(config: Config) -> tuple[SessionStore, Clock]:
-    """Sessions in this process's memory (the default), or shared in Redis with the clock (`--store`)."""
+def shared_state(config: Config) -> Shared:
+    """This process's memory (the default), or Redis (`--store`): sessions, clock, ids, faults, keys, journal."""
     if config.store is None:
-        return InMemoryStore(history_limit=config.history_size), OffsetClock()
+        return Shared(
+            InMemoryStore(history_limit=config.history_size),
+            OffsetClock(),
+            LocalCounter(),
+            LocalSlots(),
+            LocalSlots(),
+            Journal(config.journal_size),
+        )
     try:
         client = connect(config.store)
     except StoreUnavailable as error:
         raise WebError(str(error)) from None
-    return RedisStore(client, history_limit=config.history_size), RedisClock(client)
+    return Shared(
+        RedisStore(client, history_limit=config.history_size),
+        RedisClock(client),
+        RedisCounter(client),
+        RedisSlots(client, "faults", FaultsCodec()),
+        RedisSlots(client, "keys", KeysCodec()),
+        RedisJournal(client, config.journal_size),
+    )
 
 
-def load_keys(config: Config) -> KeyRegistry:
-    """The key registry from `--key` flags and the keys file."""
+def load_keys(config: Config, slots: Slots[tuple[ApiKey, ...]] | None = None) -> KeyRegistry:
+    """The key registry from `--key` flags and the keys file, its entries kept in `slots`."""
     registry = KeyRegistry(
-        keys=config.keys, accept_any=config.accept_any_key, revoked_keys_work=config.revoked_keys_work
+        keys=config.keys, accept_any=config.accept_any_key, revoked_keys_work=config.revoked_keys_work, slots=slots
     )
     if config.keys_file is not None:
         read_keys_file(config.keys_file, registry)

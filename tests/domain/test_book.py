@@ -18,7 +18,7 @@ from mockserver.domain import (
     SessionBook,
     SessionKind,
 )
-from mockserver.domain.store import Change, T
+from mockserver.domain.store import Change, Ended, T
 from mockserver.domain.upstream import CHAT_FAILED
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, BookFactory
 
@@ -79,9 +79,9 @@ def test_book_r1_a_reused_session_that_fails_verification_is_closed_on_chain_onl
 class RetryingStore(InMemoryStore):
     """A store that runs every change twice, as an optimistic (WATCH/MULTI) store does after a conflict."""
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
         super().transact(key, lambda current: (current, change(current)[1]))
-        return super().transact(key, change)
+        return super().transact(key, change, ended)
 
 
 def test_book_draws_an_armed_fault_once_when_a_transaction_is_retried(clock: FakeClock) -> None:

@@ -30,7 +30,7 @@ from mockserver.domain import (
     SessionBook,
 )
 from mockserver.domain.book import Armed, PendingBid
-from mockserver.domain.store import EMPTY, Change, T
+from mockserver.domain.store import EMPTY, Change, Ended, T
 
 Apply = Callable[[Starlette], ASGIApp]
 
@@ -122,7 +122,7 @@ class RacyStore(InMemoryStore):
 
     window = 0.02  # seconds between the read and the write
 
-    def transact(self, key: str, change: Change[T]) -> T:
+    def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
         current = self._records.get(key, EMPTY)
         time.sleep(self.window)
         new, result = change(current)
@@ -130,6 +130,7 @@ class RacyStore(InMemoryStore):
             self._records.pop(key, None)
         else:
             self._records[key] = new
+        self._history.extend(ended(result))
         return result
 
 

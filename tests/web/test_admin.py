@@ -190,12 +190,38 @@ def test_faults_are_armed_listed_and_cleared(client: TestClient) -> None:
         ({"kind": "ping_dead", "count": 0}, "count"),
         ({"kind": "latency", "seconds": -2}, "'seconds' must be a number >= 0"),
         ({"kind": "ping_dead", "colour": "red"}, "unknown fields: colour"),
+        ({"kind": "ping_dead", "key": "sk-Nobody"}, "no API key with the prefix 'sk-Nobody' is registered"),
+        ({"kind": "ping_dead", "key": "sk-AbC123.secret"}, "no API key with the prefix 'sk-AbC123'"),
+        ({"kind": "latency", "seconds": 1, "operation": "ping"}, "'operation' must be one of"),
     ],
 )
 def test_bad_fault_requests_are_problems(client: TestClient, body: dict[str, Any], detail: str) -> None:
     response = client.post("/__admin/faults", json=body)
     assert response.status_code == 422
     assert detail in _conforms("arm_fault", response)["detail"]
+
+
+def test_a_fault_for_a_key_not_seen_yet_is_armed_when_any_key_is_accepted(make_client: ClientFactory) -> None:
+    client = make_client(accept_any_key=True)
+    assert client.post("/__admin/faults", json={"kind": "ping_dead", "key": "sk-Later1"}).status_code == 201
+    assert client.post("/__admin/faults", json={"kind": "ping_dead", "key": "sk-bad"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "operation_id"),
+    [
+        ("/__admin/clock", {"now": 2.6e11}, "set_clock"),
+        ("/__admin/clock/advance", {"seconds": 1e300}, "advance_clock"),
+    ],
+)
+def test_a_time_no_clock_can_show_is_a_problem_and_moves_nothing(
+    client: TestClient, clock: FakeClock, path: str, body: dict[str, Any], operation_id: str
+) -> None:
+    before = clock.now()
+    response = client.request("PUT" if operation_id == "set_clock" else "POST", path, json=body)
+    assert response.status_code == 422
+    assert _conforms(operation_id, response)["detail"].startswith("clock time must be between 0 and 253402300799")
+    assert clock.now() == before
 
 
 def test_clearing_an_unknown_fault_kind_is_a_problem(client: TestClient) -> None:

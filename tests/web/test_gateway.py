@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from mockserver.web.errors import RouteTableError, SelfCheckFailed
 from mockserver.web.handlers import Reply
 from openapi import Spec, load_spec, thaw
 from tests.conftest import KEY, ClientFactory
-from tests.web.helpers import SESSION, approve, arm, bid_session, close, model_session, ping
+from tests.web.helpers import SESSION, approve, arm, auth, bid_session, close, model_session, ping
 
 TOO_SHORT = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"SessionTooShort"}'
 
@@ -172,14 +174,43 @@ def test_faults_for_one_key_leave_other_keys_alone(client: TestClient) -> None:
 def test_latency_fault_delays_the_answer(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
 
-    async def fake_sleep(seconds: float) -> None:
+    async def stays(receive: object, seconds: float) -> bool:
         slept.append(seconds)
+        return False
 
-    monkeypatch.setattr("mockserver.web.pipeline.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("mockserver.web.pipeline.client_left", stays)
     arm(client, "latency", seconds=0.25, operation="ping_session_api_v1_session_pingsession_post")
     ping(client)
     model_session(client)
     assert slept == [0.25]
+
+
+def test_latency_waits_before_the_state_changes(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def leaves(receive: object, seconds: float) -> bool:
+        return True
+
+    monkeypatch.setattr("mockserver.web.pipeline.client_left", leaves)
+    arm(client, "latency", seconds=5, count=1)
+    assert model_session(client).status_code == 499  # the client left during the delay
+    assert client.get("/__admin/state").json()["keys"] == []  # and its session was never opened
+    assert client.get("/__admin/journal").json()["entries"][1]["status"] == 499
+    assert model_session(client).status_code == 200  # the fault was used once
+
+
+def test_latency_ends_early_when_the_client_disconnects() -> None:
+    from mockserver.web.pipeline import client_left
+
+    messages: Iterator[dict[str, object]] = iter([{"type": "http.request", "body": b""}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def quiet() -> dict[str, object]:
+        await asyncio.sleep(10)
+        return {"type": "http.disconnect"}  # pragma: no cover - never reached
+
+    assert asyncio.run(client_left(receive, 10)) is True
+    assert asyncio.run(client_left(quiet, 0.01)) is False
 
 
 def test_seeded_mocks_hand_out_the_same_ids(make_client: ClientFactory) -> None:
@@ -267,3 +298,40 @@ def test_a_system_clock_cannot_be_moved(make_client: ClientFactory) -> None:
     response = client.post("/__admin/clock/advance", json={"seconds": 1})
     assert response.status_code == 409
     assert response.json()["title"] == "Clock not controllable"
+
+
+def test_latency_before_the_change_on_the_full_stack_too(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def leaves(receive: object, seconds: float) -> bool:
+        return True
+
+    monkeypatch.setattr("mockserver.web.pipeline.client_left", leaves)
+    arm(client, "latency", seconds=5, count=1)
+    cors = {"Origin": "https://app.example", **auth()}
+    answer = client.post("/api/v1/session/modelsession", params={"model_id": "m"}, json={}, headers=cors)
+    assert answer.status_code == 499  # the request with an Origin took the full stack (CORS), same answer
+    assert client.get("/__admin/state").json()["keys"] == []
+
+
+def test_a_client_gone_before_its_body_arrived_is_journaled_as_499(make_client: ClientFactory) -> None:
+    app = make_client().app
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/v1/session/modelsession",
+        "query_string": b"model_id=m",
+        "headers": [(b"content-length", b"80"), (b"authorization", f"Bearer {KEY}".encode())],
+    }
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def serve() -> None:
+        await app(scope, gone, send)
+
+    asyncio.run(serve())
+    assert sent[0]["status"] == 499
+    assert app.state.mock.journal.entries()[0]["status"] == 499  # type: ignore[attr-defined]

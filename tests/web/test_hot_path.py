@@ -7,11 +7,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 from starlette.datastructures import Headers, QueryParams
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from mockserver.config import Config, SelfCheck
+from mockserver.web.handlers import Reply
 from mockserver.web.middleware import authorization_of
-from mockserver.web.pipeline import GatewayJSONResponse, query_items
+from mockserver.web.pipeline import _headers, query_items, render
+from mockserver.web.state import build_state
+
+STATE = build_state(Config(self_check=SelfCheck.OFF))
 
 QUERY_CHARACTERS = st.sampled_from([*"ab=&+%;_ 0f\u00e9\u00ff", "%20", "%zz", "%e9", "%C3%A9", "=="])
 
@@ -20,8 +24,7 @@ QUERY_CHARACTERS = st.sampled_from([*"ab=&+%;_ 0f\u00e9\u00ff", "%20", "%zz", "%
 @settings(derandomize=True, database=None, max_examples=300)
 def test_query_items_parse_as_starlette_does(query: str) -> None:
     raw = query.encode("latin-1")
-    request = Request({"type": "http", "query_string": raw, "headers": []})
-    assert query_items(request) == QueryParams(raw).multi_items()
+    assert query_items(raw) == QueryParams(raw).multi_items()
 
 
 BODIES: list[Any] = [
@@ -35,8 +38,10 @@ BODIES: list[Any] = [
 
 
 @pytest.mark.parametrize("body", BODIES)
-def test_gateway_json_is_starlettes_json(body: Any) -> None:
-    assert GatewayJSONResponse(body).body == JSONResponse(body).body
+@pytest.mark.parametrize("headers", [{}, {"WWW-Authenticate": "Bearer"}])
+def test_the_answer_is_starlettes_json_response(body: Any, headers: dict[str, str]) -> None:
+    expected = JSONResponse(body, status_code=401, headers=headers)
+    assert render(STATE, "ping", Reply(401, body, headers)) == (401, expected.raw_headers, expected.body)
 
 
 @pytest.mark.parametrize("body", [{"input": float("nan")}, {"input": float("inf")}])
@@ -44,7 +49,7 @@ def test_gateway_json_refuses_what_starlette_refuses(body: Any) -> None:
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         JSONResponse(body)
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
-        GatewayJSONResponse(body)
+        render(STATE, "ping", Reply(200, body))
 
 
 @pytest.mark.parametrize(
@@ -61,3 +66,17 @@ def test_gateway_json_refuses_what_starlette_refuses(body: Any) -> None:
 def test_the_journal_reads_authorization_as_starlette_headers_do(headers: list[tuple[bytes, bytes]]) -> None:
     scope = {"type": "http", "headers": headers}
     assert authorization_of(scope) == Headers(scope={"type": "http", "headers": list(headers)}).get("authorization")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"content-type", b"application/json"), (b"authorization", b"Bearer a")],
+        [(b"content-type", b"text/plain"), (b"content-type", b"application/json"), (b"x", b"y")],
+        [(b"authorization", b"first"), (b"authorization", b"second"), (b"content-type", "\u00e9".encode("latin-1"))],
+    ],
+)
+def test_the_endpoint_reads_headers_as_starlette_headers_do(headers: list[tuple[bytes, bytes]]) -> None:
+    starlette = Headers(scope={"type": "http", "headers": list(headers)})
+    assert _headers(headers) == (starlette.get("authorization"), starlette.get("content-type"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 
 class JournalEntry(NamedTuple):  # a tuple, not a frozen dataclass: one is recorded per request, at half the cost
@@ -17,8 +17,28 @@ class JournalEntry(NamedTuple):  # a tuple, not a frozen dataclass: one is recor
     status: int
 
 
+class JournalLog(Protocol):
+    """Where the journal lives: this process (`Journal`), or the shared store (`RedisJournal`)."""
+
+    def record(self, entry: JournalEntry) -> None: ...
+
+    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+        """The newest entries first, of one key prefix or all, at most `limit`, JSON-ready."""
+        ...
+
+    def clear(self) -> int:
+        """Forget every entry and return how many there were."""
+        ...
+
+
+def select(newest_first: list[JournalEntry], key: str | None, limit: int | None) -> list[dict[str, object]]:
+    """The entries of one key prefix (None: all), at most `limit`, JSON-ready."""
+    chosen = [entry for entry in newest_first if key is None or entry.key == key]
+    return [entry._asdict() for entry in chosen[:limit]]
+
+
 class Journal:
-    """Newest entries win; older ones fall off past `size`."""
+    """A `JournalLog` in this process: newest entries win; older ones fall off past `size`."""
 
     def __init__(self, size: int) -> None:
         self._entries: deque[JournalEntry] = deque(maxlen=size)
@@ -31,8 +51,7 @@ class Journal:
     def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with self._lock:
             newest_first = list(reversed(self._entries))
-        chosen = [entry for entry in newest_first if key is None or entry.key == key]
-        return [entry._asdict() for entry in chosen[:limit]]
+        return select(newest_first, key, limit)
 
     def clear(self) -> int:
         with self._lock:

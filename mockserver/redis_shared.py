@@ -1,0 +1,128 @@
+"""The admin state every worker shares through Redis: faults, keys, ids and the journal.
+
+With `--store`, a fault armed through any worker is used exactly once across all of them, a key
+added or revoked through any worker is known to all, seeded ids are drawn from one counter and the
+journal records every worker's requests. Each piece implements the domain's interface for it
+(`Slots`, `Counter`, `JournalLog`); every Redis failure leaves as a `StoreError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, Generic, Protocol, TypeVar
+
+import redis
+from redis.client import Pipeline
+
+from mockserver.domain import ApiKey, Fault, FaultKind, JournalEntry
+from mockserver.domain.journal import select
+from mockserver.redis_store import DEFAULT_NAMESPACE, answering, optimistic
+
+V = TypeVar("V")
+R = TypeVar("R")
+
+
+class Codec(Protocol[V]):
+    """How a slot's value is written to Redis and read back."""
+
+    def dumps(self, value: V) -> str: ...
+
+    def loads(self, raw: bytes | str) -> V: ...
+
+
+class FaultsCodec:
+    """Armed faults as a JSON list of their fields."""
+
+    def dumps(self, value: tuple[Fault, ...]) -> str:
+        return json.dumps([{**asdict(fault), "kind": fault.kind.value} for fault in value])
+
+    def loads(self, raw: bytes | str) -> tuple[Fault, ...]:
+        return tuple(Fault(**{**fields, "kind": FaultKind(fields["kind"])}) for fields in json.loads(raw))
+
+
+class KeysCodec:
+    """A prefix's registered keys (prefix, hash of the full key, revoked) as a JSON list."""
+
+    def dumps(self, value: tuple[ApiKey, ...]) -> str:
+        return json.dumps([asdict(entry) for entry in value])
+
+    def loads(self, raw: bytes | str) -> tuple[ApiKey, ...]:
+        return tuple(ApiKey(**fields) for fields in json.loads(raw))
+
+
+class RedisSlots(Generic[V]):
+    """`Slots` in Redis: one string per name under `<namespace>:<kind>:`, changed by optimistic transactions."""
+
+    def __init__(self, client: redis.Redis, kind: str, codec: Codec[V], *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.client = client
+        self.codec = codec
+        self.prefix = f"{namespace}:{kind}:"
+
+    def __repr__(self) -> str:
+        return f"RedisSlots({self.prefix!r})"
+
+    def get(self, name: str) -> V | None:
+        with answering(f"reading {self.prefix}"):
+            raw = self.client.get(self.prefix + name)
+        return None if raw is None else self.codec.loads(raw)
+
+    def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
+        full = self.prefix + name
+
+        def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], Any], R]:
+            raw = pipe.get(full)
+            new, result = change(None if raw is None else self.codec.loads(raw))
+            if new is None:
+                return (lambda pipe: pipe.delete(full)), result
+            encoded = self.codec.dumps(new)
+            return (lambda pipe: pipe.set(full, encoded)), result
+
+        return optimistic(self.client, [full], decide)
+
+    def items(self) -> list[tuple[str, V]]:
+        with answering(f"listing {self.prefix}"):
+            names = sorted(self.client.scan_iter(match=self.prefix + "*"))
+            values = self.client.mget(names) if names else []
+        found = [(name.decode().removeprefix(self.prefix), raw) for name, raw in zip(names, values, strict=True)]
+        return [(name, self.codec.loads(raw)) for name, raw in found if raw is not None]
+
+
+class RedisCounter:
+    """A `Counter` every worker draws from (INCR): 0, 1, 2, ... across the whole mock."""
+
+    def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.client = client
+        self.name = f"{namespace}:ids"
+
+    def next(self) -> int:
+        with answering("drawing an id"):
+            return int(self.client.incr(self.name)) - 1
+
+
+class RedisJournal:
+    """A `JournalLog` in Redis: one capped list that every worker appends to (newest first)."""
+
+    def __init__(self, client: redis.Redis, size: int, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.client = client
+        self.size = size
+        self.name = f"{namespace}:journal"
+
+    def record(self, entry: JournalEntry) -> None:
+        with answering("journaling a request"), self.client.pipeline() as pipe:
+            pipe.lpush(self.name, json.dumps(entry))
+            pipe.ltrim(self.name, 0, self.size - 1)
+            pipe.execute()
+
+    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+        with answering("reading the journal"):
+            raw = self.client.lrange(self.name, 0, -1)
+        return select([JournalEntry(*json.loads(item)) for item in raw], key, limit)
+
+    def clear(self) -> int:
+        with answering("clearing the journal"), self.client.pipeline() as pipe:
+            pipe.llen(self.name)
+            pipe.delete(self.name)
+            count, _ = pipe.execute()
+        return int(count)
