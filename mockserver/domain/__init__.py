@@ -47,7 +47,8 @@ from mockserver.domain.upstream import (
     CLOSE_FAILED,
     SESSION_TOO_SHORT,
     VERIFY_FAILED,
-    session_expiry,
+    duration_failure,
+    expiry_failure,
     upstream_failure,
 )
 
@@ -108,9 +109,10 @@ __all__ = [
     "auth_error",
     "close_error",
     "create_error",
+    "duration_failure",
+    "expiry_failure",
     "is_well_formed",
     "key_prefix",
     "parse_authorization",
-    "session_expiry",
     "upstream_failure",
 ]
