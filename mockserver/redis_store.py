@@ -1,11 +1,12 @@
 """Shared state in Redis, so several mock workers and hosts behave as one gateway.
 
 `RedisStore` implements the domain's `SessionStore`: a key's record (its gateway row and the sessions
-open on chain, one JSON value) is one Redis string, and every transition is atomic per key by optimistic locking (WATCH/MULTI/EXEC, retried on a conflict
-with a growing pause, `ATTEMPTS` times at most; the session book draws armed faults at most once, so
-a retry is safe). Ended sessions go to a capped list in the same transaction. `RedisClock` shares the
-mock's clock offset, so expiry (R6) follows the admin clock on every worker. The rest of the shared
-admin state (faults, keys, ids, journal) is in `mockserver.redis_shared`.
+open on chain, one JSON value) is one Redis string, and every transition is atomic per key by
+optimistic locking (WATCH/MULTI/EXEC, retried on a conflict with a growing pause, `ATTEMPTS` times at
+most; the session book draws armed faults at most once, so a retry is safe). Ended sessions go to a
+capped list in the same transaction. `RedisClock` shares the mock's clock offset, so expiry (R6)
+follows the admin clock on every worker. The rest of the shared admin state (faults, keys, ids,
+journal) is in `mockserver.redis_shared`.
 
 Every Redis failure leaves this module as a `StoreError`, which the web layer answers in the
 gateway's own shape; redis-py reconnects by itself once the server is back.

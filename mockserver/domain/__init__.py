@@ -49,7 +49,8 @@ from mockserver.domain.upstream import (
     CLOSE_FAILED,
     SESSION_TOO_SHORT,
     VERIFY_FAILED,
-    session_expiry,
+    duration_failure,
+    expiry_failure,
     upstream_failure,
 )
 
@@ -118,9 +119,10 @@ __all__ = [
     "checked_time",
     "close_error",
     "create_error",
+    "duration_failure",
+    "expiry_failure",
     "is_well_formed",
     "key_prefix",
     "parse_authorization",
-    "session_expiry",
     "upstream_failure",
 ]

@@ -264,7 +264,7 @@ class SessionBook:
         return self.store.record(key)
 
     def active(self, key: str) -> Session | None:
-        """The stored active row, expired or not (an admin view)."""
+        """The active row after the sync passes due, expired or not (an admin view)."""
         return self.record(key).active
 
     def prefixes(self) -> tuple[str, ...]:
@@ -318,7 +318,7 @@ class SessionBook:
             step = decide(record, now)
             failed = isinstance(step.result, DomainError)
             active = record.active if failed else step.active
-            chain = tuple(s for s in step.chain if not _gone(s, active, now))[-CHAIN_LIMIT:]
+            chain = _bounded(tuple(s for s in step.chain if not _gone(s, active, now)), active)
             ended = _retirements(before, record) + (() if failed else step.ended)
             return replace(record, active=active, chain=chain), (step.result, ended)
 
@@ -368,6 +368,14 @@ def _unchanged(record: KeyRecord, now: float) -> _Step[None]:
 def _gone(session: Session, active: Session | None, now: float) -> bool:
     """A session that ended on chain by time and is not the gateway's row (which the sync closes)."""
     return session.is_expired(now) and (active is None or session.session_id != active.session_id)
+
+
+def _bounded(chain: Chain, active: Session | None) -> Chain:
+    """At most `CHAIN_LIMIT` sessions: the oldest orphans go first, the gateway's row stays."""
+    if len(chain) <= CHAIN_LIMIT:
+        return chain
+    row = () if active is None else tuple(s for s in chain if s.session_id == active.session_id)
+    return (*row, *tuple(s for s in chain if s not in row)[len(row) - CHAIN_LIMIT :])
 
 
 def _retirements(before: KeyRecord, after: KeyRecord) -> tuple[Session, ...]:

@@ -65,12 +65,6 @@ def expiry_failure(created: float, duration: int) -> CreateFailed | None:
     return None
 
 
-def session_expiry(kind: SessionKind, created: float, duration: int, *, minimum: int) -> float | CreateFailed:
-    """When a session opened at `created` for `duration` seconds expires, or why it cannot open."""
-    failure = duration_failure(kind, duration, minimum=minimum) or expiry_failure(created, duration)
-    return created + duration if failure is None else failure
-
-
 def unique_violation(key: str, session_id: str, bid_id: str, created: float, expires: float) -> CreateFailed:
     """The gateway's 500 when a bid session's row meets another request's active row of the same key.
 

