@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ from typing import Any
 
 import uvicorn
 
-from mockserver.config import Config, config_from_args
+from mockserver.config import Config, ConfigError, config_from_args, startup_warnings
 from mockserver.domain import DomainError
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
@@ -61,10 +62,10 @@ def listen(host: str, port: int) -> socket.socket:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    config = config_from_args(args, os.environ)
     try:
+        config = config_from_args(args, os.environ)
         app = create_app(config)
-    except (DomainError, WebError) as error:
+    except (ConfigError, DomainError, WebError) as error:
         print(f"morpheus-mock: {error}", file=sys.stderr)
         return 2
     try:
@@ -74,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     url = f"http://{config.host}:{sock.getsockname()[1]}"
     print(banner(config, len(app.state.mock.keys), url), flush=True)
+    configure_logging(config.log_level)
+    for warning in startup_warnings(config, len(app.state.mock.keys)):
+        logging.getLogger("mockserver").warning("%s", warning)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
     # to the handler that was there before it: a no-op here, so a requested stop exits 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
@@ -85,6 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
     return 0
+
+
+def configure_logging(level: str) -> None:
+    """The mock's own loggers (the access log, self-check reports, warnings) on stderr, like uvicorn's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger = logging.getLogger("mockserver")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 def http_protocol() -> type[asyncio.Protocol]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mockserver.config import Config, SelfCheck, config_from_args, problems
+from mockserver.config import Config, ConfigError, SelfCheck, config_from_args, problems
 from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
 from mockserver.web.state import load_keys
@@ -69,7 +69,7 @@ def test_environment_variables_are_defaults_that_flags_override() -> None:
 
 
 def test_a_bad_boolean_environment_variable_stops_the_start() -> None:
-    with pytest.raises(SystemExit, match="MORPHEUS_MOCK_ADMIN='maybe'"):
+    with pytest.raises(ConfigError, match="MORPHEUS_MOCK_ADMIN='maybe'"):
         config_from_args([], {"MORPHEUS_MOCK_ADMIN": "maybe"})
 
 
@@ -108,7 +108,7 @@ def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
         (Config(workers=2), "--workers 2 needs --store redis://"),
         (Config(workers=2, store="redis://r/0", seed=1), "--seed with --workers"),
         (Config(workers=0), "--workers must be at least 1"),
-        (Config(max_body_size=-1), "--max-body-size at least 0"),
+        (Config(max_body_size=-1), "--max-body-size must be at least 0"),
     ],
 )
 def test_impossible_configurations_are_refused(config: Config, problem: str) -> None:

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from mockserver.domain.clock import Clock, SystemClock
 from mockserver.domain.errors import InvalidFault
 
 
@@ -52,8 +53,45 @@ DEFAULT_MESSAGES = {
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One try of a client's call, as far as faults care: which operation, and whether it retries an earlier try.
+
+    The Stainless and OpenAI SDKs number their tries (`x-stainless-retry-count`: 0, then 1, 2, ...) and
+    may send one `Idempotency-Key` for every try of a call.
+    """
+
+    operation: str | None = None
+    retry: bool = False
+    idempotency_key: str | None = None
+
+
+FIRST_TRY = Attempt()
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The call a fault that covers retries broke last: its key, operation and idempotency key."""
+
+    key: str
+    operation: str | None
+    idempotency_key: str | None
+
+    def retried_by(self, key: str, attempt: Attempt) -> bool:
+        """Whether `attempt` is another try of this call: the same idempotency key, else a numbered retry."""
+        if key != self.key:
+            return False
+        if attempt.idempotency_key is not None or self.idempotency_key is not None:
+            return attempt.idempotency_key == self.idempotency_key
+        return attempt.retry and attempt.operation == self.operation
+
+
+@dataclass(frozen=True)
 class Fault:
-    """One armed fault; `key=None` targets every key, `remaining=None` lasts until cleared."""
+    """One armed fault; `key=None` targets every key, `remaining=None` lasts until cleared.
+
+    `retries`: a use is one call of the client, its retries included (the SDKs retry a 5xx twice);
+    `until`: the clock time at which the fault disarms itself (None: never).
+    """
 
     kind: FaultKind
     key: str | None = None
@@ -61,9 +99,24 @@ class Fault:
     message: str | None = None
     seconds: float = 0.0
     operation: str | None = None
+    retries: bool = False
+    until: float | None = None
+    broke: Broken | None = None
 
     def matches(self, kind: FaultKind, key: str, operation: str | None) -> bool:
         return self.kind is kind and self.key in (None, key) and self.operation in (None, operation)
+
+    def repeats_for(self, key: str, attempt: Attempt) -> bool:
+        """Whether this fault breaks `attempt` again, for free: it retries the call the fault broke."""
+        return self.broke is not None and self.broke.retried_by(key, attempt)
+
+    @property
+    def spent(self) -> bool:
+        """Used up, and kept only to break the retries of the last call it broke."""
+        return self.remaining == 0
+
+    def expired(self, now: float) -> bool:
+        return self.until is not None and now >= self.until
 
     @property
     def specificity(self) -> int:
@@ -75,8 +128,14 @@ class Fault:
         """The message to report: the one armed, else the kind's default ("" for kinds without one)."""
         return self.message or DEFAULT_MESSAGES.get(self.kind, "")
 
-    def used(self) -> Fault | None:
-        """This fault after one more use; None once it is used up."""
+    def used(self, key: str, attempt: Attempt) -> Fault | None:
+        """This fault after one more use by `attempt`; None once it is used up.
+
+        A fault that covers retries remembers the call it broke, and stays (spent) for its retries.
+        """
+        if self.retries:
+            left = None if self.remaining is None else self.remaining - 1
+            return replace(self, remaining=left, broke=Broken(key, attempt.operation, attempt.idempotency_key))
         if self.remaining is None:
             return self
         return replace(self, remaining=self.remaining - 1) if self.remaining > 1 else None
@@ -89,15 +148,19 @@ class Fault:
             "message": self.message,
             "seconds": self.seconds,
             "operation": self.operation,
+            "retries": self.retries,
+            "until": self.until,
         }
 
 
 class FaultPlan:
     """The armed faults, consumed by the web layer as operations run; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        """`clock` tells when faults armed for a duration end (the mock's own clock, which tests move)."""
         self._faults: tuple[Fault, ...] = ()
         self._lock = threading.Lock()
+        self._clock = clock or SystemClock()
 
     def __repr__(self) -> str:
         return f"FaultPlan({len(self._faults)} armed)"
@@ -111,31 +174,54 @@ class FaultPlan:
         message: str | None = None,
         seconds: float = 0.0,
         operation: str | None = None,
+        retries: bool = False,
+        duration: float | None = None,
     ) -> Fault:
         """Arm a fault for the next `count` matching operations (None: until cleared).
 
+        `retries`: count calls, not requests: the retries of a call the fault broke are broken too, free.
+        `duration`: the fault disarms itself this many seconds (of the plan's clock) from now.
+
         Raises:
-            InvalidFault: `count` < 1, `seconds` negative or not finite, or `seconds`/`operation`
-                given for a kind other than LATENCY.
+            InvalidFault: `count` < 1, `seconds` negative or not finite, `duration` not a finite
+                number > 0, `seconds`/`operation` given for a kind other than LATENCY, or `retries` for LATENCY.
         """
         _validate(kind, count, seconds, operation)
+        if retries and kind is FaultKind.LATENCY:
+            raise InvalidFault("retries applies to faults that break a call, not to LATENCY")
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise InvalidFault(f"duration must be a finite number of seconds > 0, got {duration!r}")
         text = DEFAULT_MESSAGES.get(kind) if message is None else message
-        fault = Fault(kind, key, count, text, float(seconds), operation)
+        until = None if duration is None else self._clock.now() + duration
+        fault = Fault(kind, key, count, text, float(seconds), operation, retries, until)
         with self._lock:
             self._faults = (*self._faults, fault)
         return fault
 
-    def take(self, kind: FaultKind, key: str, operation: str | None = None) -> Fault | None:
-        """Use up one use of the most specific matching fault (the oldest among equals) and return it."""
+    def take(
+        self, kind: FaultKind, key: str, operation: str | None = None, *, attempt: Attempt = FIRST_TRY
+    ) -> Fault | None:
+        """Use up one use of the most specific matching fault (the oldest among equals) and return it.
+
+        A retry of a call that a fault covering retries broke gets that fault again without using it;
+        any other try drops the spent faults it matches.
+        """
         if not self._faults:
             return None  # nothing armed, the usual case: no lock (arm swaps the whole tuple at once)
         with self._lock:
-            matching = [i for i, f in enumerate(self._faults) if f.matches(kind, key, operation)]
-            if not matching:
+            faults = self._live()
+            matching = [i for i, f in enumerate(faults) if f.matches(kind, key, operation)]
+            for i in matching:
+                if faults[i].repeats_for(key, attempt):
+                    return faults[i]
+            usable = [i for i in matching if not faults[i].spent]
+            dropped = {i for i in matching if faults[i].spent}
+            if not usable:
+                self._faults = tuple(f for i, f in enumerate(faults) if i not in dropped)
                 return None
-            chosen = max(matching, key=lambda i: (self._faults[i].specificity, -i))
-            fault = self._faults[chosen]
-            self._faults = _spend(self._faults, {chosen})
+            chosen = max(usable, key=lambda i: (faults[i].specificity, -i))
+            fault = faults[chosen]
+            self._faults = _spend(faults, {chosen}, key, attempt, dropped)
             return fault
 
     def latency(self, key: str, operation: str) -> float:
@@ -143,10 +229,18 @@ class FaultPlan:
         if not self._faults:
             return 0.0
         with self._lock:
-            matching = {i for i, f in enumerate(self._faults) if f.matches(FaultKind.LATENCY, key, operation)}
-            total = sum(self._faults[i].seconds for i in matching)
-            self._faults = _spend(self._faults, matching)
+            faults = self._live()
+            matching = {i for i, f in enumerate(faults) if f.matches(FaultKind.LATENCY, key, operation)}
+            total = sum(faults[i].seconds for i in matching)
+            self._faults = _spend(faults, matching, key, Attempt(operation))
             return total
+
+    def _live(self) -> tuple[Fault, ...]:
+        """The armed faults whose duration has not run out (the others are dropped); under the lock."""
+        if any(f.until is not None for f in self._faults):
+            now = self._clock.now()
+            self._faults = tuple(f for f in self._faults if not f.expired(now))
+        return self._faults
 
     def clear(self, kind: FaultKind | None = None, key: str | None = None) -> int:
         """Disarm the faults of a kind and/or a key (None: any) and return how many there were."""
@@ -158,7 +252,7 @@ class FaultPlan:
 
     def list(self) -> tuple[Fault, ...]:
         with self._lock:
-            return self._faults
+            return self._live()
 
 
 def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str | None) -> None:
@@ -170,9 +264,15 @@ def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str
         raise InvalidFault(f"seconds and operation apply only to LATENCY faults, not to {kind.name}")
 
 
-def _spend(faults: tuple[Fault, ...], chosen: set[int]) -> tuple[Fault, ...]:
-    """`faults` after one use of each chosen one; used-up faults drop out."""
-    after = (f.used() if i in chosen else f for i, f in enumerate(faults))
+def _spend(
+    faults: tuple[Fault, ...],
+    chosen: set[int],
+    key: str,
+    attempt: Attempt,
+    dropped: frozenset[int] | set[int] = frozenset(),
+) -> tuple[Fault, ...]:
+    """`faults` after one use of each chosen one by `attempt`; used-up and `dropped` faults drop out."""
+    after = (None if i in dropped else f.used(key, attempt) if i in chosen else f for i, f in enumerate(faults))
     return tuple(f for f in after if f is not None)
 
 

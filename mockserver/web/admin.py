@@ -157,7 +157,7 @@ async def list_faults(state: MockState, request: Request) -> Response:
     return JSONResponse({"faults": [fault.to_json() for fault in state.faults.list()]})
 
 
-_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation"}
+_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation", "retries", "duration"}
 
 
 async def arm_fault(state: MockState, request: Request) -> Response:
@@ -171,8 +171,12 @@ async def arm_fault(state: MockState, request: Request) -> Response:
         if options[name] is not None and (not isinstance(options[name], expected) or isinstance(options[name], bool)):
             raise _invalid(f"'{name}' must be a {expected.__name__}")
     seconds = _number(body, "seconds") if "seconds" in body else 0.0
+    duration = _number(body, "duration") if "duration" in body else None
+    retries = body.get("retries", False)
+    if not isinstance(retries, bool):
+        raise _invalid("'retries' must be true or false")
     try:
-        fault = state.faults.arm(kind, seconds=seconds, **options)
+        fault = state.faults.arm(kind, seconds=seconds, retries=retries, duration=duration, **options)
     except DomainError as error:
         raise _invalid(str(error)) from None
     return JSONResponse(fault.to_json(), status_code=201)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import unquote
 
@@ -10,6 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mockserver.domain import key_prefix
 from mockserver.web.journal import Journal, JournalEntry
 from mockserver.web.state import MockState
+
+ACCESS_LOG = logging.getLogger("mockserver.access")
 
 
 class GatewayMiddleware:
@@ -38,21 +41,29 @@ class GatewayMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._journal(scope, status)
+            entry = self._journal(scope, status)
+            if ACCESS_LOG.isEnabledFor(logging.INFO):
+                access_log(entry, time.perf_counter() - started)
 
-    def _journal(self, scope: Scope, status: int) -> None:
+    def _journal(self, scope: Scope, status: int) -> JournalEntry:
         path = scope["path"]
-        self.state.journal.record(
-            JournalEntry(
-                at=self.state.clock.now(),
-                method=scope["method"],
-                path=path,
-                query=unquote(scope.get("query_string", b"").decode("latin-1")),
-                key=shown_key(authorization_of(scope)),
-                operation_id=self.operations.get((scope["method"], path)),
-                status=status,
-            )
+        entry = JournalEntry(
+            at=self.state.clock.now(),
+            method=scope["method"],
+            path=path,
+            query=unquote(scope.get("query_string", b"").decode("latin-1")),
+            key=shown_key(authorization_of(scope)),
+            operation_id=self.operations.get((scope["method"], path)),
+            status=status,
         )
+        self.state.journal.record(entry)
+        return entry
+
+
+def access_log(entry: JournalEntry, elapsed: float) -> None:
+    """One line per request at INFO: method, path, status, key prefix (or -) and time taken."""
+    target = f"{entry.path}?{entry.query}" if entry.query else entry.path
+    ACCESS_LOG.info("%s %s %d key=%s %.1f ms", entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
 
 
 def authorization_of(scope: Scope) -> str | None:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from mockserver.config import SelfCheck
 from mockserver.domain import (
     AUTH_STEPS,
+    Attempt,
     AuthBackendFailed,
     AuthenticationFailed,
     CloseFailed,
@@ -39,6 +40,9 @@ logger = logging.getLogger("mockserver")
 # JSONResponse's options; json.dumps builds a new encoder with them on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
+# The Stainless SDKs (OpenAI's among them) number each try of a call; a retry may repeat an idempotency key.
+RETRY_COUNT_HEADER = "x-stainless-retry-count"
+IDEMPOTENCY_HEADER = "idempotency-key"
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -78,12 +82,13 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
             if isinstance(body, ValidationFailure | BodyParseError):
                 return _failure(body), None
         key = None
+        attempt = attempt_of(request, operation.operation_id)
         try:
-            key = _authenticate(state, operation, request)
+            key = _authenticate(state, operation, request, attempt)
             checked = validate(operation.operation_id, query_items(request), body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked), key
-            return handler(state, Call(operation.operation_id, key, checked.query, checked.body)), key
+            return handler(state, Call(operation.operation_id, key, checked.query, checked.body, attempt)), key
         except DomainError as error:
             return error_reply(error), key
 
@@ -91,12 +96,19 @@ def endpoint_for(state: MockState, operation: Operation) -> Endpoint:
     return endpoint
 
 
-def _authenticate(state: MockState, operation: Operation, request: Request) -> str | None:
+def attempt_of(request: Request, operation_id: str) -> Attempt:
+    """Which try of a client's call this request is, from the SDKs' retry headers."""
+    headers = request.headers
+    count = headers.get(RETRY_COUNT_HEADER, "0").strip()
+    return Attempt(operation_id, count.isdigit() and int(count) > 0, headers.get(IDEMPOTENCY_HEADER))
+
+
+def _authenticate(state: MockState, operation: Operation, request: Request, attempt: Attempt) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
     key = state.keys.authenticate(request.headers.get("authorization")) if operation.requires_api_key else None
     if key is not None:
         for step in AUTH_STEPS:
-            fault = state.faults.take(step, key)
+            fault = state.faults.take(step, key, attempt=attempt)
             if fault is not None:
                 raise auth_error(fault)
     return key

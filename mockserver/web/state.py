@@ -68,7 +68,7 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         book=SessionBook(store, clock, ids, min_duration=config.min_session_duration),
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
-        faults=FaultPlan(),
+        faults=FaultPlan(clock),
         journal=Journal(config.journal_size),
     )
 

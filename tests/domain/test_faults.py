@@ -172,4 +172,6 @@ def test_faults_to_json() -> None:
         "message": None,
         "seconds": 2.0,
         "operation": PING,
+        "retries": False,
+        "until": None,
     }
