@@ -80,8 +80,9 @@ class Whole:
         return value
 
     def describe(self) -> str:
-        upper = f" to {self.high}" if self.high is not None else " or more"
-        return f"a whole number from {self.low}{upper}"
+        if self.high is None:
+            return f"a whole number of at least {self.low}"
+        return f"a whole number from {self.low} to {self.high}"
 
     def flag(self, text: str) -> int:
         """argparse's `type=`: the same check, reported by argparse as `argument --flag: ...`."""

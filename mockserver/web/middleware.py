@@ -9,10 +9,12 @@ from urllib.parse import unquote
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import key_prefix
+from mockserver.web.admin import PREFIX as ADMIN_PREFIX
 from mockserver.web.journal import Journal, JournalEntry
 from mockserver.web.state import MockState
 
 ACCESS_LOG = logging.getLogger("mockserver.access")
+DASHBOARD_HEADER = b"x-mock-dashboard"
 
 
 class GatewayMiddleware:
@@ -41,9 +43,10 @@ class GatewayMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            entry = self._journal(scope, status)
-            if ACCESS_LOG.isEnabledFor(logging.INFO):
-                access_log(entry, time.perf_counter() - started)
+            if not (scope["path"].startswith(ADMIN_PREFIX) and dashboard_poll(scope)):  # its polls: not recorded
+                entry = self._journal(scope, status)
+                if ACCESS_LOG.isEnabledFor(logging.INFO):
+                    access_log(entry, time.perf_counter() - started)
 
     def _journal(self, scope: Scope, status: int) -> JournalEntry:
         path = scope["path"]
@@ -64,6 +67,11 @@ def access_log(entry: JournalEntry, elapsed: float) -> None:
     """One line per request at INFO: method, path, status, key prefix (or -) and time taken."""
     target = f"{entry.path}?{entry.query}" if entry.query else entry.path
     ACCESS_LOG.info("%s %s %d key=%s %.1f ms", entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+
+
+def dashboard_poll(scope: Scope) -> bool:
+    """Whether the admin dashboard sent this request to refresh itself (`X-Mock-Dashboard: poll`)."""
+    return (DASHBOARD_HEADER, b"poll") in scope["headers"]
 
 
 def authorization_of(scope: Scope) -> str | None:
