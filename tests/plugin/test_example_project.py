@@ -18,3 +18,11 @@ def test_the_example_project_passes_its_tests_through_the_fixture(pytester: pyte
     pytester.syspathinsert()
     result = pytester.runpytest_inprocess("-q")
     result.assert_outcomes(passed=5)
+
+
+def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    section = readme.split("## Testing your application", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    pytester.makepyfile(test_readme=code)
+    pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-W", "error").assert_outcomes(passed=1)
