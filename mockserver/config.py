@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 ENV_PREFIX = "MORPHEUS_MOCK_"
 
@@ -281,3 +282,21 @@ def startup_warnings(config: Config, key_count: int) -> list[str]:
         "no API key is registered, so every keyed request gets 401: add one with --key sk-XXXXXX.<64 hex> "
         "(or --keys FILE), or start with --accept-any-key"
     ]
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration plus the mock's own loggers (access log, self-check, warnings) on stderr.
+
+    Handed to uvicorn (`log_config`), so each worker process of `--workers N` logs the same way.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["mockserver"] = {"format": "%(levelname)s:     %(message)s"}
+    config["handlers"]["mockserver"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "mockserver",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["mockserver"] = {"handlers": ["mockserver"], "level": level.upper(), "propagate": False}
+    return config

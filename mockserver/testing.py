@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,6 +29,17 @@ from openapi import Spec
 
 API_PREFIX = "/api/v1"
 LOOPBACK = "127.0.0.1"
+
+
+class FaultOptions(TypedDict, total=False):
+    """What a fault takes besides its kind and key (`FaultPlan.arm`)."""
+
+    count: int | None  # uses (calls, with `retries`); None: until cleared
+    message: str | None  # the upstream error text to report
+    seconds: float  # latency faults: the delay
+    operation: str | None  # latency faults: one operationId
+    retries: bool  # a use is one call of the client, its retries included
+    duration: float | None  # disarm after this many seconds of the mock's clock
 
 
 class MockTestingError(Exception):
@@ -195,34 +206,14 @@ class MorpheusMock:
         return {"Authorization": f"Bearer {key or self.key}"}
 
     # faults
-    def fault(
-        self,
-        kind: str,
-        *,
-        key: str | None = None,
-        count: int | None = None,
-        message: str | None = None,
-        seconds: float = 0.0,
-        operation: str | None = None,
-        retries: bool = False,
-        duration: float | None = None,
-    ) -> ArmedFault:
+    def fault(self, kind: str, *, key: str | None = None, **options: Unpack[FaultOptions]) -> ArmedFault:
         """Arm a fault (the kinds and options of `POST /__admin/faults`); `key` is a key or its prefix.
 
         `retries=True` with `count=1` fails exactly one SDK call, its retries included.
         """
         fault_kind = _fault_kind(kind)
         prefix = None if key is None else key_prefix(key)
-        armed = self._state.faults.arm(
-            fault_kind,
-            key=prefix,
-            count=count,
-            message=message,
-            seconds=seconds,
-            operation=operation,
-            retries=retries,
-            duration=duration,
-        )
+        armed = self._state.faults.arm(fault_kind, key=prefix, **options)
         return ArmedFault(self, fault_kind, prefix, armed.to_json())
 
     def clear_faults(self, kind: str | None = None, key: str | None = None) -> int:

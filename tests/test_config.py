@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mockserver.config import Config, ConfigError, SelfCheck, config_from_args, problems, split_list, startup_warnings
+from mockserver.config import (
+    Config,
+    ConfigError,
+    SelfCheck,
+    config_from_args,
+    log_config,
+    problems,
+    split_list,
+    startup_warnings,
+)
 from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
 from mockserver.web.state import load_keys
@@ -186,3 +195,13 @@ def test_a_mock_with_no_key_warns_and_names_both_ways_out() -> None:
     assert "--accept-any-key" in warning
     assert startup_warnings(Config(), 1) == []
     assert startup_warnings(Config(accept_any_key=True), 0) == []
+
+
+def test_the_log_configuration_is_uvicorns_plus_the_mocks_own_loggers() -> None:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = log_config("debug")
+    assert config["loggers"]["mockserver"] == {"handlers": ["mockserver"], "level": "DEBUG", "propagate": False}
+    assert config["handlers"]["mockserver"]["stream"] == "ext://sys.stderr"
+    assert config["loggers"]["uvicorn.error"] == LOGGING_CONFIG["loggers"]["uvicorn.error"]
+    assert "mockserver" not in LOGGING_CONFIG["loggers"]  # uvicorn's own dict is left as it was
