@@ -118,6 +118,16 @@ def _env_whole(environ: Mapping[str, str], name: str, kind: Whole, default: int 
         raise ConfigError(f"{ENV_PREFIX}{name}: {error}") from None
 
 
+def _env_choice(environ: Mapping[str, str], name: str, choices: list[str], default: str) -> str:
+    value = environ.get(ENV_PREFIX + name, "").strip() or default
+    if value not in choices:
+        raise ConfigError(f"{ENV_PREFIX}{name}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     """The command line; every flag's default comes from its MORPHEUS_MOCK_* environment variable.
 
@@ -178,7 +188,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add(
         "--self-check",
         choices=[mode.value for mode in SelfCheck],
-        default=env("SELF_CHECK", "log"),
+        default=_env_choice(environ, "SELF_CHECK", [mode.value for mode in SelfCheck], "log"),
         help="validate every response against the spec: raise, log (default) or off",
     )
     add(
@@ -216,7 +226,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     whole("--workers", "WORKERS", POSITIVE, 1, "worker processes (more than one needs --store)")
     whole("--journal-size", "JOURNAL_SIZE", POSITIVE, 1000, "requests the admin journal keeps (default 1000)")
     whole("--history-size", "HISTORY_SIZE", POSITIVE, 1000, "ended sessions the admin history keeps (default 1000)")
-    add("--log-level", default=env("LOG_LEVEL", "info"), choices=["critical", "error", "warning", "info", "debug"])
+    add("--log-level", default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, "info"), choices=LOG_LEVELS)
     return parser
 
 

@@ -164,6 +164,8 @@ def test_the_issue_7_flags_are_read() -> None:
         ([], {"MORPHEUS_MOCK_SEED": "seven"}, "MORPHEUS_MOCK_SEED: expected a whole number of at least 0, got 'seven'"),
         (["--self-check", "loud"], {}, "argument --self-check: invalid choice: 'loud'"),
         (["--nope"], {}, "unrecognized arguments: --nope"),
+        ([], {"MORPHEUS_MOCK_SELF_CHECK": "loud"}, "MORPHEUS_MOCK_SELF_CHECK='loud': use one of raise, log, off"),
+        ([], {"MORPHEUS_MOCK_LOG_LEVEL": "chatty"}, "MORPHEUS_MOCK_LOG_LEVEL='chatty': use one of critical, error"),
     ],
 )
 def test_a_bad_flag_or_variable_is_one_line_that_names_it(
