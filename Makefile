@@ -35,8 +35,14 @@ redis:
 	  (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) \
 	  || echo "warning: could not install redis-server: the Redis tests will be skipped"; }
 
+.PHONY: browser  ## Install Debian's chromium and chromium-driver when missing (the page tests drive a real browser)
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { echo "installing chromium and chromium-driver (Debian packages)"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "warning: could not install chromium: the browser tests will be skipped"; }
+
 .PHONY: test  ## Run the whole test suite with branch coverage of openapi/ and mockserver/
-test: $(STAMP) redis
+test: $(STAMP) redis browser
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(ARGS)
 	$(BIN)/coverage report

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import logging.config
 import os
 import signal
 import socket
@@ -13,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from mockserver.config import Config, config_from_args
+from mockserver.config import Config, ConfigError, config_from_args, log_config, startup_warnings
 from mockserver.domain import DomainError
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
@@ -31,7 +33,9 @@ def banner(config: Config, key_count: int, url: str) -> str:
     lines = [
         f"Morpheus mock gateway (session API of v1.14.0) on {url}",
         f"  keys: {key_count} registered" + (", and any well-formed key is accepted" if config.accept_any_key else ""),
-        f"  admin API: {url}/__admin" if config.admin else "  admin API: off (--admin to enable)",
+        f"  API docs: {url}/docs; admin dashboard: {url}/__admin"
+        if config.admin
+        else f"  API docs: {url}/docs; admin API: off (--admin to enable)",
         "  try:",
         f"    curl -X POST '{url}/api/v1/session/modelsession?model_id={EXAMPLE_MODEL}' \\",
         f"      -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
@@ -61,10 +65,10 @@ def listen(host: str, port: int) -> socket.socket:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    config = config_from_args(args, os.environ)
     try:
+        config = config_from_args(args, os.environ)
         app = create_app(config)
-    except (DomainError, WebError) as error:
+    except (ConfigError, DomainError, WebError) as error:
         print(f"morpheus-mock: {error}", file=sys.stderr)
         return 2
     try:
@@ -74,11 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     url = f"http://{config.host}:{sock.getsockname()[1]}"
     print(banner(config, len(app.state.mock.keys), url), flush=True)
+    logging_config = log_config(config.log_level)
+    logging.config.dictConfig(logging_config)
+    for warning in startup_warnings(config, len(app.state.mock.keys)):
+        logging.getLogger("mockserver").warning("%s", warning)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
     # to the handler that was there before it: a no-op here, so a requested stop exits 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, lambda *_: None)
-    options: dict[str, Any] = {"log_level": config.log_level, "access_log": False, "http": http_protocol()}
+    options: dict[str, Any] = {
+        "log_level": config.log_level,
+        "log_config": logging_config,
+        "access_log": False,
+        "http": http_protocol(),
+    }
     if config.workers > 1:
         os.environ[ARGV_VARIABLE] = json.dumps(args)  # each worker process builds its app from them
         uvicorn.run(APP_FACTORY, factory=True, fd=sock.fileno(), workers=config.workers, **options)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any, NoReturn
 
 ENV_PREFIX = "MORPHEUS_MOCK_"
 
@@ -51,33 +54,139 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+class ConfigError(ValueError):
+    """A flag or environment variable the mock cannot use; its text is one line that says what to fix."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (a ConfigError), not the usage text and a second line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (morpheus-mock --help lists the options)")
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A whole-number option and its allowed range (`high` None: no upper bound)."""
+
+    low: int
+    high: int | None = None
+
+    def parse(self, text: str) -> int:
+        """`text` as a whole number in range; ValueError with a message that names the range."""
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = None
+        if value is None or value < self.low or (self.high is not None and value > self.high):
+            raise ValueError(f"expected {self.describe()}, got {text!r}")
+        return value
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"a whole number of at least {self.low}"
+        return f"a whole number from {self.low} to {self.high}"
+
+    def flag(self, text: str) -> int:
+        """argparse's `type=`: the same check, reported by argparse as `argument --flag: ...`."""
+        try:
+            return self.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class Seconds:
+    """A number of seconds (fractions allowed) and its allowed range."""
+
+    low: float
+    high: float
+
+    def parse(self, text: str) -> float:
+        """`text` as seconds in range; ValueError with a message that names the range."""
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not self.low <= value <= self.high:  # NaN is in no range
+            raise ValueError(f"expected {self.describe()}, got {text!r}")
+        return value
+
+    def describe(self) -> str:
+        return f"a number of seconds from {self.low:g} to {self.high:g}"
+
+    def flag(self, text: str) -> float:
+        try:
+            return self.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+
+PORT, POSITIVE, NOT_NEGATIVE = Whole(0, 65535), Whole(1), Whole(0)
+CHAIN_LATENCY = Seconds(0, 60)
+
+
+def split_list(value: str | None) -> list[str]:
+    """A multi-value environment variable: items separated by commas and/or white space."""
+    return (value or "").replace(",", " ").split()
+
+
 def _env_flag(environ: Mapping[str, str], name: str) -> bool:
     value = environ.get(ENV_PREFIX + name, "").strip().lower()
     if value not in _TRUE | _FALSE:
-        raise SystemExit(f"{ENV_PREFIX}{name}={value!r}: use 1/0, true/false, yes/no or on/off")
+        raise ConfigError(f"{ENV_PREFIX}{name}={value!r}: use 1/0, true/false, yes/no or on/off")
     return value in _TRUE
 
 
+def _env_number(environ: Mapping[str, str], name: str, kind: Whole | Seconds, default: float | None) -> float | None:
+    raw = environ.get(ENV_PREFIX + name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind.parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{ENV_PREFIX}{name}: {error}") from None
+
+
+def _env_choice(environ: Mapping[str, str], name: str, choices: list[str], default: str) -> str:
+    value = environ.get(ENV_PREFIX + name, "").strip() or default
+    if value not in choices:
+        raise ConfigError(f"{ENV_PREFIX}{name}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The command line; every flag's default comes from its MORPHEUS_MOCK_* environment variable."""
+    """The command line; every flag's default comes from its MORPHEUS_MOCK_* environment variable.
+
+    Raises:
+        ConfigError: an environment variable holds a value its option cannot take.
+    """
 
     def env(name: str, default: str | None = None) -> str | None:
         return environ.get(ENV_PREFIX + name, default)
 
-    parser = argparse.ArgumentParser(
+    def whole(flag: str, name: str, kind: Whole, default: int | None, text: str) -> None:
+        value = _env_number(environ, name, kind, default)
+        add(flag, type=kind.flag, default=value, metavar="N", help=f"{text} ({ENV_PREFIX}{name})")
+
+    parser = _Parser(
         prog="morpheus-mock",
         description="A stateful mock of the Morpheus API Gateway session API (release v1.14.0).",
         epilog=f"Every option can also be set by an environment variable {ENV_PREFIX}<OPTION> "
-        "(for example MORPHEUS_MOCK_PORT=9000, MORPHEUS_MOCK_KEY='sk-... sk-...', MORPHEUS_MOCK_ADMIN=1).",
+        "(for example MORPHEUS_MOCK_PORT=9000, MORPHEUS_MOCK_KEY='sk-... sk-...', MORPHEUS_MOCK_ADMIN=1); "
+        "multi-value variables take items separated by commas or spaces.",
     )
     add = parser.add_argument
     add("--host", default=env("HOST", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
-    add("--port", type=int, default=int(env("PORT", "8000") or 8000), help="port (default 8000; 0 = any free)")
+    whole("--port", "PORT", PORT, 8000, "port (default 8000; 0 = any free)")
     add(
         "--key",
         action="append",
         dest="keys",
-        default=(env("KEY") or "").split(),
+        default=split_list(env("KEY")),
         metavar="KEY",
         help="add a full API key (sk-XXXXXX.<64 hex>); repeatable",
     )
@@ -92,7 +201,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add("--models", type=Path, dest="models_file", default=env("MODELS"), metavar="FILE", help="a models JSON file")
     add("--bids", type=Path, dest="bids_file", default=env("BIDS"), metavar="FILE", help="a bids JSON file")
-    add("--seed", type=int, default=env("SEED"), help="make session ids reproducible")
+    whole("--seed", "SEED", NOT_NEGATIVE, None, "make session ids reproducible")
     add(
         "--accept-any-key",
         action="store_true",
@@ -110,7 +219,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add(
         "--self-check",
         choices=[mode.value for mode in SelfCheck],
-        default=env("SELF_CHECK", "log"),
+        default=_env_choice(environ, "SELF_CHECK", [mode.value for mode in SelfCheck], "log"),
         help="validate every response against the spec: raise, log (default) or off",
     )
     add(
@@ -119,19 +228,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env_flag(environ, "NO_FALLBACK_NOTE"),
         help="answer as a gateway with its own signing key (no 'note' on bidsession/approve)",
     )
-    add(
+    whole(
         "--min-session-duration",
-        type=int,
-        default=int(env("MIN_SESSION_DURATION", "300") or 300),
-        help="shortest duration the simulated chain accepts (default 300 s; 0 = no limit)",
+        "MIN_SESSION_DURATION",
+        NOT_NEGATIVE,
+        300,
+        "shortest duration the simulated chain accepts (default 300 s; 0 = no limit)",
     )
     add(
         "--chain-latency",
-        type=float,
-        default=float(env("CHAIN_LATENCY", "0.05") or 0.05),
+        type=CHAIN_LATENCY.flag,
+        default=_env_number(environ, "CHAIN_LATENCY", CHAIN_LATENCY, 0.05),
         metavar="SECONDS",
         help="how long the simulated chain takes to open a bid session: parallel bidsessions of one key "
-        "that arrive within it collide as on the gateway (default 0.05)",
+        "that arrive within it collide as on the gateway (default 0.05; MORPHEUS_MOCK_CHAIN_LATENCY)",
     )
     add(
         "--enforce-https",
@@ -139,11 +249,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env_flag(environ, "ENFORCE_HTTPS"),
         help="answer plain HTTP to a non-local host with the gateway's 426, as the gateway did",
     )
-    add(
+    whole(
         "--max-body-size",
-        type=int,
-        default=int(env("MAX_BODY_SIZE", "1048576") or 0),
-        help="refuse request bodies over this many bytes with 413 (default 1 MiB; 0 = no limit)",
+        "MAX_BODY_SIZE",
+        NOT_NEGATIVE,
+        1_048_576,
+        "refuse request bodies over this many bytes with 413 (default 1 MiB; 0 = no limit)",
     )
     add(
         "--store",
@@ -151,30 +262,19 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="URL",
         help="keep sessions in Redis (redis://HOST:PORT/N) so several workers and hosts act as one gateway",
     )
-    add(
-        "--workers",
-        type=int,
-        default=int(env("WORKERS", "1") or 1),
-        help="worker processes (more than one needs --store)",
-    )
-    add(
-        "--journal-size",
-        type=int,
-        default=int(env("JOURNAL_SIZE", "1000") or 1000),
-        help="requests the admin journal keeps (default 1000)",
-    )
-    add(
-        "--history-size",
-        type=int,
-        default=int(env("HISTORY_SIZE", "1000") or 1000),
-        help="ended sessions the admin history keeps (default 1000)",
-    )
-    add("--log-level", default=env("LOG_LEVEL", "info"), choices=["critical", "error", "warning", "info", "debug"])
+    whole("--workers", "WORKERS", POSITIVE, 1, "worker processes (more than one needs --store)")
+    whole("--journal-size", "JOURNAL_SIZE", POSITIVE, 1000, "requests the admin journal keeps (default 1000)")
+    whole("--history-size", "HISTORY_SIZE", POSITIVE, 1000, "ended sessions the admin history keeps (default 1000)")
+    add("--log-level", default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, "info"), choices=LOG_LEVELS)
     return parser
 
 
 def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
-    """Flags win over environment variables, which win over defaults."""
+    """Flags win over environment variables, which win over defaults.
+
+    Raises:
+        ConfigError: a bad flag or environment variable (one line that says which, and what it takes).
+    """
     args = build_parser(environ).parse_args(list(argv))
     return Config(
         host=args.host,
@@ -183,7 +283,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         keys_file=args.keys_file,
         models_file=args.models_file,
         bids_file=args.bids_file,
-        seed=None if args.seed is None else int(args.seed),
+        seed=args.seed,
         accept_any_key=args.accept_any_key,
         revoked_keys_work=args.revoked_keys_work,
         admin=args.admin,
@@ -215,8 +315,38 @@ def problems(config: Config) -> list[str]:
         )
     if config.workers > 1 and config.store is None:
         found.append(f"--workers {config.workers} needs --store redis://...: each worker would keep its own sessions")
-    if config.workers < 1 or config.max_body_size < 0:
-        found.append("--workers must be at least 1 and --max-body-size at least 0")
-    if not 0 <= config.chain_latency <= 60:
-        found.append(f"--chain-latency must be between 0 and 60 seconds, got {config.chain_latency}")
+    if config.workers < 1:
+        found.append(f"--workers must be at least 1, got {config.workers}")
+    if config.max_body_size < 0:
+        found.append(f"--max-body-size must be at least 0, got {config.max_body_size}")
+    if not CHAIN_LATENCY.low <= config.chain_latency <= CHAIN_LATENCY.high:
+        found.append(f"--chain-latency: expected {CHAIN_LATENCY.describe()}, got {config.chain_latency}")
     return found
+
+
+def startup_warnings(config: Config, key_count: int) -> list[str]:
+    """What a mock that may start should still tell its user (logged as warnings)."""
+    if key_count or config.accept_any_key:
+        return []
+    return [
+        "no API key is registered, so every keyed request gets 401: add one with --key sk-XXXXXX.<64 hex> "
+        "(or --keys FILE), or start with --accept-any-key"
+    ]
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration plus the mock's own loggers (access log, self-check, warnings) on stderr.
+
+    Handed to uvicorn (`log_config`), so each worker process of `--workers N` logs the same way.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["mockserver"] = {"format": "%(levelname)s:     %(message)s"}
+    config["handlers"]["mockserver"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "mockserver",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["mockserver"] = {"handlers": ["mockserver"], "level": level.upper(), "propagate": False}
+    return config

@@ -17,6 +17,7 @@ import redis
 from redis.client import Pipeline
 
 from mockserver.domain import ApiKey, Fault, FaultKind, JournalEntry
+from mockserver.domain.faults import Broken
 from mockserver.domain.journal import select
 from mockserver.redis_store import DEFAULT_NAMESPACE, answering, optimistic
 
@@ -39,7 +40,12 @@ class FaultsCodec:
         return json.dumps([{**asdict(fault), "kind": fault.kind.value} for fault in value])
 
     def loads(self, raw: bytes | str) -> tuple[Fault, ...]:
-        return tuple(Fault(**{**fields, "kind": FaultKind(fields["kind"])}) for fields in json.loads(raw))
+        return tuple(_fault(fields) for fields in json.loads(raw))
+
+
+def _fault(fields: dict[str, Any]) -> Fault:
+    broke = fields.get("broke")
+    return Fault(**{**fields, "kind": FaultKind(fields["kind"]), "broke": None if broke is None else Broken(**broke)})
 
 
 class KeysCodec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -91,3 +92,47 @@ def test_connections_to_the_listening_socket_have_nagle_turned_off_under_plain_a
                 client.close()
 
     assert asyncio.run(nodelay_of_an_accepted_connection()) != 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (
+            ["--port", "70000"],
+            {},
+            "morpheus-mock: argument --port: expected a whole number from 0 to 65535, got '70000'",
+        ),
+        (
+            [],
+            {"MORPHEUS_MOCK_PORT": "abc"},
+            "morpheus-mock: MORPHEUS_MOCK_PORT: expected a whole number from 0 to 65535",
+        ),
+        (["--workers", "0"], {}, "morpheus-mock: argument --workers: expected a whole number of at least 1, got '0'"),
+    ],
+)
+def test_a_bad_flag_or_variable_is_one_line_on_stderr_and_exit_2(
+    argv: list[str], environ: dict[str, str], message: str
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "mockserver", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **environ},
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith(message)
+    assert run.stderr.count("\n") == 1  # one line: no usage text, no traceback
+
+
+def test_a_mock_with_no_key_warns_and_logs_each_request() -> None:
+    with serving(keys=()) as mock:
+        assert mock.post("/api/v1/session/pingsession", key=KEY).status_code == 401
+        mock.process.terminate()
+        mock.process.wait(timeout=START_TIMEOUT)
+        log = mock.log.read_text()
+    assert "WARNING:     no API key is registered" in log
+    assert "--key" in log
+    assert "--accept-any-key" in log
+    assert re.search(r"INFO:     POST /api/v1/session/pingsession 401 key=sk-AbC123 \d+\.\d ms", log), log
+    assert KEY not in log

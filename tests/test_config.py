@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from mockserver.config import Config, SelfCheck, config_from_args, problems
+from mockserver.config import (
+    Config,
+    ConfigError,
+    SelfCheck,
+    config_from_args,
+    log_config,
+    problems,
+    split_list,
+    startup_warnings,
+)
 from mockserver.domain import DomainError
 from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
@@ -71,7 +80,7 @@ def test_environment_variables_are_defaults_that_flags_override() -> None:
 
 
 def test_a_bad_boolean_environment_variable_stops_the_start() -> None:
-    with pytest.raises(SystemExit, match="MORPHEUS_MOCK_ADMIN='maybe'"):
+    with pytest.raises(ConfigError, match="MORPHEUS_MOCK_ADMIN='maybe'"):
         config_from_args([], {"MORPHEUS_MOCK_ADMIN": "maybe"})
 
 
@@ -112,8 +121,8 @@ def test_a_missing_keys_file_is_a_clear_error(tmp_path: Path) -> None:
     [
         (Config(workers=2), "--workers 2 needs --store redis://"),
         (Config(workers=0), "--workers must be at least 1"),
-        (Config(max_body_size=-1), "--max-body-size at least 0"),
-        (Config(chain_latency=-1), "--chain-latency must be between 0 and 60 seconds, got -1"),
+        (Config(max_body_size=-1), "--max-body-size must be at least 0"),
+        (Config(chain_latency=-1), "--chain-latency: expected a number of seconds from 0 to 60, got -1"),
     ],
 )
 def test_impossible_configurations_are_refused(config: Config, problem: str) -> None:
@@ -145,3 +154,67 @@ def test_the_issue_7_flags_are_read() -> None:
     assert (config.max_body_size, config.store, config.workers, config.journal_size, config.history_size) == (
         10, "redis://r/1", 3, 5, 6,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--port", "70000"], {}, "argument --port: expected a whole number from 0 to 65535, got '70000'"),
+        (["--port", "x"], {}, "argument --port: expected a whole number from 0 to 65535, got 'x'"),
+        ([], {"MORPHEUS_MOCK_PORT": "abc"}, "MORPHEUS_MOCK_PORT: expected a whole number from 0 to 65535, got 'abc'"),
+        (["--workers", "0"], {}, "argument --workers: expected a whole number of at least 1, got '0'"),
+        ([], {"MORPHEUS_MOCK_WORKERS": "0"}, "MORPHEUS_MOCK_WORKERS: expected a whole number of at least 1, got '0'"),
+        (["--max-body-size", "-1"], {}, "argument --max-body-size: expected a whole number of at least 0, got '-1'"),
+        (["--journal-size", "0"], {}, "argument --journal-size: expected a whole number of at least 1"),
+        ([], {"MORPHEUS_MOCK_SEED": "seven"}, "MORPHEUS_MOCK_SEED: expected a whole number of at least 0, got 'seven'"),
+        (
+            ["--chain-latency", "61"],
+            {},
+            "argument --chain-latency: expected a number of seconds from 0 to 60, got '61'",
+        ),
+        ([], {"MORPHEUS_MOCK_CHAIN_LATENCY": "soon"}, "MORPHEUS_MOCK_CHAIN_LATENCY: expected a number of seconds"),
+        (["--self-check", "loud"], {}, "argument --self-check: invalid choice: 'loud'"),
+        (["--nope"], {}, "unrecognized arguments: --nope"),
+        ([], {"MORPHEUS_MOCK_SELF_CHECK": "loud"}, "MORPHEUS_MOCK_SELF_CHECK='loud': use one of raise, log, off"),
+        ([], {"MORPHEUS_MOCK_LOG_LEVEL": "chatty"}, "MORPHEUS_MOCK_LOG_LEVEL='chatty': use one of critical, error"),
+    ],
+)
+def test_a_bad_flag_or_variable_is_one_line_that_names_it(
+    argv: list[str], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config_from_args(argv, environ)
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_every_multi_value_variable_takes_commas_and_spaces() -> None:
+    key_a, key_b, key_c = ("sk-AbC123." + "0" * 64, "sk-XyZ789." + "1" * 64, "sk-Qqq111." + "2" * 64)
+    config = config_from_args([], {"MORPHEUS_MOCK_KEY": f"{key_a}, {key_b} ,{key_c}"})
+    assert config.keys == (key_a, key_b, key_c)
+    assert split_list(" a,b  c,, ") == ["a", "b", "c"]
+    assert split_list(None) == []
+
+
+def test_empty_numeric_variables_mean_the_default() -> None:
+    config = config_from_args([], {"MORPHEUS_MOCK_PORT": " ", "MORPHEUS_MOCK_SEED": ""})
+    assert (config.port, config.seed) == (8000, None)
+    assert config_from_args([], {"MORPHEUS_MOCK_PORT": "0"}).port == 0
+
+
+def test_a_mock_with_no_key_warns_and_names_both_ways_out() -> None:
+    (warning,) = startup_warnings(Config(), 0)
+    assert "--key" in warning
+    assert "--accept-any-key" in warning
+    assert startup_warnings(Config(), 1) == []
+    assert startup_warnings(Config(accept_any_key=True), 0) == []
+
+
+def test_the_log_configuration_is_uvicorns_plus_the_mocks_own_loggers() -> None:
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = log_config("debug")
+    assert config["loggers"]["mockserver"] == {"handlers": ["mockserver"], "level": "DEBUG", "propagate": False}
+    assert config["handlers"]["mockserver"]["stream"] == "ext://sys.stderr"
+    assert config["loggers"]["uvicorn.error"] == LOGGING_CONFIG["loggers"]["uvicorn.error"]
+    assert "mockserver" not in LOGGING_CONFIG["loggers"]  # uvicorn's own dict is left as it was

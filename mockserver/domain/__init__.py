@@ -18,7 +18,7 @@ from mockserver.domain.errors import (
     KeyLookupFailed,
     UnknownKey,
 )
-from mockserver.domain.faults import DEFAULT_MESSAGES, Fault, FaultKind, FaultPlan
+from mockserver.domain.faults import DEFAULT_MESSAGES, FIRST_TRY, Attempt, Fault, FaultKind, FaultPlan
 from mockserver.domain.ids import IdSource
 from mockserver.domain.journal import Journal, JournalEntry, JournalLog
 from mockserver.domain.keys import (
@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_MESSAGES",
     "DEFAULT_MODEL",
     "FAKE_START",
+    "FIRST_TRY",
     "INVALID_FORMAT",
     "INVALID_KEY",
     "MAX_TIME",
@@ -71,6 +72,7 @@ __all__ = [
     "VERIFY_FAILED",
     "ApiKey",
     "ApproveOutcome",
+    "Attempt",
     "AuthBackendFailed",
     "AuthenticationFailed",
     "BidTable",

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from mockserver.domain.clock import Clock, SystemClock
 from mockserver.domain.errors import InvalidFault
 from mockserver.domain.shared import LocalSlots, Slots
 from mockserver.domain.upstream import CHAT_FAILED
@@ -50,8 +51,45 @@ DEFAULT_MESSAGES = {
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One try of a client's call, as far as faults care: which operation, and whether it retries an earlier try.
+
+    The Stainless and OpenAI SDKs number their tries (`x-stainless-retry-count`: 0, then 1, 2, ...) and
+    may send one `Idempotency-Key` for every try of a call.
+    """
+
+    operation: str | None = None
+    retry: bool = False
+    idempotency_key: str | None = None
+
+
+FIRST_TRY = Attempt()
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The call a fault that covers retries broke last: its key, operation and idempotency key."""
+
+    key: str
+    operation: str | None
+    idempotency_key: str | None
+
+    def retried_by(self, key: str, attempt: Attempt) -> bool:
+        """Whether `attempt` is another try of this call: the same idempotency key, else a numbered retry."""
+        if key != self.key:
+            return False
+        if attempt.idempotency_key is not None or self.idempotency_key is not None:
+            return attempt.idempotency_key == self.idempotency_key
+        return attempt.retry and attempt.operation == self.operation
+
+
+@dataclass(frozen=True)
 class Fault:
-    """One armed fault; `key=None` targets every key, `remaining=None` lasts until cleared."""
+    """One armed fault; `key=None` targets every key, `remaining=None` lasts until cleared.
+
+    `retries`: a use is one call of the client, its retries included (the SDKs retry a 5xx twice);
+    `until`: the clock time at which the fault disarms itself (None: never).
+    """
 
     kind: FaultKind
     key: str | None = None
@@ -61,9 +99,24 @@ class Fault:
     operation: str | None = None
     status: int | None = None  # the upstream's HTTP status (UPSTREAM_ANSWERS kinds; None: 500)
     body: str | None = None  # the upstream's raw body (None: `{"error": <message>}`)
+    retries: bool = False
+    until: float | None = None
+    broke: Broken | None = None
 
     def matches(self, kind: FaultKind, key: str, operation: str | None) -> bool:
         return self.kind is kind and self.key in (None, key) and self.operation in (None, operation)
+
+    def repeats_for(self, key: str, attempt: Attempt) -> bool:
+        """Whether this fault breaks `attempt` again, for free: it retries the call the fault broke."""
+        return self.broke is not None and self.broke.retried_by(key, attempt)
+
+    @property
+    def spent(self) -> bool:
+        """Used up, and kept only to break the retries of the last call it broke."""
+        return self.remaining == 0
+
+    def expired(self, now: float) -> bool:
+        return self.until is not None and now >= self.until
 
     @property
     def specificity(self) -> int:
@@ -75,8 +128,14 @@ class Fault:
         """The message to report: the one armed, else the kind's default ("" for kinds without one)."""
         return self.message or DEFAULT_MESSAGES.get(self.kind, "")
 
-    def used(self) -> Fault | None:
-        """This fault after one more use; None once it is used up."""
+    def used(self, key: str, attempt: Attempt) -> Fault | None:
+        """This fault after one more use by `attempt`; None once it is used up.
+
+        A fault that covers retries remembers the call it broke, and stays (spent) for its retries.
+        """
+        if self.retries:
+            left = None if self.remaining is None else self.remaining - 1
+            return replace(self, remaining=left, broke=Broken(key, attempt.operation, attempt.idempotency_key))
         if self.remaining is None:
             return self
         return replace(self, remaining=self.remaining - 1) if self.remaining > 1 else None
@@ -91,6 +150,8 @@ class Fault:
             "operation": self.operation,
             "status": self.status,
             "body": self.body,
+            "retries": self.retries,
+            "until": self.until,
         }
 
 
@@ -101,11 +162,13 @@ class FaultPlan:
     """The armed faults, consumed by the web layer as operations run; thread-safe.
 
     The faults live in `slots` (one name, `FAULTS`): in this process by default, or in the shared
-    store, where a fault armed through any worker is used exactly once across all of them.
+    store, where a fault armed through any worker is used exactly once across all of them. `clock`
+    tells when faults armed for a duration end (the mock's own clock, which tests move).
     """
 
-    def __init__(self, slots: Slots[tuple[Fault, ...]] | None = None) -> None:
+    def __init__(self, slots: Slots[tuple[Fault, ...]] | None = None, clock: Clock | None = None) -> None:
         self._slots: Slots[tuple[Fault, ...]] = LocalSlots() if slots is None else slots
+        self._clock = clock or SystemClock()
 
     def __repr__(self) -> str:
         return f"FaultPlan({len(self.list())} armed)"
@@ -121,32 +184,55 @@ class FaultPlan:
         operation: str | None = None,
         status: int | None = None,
         body: str | None = None,
+        retries: bool = False,
+        duration: float | None = None,
     ) -> Fault:
         """Arm a fault for the next `count` matching operations (None: until cleared).
 
+        `retries`: count calls, not requests: the retries of a call the fault broke are broken too, free.
+        `duration`: the fault disarms itself this many seconds (of the plan's clock) from now.
+
         Raises:
-            InvalidFault: `count` < 1, `seconds` negative or not finite, `seconds`/`operation`
-                given for a kind other than LATENCY, `status`/`body` for a kind that is not an
-                upstream answer, or a `status` outside 400-599.
+            InvalidFault: `count` < 1, `seconds` negative or not finite, `duration` not a finite
+                number > 0, `seconds`/`operation` given for a kind other than LATENCY, `retries` for
+                LATENCY, `status`/`body` for a kind that is not an upstream answer, or a `status`
+                outside 400-599.
         """
         _validate(kind, count, seconds, operation)
         _validate_answer(kind, status, body)
+        if retries and kind is FaultKind.LATENCY:
+            raise InvalidFault("retries applies to faults that break a call, not to LATENCY")
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
+            raise InvalidFault(f"duration must be a finite number of seconds > 0, got {duration!r}")
         text = DEFAULT_MESSAGES.get(kind) if message is None else message
-        fault = Fault(kind, key, count, text, float(seconds), operation, status, body)
+        until = None if duration is None else self._clock.now() + duration
+        fault = Fault(kind, key, count, text, float(seconds), operation, status, body, retries, until)
         return self._slots.update(FAULTS, lambda faults: ((*(faults or ()), fault), fault))
 
-    def take(self, kind: FaultKind, key: str, operation: str | None = None) -> Fault | None:
-        """Use up one use of the most specific matching fault (the oldest among equals) and return it."""
+    def take(
+        self, kind: FaultKind, key: str, operation: str | None = None, *, attempt: Attempt = FIRST_TRY
+    ) -> Fault | None:
+        """Use up one use of the most specific matching fault (the oldest among equals) and return it.
+
+        A retry of a call that a fault covering retries broke gets that fault again without using it;
+        any other try drops the spent faults it matches.
+        """
         if not self._slots.get(FAULTS):
             return None  # nothing armed, the usual case: a read, no change
+        now = self._clock.now()
 
-        def change(faults: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, Fault | None]:
-            faults = faults or ()
+        def change(armed: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, Fault | None]:
+            faults = _live(armed or (), now)
             matching = [i for i, f in enumerate(faults) if f.matches(kind, key, operation)]
-            if not matching:
-                return faults, None
-            chosen = max(matching, key=lambda i: (faults[i].specificity, -i))
-            return _spend(faults, {chosen}), faults[chosen]
+            for i in matching:
+                if faults[i].repeats_for(key, attempt):
+                    return faults or None, faults[i]
+            usable = [i for i in matching if not faults[i].spent]
+            dropped = {i for i in matching if faults[i].spent}
+            if not usable:
+                return tuple(f for i, f in enumerate(faults) if i not in dropped) or None, None
+            chosen = max(usable, key=lambda i: (faults[i].specificity, -i))
+            return _spend(faults, {chosen}, key, attempt, dropped), faults[chosen]
 
         return self._slots.update(FAULTS, change)
 
@@ -154,26 +240,32 @@ class FaultPlan:
         """The summed delay of every matching LATENCY fault, using up one use of each."""
         if not self._slots.get(FAULTS):
             return 0.0
+        now = self._clock.now()
 
-        def change(faults: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, float]:
-            faults = faults or ()
+        def change(armed: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, float]:
+            faults = _live(armed or (), now)
             matching = {i for i, f in enumerate(faults) if f.matches(FaultKind.LATENCY, key, operation)}
-            return _spend(faults, matching), sum(faults[i].seconds for i in matching)
+            return _spend(faults, matching, key, Attempt(operation)), sum(faults[i].seconds for i in matching)
 
         return self._slots.update(FAULTS, change)
 
     def clear(self, kind: FaultKind | None = None, key: str | None = None) -> int:
         """Disarm the faults of a kind and/or a key (None: any) and return how many there were."""
 
-        def change(faults: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, int]:
-            faults = faults or ()
+        def change(armed: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, int]:
+            faults = armed or ()
             kept = tuple(f for f in faults if not _selected(f, kind, key))
             return kept or None, len(faults) - len(kept)
 
         return self._slots.update(FAULTS, change)
 
     def list(self) -> tuple[Fault, ...]:
-        return self._slots.get(FAULTS) or ()
+        return _live(self._slots.get(FAULTS) or (), self._clock.now())
+
+
+def _live(faults: tuple[Fault, ...], now: float) -> tuple[Fault, ...]:
+    """The armed faults whose duration has not run out at `now`."""
+    return tuple(f for f in faults if not f.expired(now)) if any(f.until is not None for f in faults) else faults
 
 
 def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str | None) -> None:
@@ -197,9 +289,16 @@ def _validate_answer(kind: FaultKind, status: int | None, body: str | None) -> N
         raise InvalidFault(f"status must be an HTTP error status (400-599), got {status!r}")
 
 
-def _spend(faults: tuple[Fault, ...], chosen: set[int]) -> tuple[Fault, ...] | None:
-    """`faults` after one use of each chosen one; used-up faults drop out (None: none left)."""
-    after = (f.used() if i in chosen else f for i, f in enumerate(faults))
+def _spend(
+    faults: tuple[Fault, ...],
+    chosen: set[int],
+    key: str,
+    attempt: Attempt,
+    dropped: frozenset[int] | set[int] = frozenset(),
+) -> tuple[Fault, ...] | None:
+    """`faults` after one use of each chosen one by `attempt`; used-up and `dropped` faults drop out
+    (None: none left)."""
+    after = (None if i in dropped else f.used(key, attempt) if i in chosen else f for i, f in enumerate(faults))
     return tuple(f for f in after if f is not None) or None
 
 

@@ -170,7 +170,7 @@ async def list_faults(state: MockState, request: Request) -> Response:
     return JSONResponse({"faults": [fault.to_json() for fault in state.faults.list()]})
 
 
-_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation", "status", "body"}
+_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation", "status", "body", "retries", "duration"}
 
 
 async def arm_fault(state: MockState, request: Request) -> Response:
@@ -186,7 +186,11 @@ async def arm_fault(state: MockState, request: Request) -> Response:
             raise _invalid(f"'{name}' must be a {expected.__name__}")
     _known_target(state, options["key"], options["operation"])
     seconds = _number(body, "seconds") if "seconds" in body else 0.0
-    fault = state.faults.arm(kind, seconds=seconds, **options)
+    duration = _number(body, "duration") if "duration" in body else None
+    retries = body.get("retries", False)
+    if not isinstance(retries, bool):
+        raise _invalid("'retries' must be true or false")
+    fault = state.faults.arm(kind, seconds=seconds, retries=retries, duration=duration, **options)
     return JSONResponse(fault.to_json(), status_code=201)
 
 

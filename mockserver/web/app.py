@@ -22,6 +22,7 @@ from mockserver.web.handlers import HANDLERS, list_models_api_v1_models_get
 from mockserver.web.https import HttpsEnforcement
 from mockserver.web.limits import BodyLimit
 from mockserver.web.middleware import GatewayMiddleware
+from mockserver.web.pages import page_routes
 from mockserver.web.pipeline import OperationEndpoint, endpoint_for
 from mockserver.web.state import MockState, build_state
 from openapi import Spec
@@ -38,7 +39,7 @@ def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None 
     state = build_state(config, clock=clock, spec=spec)
     check_route_table(state)
     endpoints = {(op.method, op.path): endpoint_for(state, op) for op in state.spec.operations}
-    routes = gateway_routes(state, endpoints) + (admin_routes(state) if config.admin else [])
+    routes = [*gateway_routes(state, endpoints), *(admin_routes(state) if config.admin else []), *page_routes(state)]
     https = [Middleware(HttpsEnforcement)] if config.enforce_https else []
     limit = [Middleware(BodyLimit, limit=config.max_body_size)] if config.max_body_size else []
     app = Starlette(

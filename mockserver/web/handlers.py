@@ -15,8 +15,11 @@ from typing import Any
 
 from mockserver.domain import (
     CREATE_STEPS,
+    FIRST_TRY,
+    Attempt,
     CloseKind,
     DomainError,
+    Fault,
     FaultKind,
     PingKind,
     SessionKind,
@@ -50,6 +53,7 @@ class Call:
     key: str | None
     query: Mapping[str, Any] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
+    attempt: Attempt = FIRST_TRY  # which try of the client's call this is (faults that cover retries)
 
 
 @dataclass(frozen=True)
@@ -67,22 +71,26 @@ def _key(call: Call) -> str:
     return call.key
 
 
-def _draw(state: MockState, kind: FaultKind, key: str) -> Callable[[], str | None]:
+def _draw(state: MockState, kind: FaultKind, call: Call) -> Callable[[], str | None]:
     """An armed fault's message, taken from the plan only if the operation reaches the step it breaks."""
 
     def draw() -> str | None:
-        fault = state.faults.take(kind, key)
+        fault = _take(state, kind, call)
         return None if fault is None else fault.text
 
     return draw
 
 
-def _armed(state: MockState, kind: FaultKind, key: str) -> Callable[[], bool]:
-    return lambda: state.faults.take(kind, key) is not None
+def _take(state: MockState, kind: FaultKind, call: Call) -> Fault | None:
+    return state.faults.take(kind, _key(call), attempt=call.attempt)
+
+
+def _armed(state: MockState, kind: FaultKind, call: Call) -> Callable[[], bool]:
+    return lambda: _take(state, kind, call) is not None
 
 
 def _create_failure(
-    state: MockState, key: str, kind: SessionKind, requested: str, duration: int
+    state: MockState, call: Call, kind: SessionKind, requested: str, duration: int
 ) -> Callable[[], DomainError | None]:
     """The first create step an armed fault breaks, in the gateway's order; drawn only when a session opens."""
 
@@ -90,7 +98,7 @@ def _create_failure(
         for step in CREATE_STEPS[kind]:
             if step is FaultKind.AUTOMATION_DISABLED and duration != 0:
                 continue  # only a zero duration consults the automation setting
-            fault = state.faults.take(step, key)
+            fault = _take(state, step, call)
             if fault is not None:
                 return create_error(fault, kind, requested)
         return None
@@ -112,9 +120,9 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
         requested,
         state.models.resolve(requested),
         duration,
-        fail=_create_failure(state, key, SessionKind.MODEL, requested, duration),
-        verify_fail=_armed(state, FaultKind.VERIFY_FAIL, key),
-        close_fail=_armed(state, FaultKind.CLOSE_FAIL, key),
+        fail=_create_failure(state, call, SessionKind.MODEL, requested, duration),
+        verify_fail=_armed(state, FaultKind.VERIFY_FAIL, call),
+        close_fail=_armed(state, FaultKind.CLOSE_FAIL, call),
     )
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
     return Reply(200, {**body, "model": requested})
@@ -125,7 +133,7 @@ async def create_bid_session_api_v1_session_bidsession_post(state: MockState, ca
     key, bid_id = _key(call), call.query["bid_id"]
     assert call.body is not None
     duration = call.body["sessionDuration"]
-    failure = _create_failure(state, key, SessionKind.BID, bid_id, duration)
+    failure = _create_failure(state, call, SessionKind.BID, bid_id, duration)
     pending = state.book.begin_bid(key, bid_id, duration, fail=lambda: state.bids.failure(bid_id) or failure())
     await asyncio.sleep(state.book.bid_open_seconds)
     session = state.book.finish_bid(pending)
@@ -136,10 +144,10 @@ async def create_bid_session_api_v1_session_bidsession_post(state: MockState, ca
 def close_session_api_v1_session_closesession_post(state: MockState, call: Call) -> Reply:
     """R4: none, expired or closed; a close fault leaves the session active (500)."""
     key = _key(call)
-    broken = state.faults.take(FaultKind.CLOSE_ERROR, key)
+    broken = _take(state, FaultKind.CLOSE_ERROR, call)
     if broken is not None:
         raise close_error(broken)  # an unexpected exception: the session is left as it was
-    outcome = state.book.close(key, fail=_armed(state, FaultKind.CLOSE_FAIL, key))
+    outcome = state.book.close(key, fail=_armed(state, FaultKind.CLOSE_FAIL, call))
     return Reply(200, {"success": True, "message": CLOSE_MESSAGES[outcome.kind], "session_id": outcome.session_id})
 
 
@@ -148,9 +156,9 @@ def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -
     key = _key(call)
     outcome = state.book.ping(
         key,
-        dead=_draw(state, FaultKind.PING_DEAD, key),
-        error=_draw(state, FaultKind.PING_ERROR, key),
-        close_fail=_armed(state, FaultKind.CLOSE_FAIL, key),
+        dead=_draw(state, FaultKind.PING_DEAD, call),
+        error=_draw(state, FaultKind.PING_ERROR, call),
+        close_fail=_armed(state, FaultKind.CLOSE_FAIL, call),
     )
     if outcome.kind is PingKind.ERROR:
         message = f"Error checking session status: {outcome.error}"
@@ -166,10 +174,9 @@ def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -
 
 def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -> Reply:
     """The tx hash, or the upstream error as a 200 `error` object."""
-    key = _key(call)
-    if state.faults.take(FaultKind.NO_SIGNING_KEY, key) is not None:
+    if _take(state, FaultKind.NO_SIGNING_KEY, call) is not None:
         return Reply(200, {"error": {"message": APPROVE_NO_SIGNING_KEY, "type": "PrivateKeyNotFound"}})
-    fault = state.faults.take(FaultKind.UPSTREAM_UNREACHABLE, key) or state.faults.take(FaultKind.APPROVE_ERROR, key)
+    fault = _take(state, FaultKind.UPSTREAM_UNREACHABLE, call) or _take(state, FaultKind.APPROVE_ERROR, call)
     outcome = approve(state.ids, fault=fault)
     if outcome.tx is not None:
         return Reply(200, _with_note(state, {"tx": outcome.tx}))
@@ -179,7 +186,7 @@ def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -
 
 def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
     """The model table; a global models_error fault stands for the model source failing."""
-    broken = state.faults.take(FaultKind.MODELS_ERROR, "")
+    broken = state.faults.take(FaultKind.MODELS_ERROR, "", attempt=call.attempt)
     if broken is not None:
         return Reply(500, {"detail": f"Error fetching active models: {broken.text}"})
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})

@@ -17,10 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import JournalEntry, key_prefix
 from mockserver.redis_store import StoreError
+from mockserver.web.admin import PREFIX as ADMIN_PREFIX
 from mockserver.web.pipeline import OperationEndpoint
 from mockserver.web.state import MockState
 
 logger = logging.getLogger("mockserver")
+ACCESS_LOG = logging.getLogger("mockserver.access")
+DASHBOARD_HEADER = b"x-mock-dashboard"
 
 
 class GatewayMiddleware:
@@ -55,7 +58,7 @@ class GatewayMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._journal(scope, status)
+            self._journal(scope, status, started)
 
     async def _serve(
         self, endpoint: OperationEndpoint, scope: Scope, receive: Receive, send: Send, started: float
@@ -68,7 +71,7 @@ class GatewayMiddleware:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
-            self._journal(scope, status)
+            self._journal(scope, status, started)
 
     def _direct(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """Whether the layers below would only pass this request through (no Origin, a body within the limit)."""
@@ -80,25 +83,40 @@ class GatewayMiddleware:
                 declared = value
         return not self.limit or (declared.isdigit() and int(declared) <= self.limit)
 
-    def _journal(self, scope: Scope, status: int) -> None:
+    def _journal(self, scope: Scope, status: int, started: float) -> None:
+        """Journal the request and log its access line; the dashboard's own polls are neither."""
+        if scope["path"].startswith(ADMIN_PREFIX) and dashboard_poll(scope):
+            return
+        entry = self._entry(scope, status)
         try:
-            self._record(scope, status)
+            self.state.journal.record(entry)
         except StoreError as error:  # the answer is sent; only its journal entry is lost
             logger.warning("request not journaled: %s", error)
+        if ACCESS_LOG.isEnabledFor(logging.INFO):
+            access_log(entry, time.perf_counter() - started)
 
-    def _record(self, scope: Scope, status: int) -> None:
+    def _entry(self, scope: Scope, status: int) -> JournalEntry:
         path = scope["path"]
-        self.state.journal.record(
-            JournalEntry(
-                at=self.state.clock.now(),
-                method=scope["method"],
-                path=path,
-                query=unquote(scope.get("query_string", b"").decode("latin-1")),
-                key=shown_key(authorization_of(scope)),
-                operation_id=self.operations.get((scope["method"], path)),
-                status=status,
-            )
+        return JournalEntry(
+            at=self.state.clock.now(),
+            method=scope["method"],
+            path=path,
+            query=unquote(scope.get("query_string", b"").decode("latin-1")),
+            key=shown_key(authorization_of(scope)),
+            operation_id=self.operations.get((scope["method"], path)),
+            status=status,
         )
+
+
+def access_log(entry: JournalEntry, elapsed: float) -> None:
+    """One line per request at INFO: method, path, status, key prefix (or -) and time taken."""
+    target = f"{entry.path}?{entry.query}" if entry.query else entry.path
+    ACCESS_LOG.info("%s %s %d key=%s %.1f ms", entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+
+
+def dashboard_poll(scope: Scope) -> bool:
+    """Whether the admin dashboard sent this request to refresh itself (`X-Mock-Dashboard: poll`)."""
+    return (DASHBOARD_HEADER, b"poll") in scope["headers"]
 
 
 def authorization_of(scope: Scope) -> str | None:

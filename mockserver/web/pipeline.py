@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope
 from mockserver.config import SelfCheck
 from mockserver.domain import (
     AUTH_STEPS,
+    Attempt,
     AuthBackendFailed,
     AuthenticationFailed,
     CloseFailed,
@@ -40,6 +41,9 @@ logger = logging.getLogger("mockserver")
 # JSONResponse's options; json.dumps builds a new encoder with them on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 AUTH_HEADERS = {"WWW-Authenticate": "Bearer"}
+# The Stainless SDKs (OpenAI's among them) number each try of a call; a retry may repeat an idempotency key.
+RETRY_COUNT_HEADER = b"x-stainless-retry-count"
+IDEMPOTENCY_HEADER = b"idempotency-key"
 CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
 
 
@@ -123,13 +127,14 @@ class OperationEndpoint:
             if isinstance(body, ValidationFailure | BodyParseError):
                 return _failure(body)
         try:
-            key = _authenticate(self.state, self.operation, authorization)
+            attempt = attempt_of(scope["headers"], self.operation_id)
+            key = _authenticate(self.state, self.operation, authorization, attempt)
             checked = validate(self.operation_id, query_items(scope["query_string"]), body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked)
             if key is not None:
                 await _latency(self.state, key, self.operation_id, receive)
-            reply = self.handler(self.state, Call(self.operation_id, key, checked.query, checked.body))
+            reply = self.handler(self.state, Call(self.operation_id, key, checked.query, checked.body, attempt))
             return await reply if inspect.isawaitable(reply) else reply
         except DomainError as error:
             return error_reply(error)
@@ -178,12 +183,23 @@ async def client_left(receive: Receive, seconds: float) -> bool:
     return True
 
 
-def _authenticate(state: MockState, operation: Operation, authorization: str | None) -> str | None:
+def attempt_of(headers: RawHeaders, operation_id: str) -> Attempt:
+    """Which try of a client's call this request is, from the SDKs' retry headers."""
+    count, idempotency_key = "", None
+    for name, value in headers:
+        if name == RETRY_COUNT_HEADER and not count:
+            count = value.decode("latin-1").strip()
+        elif name == IDEMPOTENCY_HEADER and idempotency_key is None:
+            idempotency_key = value.decode("latin-1")
+    return Attempt(operation_id, count.isdigit() and int(count) > 0, idempotency_key)
+
+
+def _authenticate(state: MockState, operation: Operation, authorization: str | None, attempt: Attempt) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
     key = state.keys.authenticate(authorization) if operation.requires_api_key else None
     if key is not None:
         for step in AUTH_STEPS:
-            fault = state.faults.take(step, key)
+            fault = state.faults.take(step, key, attempt=attempt)
             if fault is not None:
                 raise auth_error(fault)
     return key

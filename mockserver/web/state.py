@@ -90,7 +90,7 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         ),
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
-        faults=FaultPlan(shared.faults),
+        faults=FaultPlan(shared.faults, clock),
         journal=shared.journal,
     )
 

@@ -174,6 +174,8 @@ def test_faults_to_json() -> None:
         "operation": PING,
         "status": None,
         "body": None,
+        "retries": False,
+        "until": None,
     }
 
 

@@ -1,0 +1,147 @@
+"""The pytest plugin (entry point `morpheus_mock`): fixtures that serve the mock gateway to a user's tests.
+
+    def test_my_client(morpheus_mock):
+        client = MyClient(base_url=morpheus_mock.api_base, api_key=morpheus_mock.key)
+        with morpheus_mock.fault("create_fail", count=1, retries=True):
+            ...
+
+Loading the plugin costs a run nothing: the mock is imported, and its server started (once per test
+session, on a free port of 127.0.0.1), only when a test asks for a fixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from mockserver.testing import MockOptions, MorpheusMock, ServedMock
+    from openapi import Spec
+
+MARKER = "morpheus_mock"
+IN_PROCESS_URL = "http://morpheus-mock.test"
+_OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("morpheus-mock", "Morpheus mock gateway (the morpheus_mock fixture)")
+    group.addoption(
+        "--morpheus-mock-key",
+        action="append",
+        default=[],
+        dest="morpheus_mock_keys",
+        metavar="KEY",
+        help="a key the mock accepts (repeatable; default: one generated key). ini: morpheus_mock_keys",
+    )
+    group.addoption("--morpheus-mock-models", metavar="FILE", help="a models JSON file. ini: morpheus_mock_models")
+    group.addoption("--morpheus-mock-bids", metavar="FILE", help="a bids JSON file. ini: morpheus_mock_bids")
+    group.addoption("--morpheus-mock-seed", metavar="N", help="reproducible session ids. ini: morpheus_mock_seed")
+    parser.addini("morpheus_mock_keys", "keys the Morpheus mock accepts (separated by spaces or commas)", type="args")
+    parser.addini("morpheus_mock_models", "a models JSON file for the Morpheus mock (relative to the ini file)")
+    parser.addini("morpheus_mock_bids", "a bids JSON file for the Morpheus mock (relative to the ini file)")
+    parser.addini("morpheus_mock_seed", "a seed that makes the Morpheus mock's session ids reproducible")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(keys=[...], models=FILE, bids=FILE, seed=N, accept_any_key=False): "
+        "configure this test's Morpheus mock (paths relative to the test file)",
+    )
+
+
+@pytest.fixture(scope="session")
+def morpheus_mock_server() -> Iterator[ServedMock]:
+    """The server behind `morpheus_mock`: one per test session (per xdist worker), on a free loopback port."""
+    from mockserver.testing import ServedMock
+
+    server = ServedMock().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def morpheus_mock_spec() -> Spec:
+    from openapi import load_spec
+
+    return load_spec()
+
+
+@pytest.fixture
+def morpheus_mock_options(request: pytest.FixtureRequest) -> MockOptions:
+    """This test's mock settings: the options and ini values, then its `morpheus_mock` marker."""
+    from mockserver.testing import MockOptions
+
+    settings = _configured(request.config)
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is not None:
+        unknown = set(marker.kwargs) - set(_OPTIONS)
+        if marker.args or unknown:
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes only keyword arguments: {', '.join(_OPTIONS)}")
+        settings.update(_from_marker(marker.kwargs, request.path.parent))
+    return MockOptions(**settings)
+
+
+@pytest.fixture
+def morpheus_mock(
+    morpheus_mock_server: ServedMock, morpheus_mock_options: MockOptions, morpheus_mock_spec: Spec
+) -> Iterator[MorpheusMock]:
+    """The mock gateway over HTTP, in a clean state for this test: `.url`, `.api_base`, `.key`, faults, clock."""
+    from mockserver.testing import build_mock
+
+    mock = build_mock(morpheus_mock_options, morpheus_mock_server.url, morpheus_mock_spec)
+    morpheus_mock_server.switchboard.app = mock.app
+    yield mock
+    morpheus_mock_server.switchboard.app = None
+
+
+@pytest.fixture
+def morpheus_mock_asgi(morpheus_mock_options: MockOptions, morpheus_mock_spec: Spec) -> MorpheusMock:
+    """The same mock with no server: `httpx.Client(transport=httpx.ASGITransport(app=mock.app), base_url=mock.url)`."""
+    from mockserver.testing import build_mock
+
+    return build_mock(morpheus_mock_options, IN_PROCESS_URL, morpheus_mock_spec)
+
+
+def _configured(config: pytest.Config) -> dict[str, Any]:
+    """Settings from the command line, else the ini file (its paths relative to the ini file's folder)."""
+    base = config.inipath.parent if config.inipath is not None else config.rootpath
+    keys = config.getoption("morpheus_mock_keys") or config.getini("morpheus_mock_keys")
+    return {
+        "keys": tuple(part for key in keys for part in key.replace(",", " ").split()),
+        "models_file": _path(config.getoption("morpheus_mock_models"), config.getini("morpheus_mock_models"), base),
+        "bids_file": _path(config.getoption("morpheus_mock_bids"), config.getini("morpheus_mock_bids"), base),
+        "seed": _seed(config.getoption("morpheus_mock_seed") or config.getini("morpheus_mock_seed") or None),
+    }
+
+
+def _path(option: str | None, ini: str, base: Path) -> Path | None:
+    if option:
+        return Path(option)
+    return base / ini if ini else None
+
+
+def _seed(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        raise pytest.UsageError(f"morpheus mock seed {value!r}: expected a whole number") from None
+
+
+def _from_marker(kwargs: dict[str, Any], folder: Path) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if "keys" in kwargs:
+        settings["keys"] = tuple(kwargs["keys"])
+    for name in ("models", "bids"):
+        if kwargs.get(name) is not None:
+            settings[f"{name}_file"] = folder / kwargs[name]
+    if "seed" in kwargs:
+        settings["seed"] = _seed(kwargs["seed"])
+    if "accept_any_key" in kwargs:
+        settings["accept_any_key"] = bool(kwargs["accept_any_key"])
+    return settings

@@ -1,0 +1,267 @@
+"""The mock in a user's own tests: what the `morpheus_mock` fixtures hand out, and the server behind them.
+
+One server per test session listens on a free loopback port; each test gets a new mock app behind it
+(`Switchboard`), so every test starts from a clean state: its own keys, sessions, faults, clock and
+journal. `MorpheusMock` is the handle a test uses: URLs and keys for the application under test, and
+the controls (faults, clock, state, journal) that the admin API offers over HTTP, called directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypedDict, Unpack
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from mockserver.__main__ import http_protocol, listen
+from mockserver.config import Config, SelfCheck
+from mockserver.domain import FaultKind, key_prefix
+from mockserver.web.app import create_app
+from mockserver.web.state import MockState
+from openapi import Spec
+
+API_PREFIX = "/api/v1"
+LOOPBACK = "127.0.0.1"
+
+
+class FaultOptions(TypedDict, total=False):
+    """What a fault takes besides its kind and key (`FaultPlan.arm`)."""
+
+    count: int | None  # uses (calls, with `retries`); None: until cleared
+    message: str | None  # the upstream error text to report
+    seconds: float  # latency faults: the delay
+    operation: str | None  # latency faults: one operationId
+    retries: bool  # a use is one call of the client, its retries included
+    duration: float | None  # disarm after this many seconds of the mock's clock
+
+
+class MockTestingError(Exception):
+    """The test mock cannot do what a test asked (the server did not start, a fault kind is unknown, ...)."""
+
+
+def make_key(number: int) -> str:
+    """The `number`-th key the fixtures hand out: well formed, stable from run to run, distinct prefixes."""
+    return f"sk-Mock{number:02d}." + hashlib.sha256(f"morpheus-mock-key-{number}".encode()).hexdigest()
+
+
+DEFAULT_KEY = make_key(0)
+
+
+@dataclass(frozen=True)
+class MockOptions:
+    """How a test's mock is configured: plugin options and ini values, overridden by a test's marker."""
+
+    keys: tuple[str, ...] = ()
+    models_file: Path | None = None
+    bids_file: Path | None = None
+    seed: int | None = None
+    accept_any_key: bool = False
+
+    def config(self) -> Config:
+        """The mock's Config: the admin API on, responses checked against the spec (a break fails the test)."""
+        return Config(
+            keys=self.keys or (DEFAULT_KEY,),
+            models_file=self.models_file,
+            bids_file=self.bids_file,
+            seed=self.seed,
+            accept_any_key=self.accept_any_key,
+            admin=True,
+            self_check=SelfCheck.RAISE,
+        )
+
+
+class Switchboard:
+    """An ASGI app that passes every request to the app of the test that runs now."""
+
+    def __init__(self) -> None:
+        self.app: Starlette | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            raise MockTestingError("a request reached the test mock between two tests")
+        await self.app(scope, receive, send)
+
+
+class ServedMock:
+    """uvicorn in a thread of this process, on a free port of 127.0.0.1, serving a Switchboard."""
+
+    def __init__(self) -> None:
+        self.switchboard = Switchboard()
+        self._socket = listen(LOOPBACK, 0)
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            self.switchboard, lifespan="off", log_level="warning", access_log=False, http=http_protocol()
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, name="morpheus-mock", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> ServedMock:
+        """Start serving; MockTestingError when the server is not up within `timeout` seconds."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise MockTestingError("the Morpheus mock server did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
+        self._socket.close()
+
+
+class MockClock:
+    """The mock's clock: what expiry (R6) and faults with a duration go by."""
+
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+
+    def now(self) -> float:
+        return self._state.clock.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward; returns the new time. Sessions past their end are expired from now on."""
+        return float(self._controllable().advance(seconds))
+
+    def set(self, now: float) -> float:
+        """Jump to `now` (Unix seconds)."""
+        return float(self._controllable().set(now))
+
+    def _controllable(self) -> Any:
+        return self._state.clock  # OffsetClock (served) or FakeClock: both move
+
+
+class ArmedFault:
+    """A fault armed for a test; as a context manager it is cleared when the block ends."""
+
+    def __init__(self, mock: MorpheusMock, kind: FaultKind, key: str | None, armed: dict[str, object]) -> None:
+        self._mock, self.kind, self.key, self.armed = mock, kind, key, armed
+
+    def __repr__(self) -> str:
+        return f"ArmedFault({self.kind.value!r}, key={self.key!r})"
+
+    def clear(self) -> int:
+        """Disarm the faults of this kind for this key (or for every key); returns how many there were."""
+        return self._mock.clear_faults(self.kind.value, self.key)
+
+    def __enter__(self) -> ArmedFault:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.clear()
+
+
+class MorpheusMock:
+    """One test's mock gateway: `url`, `api_base`, `key`, and the controls of the admin API."""
+
+    def __init__(self, app: Starlette, url: str) -> None:
+        self.app = app  # an ASGI app: httpx.ASGITransport(app=mock.app) reaches it in-process
+        self.url = url
+        self._state: MockState = app.state.mock
+        self._keys: list[str] = list(self._state.config.keys)
+
+    def __repr__(self) -> str:
+        return f"MorpheusMock({self.url!r}, keys={len(self._keys)})"
+
+    @property
+    def api_base(self) -> str:
+        """The OpenAI-style base URL (…/api/v1), for `OpenAI(base_url=mock.api_base, api_key=mock.key)`."""
+        return self.url + API_PREFIX
+
+    @property
+    def key(self) -> str:
+        """The first registered key."""
+        return self._keys[0]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    def new_key(self) -> str:
+        """Register one more key for this test and return it."""
+        key = make_key(len(self._keys))
+        self._state.keys.add(key)
+        self._keys.append(key)
+        return key
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        """`Authorization: Bearer <key>` (default: `key`)."""
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    # faults
+    def fault(self, kind: str, *, key: str | None = None, **options: Unpack[FaultOptions]) -> ArmedFault:
+        """Arm a fault (the kinds and options of `POST /__admin/faults`); `key` is a key or its prefix.
+
+        `retries=True` with `count=1` fails exactly one SDK call, its retries included.
+        """
+        fault_kind = _fault_kind(kind)
+        prefix = None if key is None else key_prefix(key)
+        armed = self._state.faults.arm(fault_kind, key=prefix, **options)
+        return ArmedFault(self, fault_kind, prefix, armed.to_json())
+
+    def clear_faults(self, kind: str | None = None, key: str | None = None) -> int:
+        """Disarm faults (of a kind, of a key; default all) and return how many there were."""
+        return self._state.faults.clear(
+            None if kind is None else _fault_kind(kind), None if key is None else key_prefix(key)
+        )
+
+    @property
+    def faults(self) -> list[dict[str, object]]:
+        """The armed faults, as `GET /__admin/faults` lists them."""
+        return [fault.to_json() for fault in self._state.faults.list()]
+
+    # time
+    @property
+    def clock(self) -> MockClock:
+        return MockClock(self._state)
+
+    # state
+    def session(self, key: str | None = None) -> dict[str, Any] | None:
+        """The key's active session as `GET /__admin/state/{prefix}` shows it, or None."""
+        active = self._state.book.active(key_prefix(key or self.key))
+        return None if active is None else active.to_json(self._state.clock.now())
+
+    def history(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Ended sessions, newest first (of one key, or of all)."""
+        now = self._state.clock.now()
+        prefix = None if key is None else key_prefix(key)
+        return [session.to_json(now) for session in self._state.book.history(prefix, None)]
+
+    def journal(self, key: str | None = None) -> list[dict[str, object]]:
+        """The requests this test's mock answered, newest first (keys by prefix only)."""
+        return self._state.journal.entries(key=None if key is None else key_prefix(key))
+
+    def reset(self) -> None:
+        """Forget every session, the history and the journal (keys, faults and the clock stay)."""
+        self._state.book.reset()
+        self._state.journal.clear()
+
+
+def _fault_kind(kind: str) -> FaultKind:
+    try:
+        return FaultKind(kind)
+    except ValueError:
+        kinds = ", ".join(kind.value for kind in FaultKind)
+        raise MockTestingError(f"unknown fault kind {kind!r}; the kinds are: {kinds}") from None
+
+
+def build_mock(options: MockOptions, url: str, spec: Spec) -> MorpheusMock:
+    """A fresh mock app for one test, reached at `url`."""
+    return MorpheusMock(create_app(options.config(), spec=spec), url)
