@@ -59,6 +59,11 @@ def _only_one_left(run: Run, active: str) -> None:
     )
 
 
+# A race window of a few milliseconds is missed by one burst now and then (the target or this machine
+# is busy); further bursts run while the session budget has room for them (with no cap: all of them).
+BURSTS = 3
+
+
 @pytest.mark.contract(rules=("R8",), operations=labels(MODEL_SESSION), sessions=2)
 def test_r8_parallel_modelsessions_on_one_model_share_one_session(
     run: Run, budget: Budget, check: Callable[[str], None]
@@ -67,6 +72,15 @@ def test_r8_parallel_modelsessions_on_one_model_share_one_session(
         pytest.skip("the target lists no models")
     model = {"model_id": run.model_names[0]}
     size = _size(run, budget, 2)  # a faithful target opens one session; a racy one up to `size`
+    for burst in range(BURSTS):
+        _one_model_burst(run, budget, model, size)
+        check("R8")
+        room = budget.free()
+        if burst + 1 < BURSTS and room is not None and room < 2:
+            break  # the budget has no room for another burst and its second create
+
+
+def _one_model_burst(run: Run, budget: Budget, model: dict[str, str], size: int) -> None:
     answers = [expect_answer(MODEL_SESSION, answer, rule="R8") for answer in _creates(run, MODEL_SESSION, model, size)]
     ids = sorted({answer["session_id"] for answer in answers})
     if len(ids) != 1:
@@ -83,7 +97,6 @@ def test_r8_parallel_modelsessions_on_one_model_share_one_session(
         f"ping ({ping.get('session_id')}) and a second create ({again['session_id']}) disagree with {ids[0]}",
     )
     _only_one_left(run, ids[0])
-    check("R8")
 
 
 @pytest.mark.contract(rules=("R8",), operations=labels(BID_SESSION), sessions=2)

@@ -87,11 +87,12 @@ class GatewayMiddleware:
         """Journal the request and log its access line; the dashboard's own polls are neither."""
         if scope["path"].startswith(ADMIN_PREFIX) and dashboard_poll(scope):
             return
-        entry = self._entry(scope, status)
         try:
+            entry = self._entry(scope, status)  # the entry's time comes from the clock, which may be the store's
             self.state.journal.record(entry)
         except StoreError as error:  # the answer is sent; only its journal entry is lost
             logger.warning("request not journaled: %s", error)
+            return
         if ACCESS_LOG.isEnabledFor(logging.INFO):
             access_log(entry, time.perf_counter() - started)
 

@@ -32,7 +32,7 @@ def test_make_contract_takes_several_keys_and_prints_none_in_full() -> None:
             text=True,
             timeout=180,
             cwd=ROOT,
-            env={name: value for name, value in os.environ.items() if not name.startswith("MORPHEUS_")},
+            env={n: v for n, v in os.environ.items() if not n.startswith(("MORPHEUS_", "MAKE", "MFLAGS"))},
         )
     output = run.stdout + run.stderr
     assert f"-m contracts --base-url {served.url}" in output  # make echoes the command, without the keys

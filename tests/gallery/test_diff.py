@@ -91,7 +91,8 @@ def test_make_diff_against_a_served_mock_with_keys_of_its_own_finds_no_differenc
             text=True,
             timeout=180,
             cwd=ROOT,
-            env={name: value for name, value in os.environ.items() if not name.startswith("MORPHEUS_")},
+            # Neither the run's MORPHEUS_* settings nor an outer make's variables (`make test ARGS=...`) leak in.
+            env={n: v for n, v in os.environ.items() if not n.startswith(("MORPHEUS_", "MAKE", "MFLAGS"))},
         )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "no difference in 60 steps (seed 7)" in run.stdout
