@@ -26,9 +26,15 @@ APPLICABLE = [
 ]
 
 
+# The R8 races (a window of a few ms) are proven one run at a time: a user's CI runs one suite, not four
+# on two busy cores, and at the CI job's cap the burst is only two creates.
+RACES = sorted(name for name, variant in VARIANTS.items() if variant.rule == "R8" and not variant.faithful)
+
+
 @pytest.fixture(scope="module")
 def results() -> dict[tuple[str, str], Result]:
-    ran = run(jobs_for(USERS_SETTINGS, sorted(VARIANTS)), workers=4)
+    others = sorted(set(VARIANTS) - set(RACES))
+    ran = run(jobs_for(USERS_SETTINGS, others), workers=4) + run(jobs_for(USERS_SETTINGS, RACES), workers=1)
     print(table(ran))  # noqa: T201 - the mutation table belongs in the test log
     return {(result.configuration, result.name): result for result in ran}
 
