@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 ENV_PREFIX = "MORPHEUS_MOCK_"
+N = TypeVar("N", int, float)
 
 
 class SelfCheck(Enum):
@@ -89,10 +90,7 @@ class Whole:
 
     def flag(self, text: str) -> int:
         """argparse's `type=`: the same check, reported by argparse as `argument --flag: ...`."""
-        try:
-            return self.parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+        return _flag_value(self.parse, text)
 
 
 @dataclass(frozen=True)
@@ -116,10 +114,15 @@ class Seconds:
         return f"a number of seconds from {self.low:g} to {self.high:g}"
 
     def flag(self, text: str) -> float:
-        try:
-            return self.parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+        return _flag_value(self.parse, text)
+
+
+def _flag_value(parse: Callable[[str], N], text: str) -> N:
+    """`parse(text)`, its ValueError turned into argparse's, which reports it as `argument --flag: ...`."""
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 PORT, POSITIVE, NOT_NEGATIVE = Whole(0, 65535), Whole(1), Whole(0)
