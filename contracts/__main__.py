@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from _pytest.config.argparsing import Parser
 
+from contracts.options import KIT_ARGS, SUITE, default_of, pytest_addoption
 from contracts.settings import ENV
 
-SUITE = Path(__file__).resolve().parent
 PROG = "morpheus-contract"
 HELP = ("-h", "--help")
 PYTEST_HELP = "--help-pytest"
@@ -28,11 +27,11 @@ PYTEST_HELP = "--help-pytest"
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if PYTEST_HELP in args:
-        return int(pytest.main([str(SUITE), "-p", "no:cacheprovider", "--help"]))
+        return int(pytest.main([str(SUITE), *KIT_ARGS, "--help"]))
     if any(arg in HELP for arg in args):
         print(usage())
         return 0
-    return int(pytest.main([str(SUITE), "-p", "no:cacheprovider", *args]))
+    return int(pytest.main([str(SUITE), *KIT_ARGS, *args]))
 
 
 def usage() -> str:
@@ -58,10 +57,8 @@ def usage() -> str:
 
 def kit_options() -> Iterator[tuple[Sequence[str], dict[str, Any]]]:
     """(names, attributes) of every option the suite's plugin adds, in its order."""
-    from contracts import conftest  # only for --help: a run lets pytest import it (and rewrite its asserts)
-
     parser = Parser(_ispytest=True)
-    conftest.pytest_addoption(parser)
+    pytest_addoption(parser)
     for group in parser._groups:
         for option in group.options:
             yield option.names(), option.attrs()
@@ -80,8 +77,9 @@ def _metavar(names: Sequence[str], attrs: dict[str, Any]) -> str:
 
 def _source(attrs: dict[str, Any]) -> str:
     """Its environment variable and its default (the help text states a default that depends on the target)."""
-    env = ENV.get(str(attrs.get("dest", "")))
-    default, repeatable = attrs.get("default"), isinstance(attrs.get("default"), list)  # append keeps a list
+    dest = str(attrs.get("dest", ""))
+    env, repeatable = ENV.get(dest), isinstance(attrs.get("default"), list)  # append keeps a list
+    default = default_of(dest) if attrs.get("default") is None else attrs.get("default")
     shown = "none" if default in (None, []) else str(default).lower() if isinstance(default, bool) else str(default)
     parts = [f"env {env}" if env else "no environment variable"]
     if repeatable:

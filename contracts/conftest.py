@@ -1,8 +1,9 @@
 """The contract suite's pytest plugin: options, the run (target, probe, controls) and the fixtures tests use.
 
-Run it as `pytest contracts [--base-url URL --api-key KEY ...]` or `python -m contracts`. The run is
-built once at configure time (never at a test module's import) and kept in pytest's stash; the hooks
-live in `contracts/plugin.py`.
+Run it as `morpheus-contract [--base-url URL --api-key KEY ...]` or `pytest --pyargs contracts ...`. The
+options are declared by the `morpheus_contract` entry-point plugin (`contracts/options.py`), so pytest knows
+them before it finds this file. The run is built once at configure time (never at a test module's import)
+and kept in pytest's stash; the hooks live in `contracts/plugin.py`.
 """
 
 from __future__ import annotations
@@ -17,107 +18,16 @@ import requests
 from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
 from contracts.client import Client
 from contracts.inprocess import start_mock
+from contracts.options import hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
 from contracts.redact import redact
 from contracts.runtime import Run, read_models
 from contracts.safety import Ledger, cap_share
-from contracts.settings import MOCK_KEYS, Settings, env_default, key_share, split_keys
+from contracts.settings import MOCK_KEYS, Settings, key_share
 from contracts.summary import Summary
 from openapi import UndocumentedResponse, Validators, load_spec
 
 PROFILE = "morpheus-contract"  # the generated cases' Hypothesis settings (--examples)
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("contracts", "Morpheus session-API contract")
-    add = group.addoption
-    add(
-        "--base-url",
-        default=env_default("base_url"),
-        help="the target (env MORPHEUS_BASE_URL); none: the in-process mock",
-    )
-    add(
-        "--api-key",
-        action="append",
-        dest="api_keys",
-        default=[],
-        help="an API key of the target; twice for R7 (env MORPHEUS_API_KEYS)",
-    )
-    add(
-        "--allow-spend",
-        action="store_true",
-        default=bool(env_default("allow_spend")),
-        help="also call approve (spends tokens)",
-    )
-    add(
-        "--max-sessions",
-        type=int,
-        default=_int("max_sessions"),
-        help="cap on sessions a run opens (default 20 against a URL; 0 = none)",
-    )
-    add(
-        "--rate-limit",
-        type=float,
-        default=_float("rate_limit"),
-        help="requests per second (default 20 against a URL; 0 = none)",
-    )
-    add(
-        "--session-duration",
-        type=int,
-        default=_int("session_duration") or 300,
-        help="sessionDuration of the sessions the run opens",
-    )
-    add(
-        "--bid-id",
-        action="append",
-        dest="bid_ids",
-        default=[],
-        help="a bid id the run may open sessions on (env MORPHEUS_BID_IDS)",
-    )
-    add(
-        "--skip-rule",
-        action="append",
-        dest="skip_rules",
-        default=[],
-        help="accept that a rule (R1-R8) is not checked (env MORPHEUS_SKIP_RULES)",
-    )
-    add("--examples", type=int, default=_int("examples") or 30, help="generated examples per operation")
-    add("--stateful-runs", type=int, default=_int("stateful_runs") or 20, help="state-machine runs per key set")
-    add("--concurrency", type=int, default=_int("concurrency") or 8, help="parallel creates in the R8 contract")
-    add("--summary-json", default=None, help="also write the run's summary as JSON to this file")
-    add("--diff-against", default=None, help="also send a seeded request sequence to this URL and compare (or 'mock')")
-    add("--diff-api-key", action="append", default=[], help="key(s) of the --diff-against target (default: the run's)")
-
-
-def _int(name: str) -> int | None:
-    value = env_default(name)
-    return None if value is None else int(value)
-
-
-def _float(name: str) -> float | None:
-    value = env_default(name)
-    return None if value is None else float(value)
-
-
-def settings_from(config: pytest.Config) -> Settings:
-    option = config.option
-    skip_rules = tuple(rule.upper() for rule in option.skip_rules) or split_keys(env_default("skip_rules"))
-    unknown = [rule for rule in skip_rules if rule not in RULES]
-    if unknown:
-        raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(RULES)})")
-    return Settings(
-        base_url=option.base_url or None,
-        api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
-        allow_spend=option.allow_spend,
-        max_sessions=option.max_sessions,
-        rate_limit=option.rate_limit,
-        session_duration=option.session_duration,
-        bid_ids=tuple(option.bid_ids) or split_keys(env_default("bid_ids")),
-        examples=option.examples,
-        stateful_runs=option.stateful_runs,
-        concurrency=option.concurrency,
-        skip_rules=skip_rules,
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,12 +36,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "contract(rules, operations, sessions): the rules and operations a contract test covers, and the "
         "sessions the session budget reserves for it",
     )
-    settings = settings_from(config)
+    settings = settings_from(config, RULES)
     import hypothesis  # here, not at the top: `python -m contracts` imports this module before pytest starts
+    import hypothesis.configuration
 
     previous = hypothesis.settings.get_current_profile_name()  # put back at unconfigure (plugin.py)
-    hypothesis.settings.register_profile(PROFILE, max_examples=settings.examples)
+    # No example database: a run against a URL leaves no .hypothesis/ in the user's folder, and replays
+    # need none (every run is derandomized).
+    hypothesis.settings.register_profile(PROFILE, max_examples=settings.examples, database=None)
     hypothesis.settings.load_profile(PROFILE)
+    hypothesis.configuration.set_hypothesis_home_dir(hypothesis_home())  # Hypothesis' caches: not in the user's folder
     if not settings.in_process and not settings.api_keys:
         raise pytest.UsageError("--base-url needs at least one --api-key (or MORPHEUS_API_KEYS)")
     plugin = ContractPlugin(config, Summary(settings), settings.api_keys, hypothesis_profile=previous)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from contracts.options import replay_command
 from contracts.redact import redact
 from contracts.runtime import Run
 from contracts.safety import close_all
@@ -81,6 +82,9 @@ class ContractPlugin:
         """Redact keys in every report before any reporter (terminal, JUnit XML) sees it; feed the summary;
         a rule check's reservation ends with it."""
         keys = self.keys + (self.run.keys if self.run else ())
+        if report.failed and report.when == "call":
+            args = [str(arg) for arg in self.config.invocation_params.args]
+            report.sections.append(("replay", f"Replay: {replay_command(args, report.nodeid)}"))
         if isinstance(report.longrepr, tuple):
             path, line, message = report.longrepr
             report.longrepr = (path, line, redact(message, keys))
@@ -127,3 +131,4 @@ class ContractPlugin:
         import hypothesis  # loaded by now (see contracts/conftest.py)
 
         hypothesis.settings.load_profile(self.hypothesis_profile)
+        hypothesis.configuration.set_hypothesis_home_dir(None)  # back to its own default (contracts/conftest.py)

@@ -31,7 +31,7 @@ def _settings(run: Run) -> settings:
         database=None,
         deadline=None,
         phases=phases,
-        print_blob=True,
+        print_blob=False,  # its @reproduce_failure cannot be added to an installed test: see the Replay line
         suppress_health_check=list(HealthCheck),
     )
 
@@ -44,10 +44,7 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
     try:
         run_state_machine_as_test(machine, settings=_settings(run))
     except AssertionError as error:
-        error.add_note(
-            "Replay: the run is derandomized, so the same command replays this sequence "
-            "(pytest contracts -k test_session_rules ... with the same options)."
-        )
+        error.add_note("The run is derandomized: the Replay command printed with this failure replays this sequence.")
         raise
 
 

@@ -1,0 +1,151 @@
+"""The suite's command-line options, registered through the `pytest11` entry point `morpheus_contract`.
+
+Options a package's conftest.py adds are unknown when pytest parses `pytest --pyargs contracts
+--examples 2` from a user's folder, so the installed kit registers them here, for every pytest run.
+The module stays inert for runs that do not collect the suite: it only declares options (each
+defaults to None, so a bad MORPHEUS_* variable bothers only a contract run, where `settings_from`
+reads it) and, for a run of the suite, turns off pytest's cache so the user's folder gets no
+`.pytest_cache` (the suite keeps no Hypothesis example database either: contracts/conftest.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from contracts.settings import ENV, Settings, env_default, split_keys
+
+SUITE = Path(__file__).resolve().parent
+KIT_ARGS = ("-p", "no:cacheprovider")  # what `morpheus-contract` adds after the suite's path (contracts/__main__.py)
+DROPPED = ("-k", "--api-key", "--deselect")  # replaced by the test's own -k; keys are never printed
+PACKAGE = SUITE.name
+Number = TypeVar("Number", int, float)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("contracts", "Morpheus session-API contract")
+    add = group.addoption
+    add("--base-url", help="the target; none: the in-process mock")
+    add("--api-key", action="append", dest="api_keys", default=[], help="an API key of the target; twice for R7")
+    add("--allow-spend", action="store_true", default=None, help="also call approve (spends tokens)")
+    add("--max-sessions", type=int, help="cap on sessions a run opens (default 20 against a URL; 0 = none)")
+    add("--rate-limit", type=float, help="requests per second (default 20 against a URL; 0 = none)")
+    add("--session-duration", type=int, help="sessionDuration of the sessions the run opens")
+    add("--bid-id", action="append", dest="bid_ids", default=[], help="a bid id the run may open sessions on")
+    add("--skip-rule", action="append", dest="skip_rules", default=[], help="accept that a rule (R1-R8) is not checked")
+    add("--examples", type=int, help="generated examples per operation")
+    add("--stateful-runs", type=int, help="state-machine runs per key set")
+    add("--concurrency", type=int, help="parallel creates in the R8 contract")
+    add("--summary-json", default=None, help="also write the run's summary as JSON to this file")
+    add("--diff-against", default=None, help="also send a seeded request sequence to this URL and compare (or 'mock')")
+    add("--diff-api-key", action="append", default=[], help="key(s) of the --diff-against target (default: the run's)")
+
+
+def default_of(dest: str) -> object:
+    """What an option left unset (and its variable) means: the `Settings` field's default."""
+    fields = {field.name: field.default for field in dataclasses.fields(Settings)}
+    return fields.get(dest)
+
+
+def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
+    """The run's settings: an option given wins over its MORPHEUS_* variable, which wins over the default."""
+    option = config.option
+    skip_rules = tuple(rule.upper() for rule in option.skip_rules) or split_keys(env_default("skip_rules"))
+    unknown = [rule for rule in skip_rules if rule not in rules]
+    if unknown:
+        raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(rules)})")
+    return Settings(
+        base_url=option.base_url or env_default("base_url"),
+        api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
+        allow_spend=bool(option.allow_spend or env_default("allow_spend")),
+        max_sessions=_number(option, "max_sessions", int),
+        rate_limit=_number(option, "rate_limit", float),
+        session_duration=_whole(option, "session_duration"),
+        bid_ids=tuple(option.bid_ids) or split_keys(env_default("bid_ids")),
+        examples=_whole(option, "examples"),
+        stateful_runs=_whole(option, "stateful_runs"),
+        concurrency=_whole(option, "concurrency"),
+        skip_rules=skip_rules,
+    )
+
+
+def _whole(option: object, dest: str) -> int:
+    value = _number(option, dest, int)
+    return int(str(default_of(dest))) if value is None else value
+
+
+def _number(option: object, dest: str, kind: Callable[[str], Number]) -> Number | None:
+    given: Number | None = getattr(option, dest)
+    if given is not None:
+        return given
+    value = env_default(dest)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise pytest.UsageError(f"{ENV[dest]}: expected {what}, got {value!r}") from None
+
+
+def hypothesis_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where a run keeps Hypothesis' caches: HYPOTHESIS_STORAGE_DIRECTORY when set, else the user's cache
+    folder (XDG_CACHE_HOME or ~/.cache), never the folder the run starts in."""
+    if environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return Path(environ["HYPOTHESIS_STORAGE_DIRECTORY"])
+    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "morpheus-contract" / "hypothesis"
+
+
+def runs_the_suite(args: Sequence[str], pyargs: bool) -> bool:
+    """Whether a pytest command line collects the suite: `--pyargs contracts[...]` or a path inside it."""
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        target = arg.split("::", 1)[0]
+        if pyargs and (target == PACKAGE or target.startswith(f"{PACKAGE}.")):
+            return True
+        path = Path(target).resolve()
+        if path == SUITE or SUITE in path.parents:
+            return True
+    return False
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """A run of the suite leaves no `.pytest_cache` in the user's folder (as `-p no:cacheprovider`)."""
+    if runs_the_suite(args, bool(early_config.known_args_namespace.pyargs)):
+        early_config.pluginmanager.consider_pluginarg("no:cacheprovider")
+
+
+def replay_command(args: Sequence[str], nodeid: str) -> str:
+    """The command that re-runs one test from any folder as this run ran it: the same program and options,
+    `-k` the test's name (every run is derandomized, so it replays the same cases); keys stay in
+    MORPHEUS_API_KEYS or go back in by hand, as they are never printed."""
+    if args[:1] == [str(SUITE)] and tuple(args[1:3]) == KIT_ARGS:
+        program, rest = ["morpheus-contract"], list(args[3:])
+    else:
+        program, rest = ["pytest", "--pyargs", PACKAGE], [arg for arg in args if not _names_the_suite(arg)]
+    kept: list[str] = []
+    keys = False
+    words = iter(rest)
+    for word in words:
+        flag = word.split("=", 1)[0]
+        if flag in DROPPED:
+            keys = keys or flag == "--api-key"
+            if flag == word:  # its value is the next word
+                next(words, None)
+        elif not (word.startswith("-k") and len(word) > 2):  # -kEXPR
+            kept.append(word)
+    name = nodeid.split("::")[-1].split("[", 1)[0]
+    command = shlex.join([*program, *kept, "-k", name])
+    return command + ("   (with your --api-key options: keys are never printed)" if keys else "")
+
+
+def _names_the_suite(arg: str) -> bool:
+    return arg == "--pyargs" or runs_the_suite([arg], pyargs=True)
