@@ -127,10 +127,8 @@ def replay_command(args: Sequence[str], nodeid: str) -> str:
     """The command that re-runs one test from any folder as this run ran it: the same program and options,
     `-k` the test's name (every run is derandomized, so it replays the same cases); keys stay in
     MORPHEUS_API_KEYS or go back in by hand, as they are never printed."""
-    if args[:1] == [str(SUITE)] and tuple(args[1:3]) == KIT_ARGS:
-        program, rest = ["morpheus-contract"], list(args[3:])
-    else:
-        program, rest = ["pytest", "--pyargs", PACKAGE], [arg for arg in args if not _names_the_suite(arg)]
+    kit = args[:1] == [str(SUITE)] and tuple(args[1:3]) == KIT_ARGS
+    program, rest = (["morpheus-contract"], args[3:]) if kit else (["pytest", "--pyargs", PACKAGE], args)
     kept: list[str] = []
     keys = False
     words = iter(rest)
@@ -140,7 +138,7 @@ def replay_command(args: Sequence[str], nodeid: str) -> str:
             keys = keys or flag == "--api-key"
             if flag == word:  # its value is the next word
                 next(words, None)
-        elif not (word.startswith("-k") and len(word) > 2):  # -kEXPR
+        elif not (word.startswith("-k") and len(word) > 2) and (kit or not _names_the_suite(word)):  # -kEXPR
             kept.append(word)
     name = nodeid.split("::")[-1].split("[", 1)[0]
     command = shlex.join([*program, *kept, "-k", name])

@@ -37,14 +37,20 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(*extra: str, keys: Sequence[str] = KEYS, admin: bool = True) -> Iterator[Served]:
-    """`python -m mockserver --port 0` with `keys` (and `--admin`) and `extra` flags, stopped on exit."""
+def serving(
+    *extra: str,
+    keys: Sequence[str] = KEYS,
+    admin: bool = True,
+    program: Sequence[str] = (sys.executable, "-m", "mockserver"),
+) -> Iterator[Served]:
+    """`python -m mockserver --port 0` (or another `program`: an installed `morpheus-mock`) with `keys` (and
+    `--admin`) and `extra` flags, stopped on exit."""
     flags = [part for key in keys for part in ("--key", key)] + (["--admin"] if admin else [])
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "mock.log"
         with log.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "mockserver", "--port", "0", *flags, *extra],
+                [*program, "--port", "0", *flags, *extra],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,

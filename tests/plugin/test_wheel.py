@@ -1,21 +1,15 @@
-"""The kit as a user gets it: its wheel, pip-installed into a fresh virtualenv, used from an empty folder.
-
-The user's whole project is one ten-line test file of an application against the `morpheus_mock`
-fixture (a fault, the clock, the journal), found through the wheel's `pytest11` entry point. The kit
-itself comes only from the wheel (`--no-deps`); its dependencies, installed from the same
-pyproject.toml by `make install`, are lent to the fresh virtualenv by a .pth file so the proof costs
-seconds, not a download of every dependency.
+"""The kit as a user gets it (its wheel, pip-installed into a fresh virtualenv: tests/plugin/conftest.py),
+used from an empty folder: the user's whole project is one ten-line test file of an application against
+the `morpheus_mock` fixture (a fault, the clock, the journal), found through the wheel's `pytest11` entry
+point.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.plugin.conftest import Kit, run
 
 USER_TEST = """
 import requests
@@ -49,26 +43,14 @@ def test_a_test_without_the_fixture_loads_nothing_of_the_mock(request):
 """
 
 
-def run(*command: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-def test_a_fresh_folder_with_only_the_wheel_tests_an_app_with_the_fixture(tmp_path: Path) -> None:
-    dist, venv, project = tmp_path / "dist", tmp_path / "venv", tmp_path / "project"
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist, ROOT)
-    (wheel,) = dist.glob("morpheus_contract_kit-*.whl")
-    run(sys.executable, "-m", "venv", "--without-pip", venv)
-    python = venv / "bin" / "python"
-    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel)
-    fresh = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
-    (fresh / "kit-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    assert (fresh / "mockserver" / "py.typed").exists()
-    assert (fresh / "openapi" / "morpheus.yaml").exists()
+def test_a_fresh_folder_with_only_the_wheel_tests_an_app_with_the_fixture(kit: Kit, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    installed = Path(run(kit.python, "-c", "import mockserver; print(mockserver.__file__)").strip()).parents[1]
+    assert (installed / "mockserver" / "py.typed").exists()
+    assert (installed / "openapi" / "morpheus.yaml").exists()
     project.mkdir()
     (project / "test_app.py").write_text(textwrap.dedent(USER_TEST))
     (project / "test_0_plain.py").write_text(textwrap.dedent(PLAIN_TEST))
-    result = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", cwd=project)
-    assert "2 passed" in result.stdout
+    result = run(kit.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", cwd=project)
+    assert "2 passed" in result
     assert sorted(path.name for path in project.iterdir()) == ["test_0_plain.py", "test_app.py"]  # no litter

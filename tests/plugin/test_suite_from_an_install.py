@@ -1,0 +1,137 @@
+"""The conformance suite from an install (the kit's wheel in a fresh virtualenv: tests/plugin/conftest.py),
+run from empty folders as users run it: the example CI job's own steps, read from
+`examples/contract-staging.yml`, against a mock the installed kit serves; and the replay command a
+failure prints, followed from another empty folder. Neither leaves anything in the folder but what it
+was asked to write."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from contracts.options import hypothesis_home, replay_command, runs_the_suite, settings_from
+from contracts.settings import ENV, MOCK_KEYS
+from tests.gallery.mutants import example_job_env
+from tests.plugin.conftest import ROOT, Kit
+from tests.served import serving
+
+JOB = ROOT / "examples" / "contract-staging.yml"
+_RUN = re.compile(r"^\s+(?:- )?run: (.+)$")
+SUITE = str(ROOT / "contracts")
+# The job's commands and MORPHEUS_* settings as they are (cap 10, 10 requests/s, two keys), with the least
+# generation and no Schemathesis cases (every rule check still runs): at 10 requests/s the whole suite
+# takes two minutes, and tests/gallery already runs it at the job's settings against every gateway.
+LEAN = {ENV["examples"]: "1", ENV["stateful_runs"]: "1", "PYTEST_ADDOPTS": "-k 'not test_conformance'"}
+
+
+def job_commands(path: Path = JOB) -> list[str]:
+    """The shell commands of the example job's steps, in order."""
+    return [match[1] for line in path.read_text().splitlines() if (match := _RUN.match(line))]
+
+
+def shell(command: str, folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_example_ci_job_passes_in_a_fresh_folder_against_a_served_mock(kit: Kit, tmp_path: Path) -> None:
+    commands = job_commands()
+    assert commands == ['pip install "$KIT"', "morpheus-contract --junitxml reports/contract.xml"]
+    with serving("--log-level", "warning", program=[str(kit.bin / "morpheus-mock")]) as mock:
+        target = {ENV["base_url"]: mock.url, ENV["api_keys"]: " ".join(MOCK_KEYS)}
+        env = kit.environ(KIT=str(kit.wheel), **example_job_env(), **target, **LEAN)
+        for command in commands:
+            done = shell(command, tmp_path, env)
+            assert done.returncode == 0, f"{command}:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    assert re.search(r"^  R7  passed +\(\d+ checked", done.stdout, re.MULTILINE), done.stdout[-3000:]
+    assert 'failures="0"' in (tmp_path / "reports" / "contract.xml").read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["reports"]  # no .hypothesis, no .pytest_cache
+
+
+def test_the_replay_command_a_failure_prints_reruns_it_from_another_folder(kit: Kit, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    command = [sys.executable, "-m", "tests.gallery.serve", "lower-case-bearer-accepted"]
+    with subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as broken:
+        assert broken.stdout is not None
+        url = broken.stdout.readline().strip().strip('[]"')
+        env = kit.environ(**{ENV["base_url"]: url, ENV["api_keys"]: " ".join(MOCK_KEYS), ENV["rate_limit"]: "0"})
+        failed = shell("pytest --pyargs contracts -x -q -k test_auth", first, env)
+        replay = re.search(r"^Replay: (.+)$", failed.stdout, re.MULTILINE)
+        assert replay, failed.stdout[-3000:]
+        again = shell(replay[1], second, env)
+        broken.communicate("")
+    (test,) = re.findall(r"^FAILED (\S+)", failed.stdout, re.MULTILINE)
+    assert replay[1] == f"pytest --pyargs contracts -x -q -k {test.split('::')[-1].split('[')[0]}"
+    assert again.returncode == 1
+    assert re.findall(r"^FAILED (\S+)", again.stdout, re.MULTILINE) == [test]
+    assert [path.name for path in (*first.iterdir(), *second.iterdir())] == []  # no litter
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--pyargs", "contracts", "-k", "auth"], True),
+        (["--pyargs", "contracts.test_auth::test_x"], True),
+        ([SUITE, "-p", "no:cacheprovider"], True),
+        ([f"{SUITE}/test_auth.py::test_x"], True),
+        (["--pyargs", "contractsx"], False),
+        (["tests/plugin", "-k", "contracts"], False),
+        (["contracts"], False),  # without --pyargs: a folder of the user's own named contracts
+    ],
+)
+def test_a_run_of_the_suite_is_told_from_its_command_line(
+    args: list[str], expected: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a user's folder
+    assert runs_the_suite(args, pyargs="--pyargs" in args) is expected
+
+
+def test_the_replay_command_keeps_the_runs_options_but_its_keys_and_selection() -> None:
+    kit = [SUITE, "-p", "no:cacheprovider", "--base-url", "http://h", "--api-key", "sk-1", "-kauth", "--examples", "2"]
+    assert replay_command(kit, "contracts/test_auth.py::test_x[POST /a]") == (
+        "morpheus-contract --base-url http://h --examples 2 -k test_x"
+        "   (with your --api-key options: keys are never printed)"
+    )
+    plain = ["--pyargs", "contracts", "--api-key=sk-1", "--deselect", "contracts/a.py::b", "-x", "-k", "a or b"]
+    assert replay_command(plain, "contracts/test_auth.py::test_y").startswith("pytest --pyargs contracts -x -k test_y")
+
+
+def test_hypothesis_keeps_its_caches_in_the_users_cache_folder() -> None:
+    assert hypothesis_home({"HYPOTHESIS_STORAGE_DIRECTORY": "/x"}) == Path("/x")
+    assert hypothesis_home({"XDG_CACHE_HOME": "/c"}) == Path("/c/morpheus-contract/hypothesis")
+    assert hypothesis_home({}) == Path.home() / ".cache" / "morpheus-contract" / "hypothesis"
+
+
+def _options(**given: object) -> SimpleNamespace:
+    unset = dict.fromkeys(("base_url", "allow_spend", "max_sessions", "rate_limit", "session_duration"))
+    unset |= dict.fromkeys(("examples", "stateful_runs", "concurrency"))
+    lists: dict[str, list[str]] = {"api_keys": [], "bid_ids": [], "skip_rules": []}
+    return SimpleNamespace(option=SimpleNamespace(**{**unset, **lists, **given}))
+
+
+def test_an_option_wins_over_its_variable_which_wins_over_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV["examples"], "7")
+    monkeypatch.setenv(ENV["rate_limit"], "2.5")
+    monkeypatch.setenv(ENV["allow_spend"], "1")
+    settings = settings_from(_options(stateful_runs=3, examples=None), ("R1",))  # type: ignore[arg-type]
+    assert (settings.examples, settings.rate_limit, settings.stateful_runs) == (7, 2.5, 3)
+    assert (settings.concurrency, settings.session_duration, settings.allow_spend) == (8, 300, True)
+    assert settings_from(_options(examples=4), ("R1",)).examples == 4  # type: ignore[arg-type]
+
+
+def test_a_bad_variable_is_one_line_for_a_contract_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV["max_sessions"], "ten")
+    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_MAX_SESSIONS: expected a whole number, got 'ten'$"):
+        settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+    monkeypatch.setenv(ENV["max_sessions"], "1")
+    monkeypatch.setenv(ENV["rate_limit"], "fast")
+    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_RATE_LIMIT: expected a number, got 'fast'$"):
+        settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+    with pytest.raises(pytest.UsageError, match="R9: not a session rule"):
+        settings_from(_options(skip_rules=["r9"]), ("R1",))  # type: ignore[arg-type]
