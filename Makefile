@@ -41,16 +41,17 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "warning: could not install chromium: the browser tests will be skipped"; }
 
-.PHONY: test  ## Run the whole test suite (two cores) with branch coverage of openapi/ and mockserver/, then the mutants proof
+.PHONY: test  ## Run the whole test suite (two cores) with branch coverage of openapi/, mockserver/ and contracts/, then the mutants proof
 test: $(STAMP) redis browser
 	$(BIN)/coverage erase
-	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report= --cov-fail-under=0 \
-	  --ignore=tests/gallery/test_mutants.py --ignore=tests/plugin $(ARGS)
-	@# The pytest plugin's own tests run under `coverage run`: pytest imports an entry-point plugin before
-	@# pytest-cov starts measuring, so only a coverage that starts first sees the plugin module load.
-	$(BIN)/coverage run --append -m pytest tests/plugin $(ARGS)
+	@# coverage itself measures every Python process the tests start ([tool.coverage.run] patch): the
+	@# pytest-xdist workers, the served mocks and the contract suite run as users run it (python -m contracts).
+	$(BIN)/coverage run -m pytest -n 2 --dist loadfile --ignore=tests/gallery/test_mutants.py --ignore=tests/plugin $(ARGS)
+	@# The pytest plugin's own tests run alone: pytest imports an entry-point plugin before any test runs.
+	$(BIN)/coverage run -m pytest tests/plugin $(ARGS)
+	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
-	@# The gallery proof runs alone: its race variants need the machine's cores to themselves.
+	@# The gallery proof runs alone and unmeasured: its race variants need the machine's cores to themselves.
 	$(BIN)/pytest tests/gallery/test_mutants.py $(ARGS)
 
 .PHONY: check  ## Verify formatting, lint and types (changes nothing)
