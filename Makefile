@@ -41,16 +41,20 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "warning: could not install chromium: the browser tests will be skipped"; }
 
-.PHONY: test  ## Run the whole test suite (two cores) with branch coverage of openapi/ and mockserver/, then the mutants proof
+.PHONY: test  ## Run the whole test suite (two cores) with branch coverage of openapi/, mockserver/ (100%) and contracts/, then the mutants proof
 test: $(STAMP) redis browser
 	$(BIN)/coverage erase
-	$(BIN)/pytest -n 2 --dist loadfile --cov --cov-report= --cov-fail-under=0 \
-	  --ignore=tests/gallery/test_mutants.py --ignore=tests/plugin $(ARGS)
-	@# The pytest plugin's own tests run under `coverage run`: pytest imports an entry-point plugin before
-	@# pytest-cov starts measuring, so only a coverage that starts first sees the plugin module load.
-	$(BIN)/coverage run --append -m pytest tests/plugin $(ARGS)
-	$(BIN)/coverage report
-	@# The gallery proof runs alone: its race variants need the machine's cores to themselves.
+	@# coverage itself measures every Python process the tests start ([tool.coverage.run] patch): the
+	@# pytest-xdist workers, the served mocks and the contract suite run as users run it (python -m contracts).
+	$(BIN)/coverage run -m pytest -n 2 --dist loadfile --ignore=tests/gallery/test_mutants.py --ignore=tests/plugin $(ARGS)
+	@# The pytest plugin's own tests run alone: pytest imports an entry-point plugin before any test runs.
+	$(BIN)/coverage run -m pytest tests/plugin $(ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report --include='openapi/*,mockserver/*'
+	@# contracts/ is measured in the suite's own processes; it is held at its measured level (96%) until
+	@# its last lines are covered, then at 100% like the others.
+	$(BIN)/coverage report --include='contracts/*' --fail-under=95
+	@# The gallery proof runs alone and unmeasured: its race variants need the machine's cores to themselves.
 	$(BIN)/pytest tests/gallery/test_mutants.py $(ARGS)
 
 .PHONY: check  ## Verify formatting, lint and types (changes nothing)

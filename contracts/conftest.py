@@ -22,7 +22,7 @@ from contracts.options import hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
 from contracts.redact import redact
 from contracts.runtime import Run, read_models
-from contracts.safety import Ledger, cap_share
+from contracts.safety import MACHINE_SHARE, Ledger, cap_share
 from contracts.settings import MOCK_KEYS, Settings, key_share
 from contracts.summary import Summary
 from openapi import UndocumentedResponse, Validators, load_spec
@@ -192,9 +192,18 @@ class Budget:
 
     def __init__(self, run: Run, owner: str) -> None:
         self.run, self.owner = run, owner
+        self.opened_before = len(run.ledger.opened)  # sessions the run had opened when the test began
 
     def free(self, keep: int = 0) -> int | None:
         return self.run.ledger.free(self.owner, keep)
+
+    def spare(self) -> int | None:
+        """Sessions free for creates beyond the test's need, once the state machine's share is left."""
+        return self.free(keep=MACHINE_SHARE)
+
+    def spent(self) -> int:
+        """Sessions the run opened since this test began."""
+        return len(self.run.ledger.opened) - self.opened_before
 
     def need(self, sessions: int, what: str) -> None:
         """Skip the test, saying why, unless it may open `sessions` more sessions."""

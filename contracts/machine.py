@@ -18,14 +18,15 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from contracts.answers import AnswerError, RuleBroken, expect, expect_answer
 from contracts.api import APPROVE, BID_SESSION, CLOSE, MODEL_SESSION, PING
+from contracts.conftest import Budget
 from contracts.oracle import Life, Oracle
 from contracts.runtime import Run
+from contracts.safety import GENERATED_SHARE, MACHINE_SHARE
 from openapi import Operation
 
 T = TypeVar("T")
 UNKNOWN_MODEL = "no-such-model"
 CLOSE_FAILED = "Error closing session: 500: Failed to close session"
-GENERATED_SHARE = 2  # sessions the machine leaves to the generated cases that run after it
 MESSAGES = {
     Life.ALIVE: {"Session closed successfully"},
     Life.EXPIRED: {"Expired session marked as inactive"},
@@ -46,17 +47,18 @@ def _from(choices: Callable[[SessionRules], Sequence[T]]) -> st.SearchStrategy[T
 class SessionRules(RuleBasedStateMachine):
     """The session rules over sequences of requests for one key, or two (R7).
 
-    Build one per run with `functools.partial(SessionRules, run, keys, owner, checked)`: `owner` is the
-    test whose session budget it spends, `checked(rule)` records each rule a step really exercised.
+    Build one per run with `functools.partial(SessionRules, run, keys, budget, checked)`: `budget` is the
+    test's session budget, `checked(rule)` records each rule a step really exercised.
     """
 
-    def __init__(self, run: Run, keys: tuple[str, ...], owner: str, checked: Callable[[str], None]) -> None:
+    def __init__(self, run: Run, keys: tuple[str, ...], budget: Budget, checked: Callable[[str], None]) -> None:
         super().__init__()
-        self.run, self.keys, self.owner, self.checked = run, keys, owner, checked
+        self.run, self.keys, self.budget, self.checked = run, keys, budget, checked
         self.oracle = Oracle(models=dict(run.models), default_model=run.default_model)
         self.model_ids = sorted(run.models) + ([UNKNOWN_MODEL] if run.default_model else [])
         self.durations = (300, 600, 3600) if run.controls_time else (run.settings.session_duration,)
         self.last_key: str | None = None
+        self.last_models: dict[int, str] = {}  # key index -> the model_id of its last modelsession step
         self.controls = (["advance_clock"] if run.controls_time else []) + (
             ["ping_dead", "close_fail"] if run.controls_faults else []
         )
@@ -92,7 +94,9 @@ class SessionRules(RuleBasedStateMachine):
         return body
 
     def _may_open(self) -> bool:
-        return self.run.ledger.may_open(self.owner, keep=GENERATED_SHARE)
+        """Within the machine's share, while the budget has room; beyond it, leaving the generated cases theirs."""
+        keep = 0 if self.budget.spent() < MACHINE_SHARE else GENERATED_SHARE
+        return self.run.ledger.may_open(self.budget.owner, keep=keep)
 
     @precondition(lambda self: bool(self.model_ids) and self._may_open())
     @rule(
@@ -101,7 +105,15 @@ class SessionRules(RuleBasedStateMachine):
         duration=_from(lambda m: m.durations),
     )
     def create_model_session(self, key: int, model_id: str, duration: int) -> None:
+        self.last_models[key] = model_id
         self._create_model_session(self.keys[key], model_id, duration)
+
+    @precondition(lambda self: bool(self.last_models) and self._may_open())
+    @rule(last=_from(lambda m: sorted(m.last_models.items())), duration=_from(lambda m: m.durations))
+    def create_on_the_last_model_again(self, last: tuple[int, str], duration: int) -> None:
+        """A key's last model again: where reuse (R1), switching back (R2) and reopening after a close (R4)
+        or an expiry (R6) go wrong. Drawn uniformly, a model is seldom the one a key used last."""
+        self.create_model_session(*last, duration)
 
     def _create_model_session(self, key: str, model_id: str, duration: int) -> None:
         now, oracle = self.run.now(), self.oracle

@@ -18,9 +18,12 @@ from contracts.safety import close_all
 from contracts.summary import USER_SKIPPED, Summary
 
 RUN = pytest.StashKey[Run]()
-# Rule checks run before everything else, in this order: the fixed scenarios (short, cheap), R8, then
-# the state machine; then the refused-create probe, and the generated cases get the sessions left.
+# The authentication refusals run first (they open no session and cost a request each, so a broken
+# authentication fails the run in seconds); then the rule checks, in this order: the fixed scenarios
+# (short, cheap), R8, the state machine; then the refused-create probe, and the generated cases get the
+# sessions left.
 RULES_FIRST = (
+    "test_auth.py",
     "test_rule_scenarios.py",
     "test_concurrency.py",
     "test_session_rules.py",

@@ -4,7 +4,10 @@ The session budget serves the rules first. Every rule check declares the session
 `sessions=` of its `contract` marker); at collection the ledger reserves them. A check may open a
 session while the ones it leaves free cover every other check's reservation; the generated
 Schemathesis cases may open one only while every reservation stays covered; a check's reservation is
-released when it ends. Rule checks also run first (see `contracts/conftest.py`).
+released when it ends. Rule checks also run first (see `contracts/conftest.py`). What a check opens
+beyond its reservation (R7's further creates, R8's repeated bursts) leaves the state machine its share
+(`MACHINE_SHARE`), so that under a small cap (the example CI job's 10) the machine still opens sessions of
+its own; beyond its share the machine leaves `GENERATED_SHARE` to the generated cases.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from contracts.api import CLOSE, CREATES
 from contracts.client import Client
 
 CREATE_PATHS = frozenset(operation.path for operation in CREATES)
+MACHINE_SHARE = 3  # sessions the checks' extra creates leave to the state machine (a switch and back)
+GENERATED_SHARE = 2  # sessions the state machine leaves, beyond its share, to the generated cases after it
 
 
 class Ledger:

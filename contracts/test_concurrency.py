@@ -60,7 +60,8 @@ def _only_one_left(run: Run, active: str) -> None:
 
 
 # A race window of a few milliseconds is missed by one burst now and then (the target or this machine
-# is busy); further bursts run while the session budget has room for them (with no cap: all of them).
+# is busy); further bursts run while the session budget has room for them beyond the state machine's
+# share (with no cap: all of them).
 BURSTS = 3
 
 
@@ -75,7 +76,7 @@ def test_r8_parallel_modelsessions_on_one_model_share_one_session(
     for burst in range(BURSTS):
         _one_model_burst(run, budget, model, size)
         check("R8")
-        room = budget.free()
+        room = budget.spare()
         if burst + 1 < BURSTS and room is not None and room < 2:
             break  # the budget has no room for another burst and its second create
 

@@ -212,7 +212,8 @@ def test_r7_the_other_keys_actions_leave_the_session_alone(
     creates: list[Callable[[], object]] = [lambda: theirs.model(models[0], "R7")]
     creates += [lambda: theirs.model(models[1], "R7")] if len(models) > 1 else []
     creates += [lambda: theirs.bid(run.bids[0], "R7")] if run.bids else []
-    # The first create is the budget's (its reservation); the others only while sessions are left over.
+    # The first create is the budget's (its reservation); the others only while sessions are left over
+    # beyond the state machine's share.
     actions: list[Callable[[], object]] = [
         *creates[:1],
         *(_if_room(budget, create) for create in creates[1:]),
@@ -281,4 +282,4 @@ def test_r5_ping_reports_the_session_and_a_dead_one_is_closed(
 
 
 def _if_room(budget: Budget, create: Callable[[], object]) -> Callable[[], object]:
-    return lambda: None if budget.free() == 0 else create()
+    return lambda: None if budget.spare() == 0 else create()

@@ -40,7 +40,7 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
     budget.need(1, "the state machine's creates")
     run.client.reset_log()
     # Hypothesis builds each run's machine with this factory (typed as a class, called without arguments).
-    machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget.owner, check))
+    machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget, check))
     try:
         run_state_machine_as_test(machine, settings=_settings(run))
     except AssertionError as error:

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -19,9 +19,10 @@ from starlette.routing import Route
 from contracts.answers import AnswerError, BodyContractError, RuleBroken, expect_answer
 from contracts.api import CLOSE, MODEL_SESSION, PING, RULES
 from contracts.client import Client
-from contracts.conftest import probe
-from contracts.runtime import read_models
-from contracts.safety import Ledger, cap_share, close_all
+from contracts.conftest import Budget, probe
+from contracts.machine import SessionRules
+from contracts.runtime import Run, read_models
+from contracts.safety import GENERATED_SHARE, MACHINE_SHARE, Ledger, cap_share, close_all
 from contracts.settings import Settings
 from contracts.summary import Summary
 from tests.live import LiveServer
@@ -238,3 +239,31 @@ def test_the_probe_reads_the_models_or_stops_with_one_line() -> None:
     with pytest.raises(pytest.UsageError, match=r"cannot reach the target at http://127\.0\.0\.1:9: ConnectionError"):
         probe(Client("http://127.0.0.1:9", [KEY], None), KEY)
     assert read_models(["not", "a", "list"]) == {}
+
+
+def test_at_the_ci_jobs_cap_the_checks_extra_creates_leave_the_state_machine_its_share() -> None:
+    """Cap 10 (examples/contract-staging.yml): once the fixed checks have opened 7 sessions, R8 has no room
+    for another burst and R7 none for another create, yet the state machine may open 3 (MACHINE_SHARE);
+    beyond its share it leaves the generated cases their 2."""
+    run = SimpleNamespace(
+        ledger=Ledger(cap=10),
+        models={},
+        default_model=None,
+        controls_time=False,
+        controls_faults=False,
+        settings=Settings(base_url="http://127.0.0.1:1", max_sessions=10),
+    )
+    run.ledger.opened |= {f"0x{index}" for index in range(7)}
+    assert Budget(cast(Run, run), "test_r8").spare() == 0
+    machine = SessionRules(cast(Run, run), (KEY,), Budget(cast(Run, run), "test_session_rules"), lambda rule: None)
+    for opened in range(MACHINE_SHARE):
+        assert machine._may_open(), f"the machine's share ends after {opened} session(s)"
+        run.ledger.opened.add(f"0xm{opened}")
+    assert not machine._may_open()  # 10 opened: the cap
+    roomy = SimpleNamespace(**{**vars(run), "ledger": Ledger(cap=20)})
+    roomy.ledger.opened |= {f"0x{index}" for index in range(7)}
+    machine = SessionRules(cast(Run, roomy), (KEY,), Budget(cast(Run, roomy), "test_session_rules"), lambda rule: None)
+    for opened in range(20 - 7 - GENERATED_SHARE):
+        assert machine._may_open()
+        roomy.ledger.opened.add(f"0xm{opened}")
+    assert not machine._may_open()  # the generated cases' share is left

@@ -5,6 +5,7 @@ clock and never prints a key. (Broken gateways: tests/gallery.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -176,3 +177,21 @@ def test_parallel_workers_need_enough_keys_and_share_the_session_cap() -> None:
     assert (
         "a session cap of 1 cannot be shared by 2 parallel workers" in too_small_a_cap.stdout + too_small_a_cap.stderr
     )
+
+
+def test_a_target_with_one_model_and_no_room_for_a_burst_says_which_rules_it_could_not_check(
+    tmp_path: Path,
+) -> None:
+    """One listed model cannot prove a switch (R2), `--concurrency 1` no burst (R8): both read NOT CHECKED
+    with what to give the run, and the run fails, since the target would allow them."""
+    models = tmp_path / "models.json"
+    listed = {"id": "mistral-31-24b", "blockchainID": "0x" + "8e" * 32, "created": 1741219200, "tags": ["LLM"]}
+    models.write_text(json.dumps({"default": "mistral-31-24b", "models": [{**listed, "modelType": "LLM"}]}))
+    with serving("--log-level", "warning", "--models", str(models), keys=MOCK_KEYS) as mock:
+        run = _contract("--base-url", mock.url, *_keys(*MOCK_KEYS), "--concurrency", "1", *RULE_SCENARIOS)
+    assert run.returncode == 1, run.stdout[-3000:]
+    rules = _rule_lines(run.stdout)
+    assert rules["R2"] == "NOT CHECKED (the target lists 1 model(s): this rule needs 2)", rules
+    assert rules["R8"] == "NOT CHECKED (R8 needs at least 2 parallel creates: raise --concurrency)", rules
+    assert rules["R1"].startswith("passed"), rules
+    _never_passed_unchecked(run.stdout)
