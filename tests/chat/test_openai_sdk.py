@@ -32,8 +32,18 @@ def mock(served: Served) -> Served:
     return served
 
 
-def _client(mock: Served, **options: object) -> openai.OpenAI:
-    return openai.OpenAI(api_key=KEYS[0], base_url=f"{mock.url}/api/v1", **options)  # type: ignore[arg-type]
+@pytest.fixture
+def clients() -> Iterator[list[openai.OpenAI]]:
+    made: list[openai.OpenAI] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def _client(mock: Served, made: list[openai.OpenAI], **options: object) -> openai.OpenAI:
+    client = openai.OpenAI(api_key=KEYS[0], base_url=f"{mock.url}/api/v1", **options)  # type: ignore[arg-type]
+    made.append(client)
+    return client
 
 
 def _admin(mock: Served, method: str, path: str, **kwargs: object) -> requests.Response:
@@ -47,8 +57,10 @@ def _ping(mock: Served) -> dict[str, object]:
     return body
 
 
-def test_chat_plain_and_streamed_share_the_session_that_ping_and_close_show(mock: Served) -> None:
-    client = _client(mock)
+def test_chat_plain_and_streamed_share_the_session_that_ping_and_close_show(
+    mock: Served, clients: list[openai.OpenAI]
+) -> None:
+    client = _client(mock, clients)
     messages: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
     plain = client.chat.completions.create(model="mistral-31-24b", messages=messages)
     assert plain.object == "chat.completion"
@@ -69,8 +81,8 @@ def test_chat_plain_and_streamed_share_the_session_that_ping_and_close_show(mock
     assert closed["session_id"] == switched
 
 
-def test_embeddings_decode_and_reopen_the_session(mock: Served) -> None:
-    client = _client(mock)
+def test_embeddings_decode_and_reopen_the_session(mock: Served, clients: list[openai.OpenAI]) -> None:
+    client = _client(mock, clients)
     client.chat.completions.create(model="mistral-31-24b", messages=[{"role": "user", "content": "hi"}])
     chat_session = _ping(mock)["session_id"]
     result = client.embeddings.create(model="text-embedding-bge-m3", input=["hello", "world"])  # base64 on the wire
@@ -92,9 +104,9 @@ def test_async_client_plain_and_streamed(mock: Served) -> None:
     assert plain == streamed
 
 
-def test_an_error_frame_raises_api_error_during_iteration(mock: Served) -> None:
+def test_an_error_frame_raises_api_error_during_iteration(mock: Served, clients: list[openai.OpenAI]) -> None:
     _admin(mock, "POST", "/replies", json={"content": "one two three", "break_after": 1})
-    stream = _client(mock).chat.completions.create(
+    stream = _client(mock, clients).chat.completions.create(
         model="mistral-31-24b", messages=[{"role": "user", "content": "x"}], stream=True
     )
     with pytest.raises(openai.APIError, match="Failed to create chat completions stream"):
@@ -102,9 +114,11 @@ def test_an_error_frame_raises_api_error_during_iteration(mock: Served) -> None:
             pass
 
 
-def test_sdk_retries_meet_one_fault_that_covers_the_call_and_its_retries(mock: Served) -> None:
+def test_sdk_retries_meet_one_fault_that_covers_the_call_and_its_retries(
+    mock: Served, clients: list[openai.OpenAI]
+) -> None:
     _admin(mock, "POST", "/faults", json={"kind": "session_expired", "count": 1, "retries": True})
-    client = _client(mock, max_retries=2)
+    client = _client(mock, clients, max_retries=2)
     messages: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "x"}]
     with pytest.raises(openai.InternalServerError) as raised:
         client.chat.completions.create(model="mistral-31-24b", messages=messages)
@@ -114,10 +128,12 @@ def test_sdk_retries_meet_one_fault_that_covers_the_call_and_its_retries(mock: S
     assert client.chat.completions.create(model="mistral-31-24b", messages=messages).choices  # the next call works
 
 
-def test_automation_off_is_a_permission_error(mock: Served) -> None:
+def test_automation_off_is_a_permission_error(mock: Served, clients: list[openai.OpenAI]) -> None:
     _admin(mock, "PUT", f"/keys/{PREFIX}/automation", json={"enabled": False})
     with pytest.raises(openai.PermissionDeniedError):
-        _client(mock, max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        _client(mock, clients, max_retries=0).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}]
+        )
 
 
 def test_a_real_stream_and_a_client_that_leaves_it_is_journaled(mock: Served) -> None:
