@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -38,7 +38,7 @@ def test_a_client_that_leaves_stops_the_stream_and_is_marked() -> None:
         await asyncio.sleep(30)  # the client leaves while this frame is being made
         yield b"data: 2\n\n"
 
-    messages = iter([{"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}])
+    messages: Iterator[dict[str, Any]] = iter([{"type": "http.request"}, {"type": "http.disconnect"}])
 
     async def receive() -> dict[str, Any]:
         await asyncio.sleep(0.05)
