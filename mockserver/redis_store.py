@@ -2,11 +2,15 @@
 
 `RedisStore` implements the domain's `SessionStore`: a key's record (its gateway row and the sessions
 open on chain, one JSON value) is one Redis string, and every transition is atomic per key by
-optimistic locking (WATCH/MULTI/EXEC, retried on a conflict with a growing pause, `ATTEMPTS` times at
-most; the session book draws armed faults at most once, so a retry is safe). Ended sessions go to a
-capped list in the same transaction. `RedisClock` shares the mock's clock offset, so expiry (R6)
-follows the admin clock on every worker. The rest of the shared admin state (faults, keys, ids,
-journal) is in `mockserver.redis_shared`.
+optimistic locking: one GET, then one Lua script (`swap`) that writes only if the value is still the
+one read, retried on a conflict with a growing pause, `ATTEMPTS` times at most (the session book
+draws armed faults at most once, so a retry is safe). Ended sessions go to a capped list in the same
+script. `RedisClock` shares the mock's clock offset, so expiry (R6) follows the admin clock on every
+worker. The rest of the shared admin state (faults, keys, ids, journal) is in `mockserver.redis_shared`.
+
+`RedisView` saves the round trips of reading admin state that rarely changes (faults, keys, the
+clock offset): every write of it sets a new generation token in the same atomic step, a request
+reads the token once (`fresh`), and within requests a value read under the current token is reused.
 
 Every Redis failure leaves this module as a `StoreError`, which the web layer answers in the
 gateway's own shape; redis-py reconnects by itself once the server is back.
@@ -16,22 +20,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import redis
 from redis.client import Pipeline
+from redis.commands.core import Script
 
 from mockserver.domain import KeyRecord, Session, SessionKind, checked_time
 from mockserver.domain.store import EMPTY, Change, Ended, T
 
 DEFAULT_NAMESPACE = "morpheus-mock"
+GENERATION = "generation"  # under the namespace: the token every write of the admin state renews
 ATTEMPTS = 20  # optimistic transactions: conflicts survived before StoreBusy
 PAUSE = 0.001  # seconds before the first retry; doubled each time up to PAUSE_MAX
 PAUSE_MAX = 0.032
 R = TypeVar("R")
+Raw = bytes | str | None  # what redis-py answers for a string that may be missing
 
 
 class StoreError(Exception):
@@ -76,6 +85,145 @@ def optimistic(
             except redis.WatchError:
                 time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again
     raise StoreBusy(f"{names[0]} changed under every one of {ATTEMPTS} attempts; try again")
+
+
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then return 0 end
+if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[4]) else redis.call('DEL', KEYS[1]) end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5]) end
+if #ARGV > 6 then
+  for i = 7, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
+end
+return 1
+"""
+"""KEYS: the name, a capped list, the generation. ARGV: whether the name was there, what it held, whether
+to set it, its new value, a new generation token ('' to leave it), the list's cap, entries to push."""
+
+
+@dataclass(frozen=True)
+class Swap:
+    """What `swap` writes if the name still holds what was read: its new value (None deletes it)."""
+
+    value: str | None
+    pushed: Sequence[str] = ()  # entries for the capped list, pushed in this order (newest last)
+    touch: bool = False  # a new generation token: every worker's `RedisView` reads the name again
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where `swap` writes: the name, the capped list (and its cap) and the generation token's name."""
+
+    name: str
+    listing: str
+    cap: int
+    generation: str
+
+
+def swap(script: Script, target: Target, decide: Callable[[Raw], tuple[Swap | None, R]]) -> R:
+    """Read `target.name`, `decide` what to write (None: nothing), write it if the name is unchanged; retry if not.
+
+    `script` is `_SWAP` registered with a client (`swapper`). Two round trips (GET, then the script by
+    its hash, loaded again by redis-py if the server forgot it) instead of WATCH, GET and MULTI/EXEC.
+
+    Raises:
+        StoreBusy: every one of `ATTEMPTS` attempts met a conflicting write.
+        StoreUnavailable: Redis failed.
+    """
+    client = script.registered_client
+    with answering(f"transaction on {target.name}"):
+        for attempt in range(ATTEMPTS):
+            raw = client.get(target.name)
+            writes, result = decide(raw)
+            if writes is None:
+                return result
+            token = new_token() if writes.touch else ""
+            present = ("0", "") if raw is None else ("1", raw)
+            value = ("0", "") if writes.value is None else ("1", writes.value)
+            args = [*present, *value, token, target.cap, *writes.pushed]
+            if script(keys=[target.name, target.listing, target.generation], args=args, client=client):
+                return result
+            time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again
+    raise StoreBusy(f"{target.name} changed under every one of {ATTEMPTS} attempts; try again")
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def swapper(client: redis.Redis) -> Script:
+    """The swap script, registered with `client` (its hash is computed once)."""
+    script: Script = client.register_script(_SWAP)
+    return script
+
+
+class RedisView:
+    """This worker's reads of the rarely changed admin state (faults, keys, the clock offset), kept while
+    the store's generation token stays the same.
+
+    Every write of that state sets `<namespace>:generation` to a new random token in the same atomic
+    step (`touch`). A request starts in `fresh`, which reads the token once: if it changed (or the
+    store cannot tell), what was kept is dropped. Within requests, `read` answers from what was kept
+    under the current token; outside any request (and while the token is unknown) it asks Redis.
+    """
+
+    def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.client = client
+        self.generation = f"{namespace}:{GENERATION}"
+        self._token: Raw = None
+        self._kept: dict[str, Raw] = {}
+        self._open = 0  # requests in `fresh`
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RedisView({len(self._kept)} kept)"
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[None]:
+        """One request: read the generation token once; reads within it may reuse what was kept under it."""
+        try:
+            token = self.client.get(self.generation)
+        except redis.RedisError:
+            token = None  # every read asks Redis, and fails there with its own message
+        with self._lock:
+            if token is None or token != self._token:
+                self._kept = {}
+            self._token = token
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+
+    def read(self, name: str) -> Raw:
+        """What `name` holds: kept under the current token, or read from Redis (and kept, within a request)."""
+        token = self._token
+        if not self._open or token is None:
+            raw: Raw = self.client.get(name)
+            return raw
+        try:
+            return self._kept[name]
+        except KeyError:
+            pass
+        now, raw = self.client.mget(self.generation, name)  # the value and the token it belongs to, atomically
+        with self._lock:
+            if now == self._token:
+                self._kept[name] = raw
+        return raw
+
+    def touch(self, pipe: Pipeline) -> None:
+        """Queue a new generation token with a write of the admin state: every worker reads it again."""
+        pipe.set(self.generation, new_token())
+
+    def changed(self) -> None:
+        """This worker wrote the state: keep nothing until the next request reads the new token."""
+        with self._lock:
+            self._token = None
+            self._kept = {}
 
 
 def encode(session: Session) -> str:
@@ -128,6 +276,7 @@ class RedisStore:
         self.client = client
         self.namespace = namespace
         self.history_limit = history_limit
+        self._swap = swapper(client)
 
     def __repr__(self) -> str:
         return f"RedisStore(namespace={self.namespace!r})"
@@ -140,28 +289,15 @@ class RedisStore:
         return f"{self.namespace}:history"
 
     def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
-        """Apply `change` to the key's record atomically (R8) and record what it ended, in one MULTI/EXEC."""
-        name = self._active(key)
+        """Apply `change` to the key's record atomically (R8) and record what it ended, in one script."""
 
-        def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], T]:
-            new, result = change(decode_record(pipe.get(name)))
+        def decide(raw: Raw) -> tuple[Swap, T]:
+            new, result = change(decode_record(raw))
+            pushed = [encode(session) for session in ended(result)]
+            return Swap(None if new.empty else encode_record(new), pushed), result
 
-            def write(pipe: Pipeline) -> None:
-                if new.empty:
-                    pipe.delete(name)
-                else:
-                    pipe.set(name, encode_record(new))
-                self._push_history(pipe, ended(result))
-
-            return write, result
-
-        return optimistic(self.client, [name], decide)
-
-    def _push_history(self, pipe: Pipeline, sessions: Iterable[Session]) -> None:
-        encoded = [encode(session) for session in sessions]
-        if encoded:
-            pipe.lpush(self._history, *encoded)
-            pipe.ltrim(self._history, 0, self.history_limit - 1)
+        target = Target(self._active(key), self._history, self.history_limit, f"{self.namespace}:{GENERATION}")
+        return swap(self._swap, target, decide)
 
     def record(self, key: str) -> KeyRecord:
         with answering("reading a session"):
@@ -207,41 +343,58 @@ class RedisStore:
 
     def record_ended(self, session: Session) -> None:
         with answering("recording an ended session"), self.client.pipeline() as pipe:
-            self._push_history(pipe, [session])
+            pipe.lpush(self._history, encode(session))
+            pipe.ltrim(self._history, 0, self.history_limit - 1)
             pipe.execute()
 
 
 class RedisClock:
     """The system clock plus an offset kept in Redis: setting or advancing it moves every worker's clock.
 
-    It keeps the bounds of every clock (`checked_time`); a move outside them changes nothing.
+    It keeps the bounds of every clock (`checked_time`); a move outside them changes nothing. The
+    offset is read through `view`, so a request reads it from Redis at most once while it is unchanged.
     """
 
     def __init__(
-        self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE, source: Callable[[], float] = time.time
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        source: Callable[[], float] = time.time,
+        view: RedisView | None = None,
     ) -> None:
         self.client = client
         self.name = f"{namespace}:clock-offset"
         self.source = source
+        self.view = view or RedisView(client, namespace=namespace)
 
     def __repr__(self) -> str:
         return f"RedisClock({self.name!r})"
 
     def now(self) -> float:
         with answering("reading the clock"):
-            return self.source() + float(self.client.get(self.name) or 0.0)
+            return self.source() + float(self.view.read(self.name) or 0.0)
 
     def set(self, t: float) -> float:
         offset = checked_time(t) - self.source()
-        with answering("setting the clock"):
-            self.client.set(self.name, repr(offset))
+        with answering("setting the clock"), self.client.pipeline() as pipe:
+            pipe.set(self.name, repr(offset))
+            self.view.touch(pipe)
+            pipe.execute()
+        self.view.changed()
         return self.now()
 
     def advance(self, seconds: float) -> float:
         def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], Any], None]:
             target = checked_time(self.source() + float(pipe.get(self.name) or 0.0) + seconds)
             offset = target - self.source()
-            return (lambda pipe: pipe.set(self.name, repr(offset))), None
+
+            def write(pipe: Pipeline) -> None:
+                pipe.set(self.name, repr(offset))
+                self.view.touch(pipe)
+
+            return write, None
 
         optimistic(self.client, [self.name], decide)
+        self.view.changed()
         return self.now()

@@ -40,6 +40,10 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        with self.state.view.fresh():  # with --store: one look at whether the admin state changed
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         endpoint = self.endpoints.get((scope["method"], scope["path"]))
         if endpoint is not None and self._direct(scope["headers"]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +31,7 @@ from mockserver.domain import (
     Slots,
 )
 from mockserver.redis_shared import FaultsCodec, KeysCodec, RedisCounter, RedisJournal, RedisSlots
-from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect
+from mockserver.redis_store import RedisClock, RedisStore, RedisView, StoreUnavailable, connect
 from mockserver.web.errors import WebError
 from mockserver.web.selfcheck import ResponseChecks
 from openapi import Spec, Validators, load_spec
@@ -39,6 +41,19 @@ class ControllableClock(Clock, Protocol):
     def set(self, t: float) -> float: ...
 
     def advance(self, seconds: float) -> float: ...
+
+
+class View(Protocol):
+    """How a worker sees the shared admin state: `fresh()` wraps one request (see `RedisView`)."""
+
+    def fresh(self) -> AbstractContextManager[None]: ...
+
+
+class LocalView:
+    """This process's own state is always fresh: a request needs no look at anything first."""
+
+    def fresh(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class MockState:
     bids: BidTable
     faults: FaultPlan
     journal: JournalLog
+    view: View
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class Shared:
     faults: Slots[tuple[Fault, ...]]
     keys: Slots[tuple[ApiKey, ...]]
     journal: JournalLog
+    view: View
 
 
 def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> MockState:
@@ -92,6 +109,7 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
         faults=FaultPlan(shared.faults, clock),
         journal=shared.journal,
+        view=shared.view,
     )
 
 
@@ -105,18 +123,21 @@ def shared_state(config: Config) -> Shared:
             LocalSlots(),
             LocalSlots(),
             Journal(config.journal_size),
+            LocalView(),
         )
     try:
         client = connect(config.store)
     except StoreUnavailable as error:
         raise WebError(str(error)) from None
+    view = RedisView(client)  # one per worker: the faults, the keys and the clock offset it has read
     return Shared(
         RedisStore(client, history_limit=config.history_size),
-        RedisClock(client),
+        RedisClock(client, view=view),
         RedisCounter(client),
-        RedisSlots(client, "faults", FaultsCodec()),
-        RedisSlots(client, "keys", KeysCodec()),
+        RedisSlots(client, "faults", FaultsCodec(), view=view),
+        RedisSlots(client, "keys", KeysCodec(), view=view),
         RedisJournal(client, config.journal_size),
+        view,
     )
 
 

@@ -1,0 +1,141 @@
+"""`--store` in few round trips: a worker reads the admin state once per request while nobody changes it
+(`RedisView`), and a transaction is a GET and one script (`swap`); every guarantee stays."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from mockserver.config import Config
+from mockserver.domain import Fault, FaultKind, FaultPlan, KeyRecord, Session, SessionKind
+from mockserver.domain.store import EMPTY
+from mockserver.redis_shared import FaultsCodec, RedisSlots
+from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, RedisView, StoreBusy, encode_record
+from mockserver.web.app import create_app
+from tests.served import KEYS
+
+SESSION = Session("0x" + "ab" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
+PING = "/api/v1/session/pingsession"
+
+
+def _worker(client: redis.Redis) -> tuple[RedisView, FaultPlan]:
+    view = RedisView(client)
+    return view, FaultPlan(RedisSlots(client, "faults", FaultsCodec(), view=view))
+
+
+def test_a_request_sees_the_admin_state_as_it_was_when_it_started(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    _, other = _worker(client)  # another worker on the same store
+    other.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    with view.fresh():
+        assert len(plan.list()) == 1
+        other.clear()  # renews the token; this request keeps what it read
+        assert len(plan.list()) == 1
+    assert plan.list() == ()  # outside a request every read asks Redis
+    with view.fresh():  # the next request reads the new token, and the plan again
+        assert plan.list() == ()
+        assert repr(view) == "RedisView(1 kept)"
+
+
+def test_a_worker_s_own_change_is_seen_at_once(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    plan.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    with view.fresh():
+        assert len(plan.list()) == 1
+        plan.clear()
+        assert plan.list() == ()
+        assert plan.take(FaultKind.PING_DEAD, "sk-AbC123") is None
+
+
+def test_a_value_read_while_the_token_moves_is_not_kept(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    _, other = _worker(client)
+    other.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    with view.fresh():
+        other.arm(FaultKind.PING_DEAD, key="sk-XyZ789")  # after this request's look at the token
+        assert len(plan.list()) == 2  # read now, under a newer token: returned, not kept
+        other.clear()
+        assert plan.list() == ()
+
+
+def test_with_no_token_yet_every_read_asks_redis(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    with view.fresh():
+        assert plan.list() == ()
+        client.set("morpheus-mock:faults:faults", FaultsCodec().dumps(_armed(client)))  # written around the plan
+        assert len(plan.list()) == 1
+
+
+def _armed(client: redis.Redis) -> tuple[Fault, ...]:
+    plan = FaultPlan(RedisSlots(client, "faults", FaultsCodec(), namespace="elsewhere"))
+    return (plan.arm(FaultKind.PING_DEAD, key="sk-AbC123"),)
+
+
+def test_a_change_that_changes_nothing_writes_nothing(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    plan.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    token = client.get(view.generation)
+    assert plan.take(FaultKind.CREATE_FAIL, "sk-AbC123") is None  # armed, but nothing matches: no write
+    assert client.get(view.generation) == token
+
+
+def test_the_clock_offset_is_read_once_per_request_and_moves_every_worker(client: redis.Redis) -> None:
+    view = RedisView(client)
+    mine, theirs = RedisClock(client, source=lambda: 1000.0, view=view), RedisClock(client, source=lambda: 1000.0)
+    theirs.advance(60)
+    with view.fresh():
+        assert mine.now() == 1060.0
+        theirs.set(5000.0)
+        assert mine.now() == 1060.0  # this request started before the move
+    with view.fresh():
+        assert mine.now() == 5000.0
+        assert mine.advance(1) == 5001.0  # its own move: seen at once
+
+
+def test_a_transaction_that_always_conflicts_ends_with_a_clear_error(client: redis.Redis) -> None:
+    store, attempts = RedisStore(client), []
+
+    def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        attempts.append(1)
+        client.set(store._active("k"), encode_record(KeyRecord(SESSION, synced_at=len(attempts))))  # another worker
+        return EMPTY, None
+
+    with pytest.raises(StoreBusy, match=f"morpheus-mock:active:k changed under every one of {ATTEMPTS} attempts"):
+        store.transact("k", change)
+    assert len(attempts) == ATTEMPTS
+
+
+def test_a_store_that_forgot_the_script_gets_it_again(client: redis.Redis) -> None:
+    store = RedisStore(client)
+    store.transact("k", lambda current: (KeyRecord(SESSION), None))
+    client.script_flush()  # what a restarted redis-server has forgotten
+    store.transact("k", lambda current: (EMPTY, None), lambda result: [SESSION])
+    assert (store.active("k"), store.history()) == (None, (SESSION,))
+
+
+def test_a_ping_costs_four_round_trips(redis_url: str, client: redis.Redis) -> None:
+    """The token, the key's record, the swap script (its GET and SET count as commands too) and the journal
+    entry (LPUSH and LTRIM in one round trip). Before the view and the script a ping took 13, a model switch 20."""
+    with TestClient(create_app(Config(keys=KEYS[:1], store=redis_url))) as http:
+        opened = http.post(
+            "/api/v1/session/modelsession",
+            params={"model_id": "mistral-31-24b"},
+            json={"sessionDuration": 3600},
+            headers={"Authorization": KEYS[0]},
+        )
+        assert opened.status_code == 200, opened.text
+        http.post(PING, headers={"Authorization": KEYS[0]})  # reads the key's entry under the current token
+        client.config_resetstat()
+        for _ in range(10):
+            assert http.post(PING, headers={"Authorization": KEYS[0]}).json()["success"] is True
+        stats = client.info("commandstats")
+    calls = {name: stat["calls"] for name, stat in stats.items() if name not in ("cmdstat_info", "cmdstat_config")}
+    assert calls == {
+        "cmdstat_config|resetstat": 1,
+        "cmdstat_get": 30,
+        "cmdstat_evalsha": 10,
+        "cmdstat_set": 10,
+        "cmdstat_lpush": 10,
+        "cmdstat_ltrim": 10,
+    }
