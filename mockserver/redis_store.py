@@ -36,6 +36,7 @@ from mockserver.domain.store import EMPTY, Change, Ended, T
 
 DEFAULT_NAMESPACE = "morpheus-mock"
 GENERATION = "generation"  # under the namespace: the token every write of the admin state renews
+RECORDS = "active:"  # under the namespace, + a key: the key's record (`RedisStore`)
 ATTEMPTS = 20  # optimistic transactions: conflicts survived before StoreBusy
 PAUSE = 0.001  # seconds before the first retry; doubled each time up to PAUSE_MAX
 PAUSE_MAX = 0.032
@@ -123,11 +124,14 @@ class Target:
     generation: str
 
 
-def swap(script: Script, target: Target, decide: Callable[[Raw], tuple[Swap | None, R]]) -> R:
+def swap(
+    script: Script, target: Target, decide: Callable[[Raw], tuple[Swap | None, R]], ahead: tuple[Raw] | None = None
+) -> R:
     """Read `target.name`, `decide` what to write (None: nothing), write it if the name is unchanged; retry if not.
 
     `script` is `_SWAP` registered with a client (`swapper`). Two round trips (GET, then the script by
-    its hash, loaded again by redis-py if the server forgot it) instead of WATCH, GET and MULTI/EXEC.
+    its hash, loaded again by redis-py if the server forgot it) instead of WATCH, GET and MULTI/EXEC;
+    one if the name was read `ahead` (`RedisView.ahead`): a stale value only costs a retry, at once.
 
     Raises:
         StoreBusy: every one of `ATTEMPTS` attempts met a conflicting write.
@@ -136,7 +140,8 @@ def swap(script: Script, target: Target, decide: Callable[[Raw], tuple[Swap | No
     client = script.registered_client
     with answering(f"transaction on {target.name}"):
         for attempt in range(ATTEMPTS):
-            raw = client.get(target.name)
+            first = attempt == 0 and ahead is not None
+            raw = ahead[0] if ahead is not None and first else client.get(target.name)
             writes, result = decide(raw)
             if writes is None:
                 return result
@@ -146,7 +151,8 @@ def swap(script: Script, target: Target, decide: Callable[[Raw], tuple[Swap | No
             args = [*present, *value, token, target.cap, *writes.pushed]
             if script(keys=[target.name, target.listing, target.generation], args=args, client=client):
                 return result
-            time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again
+            if not first:  # a value read ahead may be stale without anyone contending: no pause then
+                time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again
     raise StoreBusy(f"{target.name} changed under every one of {ATTEMPTS} attempts; try again")
 
 
@@ -162,19 +168,25 @@ def swapper(client: redis.Redis) -> Script:
 
 class RedisView:
     """This worker's reads of the rarely changed admin state (faults, keys, the clock offset), kept while
-    the store's generation token stays the same.
+    the store's generation token stays the same, and the record of the key a request names, read ahead.
 
     Every write of that state sets `<namespace>:generation` to a new random token in the same atomic
-    step (`touch`). A request starts in `fresh`, which reads the token once: if it changed (or the
-    store cannot tell), what was kept is dropped. Within requests, `read` answers from what was kept
-    under the current token; outside any request (and while the token is unknown) it asks Redis.
+    step (`touch`). A request starts in `fresh`, which reads the token (and its key's record) in one
+    round trip: if the token changed (or the store cannot tell), what was kept is dropped. Within
+    requests, `read` answers from what was kept under the current token; outside any request (and
+    while the token is unknown) it asks Redis. The record read ahead serves the request's first try
+    at its transaction (`ahead`), which writes only if the record is still the one read.
     """
+
+    reads_ahead = True
 
     def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.client = client
         self.generation = f"{namespace}:{GENERATION}"
+        self.records = f"{namespace}:{RECORDS}"
         self._token: Raw = None
         self._kept: dict[str, Raw] = {}
+        self._ahead: dict[str, Raw] = {}
         self._open = 0  # requests in `fresh`
         self._lock = threading.Lock()
 
@@ -182,22 +194,34 @@ class RedisView:
         return f"RedisView({len(self._kept)} kept)"
 
     @contextlib.contextmanager
-    def fresh(self) -> Iterator[None]:
-        """One request: read the generation token once; reads within it may reuse what was kept under it."""
+    def fresh(self, key: str | None = None) -> Iterator[None]:
+        """One request (for `key`'s record): read the token once; reads within it may reuse what was kept."""
+        names = [self.generation] if key is None else [self.generation, self.records + key]
         try:
-            token = self.client.get(self.generation)
+            token, *ahead = self.client.mget(names)
         except redis.RedisError:
-            token = None  # every read asks Redis, and fails there with its own message
+            token, ahead = None, []  # every read asks Redis, and fails there with its own message
         with self._lock:
             if token is None or token != self._token:
                 self._kept = {}
             self._token = token
             self._open += 1
+            if ahead:
+                self._ahead[names[1]] = ahead[0]
         try:
             yield
         finally:
             with self._lock:
                 self._open -= 1
+                if ahead:
+                    self._ahead.pop(names[1], None)
+
+    def ahead(self, name: str) -> tuple[Raw] | None:
+        """The record `name` as a request found it when it started, once (None: not read ahead)."""
+        with self._lock:
+            if name in self._ahead:
+                return (self._ahead.pop(name),)
+        return None
 
     def read(self, name: str) -> Raw:
         """What `name` holds: kept under the current token, or read from Redis (and kept, within a request)."""
@@ -272,17 +296,25 @@ def connect(url: str) -> redis.Redis:
 class RedisStore:
     """A `SessionStore` in Redis, shared by every process that uses the same server, db and namespace."""
 
-    def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE, history_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        history_limit: int = 1000,
+        view: RedisView | None = None,
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.history_limit = history_limit
+        self.view = view or RedisView(client, namespace=namespace)
         self._swap = swapper(client)
 
     def __repr__(self) -> str:
         return f"RedisStore(namespace={self.namespace!r})"
 
     def _active(self, key: str) -> str:
-        return f"{self.namespace}:active:{key}"
+        return f"{self.namespace}:{RECORDS}{key}"
 
     @property
     def _history(self) -> str:
@@ -296,8 +328,9 @@ class RedisStore:
             pushed = [encode(session) for session in ended(result)]
             return Swap(None if new.empty else encode_record(new), pushed), result
 
-        target = Target(self._active(key), self._history, self.history_limit, f"{self.namespace}:{GENERATION}")
-        return swap(self._swap, target, decide)
+        name = self._active(key)
+        target = Target(name, self._history, self.history_limit, self.view.generation)
+        return swap(self._swap, target, decide, self.view.ahead(name))
 
     def record(self, key: str) -> KeyRecord:
         with answering("reading a session"):

@@ -40,7 +40,9 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with self.state.view.fresh():  # with --store: one look at whether the admin state changed
+        view = self.state.view
+        key = shown_key(authorization_of(scope)) if view.reads_ahead else None
+        with view.fresh(key):  # with --store: one look at the admin state's token and the key's record
             await self._handle(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -44,15 +44,19 @@ class ControllableClock(Clock, Protocol):
 
 
 class View(Protocol):
-    """How a worker sees the shared admin state: `fresh()` wraps one request (see `RedisView`)."""
+    """How a worker sees the shared state: `fresh(key)` wraps one request for a key (see `RedisView`)."""
 
-    def fresh(self) -> AbstractContextManager[None]: ...
+    reads_ahead: bool  # whether `fresh` wants the request's key
+
+    def fresh(self, key: str | None = None) -> AbstractContextManager[None]: ...
 
 
 class LocalView:
     """This process's own state is always fresh: a request needs no look at anything first."""
 
-    def fresh(self) -> AbstractContextManager[None]:
+    reads_ahead = False
+
+    def fresh(self, key: str | None = None) -> AbstractContextManager[None]:
         return contextlib.nullcontext()
 
 
@@ -129,9 +133,9 @@ def shared_state(config: Config) -> Shared:
         client = connect(config.store)
     except StoreUnavailable as error:
         raise WebError(str(error)) from None
-    view = RedisView(client)  # one per worker: the faults, the keys and the clock offset it has read
+    view = RedisView(client)  # one per worker: the faults, the keys, the clock offset it has read; records ahead
     return Shared(
-        RedisStore(client, history_limit=config.history_size),
+        RedisStore(client, history_limit=config.history_size, view=view),
         RedisClock(client, view=view),
         RedisCounter(client),
         RedisSlots(client, "faults", FaultsCodec(), view=view),
