@@ -164,6 +164,52 @@ def verdicts(results: Results) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def p99_arithmetic(results: Results) -> list[str]:
+    """Why the p99 is what it is, from the mock's 32-connection cell: Little's law and its CPU per request.
+
+    wrk is closed-loop (each connection sends its next request when the answer came), so the mean
+    latency is connections / throughput; a p99 under the target needs at least that mean under it.
+    """
+    run = results.cells.get(("mock", TARGET_CONNECTIONS))
+    if run is None or not run.rps:
+        return []
+    needed = TARGET_CONNECTIONS * 1000 / TARGET_P99_MS
+    mean = TARGET_CONNECTIONS * 1000 / run.rps
+    lines = [
+        f"  - Little's law (wrk is closed-loop): mean latency = connections / throughput = {TARGET_CONNECTIONS} / "
+        f"{run.rps:,.0f} req/s = {mean:.2f} ms (p50 {run.p50_ms:.2f} ms). A p99 under {TARGET_P99_MS:g} ms needs a "
+        f"mean under {TARGET_P99_MS:g} ms, so more than {needed:,.0f} req/s at {TARGET_CONNECTIONS} connections: "
+        f"this run served {run.rps / needed:.0%} of that.",
+    ]
+    if run.server_cpu > 0:
+        cpu_us = run.server_cpu / run.rps * 1e6
+        one_core = 1e6 / cpu_us
+        budget = 1e6 / needed
+        verdict = (
+            f"within the {budget:.0f} us a request may cost at {needed:,.0f} req/s: the gap is the CPU the "
+            f"server did not get ({run.server_cpu:.2f} of a core), not the mock's work"
+            if cpu_us < budget
+            else f"above the {budget:.0f} us a request may cost at {needed:,.0f} req/s: the mock's own work is the gap"
+        )
+        lines.append(
+            f"  - The server used {run.server_cpu:.2f} cores: {cpu_us:.0f} us of CPU per request, so one whole "
+            f"core would serve about {one_core:,.0f} req/s (mean {TARGET_CONNECTIONS * 1000 / one_core:.1f} ms); "
+            f"{verdict}."
+        )
+    return lines
+
+
+def store_workers(results: Results) -> list[str]:
+    """With `--store`: what a second worker buys (the issue asks that 2 workers beat 1)."""
+    one, two = (results.cells.get((f"store-{n}", TARGET_CONNECTIONS)) for n in (1, 2))
+    if one is None or two is None or not one.rps:
+        return []
+    verdict = "met" if two.rps > one.rps else "**MISSED**"
+    return [
+        f"- `--store`, 2 workers beat 1: {two.rps:,.0f} vs {one.rps:,.0f} req/s ({two.rps / one.rps:.2f}x): {verdict}"
+    ]
+
+
 def _at_least(value: float | None, target: float) -> bool | None:
     return None if value is None else value >= target
 
@@ -189,6 +235,9 @@ def render(results: Results, environment: Mapping[str, str], connections: Sequen
     for target, measured, met in verdicts(results):
         verdict = "not measured" if met is None else ("met" if met else "**MISSED**")
         lines.append(f"- {target}: {measured}: {verdict}")
+        if target.startswith("p99"):
+            lines.extend(p99_arithmetic(results))
+    lines.extend(store_workers(results))
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ import redis
 from mockserver.domain import ApiKey, Fault, FaultKind, JournalEntry
 from mockserver.domain.faults import Broken
 from mockserver.domain.journal import select
-from mockserver.redis_store import DEFAULT_NAMESPACE, Raw, RedisView, Swap, Target, answering, swap, swapper
+from mockserver.redis_store import DEFAULT_NAMESPACE, Raw, RedisView, Swap, Target, Wire, answering, swap
 
 V = TypeVar("V")
 R = TypeVar("R")
@@ -77,7 +77,6 @@ class RedisSlots(Generic[V]):
         self.codec = codec
         self.prefix = f"{namespace}:{kind}:"
         self.view = view or RedisView(client, namespace=namespace)
-        self._swap = swapper(client)
 
     def __repr__(self) -> str:
         return f"RedisSlots({self.prefix!r})"
@@ -97,7 +96,7 @@ class RedisSlots(Generic[V]):
             return Swap(encoded, touch=True), result
 
         target = Target(self.prefix + name, self.prefix + name, 0, self.view.generation)  # no list to push to
-        return swap(self._swap, target, decide)
+        return swap(self.view.wire, target, decide)
 
     def items(self) -> list[tuple[str, V]]:
         with answering(f"listing {self.prefix}"):
@@ -122,16 +121,17 @@ class RedisCounter:
 class RedisJournal:
     """A `JournalLog` in Redis: one capped list that every worker appends to (newest first)."""
 
-    def __init__(self, client: redis.Redis, size: int, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+    def __init__(
+        self, client: redis.Redis, size: int, *, namespace: str = DEFAULT_NAMESPACE, wire: Wire | None = None
+    ) -> None:
         self.client = client
         self.size = size
         self.name = f"{namespace}:journal"
+        self.wire = wire or Wire(client)  # a request's entry: one round trip on the worker's connection
 
     def record(self, entry: JournalEntry) -> None:
-        with answering("journaling a request"), self.client.pipeline(transaction=False) as pipe:
-            pipe.lpush(self.name, json.dumps(entry))
-            pipe.ltrim(self.name, 0, self.size - 1)
-            pipe.execute()
+        with answering("journaling a request"):
+            self.wire.call(["LPUSH", self.name, json.dumps(entry)], ["LTRIM", self.name, 0, self.size - 1])
 
     def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with answering("reading the journal"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.connection import Connection
 
 from mockserver.domain import KeyRecord, Session, SessionKind, checked_time
 from mockserver.domain.store import EMPTY, Change, Ended, T
@@ -125,23 +127,22 @@ class Target:
 
 
 def swap(
-    script: Script, target: Target, decide: Callable[[Raw], tuple[Swap | None, R]], ahead: tuple[Raw] | None = None
+    wire: Wire, target: Target, decide: Callable[[Raw], tuple[Swap | None, R]], ahead: tuple[Raw] | None = None
 ) -> R:
     """Read `target.name`, `decide` what to write (None: nothing), write it if the name is unchanged; retry if not.
 
-    `script` is `_SWAP` registered with a client (`swapper`). Two round trips (GET, then the script by
-    its hash, loaded again by redis-py if the server forgot it) instead of WATCH, GET and MULTI/EXEC;
+    Two round trips (GET, then the script by its hash, sent whole if the server forgot it) instead of
+    WATCH, GET and MULTI/EXEC;
     one if the name was read `ahead` (`RedisView.ahead`): a stale value only costs a retry, at once.
 
     Raises:
         StoreBusy: every one of `ATTEMPTS` attempts met a conflicting write.
         StoreUnavailable: Redis failed.
     """
-    client = script.registered_client
     with answering(f"transaction on {target.name}"):
         for attempt in range(ATTEMPTS):
             first = attempt == 0 and ahead is not None
-            raw = ahead[0] if ahead is not None and first else client.get(target.name)
+            raw = ahead[0] if ahead is not None and first else wire.call(["GET", target.name])[0]
             writes, result = decide(raw)
             if writes is None:
                 return result
@@ -149,21 +150,56 @@ def swap(
             present = ("0", "") if raw is None else ("1", raw)
             value = ("0", "") if writes.value is None else ("1", writes.value)
             args = [*present, *value, token, target.cap, *writes.pushed]
-            if script(keys=[target.name, target.listing, target.generation], args=args, client=client):
+            if wire.swap([target.name, target.listing, target.generation], args):
                 return result
             if not first:  # a value read ahead may be stale without anyone contending: no pause then
                 time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again
     raise StoreBusy(f"{target.name} changed under every one of {ATTEMPTS} attempts; try again")
 
 
+class Wire:
+    """The hot path's commands on a connection each thread keeps (redis-py's client checks one out of its
+    pool and back for every command, which was two thirds of a GET's CPU here).
+
+    A connection that fails is dropped (the next call opens a new one); a forked process, or a new pool
+    on the client (a test's way of breaking it), gets a connection of its own. Errors are redis-py's.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.swap_script: Script = client.register_script(_SWAP)  # its hash is computed once
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Wire({self.client!r})"
+
+    def call(self, *commands: Sequence[Any]) -> list[Any]:
+        """Send `commands` in one round trip and return their answers; an error answer raises."""
+        pool, pid = self.client.connection_pool, os.getpid()
+        held: tuple[Any, int, Connection] | None = getattr(self._local, "held", None)
+        if held is None or held[0] is not pool or held[1] != pid:  # a forked worker opens its own
+            held = (pool, pid, pool.get_connection())
+            self._local.held = held
+        connection = held[2]
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))  # type: ignore[no-untyped-call]
+            return [connection.read_response() for _ in commands]
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._local.held = None
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            raise
+
+    def swap(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """`_SWAP` by its hash; by its text (which Redis then keeps) if the server has forgotten it."""
+        script = self.swap_script
+        try:
+            return self.call(["EVALSHA", script.sha, len(keys), *keys, *args])[0]
+        except redis.exceptions.NoScriptError:
+            return self.call(["EVAL", script.script, len(keys), *keys, *args])[0]
+
+
 def new_token() -> str:
     return secrets.token_hex(8)
-
-
-def swapper(client: redis.Redis) -> Script:
-    """The swap script, registered with `client` (its hash is computed once)."""
-    script: Script = client.register_script(_SWAP)
-    return script
 
 
 class RedisView:
@@ -182,6 +218,7 @@ class RedisView:
 
     def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.client = client
+        self.wire = Wire(client)
         self.generation = f"{namespace}:{GENERATION}"
         self.records = f"{namespace}:{RECORDS}"
         self._token: Raw = None
@@ -198,7 +235,7 @@ class RedisView:
         """One request (for `key`'s record): read the token once; reads within it may reuse what was kept."""
         names = [self.generation] if key is None else [self.generation, self.records + key]
         try:
-            token, *ahead = self.client.mget(names)
+            token, *ahead = self.wire.call(["MGET", *names])[0]
         except redis.RedisError:
             token, ahead = None, []  # every read asks Redis, and fails there with its own message
         with self._lock:
@@ -227,13 +264,13 @@ class RedisView:
         """What `name` holds: kept under the current token, or read from Redis (and kept, within a request)."""
         token = self._token
         if not self._open or token is None:
-            raw: Raw = self.client.get(name)
+            raw: Raw = self.wire.call(["GET", name])[0]
             return raw
         try:
             return self._kept[name]
         except KeyError:
             pass
-        now, raw = self.client.mget(self.generation, name)  # the value and the token it belongs to, atomically
+        now, raw = self.wire.call(["MGET", self.generation, name])[0]  # the value and its token, atomically
         with self._lock:
             if now == self._token:
                 self._kept[name] = raw
@@ -308,7 +345,6 @@ class RedisStore:
         self.namespace = namespace
         self.history_limit = history_limit
         self.view = view or RedisView(client, namespace=namespace)
-        self._swap = swapper(client)
 
     def __repr__(self) -> str:
         return f"RedisStore(namespace={self.namespace!r})"
@@ -330,7 +366,7 @@ class RedisStore:
 
         name = self._active(key)
         target = Target(name, self._history, self.history_limit, self.view.generation)
-        return swap(self._swap, target, decide, self.view.ahead(name))
+        return swap(self.view.wire, target, decide, self.view.ahead(name))
 
     def record(self, key: str) -> KeyRecord:
         with answering("reading a session"):

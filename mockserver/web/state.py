@@ -140,7 +140,7 @@ def shared_state(config: Config) -> Shared:
         RedisCounter(client),
         RedisSlots(client, "faults", FaultsCodec(), view=view),
         RedisSlots(client, "keys", KeysCodec(), view=view),
-        RedisJournal(client, config.journal_size),
+        RedisJournal(client, config.journal_size, wire=view.wire),
         view,
     )
 

@@ -11,7 +11,7 @@ from mockserver.config import Config
 from mockserver.domain import Fault, FaultKind, FaultPlan, KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
 from mockserver.redis_shared import FaultsCodec, RedisSlots
-from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, RedisView, StoreBusy, encode_record
+from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, RedisView, StoreBusy, Wire, encode_record
 from mockserver.web.app import create_app
 from tests.served import KEYS
 
@@ -159,3 +159,13 @@ def test_a_ping_costs_three_round_trips(redis_url: str, client: redis.Redis) -> 
         "cmdstat_lpush": 10,
         "cmdstat_ltrim": 10,
     }
+
+
+def test_a_wire_whose_connection_broke_opens_a_new_one(client: redis.Redis) -> None:
+    wire = Wire(client)
+    assert wire.call(["SET", "x", "1"], ["GET", "x"]) == [b"OK", b"1"]
+    client.client_kill_filter(_type="normal", skipme=True)  # the server drops every other connection
+    with pytest.raises(redis.ConnectionError):
+        wire.call(["GET", "x"])
+    assert wire.call(["GET", "x"]) == [b"1"]
+    assert repr(wire).startswith("Wire(")
