@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Protocol
 from mockserver.config import Config
 from mockserver.domain import (
     ApiKey,
+    Automation,
+    AutomationSettings,
     BidTable,
     Clock,
     Counter,
@@ -26,14 +29,27 @@ from mockserver.domain import (
     LocalSlots,
     ModelTable,
     OffsetClock,
+    QueuedReply,
+    ReplyQueue,
     SessionBook,
     SessionStore,
+    SimulatedUpstream,
     Slots,
+    Upstream,
 )
-from mockserver.redis_shared import FaultsCodec, KeysCodec, RedisCounter, RedisJournal, RedisSlots
+from mockserver.redis_shared import (
+    AutomationCodec,
+    FaultsCodec,
+    KeysCodec,
+    RedisCounter,
+    RedisJournal,
+    RedisSlots,
+    RepliesCodec,
+)
 from mockserver.redis_store import RedisClock, RedisStore, RedisView, StoreUnavailable, connect
 from mockserver.web.errors import WebError
 from mockserver.web.selfcheck import ResponseChecks
+from mockserver.web.validation_models import OperationModels, request_models
 from openapi import Spec, Validators, load_spec
 
 
@@ -68,6 +84,7 @@ class MockState:
     spec: Spec
     validators: Validators
     responses: ResponseChecks  # the self-check, its response schemas compiled once
+    requests: Mapping[str, OperationModels]  # request validation, built from `spec` at start-up
     clock: Clock
     ids: IdSource
     keys: KeyRegistry
@@ -76,6 +93,9 @@ class MockState:
     bids: BidTable
     faults: FaultPlan
     journal: JournalLog
+    automation: AutomationSettings
+    replies: ReplyQueue
+    upstream: Upstream  # what chat completions and embeddings call once their session is resolved
     view: View
 
 
@@ -89,6 +109,8 @@ class Shared:
     faults: Slots[tuple[Fault, ...]]
     keys: Slots[tuple[ApiKey, ...]]
     journal: JournalLog
+    automation: Slots[Automation]
+    replies: Slots[tuple[QueuedReply, ...]]
     view: View
 
 
@@ -98,21 +120,28 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
     clock = clock or shared.clock
     ids = IdSource(config.seed, counter=shared.counter)
     validators = Validators(spec)
+    book = SessionBook(
+        shared.store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
+    )
+    faults = FaultPlan(shared.faults, clock)
+    replies = ReplyQueue(shared.replies)
     return MockState(
         config=config,
         spec=spec,
         validators=validators,
         responses=ResponseChecks(spec, validators),
+        requests=request_models(spec),
         clock=clock,
         ids=ids,
         keys=load_keys(config, shared.keys),
-        book=SessionBook(
-            shared.store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
-        ),
+        book=book,
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
-        faults=FaultPlan(shared.faults, clock),
+        faults=faults,
         journal=shared.journal,
+        automation=AutomationSettings(config.automation, shared.automation),
+        replies=replies,
+        upstream=SimulatedUpstream(config.seed, clock, faults, replies, book.session_state),
         view=shared.view,
     )
 
@@ -127,6 +156,8 @@ def shared_state(config: Config) -> Shared:
             LocalSlots(),
             LocalSlots(),
             Journal(config.journal_size),
+            LocalSlots(),
+            LocalSlots(),
             LocalView(),
         )
     try:
@@ -141,6 +172,8 @@ def shared_state(config: Config) -> Shared:
         RedisSlots(client, "faults", FaultsCodec(), view=view),
         RedisSlots(client, "keys", KeysCodec(), view=view),
         RedisJournal(client, config.journal_size, wire=view.wire),
+        RedisSlots(client, "automation", AutomationCodec(), view=view),
+        RedisSlots(client, "replies", RepliesCodec(), view=view),
         view,
     )
 

@@ -22,6 +22,7 @@ SHARED_ERROR_SCHEMAS = {
     "#/components/schemas/HTTPValidationError",
     "#/components/schemas/ServerError",
     "#/components/schemas/HttpsRequiredError",
+    "#/components/schemas/ChatError",
 }
 # Every status, body text and error string of gateway-behaviour.md section 3 (and 5.2) must be in the spec.
 GATEWAY_STRINGS = [
@@ -68,6 +69,16 @@ GATEWAY_STRINGS = [
     "HTTPS Required",
     "This API requires HTTPS. Please use the secure endpoint.",
     "Error fetching active models: ",
+    # chat-completions.md section 2.11 and 3 (chat completions and embeddings)
+    "Session automation is disabled. Please enable it in your Account settings to use Chat.",
+    "Error handling session: Failed to create session: HTTP 500: ",
+    "No session ID provided in request and no active session found for API key",
+    "Embeddings request failed: HTTP 500: ",
+    "Embeddings request failed: Request failed after 3 attempts: ",
+    "Request failed after 2 attempts: ",
+    "Failed to create chat completions stream: ",
+    "Input should be a valid list",
+    "Input should be a valid string",
 ]
 
 
@@ -125,7 +136,7 @@ def test_document_is_valid_openapi_3_1() -> None:
     validate(document)
 
 
-def test_document_describes_the_six_operations() -> None:
+def test_document_describes_the_eight_operations() -> None:
     assert {(op.method, op.path) for op in SPEC.operations} == {
         ("POST", "/api/v1/session/modelsession"),
         ("POST", "/api/v1/session/bidsession"),
@@ -133,6 +144,8 @@ def test_document_describes_the_six_operations() -> None:
         ("POST", "/api/v1/session/pingsession"),
         ("POST", "/api/v1/session/approve"),
         ("GET", "/api/v1/models"),
+        ("POST", "/api/v1/chat/completions"),
+        ("POST", "/api/v1/embeddings"),
     }
 
 
@@ -145,6 +158,8 @@ def test_document_describes_the_six_operations() -> None:
         ("ping_session_api_v1_session_pingsession_post", "Ping Session"),
         ("approve_spending_api_v1_session_approve_post", "Approve Spending"),
         (MODELS_LIST, "List Models"),
+        ("create_chat_completion_api_v1_chat_completions_post", "Create Chat Completion"),
+        ("create_embeddings_api_v1_embeddings_post", "Create Embeddings"),
     ],
 )
 def test_operations_keep_the_gateways_ids_and_summaries(operation_id: str, summary: str) -> None:
@@ -218,7 +233,7 @@ def test_every_gateway_string_is_in_the_spec(text: str) -> None:
 
 def test_session_rules_are_unique_and_each_is_cited_by_an_operation() -> None:
     ids = [rule.id for rule in SPEC.session_rules]
-    assert ids == [f"R{n}" for n in range(1, 9)]
+    assert ids == [f"R{n}" for n in range(1, 9)] + [f"C{n}" for n in range(1, 7)]
     cited = {rule for operation in SPEC.operations for rule in operation.session_rules}
     assert cited == set(ids)
     assert all(rule.text for rule in SPEC.session_rules)
@@ -226,7 +241,7 @@ def test_session_rules_are_unique_and_each_is_cited_by_an_operation() -> None:
 
 def test_session_rules_are_cited_in_the_response_descriptions() -> None:
     text = " ".join(_flat_strings(SPEC.document["paths"]))
-    for rule in ("R1", "R2", "R3", "R4", "R5"):
+    for rule in ("R1", "R2", "R3", "R4", "R5", "C1", "C2", "C3", "C4", "C5", "C6"):
         assert re.search(rf"\b{rule}\b", text), rule
 
 
