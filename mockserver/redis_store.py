@@ -183,11 +183,15 @@ class Wire:
         connection = held[2]
         try:
             connection.send_packed_command(connection.pack_commands(commands))  # type: ignore[no-untyped-call]
-            return [connection.read_response() for _ in commands]
-        except (redis.ConnectionError, redis.TimeoutError):
-            self._local.held = None
+            replies = [_reply(connection) for _ in commands]  # every answer is read, so none is left behind
+        except BaseException:
+            self._local.held = None  # a connection whose answers may be out of step is never used again
             connection.disconnect()  # type: ignore[no-untyped-call]
             raise
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return replies
 
     def swap(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """`_SWAP` by its hash; by its text (which Redis then keeps) if the server has forgotten it."""
@@ -196,6 +200,14 @@ class Wire:
             return self.call(["EVALSHA", script.sha, len(keys), *keys, *args])[0]
         except redis.exceptions.NoScriptError:
             return self.call(["EVAL", script.script, len(keys), *keys, *args])[0]
+
+
+def _reply(connection: Connection) -> Any:
+    """One answer; an error answer is returned (as its exception), not raised."""
+    try:
+        return connection.read_response()
+    except redis.ResponseError as error:
+        return error
 
 
 def new_token() -> str:
@@ -236,6 +248,8 @@ class RedisView:
         names = [self.generation] if key is None else [self.generation, self.records + key]
         try:
             token, *ahead = self.wire.call(["MGET", *names])[0]
+            if token is None:  # no write has set one yet (a fresh or flushed store): this request reads
+                self.wire.call(["SET", self.generation, new_token(), "NX"])  # through, the next ones keep
         except redis.RedisError:
             token, ahead = None, []  # every read asks Redis, and fails there with its own message
         with self._lock:

@@ -59,12 +59,19 @@ def test_a_value_read_while_the_token_moves_is_not_kept(client: redis.Redis) -> 
         assert plan.list() == ()
 
 
-def test_with_no_token_yet_every_read_asks_redis(client: redis.Redis) -> None:
+def test_with_no_token_yet_a_request_reads_through_and_sets_one(client: redis.Redis) -> None:
     view, plan = _worker(client)
     with view.fresh():
         assert plan.list() == ()
         client.set("morpheus-mock:faults:faults", FaultsCodec().dumps(_armed(client)))  # written around the plan
         assert len(plan.list()) == 1
+    token = client.get(view.generation)  # that request gave the store a first token
+    with view.fresh():
+        assert len(plan.list()) == 1
+        client.delete("morpheus-mock:faults:faults")  # around the plan again: no new token, so it is not seen
+        assert len(plan.list()) == 1
+    assert token is not None
+    assert client.get(view.generation) == token
 
 
 def _armed(client: redis.Redis) -> tuple[Fault, ...]:
@@ -169,3 +176,11 @@ def test_a_wire_whose_connection_broke_opens_a_new_one(client: redis.Redis) -> N
         wire.call(["GET", "x"])
     assert wire.call(["GET", "x"]) == [b"1"]
     assert repr(wire).startswith("Wire(")
+
+
+def test_an_error_answer_leaves_the_wire_in_step(client: redis.Redis) -> None:
+    wire = Wire(client)
+    client.set("x", "1")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        wire.call(["LPUSH", "x", "a"], ["GET", "x"])  # the first fails, the second's answer is still read
+    assert wire.call(["GET", "x"]) == [b"1"]
