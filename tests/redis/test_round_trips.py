@@ -184,3 +184,21 @@ def test_an_error_answer_leaves_the_wire_in_step(client: redis.Redis) -> None:
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         wire.call(["LPUSH", "x", "a"], ["GET", "x"])  # the first fails, the second's answer is still read
     assert wire.call(["GET", "x"]) == [b"1"]
+
+
+def test_chat_s_automation_and_replies_live_in_the_store(redis_url: str, client: redis.Redis) -> None:
+    """A reply queued and an automation setting changed through one app are what another app on the store uses."""
+    config = Config(keys=KEYS[:1], admin=True, store=redis_url)
+    with TestClient(create_app(config)) as first, TestClient(create_app(config)) as second:
+        prefix = KEYS[0][:9]
+        assert first.put(f"/__admin/keys/{prefix}/automation", json={"duration": 7200}).status_code == 200
+        assert second.get(f"/__admin/keys/{prefix}/automation").json()["duration"] == 7200
+        assert first.post("/__admin/replies", json={"content": "Paris."}).status_code in (200, 201)
+        chat = second.post(
+            "/api/v1/chat/completions",
+            json={"model": "mistral-31-24b", "messages": [{"role": "user", "content": "?"}]},
+            headers={"Authorization": KEYS[0]},
+        )
+        assert chat.status_code == 200, chat.text
+        assert chat.json()["choices"][0]["message"]["content"] == "Paris."
+        assert first.get("/__admin/replies").json()["replies"] == []
