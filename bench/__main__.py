@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from bench.chat import chat_cells
 from bench.environment import describe, ensure_prism
 from bench.load import ensure_wrk
 from bench.report import RESULTS, render, write
@@ -23,6 +24,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-keys", type=int, default=10_000, help="keys of the memory soak")
     parser.add_argument("--skip-soak", action="store_true", help="leave out the memory soak")
     parser.add_argument("--skip-store", action="store_true", help="leave out the --store cells (1 and 2 workers)")
+    parser.add_argument("--skip-chat", action="store_true", help="leave out the chat completions rows")
     parser.add_argument("--skip-contract", action="store_true", help="leave out the contract suite's run")
     parser.add_argument("--no-write", action="store_true", help=f"print the table only, do not rewrite {RESULTS.name}")
     return parser.parse_args(argv)
@@ -37,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_store:
         print("bench: the mock with --store, 1 and 2 workers", flush=True)
         results.cells.update(store_cells(wrk, args.seconds, args.warmup))
+    chat = None
+    if not args.skip_chat:
+        print("bench: chat completions, whole and streamed", flush=True)
+        chat = chat_cells(wrk, args.seconds, args.warmup)
     if not args.skip_soak:
         print(f"bench: memory soak, {args.soak_requests:,} requests over {args.soak_keys:,} keys", flush=True)
         results.memory = memory_soak(
@@ -45,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_contract:
         print("bench: the contract suite's default run", flush=True)
         results.contract = contract_run()
-    block = render(results, environment, args.connections, args.seconds)
+    block = render(results, environment, args.connections, args.seconds, chat)
     print()
     print(block)
     if not args.no_write:

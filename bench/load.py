@@ -50,10 +50,15 @@ class Run:
     wrk_cpu: float  # cores the load generator itself used on average (its own cost)
     server_cpu: float = 0.0  # cores the server used on average
     answers_the_mix: bool = True  # False for a server that answers 200 to everything by design (bare)
+    frames: int = 0  # SSE chunk frames received (the chat stream cells)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds
 
     @property
     def unintended(self) -> int:
@@ -122,4 +127,5 @@ def run_wrk(
         statuses={int(k): v for k, v in data["statuses"].items()},
         issued={int(k): v for k, v in data["issued"].items()},
         wrk_cpu=cpu / wall,
+        frames=data.get("frames", 0),
     )

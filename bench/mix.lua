@@ -4,6 +4,9 @@
 --     The realistic mix on three keys (see MIX below).
 -- wrk ... -s bench/mix.lua URL -- keys COUNT
 --     The memory run: the same mix spread over COUNT generated keys (request n uses key n mod COUNT).
+-- wrk ... -s bench/mix.lua URL -- chat KEY plain|stream
+--     Chat completions on one key (its session opened by the first one), whole answers or SSE streams;
+--     response() counts the stream's chunk frames ("data: {...}", not the closing "data: [DONE]").
 --
 -- Requests are built once in init(); request() only hands out the next prebuilt one. response()
 -- counts statuses, done() prints one line `BENCH_JSON {...}` that bench/load.py reads.
@@ -24,6 +27,12 @@ local MIX = {
   { "no_key_401", "/api/v1/session/pingsession", nil, "", 401 },
   { "bad_body_422", "/api/v1/session/modelsession?model_id=" .. MODEL_1, 1, BAD_BODY, 422 },
 }
+
+local CHAT_PATH = "/api/v1/chat/completions"
+local function chat_body(stream)
+  return '{"model": "' .. MODEL_1 .. '", "messages": [{"role": "user", "content": "hello"}], "stream": '
+    .. tostring(stream) .. "}"
+end
 
 local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -48,7 +57,7 @@ end
 
 local requests, intended = {}, {}
 local next_index = 0
-statuses, issued = {}, {}
+statuses, issued, frames = {}, {}, 0
 
 function init(args)
   local mode = args[1]
@@ -70,8 +79,11 @@ function init(args)
         intended[index] = item[5]
       end
     end
+  elseif mode == "chat" then
+    requests[1] = build({ "chat", CHAT_PATH, 1, chat_body(args[3] == "stream") }, args[2])
+    intended[1] = 200
   else
-    error("mix.lua: first argument must be 'mix' or 'keys', got " .. tostring(mode))
+    error("mix.lua: first argument must be 'mix', 'keys' or 'chat', got " .. tostring(mode))
   end
 end
 
@@ -84,6 +96,10 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if body then
+    local _, count = body:gsub("data: {", "")
+    frames = frames + count
+  end
 end
 
 local threads = {}
@@ -107,10 +123,11 @@ local function json_counts(counts)
 end
 
 function done(summary, latency, _)
-  local all_statuses, all_issued = {}, {}
+  local all_statuses, all_issued, all_frames = {}, {}, 0
   for _, thread in ipairs(threads) do
     add_counts(all_statuses, thread:get("statuses"))
     add_counts(all_issued, thread:get("issued"))
+    all_frames = all_frames + thread:get("frames")
   end
   local e = summary.errors
   io.write(
@@ -118,7 +135,7 @@ function done(summary, latency, _)
       'BENCH_JSON {"duration_us": %d, "requests": %d, "bytes": %d, '
         .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
         .. '"latency_us": {"p50": %d, "p90": %d, "p99": %d, "max": %d, "mean": %.1f}, '
-        .. '"statuses": %s, "issued": %s}\n',
+        .. '"statuses": %s, "issued": %s, "frames": %d}\n',
       summary.duration,
       summary.requests,
       summary.bytes,
@@ -133,7 +150,8 @@ function done(summary, latency, _)
       latency.max,
       latency.mean,
       json_counts(all_statuses),
-      json_counts(all_issued)
+      json_counts(all_issued),
+      all_frames
     )
   )
 end

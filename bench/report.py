@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.chat import Chat
 from bench.load import Run
 from bench.run import NOT_BUILT, Contract, Memory, Results
 
@@ -42,7 +43,10 @@ LEGEND = [
     "rows run against a throwaway local redis-server after the other cells. CPU is cores used on average",
     "during the cell by the server (all its processes) and by wrk itself (the load generator's own cost). The",
     "contract suite's generated cases are its Schemathesis cases plus its state-machine steps; it also says",
-    "how many requests it sent.",
+    "how many requests it sent. The chat rows (bench/chat.py) are a fresh mock answering",
+    "`POST /api/v1/chat/completions` on one key (hello, stream false or true): req/s of whole answers, chunk",
+    "frames per second of streams (one at a time and 32 at once), and the first frame's latency measured",
+    "from the request's last byte, one stream at a time.",
 ]
 
 
@@ -82,7 +86,28 @@ def _ratios(results: Results, name: str, connections: int) -> list[str]:
     return ["" if found[0] is None else f"{found[0]:.2f}x", *("" if r is None else f"{r:.2f}x" for r in found[1:])]
 
 
-def table(results: Results, connections: Sequence[int]) -> list[str]:
+def chat_rows(chat: Chat) -> list[str]:
+    """The chat row (issue 12): whole answers, streams (chunk frames/s) and the first chunk's latency."""
+    rows = []
+    for name, run in chat.cells.items():
+        kind, _, _ = name.partition("-")
+        if kind == "plain":
+            rows.append(_row("mock chat completions, whole answers", run))
+        else:
+            label = "mock chat completions, streamed" + (" (one stream)" if run.connections == 1 else "")
+            answers = f"{_answers(run)}; {run.frames:,} chunks, **{run.frames_per_second:,.0f} chunks/s**"
+            rows.append(_row(label, run, answers=answers))
+    if chat.first is not None:
+        first = chat.first
+        text = (
+            f"first chunk p50 {first.p50_ms:.2f} ms, p99 {first.p99_ms:.2f} ms; whole stream {first.whole_ms:.2f} ms "
+            f"(median; {first.streams} streams in turn on one connection)"
+        )
+        rows.append(f"| mock chat completions, first-chunk latency | 1 | | | | | {text} | | | | |")
+    return rows
+
+
+def table(results: Results, connections: Sequence[int], chat: Chat | None = None) -> list[str]:
     lines = [
         "| server | conns | req/s | p50 ms | p99 ms | errors | answers (status: count) | mock/Prism | mock/bare "
         "| mock/bare JSON work | CPU cores server / wrk |",
@@ -94,6 +119,8 @@ def table(results: Results, connections: Sequence[int]) -> list[str]:
             if run is None:
                 continue
             lines.append(_row(label, run, _ratios(results, name, count)))
+    if chat is not None:
+        lines.extend(chat_rows(chat))
     if results.memory is not None:
         lines.append(_memory_row(results.memory))
     lines.append(_contract_row(results.contract))
@@ -164,11 +191,67 @@ def verdicts(results: Results) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def p99_arithmetic(results: Results) -> list[str]:
+    """Why the p99 is what it is, from the mock's 32-connection cell: Little's law and its CPU per request.
+
+    wrk is closed-loop (each connection sends its next request when the answer came), so the mean
+    latency is connections / throughput; a p99 under the target needs at least that mean under it.
+    """
+    run = results.cells.get(("mock", TARGET_CONNECTIONS))
+    if run is None or not run.rps:
+        return []
+    needed = TARGET_CONNECTIONS * 1000 / TARGET_P99_MS
+    mean = TARGET_CONNECTIONS * 1000 / run.rps
+    lines = [
+        f"  - Little's law (wrk is closed-loop): mean latency = connections / throughput = {TARGET_CONNECTIONS} / "
+        f"{run.rps:,.0f} req/s = {mean:.2f} ms (p50 {run.p50_ms:.2f} ms). A p99 under {TARGET_P99_MS:g} ms needs a "
+        f"mean under {TARGET_P99_MS:g} ms, so more than {needed:,.0f} req/s at {TARGET_CONNECTIONS} connections: "
+        f"this run served {run.rps / needed:.0%} of that.",
+    ]
+    if run.server_cpu > 0:
+        cpu_us = run.server_cpu / run.rps * 1e6
+        one_core = 1e6 / cpu_us
+        budget = 1e6 / needed
+        verdict = (
+            f"within the {budget:.0f} us a request may cost at {needed:,.0f} req/s: the gap is the CPU the "
+            f"server did not get ({run.server_cpu:.2f} of a core), not the mock's work"
+            if cpu_us < budget
+            else f"above the {budget:.0f} us a request may cost at {needed:,.0f} req/s on this machine's cores"
+        )
+        bare = results.cells.get(("bare-json", TARGET_CONNECTIONS))
+        if bare is not None and bare.server_cpu > 0 and bare.rps:
+            bare_us = bare.server_cpu / bare.rps * 1e6
+            verdict += f" (the bare JSON-work endpoint cost {bare_us:.0f} us per request in the same minutes)"
+        lines.append(
+            f"  - The server used {run.server_cpu:.2f} cores: {cpu_us:.0f} us of CPU per request, so one whole "
+            f"core would serve about {one_core:,.0f} req/s (mean {TARGET_CONNECTIONS * 1000 / one_core:.1f} ms); "
+            f"{verdict}."
+        )
+    return lines
+
+
+def store_workers(results: Results) -> list[str]:
+    """With `--store`: what a second worker buys (the issue asks that 2 workers beat 1)."""
+    one, two = (results.cells.get((f"store-{n}", TARGET_CONNECTIONS)) for n in (1, 2))
+    if one is None or two is None or not one.rps:
+        return []
+    verdict = "met" if two.rps > one.rps else "**MISSED**"
+    return [
+        f"- `--store`, 2 workers beat 1: {two.rps:,.0f} vs {one.rps:,.0f} req/s ({two.rps / one.rps:.2f}x): {verdict}"
+    ]
+
+
 def _at_least(value: float | None, target: float) -> bool | None:
     return None if value is None else value >= target
 
 
-def render(results: Results, environment: Mapping[str, str], connections: Sequence[int], seconds: float) -> str:
+def render(
+    results: Results,
+    environment: Mapping[str, str],
+    connections: Sequence[int],
+    seconds: float,
+    chat: Chat | None = None,
+) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Run of {when}: each cell is a {seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up;",
@@ -179,7 +262,7 @@ def render(results: Results, environment: Mapping[str, str], connections: Sequen
         f"- {environment['prism']}; {environment['wrk']}",
         f"- commit {environment['commit']}",
         "",
-        *table(results, connections),
+        *table(results, connections, chat),
         "",
         *LEGEND,
         "",
@@ -189,6 +272,9 @@ def render(results: Results, environment: Mapping[str, str], connections: Sequen
     for target, measured, met in verdicts(results):
         verdict = "not measured" if met is None else ("met" if met else "**MISSED**")
         lines.append(f"- {target}: {measured}: {verdict}")
+        if target.startswith("p99"):
+            lines.extend(p99_arithmetic(results))
+    lines.extend(store_workers(results))
     return "\n".join(lines) + "\n"
 
 

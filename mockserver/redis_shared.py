@@ -14,12 +14,11 @@ from dataclasses import asdict
 from typing import Any, Generic, Protocol, TypeVar
 
 import redis
-from redis.client import Pipeline
 
 from mockserver.domain import ApiKey, Automation, Fault, FaultKind, JournalEntry, QueuedReply, ToolCallReply
 from mockserver.domain.faults import Broken
 from mockserver.domain.journal import select
-from mockserver.redis_store import DEFAULT_NAMESPACE, answering, optimistic
+from mockserver.redis_store import DEFAULT_NAMESPACE, Raw, RedisView, Swap, Target, Wire, answering, swap
 
 V = TypeVar("V")
 R = TypeVar("R")
@@ -83,33 +82,45 @@ def _reply(fields: dict[str, Any]) -> QueuedReply:
 
 
 class RedisSlots(Generic[V]):
-    """`Slots` in Redis: one string per name under `<namespace>:<kind>:`, changed by optimistic transactions."""
+    """`Slots` in Redis: one string per name under `<namespace>:<kind>:`, changed by optimistic transactions.
 
-    def __init__(self, client: redis.Redis, kind: str, codec: Codec[V], *, namespace: str = DEFAULT_NAMESPACE) -> None:
+    Reads go through `view` (one per worker, shared with the clock), so a request reads a name from
+    Redis at most once while nobody changes the admin state; every change renews the view's token.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        kind: str,
+        codec: Codec[V],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        view: RedisView | None = None,
+    ) -> None:
         self.client = client
         self.codec = codec
         self.prefix = f"{namespace}:{kind}:"
+        self.view = view or RedisView(client, namespace=namespace)
 
     def __repr__(self) -> str:
         return f"RedisSlots({self.prefix!r})"
 
     def get(self, name: str) -> V | None:
         with answering(f"reading {self.prefix}"):
-            raw = self.client.get(self.prefix + name)
+            raw = self.view.read(self.prefix + name)
         return None if raw is None else self.codec.loads(raw)
 
     def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
-        full = self.prefix + name
-
-        def decide(pipe: Pipeline) -> tuple[Callable[[Pipeline], Any], R]:
-            raw = pipe.get(full)
+        def decide(raw: Raw) -> tuple[Swap | None, R]:
             new, result = change(None if raw is None else self.codec.loads(raw))
-            if new is None:
-                return (lambda pipe: pipe.delete(full)), result
-            encoded = self.codec.dumps(new)
-            return (lambda pipe: pipe.set(full, encoded)), result
+            encoded = None if new is None else self.codec.dumps(new)
+            if encoded == (raw.decode() if isinstance(raw, bytes) else raw):
+                return None, result  # nothing changes: no write, no new token
+            self.view.changed()
+            return Swap(encoded, touch=True), result
 
-        return optimistic(self.client, [full], decide)
+        target = Target(self.prefix + name, self.prefix + name, 0, self.view.generation)  # no list to push to
+        return swap(self.view.wire, target, decide)
 
     def items(self) -> list[tuple[str, V]]:
         with answering(f"listing {self.prefix}"):
@@ -134,16 +145,17 @@ class RedisCounter:
 class RedisJournal:
     """A `JournalLog` in Redis: one capped list that every worker appends to (newest first)."""
 
-    def __init__(self, client: redis.Redis, size: int, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+    def __init__(
+        self, client: redis.Redis, size: int, *, namespace: str = DEFAULT_NAMESPACE, wire: Wire | None = None
+    ) -> None:
         self.client = client
         self.size = size
         self.name = f"{namespace}:journal"
+        self.wire = wire or Wire(client)  # a request's entry: one round trip on the worker's connection
 
     def record(self, entry: JournalEntry) -> None:
-        with answering("journaling a request"), self.client.pipeline() as pipe:
-            pipe.lpush(self.name, json.dumps(entry))
-            pipe.ltrim(self.name, 0, self.size - 1)
-            pipe.execute()
+        with answering("journaling a request"):
+            self.wire.call(["LPUSH", self.name, json.dumps(entry)], ["LTRIM", self.name, 0, self.size - 1])
 
     def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with answering("reading the journal"):

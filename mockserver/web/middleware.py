@@ -40,6 +40,12 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        view = self.state.view
+        key = shown_key(authorization_of(scope)) if view.reads_ahead else None
+        with view.fresh(key):  # with --store: one look at the admin state's token and the key's record
+            await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         endpoint = self.endpoints.get((scope["method"], scope["path"]))
         if endpoint is not None and self._direct(scope["headers"]):

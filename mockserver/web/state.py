@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -44,7 +46,7 @@ from mockserver.redis_shared import (
     RedisSlots,
     RepliesCodec,
 )
-from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect
+from mockserver.redis_store import RedisClock, RedisStore, RedisView, StoreUnavailable, connect
 from mockserver.web.errors import WebError
 from mockserver.web.selfcheck import ResponseChecks
 from mockserver.web.validation_models import OperationModels, request_models
@@ -55,6 +57,23 @@ class ControllableClock(Clock, Protocol):
     def set(self, t: float) -> float: ...
 
     def advance(self, seconds: float) -> float: ...
+
+
+class View(Protocol):
+    """How a worker sees the shared state: `fresh(key)` wraps one request for a key (see `RedisView`)."""
+
+    reads_ahead: bool  # whether `fresh` wants the request's key
+
+    def fresh(self, key: str | None = None) -> AbstractContextManager[None]: ...
+
+
+class LocalView:
+    """This process's own state is always fresh: a request needs no look at anything first."""
+
+    reads_ahead = False
+
+    def fresh(self, key: str | None = None) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class MockState:
     automation: AutomationSettings
     replies: ReplyQueue
     upstream: Upstream  # what chat completions and embeddings call once their session is resolved
+    view: View
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,7 @@ class Shared:
     journal: JournalLog
     automation: Slots[Automation]
     replies: Slots[tuple[QueuedReply, ...]]
+    view: View
 
 
 def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> MockState:
@@ -121,6 +142,7 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         automation=AutomationSettings(config.automation, shared.automation),
         replies=replies,
         upstream=SimulatedUpstream(config.seed, clock, faults, replies, book.session_state),
+        view=shared.view,
     )
 
 
@@ -136,20 +158,23 @@ def shared_state(config: Config) -> Shared:
             Journal(config.journal_size),
             LocalSlots(),
             LocalSlots(),
+            LocalView(),
         )
     try:
         client = connect(config.store)
     except StoreUnavailable as error:
         raise WebError(str(error)) from None
+    view = RedisView(client)  # one per worker: the faults, the keys, the clock offset it has read; records ahead
     return Shared(
-        RedisStore(client, history_limit=config.history_size),
-        RedisClock(client),
+        RedisStore(client, history_limit=config.history_size, view=view),
+        RedisClock(client, view=view),
         RedisCounter(client),
-        RedisSlots(client, "faults", FaultsCodec()),
-        RedisSlots(client, "keys", KeysCodec()),
-        RedisJournal(client, config.journal_size),
-        RedisSlots(client, "automation", AutomationCodec()),
-        RedisSlots(client, "replies", RepliesCodec()),
+        RedisSlots(client, "faults", FaultsCodec(), view=view),
+        RedisSlots(client, "keys", KeysCodec(), view=view),
+        RedisJournal(client, config.journal_size, wire=view.wire),
+        RedisSlots(client, "automation", AutomationCodec(), view=view),
+        RedisSlots(client, "replies", RepliesCodec(), view=view),
+        view,
     )
 
 

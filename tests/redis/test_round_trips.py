@@ -1,0 +1,204 @@
+"""`--store` in few round trips: a worker reads the admin state once per request while nobody changes it
+(`RedisView`), and a transaction is a GET and one script (`swap`); every guarantee stays."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from mockserver.config import Config
+from mockserver.domain import Fault, FaultKind, FaultPlan, KeyRecord, Session, SessionKind
+from mockserver.domain.store import EMPTY
+from mockserver.redis_shared import FaultsCodec, RedisSlots
+from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, RedisView, StoreBusy, Wire, encode_record
+from mockserver.web.app import create_app
+from tests.served import KEYS
+
+SESSION = Session("0x" + "ab" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
+PING = "/api/v1/session/pingsession"
+
+
+def _worker(client: redis.Redis) -> tuple[RedisView, FaultPlan]:
+    view = RedisView(client)
+    return view, FaultPlan(RedisSlots(client, "faults", FaultsCodec(), view=view))
+
+
+def test_a_request_sees_the_admin_state_as_it_was_when_it_started(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    _, other = _worker(client)  # another worker on the same store
+    other.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    with view.fresh():
+        assert len(plan.list()) == 1
+        other.clear()  # renews the token; this request keeps what it read
+        assert len(plan.list()) == 1
+    assert plan.list() == ()  # outside a request every read asks Redis
+    with view.fresh():  # the next request reads the new token, and the plan again
+        assert plan.list() == ()
+        assert repr(view) == "RedisView(1 kept)"
+
+
+def test_a_worker_s_own_change_is_seen_at_once(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    plan.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    with view.fresh():
+        assert len(plan.list()) == 1
+        plan.clear()
+        assert plan.list() == ()
+        assert plan.take(FaultKind.PING_DEAD, "sk-AbC123") is None
+
+
+def test_a_value_read_while_the_token_moves_is_not_kept(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    _, other = _worker(client)
+    other.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    with view.fresh():
+        other.arm(FaultKind.PING_DEAD, key="sk-XyZ789")  # after this request's look at the token
+        assert len(plan.list()) == 2  # read now, under a newer token: returned, not kept
+        other.clear()
+        assert plan.list() == ()
+
+
+def test_with_no_token_yet_a_request_reads_through_and_sets_one(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    with view.fresh():
+        assert plan.list() == ()
+        client.set("morpheus-mock:faults:faults", FaultsCodec().dumps(_armed(client)))  # written around the plan
+        assert len(plan.list()) == 1
+    token = client.get(view.generation)  # that request gave the store a first token
+    with view.fresh():
+        assert len(plan.list()) == 1
+        client.delete("morpheus-mock:faults:faults")  # around the plan again: no new token, so it is not seen
+        assert len(plan.list()) == 1
+    assert token is not None
+    assert client.get(view.generation) == token
+
+
+def _armed(client: redis.Redis) -> tuple[Fault, ...]:
+    plan = FaultPlan(RedisSlots(client, "faults", FaultsCodec(), namespace="elsewhere"))
+    return (plan.arm(FaultKind.PING_DEAD, key="sk-AbC123"),)
+
+
+def test_a_change_that_changes_nothing_writes_nothing(client: redis.Redis) -> None:
+    view, plan = _worker(client)
+    plan.arm(FaultKind.PING_DEAD, key="sk-AbC123")
+    token = client.get(view.generation)
+    assert plan.take(FaultKind.CREATE_FAIL, "sk-AbC123") is None  # armed, but nothing matches: no write
+    assert client.get(view.generation) == token
+
+
+def test_the_clock_offset_is_read_once_per_request_and_moves_every_worker(client: redis.Redis) -> None:
+    view = RedisView(client)
+    mine, theirs = RedisClock(client, source=lambda: 1000.0, view=view), RedisClock(client, source=lambda: 1000.0)
+    theirs.advance(60)
+    with view.fresh():
+        assert mine.now() == 1060.0
+        theirs.set(5000.0)
+        assert mine.now() == 1060.0  # this request started before the move
+    with view.fresh():
+        assert mine.now() == 5000.0
+        assert mine.advance(1) == 5001.0  # its own move: seen at once
+
+
+def test_a_transaction_that_always_conflicts_ends_with_a_clear_error(client: redis.Redis) -> None:
+    store, attempts = RedisStore(client), []
+
+    def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        attempts.append(1)
+        client.set(store._active("k"), encode_record(KeyRecord(SESSION, synced_at=len(attempts))))  # another worker
+        return EMPTY, None
+
+    with pytest.raises(StoreBusy, match=f"morpheus-mock:active:k changed under every one of {ATTEMPTS} attempts"):
+        store.transact("k", change)
+    assert len(attempts) == ATTEMPTS
+
+
+def test_a_record_read_ahead_serves_the_first_try_and_a_stale_one_costs_one_more(client: redis.Redis) -> None:
+    view = RedisView(client)
+    store, decided = RedisStore(client, view=view), []
+
+    def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        decided.append(current.active)
+        return KeyRecord(SESSION), None
+
+    with view.fresh("k"):
+        store.transact("k", change)  # the record as the request found it: no GET
+    client.delete(store._active("k"))
+    with view.fresh("k"):
+        client.set(store._active("k"), encode_record(KeyRecord(SESSION, synced_at=1.0)))  # another worker, meanwhile
+        store.transact("k", change)
+        assert view.ahead(store._active("k")) is None  # used once
+    assert decided == [None, None, SESSION]
+
+
+def test_a_store_that_forgot_the_script_gets_it_again(client: redis.Redis) -> None:
+    store = RedisStore(client)
+    store.transact("k", lambda current: (KeyRecord(SESSION), None))
+    client.script_flush()  # what a restarted redis-server has forgotten
+    store.transact("k", lambda current: (EMPTY, None), lambda result: [SESSION])
+    assert (store.active("k"), store.history()) == (None, (SESSION,))
+
+
+def test_a_ping_costs_three_round_trips(redis_url: str, client: redis.Redis) -> None:
+    """The token with the key's record (one MGET), the swap script (its GET and SET count as commands too) and
+    the journal entry (LPUSH and LTRIM in one round trip). Before the view and the script a ping took 13
+    round trips, a model switch 20."""
+    with TestClient(create_app(Config(keys=KEYS[:1], store=redis_url))) as http:
+        opened = http.post(
+            "/api/v1/session/modelsession",
+            params={"model_id": "mistral-31-24b"},
+            json={"sessionDuration": 3600},
+            headers={"Authorization": KEYS[0]},
+        )
+        assert opened.status_code == 200, opened.text
+        http.post(PING, headers={"Authorization": KEYS[0]})  # reads the key's entry under the current token
+        client.config_resetstat()
+        for _ in range(10):
+            assert http.post(PING, headers={"Authorization": KEYS[0]}).json()["success"] is True
+        stats = client.info("commandstats")
+    calls = {name: stat["calls"] for name, stat in stats.items() if name not in ("cmdstat_info", "cmdstat_config")}
+    assert calls == {
+        "cmdstat_config|resetstat": 1,
+        "cmdstat_mget": 10,
+        "cmdstat_get": 10,
+        "cmdstat_evalsha": 10,
+        "cmdstat_set": 10,
+        "cmdstat_lpush": 10,
+        "cmdstat_ltrim": 10,
+    }
+
+
+def test_a_wire_whose_connection_broke_opens_a_new_one(client: redis.Redis) -> None:
+    wire = Wire(client)
+    assert wire.call(["SET", "x", "1"], ["GET", "x"]) == [b"OK", b"1"]
+    client.client_kill_filter(_type="normal", skipme=True)  # the server drops every other connection
+    with pytest.raises(redis.ConnectionError):
+        wire.call(["GET", "x"])
+    assert wire.call(["GET", "x"]) == [b"1"]
+    assert repr(wire).startswith("Wire(")
+
+
+def test_an_error_answer_leaves_the_wire_in_step(client: redis.Redis) -> None:
+    wire = Wire(client)
+    client.set("x", "1")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        wire.call(["LPUSH", "x", "a"], ["GET", "x"])  # the first fails, the second's answer is still read
+    assert wire.call(["GET", "x"]) == [b"1"]
+
+
+def test_chat_s_automation_and_replies_live_in_the_store(redis_url: str, client: redis.Redis) -> None:
+    """A reply queued and an automation setting changed through one app are what another app on the store uses."""
+    config = Config(keys=KEYS[:1], admin=True, store=redis_url)
+    with TestClient(create_app(config)) as first, TestClient(create_app(config)) as second:
+        prefix = KEYS[0][:9]
+        assert first.put(f"/__admin/keys/{prefix}/automation", json={"duration": 7200}).status_code == 200
+        assert second.get(f"/__admin/keys/{prefix}/automation").json()["duration"] == 7200
+        assert first.post("/__admin/replies", json={"content": "Paris."}).status_code in (200, 201)
+        chat = second.post(
+            "/api/v1/chat/completions",
+            json={"model": "mistral-31-24b", "messages": [{"role": "user", "content": "?"}]},
+            headers={"Authorization": KEYS[0]},
+        )
+        assert chat.status_code == 200, chat.text
+        assert chat.json()["choices"][0]["message"]["content"] == "Paris."
+        assert first.get("/__admin/replies").json()["replies"] == []
