@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
+from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.inprocess import start_mock
 from contracts.plugin import RUN, ContractPlugin
@@ -81,6 +82,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="accept that a rule (R1-R8) is not checked (env MORPHEUS_SKIP_RULES)",
     )
+    add(
+        "--allow-chat",
+        action="store_true",
+        default=bool(env_default("allow_chat")),
+        help="also send chat completions and embeddings (C1-C6; they cost tokens; env MORPHEUS_ALLOW_CHAT)",
+    )
+    add(
+        "--max-chats",
+        type=int,
+        default=_int("max_chats"),
+        help="cap on chat and embeddings requests a run sends (default 30 against a URL; 0 = none)",
+    )
     add("--examples", type=int, default=_int("examples") or 30, help="generated examples per operation")
     add("--stateful-runs", type=int, default=_int("stateful_runs") or 20, help="state-machine runs per key set")
     add("--concurrency", type=int, default=_int("concurrency") or 8, help="parallel creates in the R8 contract")
@@ -117,6 +130,8 @@ def settings_from(config: pytest.Config) -> Settings:
         stateful_runs=option.stateful_runs,
         concurrency=option.concurrency,
         skip_rules=skip_rules,
+        allow_chat=option.allow_chat,
+        max_chats=option.max_chats,
     )
 
 
@@ -155,9 +170,10 @@ def _share(settings: Settings, index: int, count: int) -> Settings:
     try:
         keys = key_share(settings.api_keys, index, count)
         cap = cap_share(settings.session_cap, index, count)
+        chats = cap_share(settings.chat_cap, index, count)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-    return replace(settings, api_keys=keys, max_sessions=cap or 0)
+    return replace(settings, api_keys=keys, max_sessions=cap or 0, max_chats=chats or 0)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -180,8 +196,8 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
     client = Client(base_url, keys, settings.requests_per_second)
-    ledger = Ledger(settings.session_cap)
-    client.session.listeners.append(ledger.observe)
+    ledger, chats = Ledger(settings.session_cap), ChatMeter(settings.chat_cap)
+    client.session.listeners += [ledger.observe, chats.observe]
     try:
         models = probe(client, keys[0])
         clock = _admin_json(client, CLOCK.path)
@@ -190,7 +206,7 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         stop()
         raise
     controls_time = clock is not None and may_move_time
-    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop)
+    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop, chats=chats)
     run.clock_at_start = float(clock["now"]) if controls_time else None
     if clock is not None and not may_move_time:
         run.time_note = "parallel workers share the target's clock (run without -n to check R6)"
