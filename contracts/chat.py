@@ -16,12 +16,21 @@ import pytest
 import requests
 
 from contracts.answers import AnswerError, RuleBroken, expect_answer
-from contracts.api import CHAT, STREAM_MEDIA_TYPE
+from contracts.api import CHAT, SPEC, STREAM_MEDIA_TYPE
 from contracts.chat_budget import NOT_ALLOWED
 from contracts.runtime import Run
 from contracts.sse import Events, check_events
 
 HELLO = [{"role": "user", "content": "hello"}]
+# The gateway's 403 for a chat that needs a new session while automation is off (the spec's example).
+AUTOMATION_OFF = str(
+    SPEC.pointer(
+        SPEC.locate(
+            "paths", CHAT.path, "post", "responses", "403", "content", "application/json",
+            "examples", "automationDisabled", "value", "detail",
+        )
+    )
+)  # fmt: skip
 
 
 def need_chat(run: Run, requests_wanted: int, what: str) -> None:

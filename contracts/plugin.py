@@ -17,9 +17,11 @@ from contracts.safety import close_all
 from contracts.summary import USER_SKIPPED, Summary
 
 RUN = pytest.StashKey[Run]()
-# Rule checks run before everything else, in this order: the fixed scenarios (short, cheap), R8, then
-# the state machine; then the refused-create probe, and the generated cases get the sessions left.
+# Rule checks run before everything else, in this order: the fixed scenarios (chat's, then the session
+# routes'; short, cheap), R8, then the state machine; then the refused-create probe, and the generated
+# cases get the sessions left.
 RULES_FIRST = (
+    "test_chat_rules.py",  # only with chat allowed; a session only where the cap leaves one beyond the others'
     "test_rule_scenarios.py",
     "test_concurrency.py",
     "test_session_rules.py",

@@ -20,8 +20,9 @@ import pytest
 import requests
 
 from contracts.answers import expect, expect_answer
-from contracts.api import CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING, SPEC, labels
+from contracts.api import CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING, labels
 from contracts.chat import (
+    AUTOMATION_OFF,
     chat_body,
     embeddings_body,
     expect_chat,
@@ -34,14 +35,6 @@ from contracts.runtime import Run
 from openapi import Operation
 
 UNKNOWN_SESSION = "0x" + "ab" * 32  # a well-formed session id no one opened
-AUTOMATION_OFF = str(
-    SPEC.pointer(
-        SPEC.locate(
-            "paths", CHAT.path, "post", "responses", "403", "content", "application/json",
-            "examples", "automationDisabled", "value", "detail",
-        )
-    )
-)  # fmt: skip
 
 
 @dataclass
