@@ -33,6 +33,7 @@ CLOCK: Operation = ADMIN.operation("get_clock")
 ADVANCE_CLOCK: Operation = ADMIN.operation("advance_clock")
 FAULTS: Operation = ADMIN.operation("arm_fault")
 KEY_STATE: Operation = ADMIN.operation("reset_key_state")
+AUTOMATION: Operation = ADMIN.operation("set_automation")  # a key's automation (C3), GET and PUT
 
 
 def labels(*operations: Operation) -> tuple[str, ...]:

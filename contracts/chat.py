@@ -16,21 +16,24 @@ import pytest
 import requests
 
 from contracts.answers import AnswerError, RuleBroken, expect_answer
-from contracts.api import CHAT, SPEC, STREAM_MEDIA_TYPE
+from contracts.api import AUTOMATION, CHAT, EMBEDDINGS, SPEC, STREAM_MEDIA_TYPE
 from contracts.chat_budget import NOT_ALLOWED
 from contracts.runtime import Run
 from contracts.sse import Events, check_events
+from openapi import Operation
 
 HELLO = [{"role": "user", "content": "hello"}]
+
+
 # The gateway's 403 for a chat that needs a new session while automation is off (the spec's example).
-AUTOMATION_OFF = str(
-    SPEC.pointer(
-        SPEC.locate(
-            "paths", CHAT.path, "post", "responses", "403", "content", "application/json",
-            "examples", "automationDisabled", "value", "detail",
-        )
-    )
-)  # fmt: skip
+def _example_detail(operation: Operation, status: str, example: str) -> str:
+    """The `detail` of one of the spec's examples of an operation's answer."""
+    tokens = ("paths", operation.path, operation.method.lower(), "responses", status, "content", "application/json")
+    return str(SPEC.pointer(SPEC.locate(*tokens, "examples", example, "value", "detail")))
+
+
+AUTOMATION_OFF = _example_detail(CHAT, "403", "automationDisabled")
+EMBEDDINGS_AUTOMATION_OFF = _example_detail(EMBEDDINGS, "500", "automationDisabled")
 
 
 def need_chat(run: Run, requests_wanted: int, what: str) -> None:
@@ -83,3 +86,8 @@ def expect_chat(response: requests.Response, *, stream: bool, rule: str) -> Any:
     if stream:
         return expect_stream(response, rule=rule)
     return expect_answer(CHAT, response, rule=rule)
+
+
+def automation_path(key: str) -> str:
+    """The mock's admin path of a key's automation setting."""
+    return AUTOMATION.path.replace("{prefix}", key[:9])

@@ -23,6 +23,8 @@ from contracts.answers import expect, expect_answer
 from contracts.api import CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING, labels
 from contracts.chat import (
     AUTOMATION_OFF,
+    EMBEDDINGS_AUTOMATION_OFF,
+    automation_path,
     chat_body,
     embeddings_body,
     expect_chat,
@@ -136,22 +138,44 @@ def _models(run: Run) -> tuple[str, str]:
 def test_c3_chat_opens_a_session_only_when_automation_allows(
     run: Run, chat: Chat, check: Callable[[str], None]
 ) -> None:
-    """With no session, chat opens one (automation on) or answers the gateway's 403 and opens nothing."""
+    """With no session, chat opens one (automation on) or answers the gateway's 403 and opens nothing.
+    On the mock (its admin API says whether automation is on), both ways are checked."""
     model, _ = _models(run)
     run.fresh(chat.key)
     chat.holds(None, None)
+    setting = run.client.get(automation_path(chat.key)).json() if run.controls_faults else {}
+    if setting:
+        _refused_while_automation_is_off(run, chat, model, enabled=bool(setting["enabled"]))
     chat.may_open("C3's chat-opened session")
     response = chat.send(CHAT, chat_body(model), "C3")
-    if response.status_code == 403:
-        body = expect_answer(CHAT, response, status=403, rule="C3")
-        expect(body == {"detail": AUTOMATION_OFF}, "C3", f"a chat refused for automation answered {body}")
-        status, _ = chat.ping("C3")
-        expect(status == "no_session", "C3", f"a chat refused for automation opened a session: ping says {status}")
+    if response.status_code == 403 and not setting.get("effective"):
+        _refused(chat, response)
     else:
         expect_answer(CHAT, response, rule="C3")
         chat.holds(chat.alive("C3"), model)
     check("C3")
     chat.leave()
+
+
+def _refused(chat: Chat, response: requests.Response, *, status: int = 403, detail: str = AUTOMATION_OFF) -> None:
+    """The gateway's automation refusal (a JSON answer even for a stream), and no session opened."""
+    body = expect_answer(CHAT if status == 403 else EMBEDDINGS, response, status=status, rule="C3")
+    expect(body == {"detail": detail}, "C3", f"a request refused for automation answered {body}")
+    status_now, _ = chat.ping("C3")
+    expect(status_now == "no_session", "C3", f"a request refused for automation opened a session: {status_now}")
+
+
+def _refused_while_automation_is_off(run: Run, chat: Chat, model: str, *, enabled: bool) -> None:
+    """The mock with the key's automation off: chat (plain and streamed) 403, embeddings 500, nothing opened."""
+    path = automation_path(chat.key)
+    run.client.put(path, json={"enabled": False})
+    try:
+        _refused(chat, chat.send(CHAT, chat_body(model), "C3"))
+        _refused(chat, chat.send(CHAT, chat_body(model, stream=True), "C3"))
+        detail = EMBEDDINGS_AUTOMATION_OFF
+        _refused(chat, chat.send(EMBEDDINGS, embeddings_body(None), "C3"), status=500, detail=detail)
+    finally:
+        run.client.put(path, json={"enabled": enabled})
 
 
 @pytest.mark.contract(rules=("C1", "C4"), operations=labels(CHAT, MODEL_SESSION, PING), sessions=0)
