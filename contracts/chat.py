@@ -91,3 +91,13 @@ def expect_chat(response: requests.Response, *, stream: bool, rule: str) -> Any:
 def automation_path(key: str) -> str:
     """The mock's admin path of a key's automation setting."""
     return AUTOMATION.path.replace("{prefix}", key[:9])
+
+
+def refused_for_automation(operation: Operation, response: requests.Response) -> bool:
+    """The gateway's answer for a request that needed a new session while automation is off: chat's 403,
+    embeddings' 500 (their exact texts)."""
+    status, detail = (403, AUTOMATION_OFF) if operation is CHAT else (500, EMBEDDINGS_AUTOMATION_OFF)
+    if response.status_code != status or is_stream(response):
+        return False
+    answered: Any = expect_answer(operation, response, status=status)
+    return bool(answered == {"detail": detail})
