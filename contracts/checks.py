@@ -61,11 +61,16 @@ def server_errors_are_the_gateways(ctx: Any, response: Any, case: Any) -> bool |
     return None
 
 
+def is_streamed(response: Any) -> bool:
+    """Whether a Schemathesis response is a `text/event-stream` (a streamed chat)."""
+    return _content_type(response).startswith(STREAM_MEDIA_TYPE)
+
+
 @schemathesis.check
 def streams_match_the_gateway_contract(ctx: Any, response: Any, case: Any) -> bool | None:
     """A `text/event-stream` answer (a streamed chat), event by event: SSE framing, each chunk and error
     frame against the spec, and its end (`data: [DONE]`, or one error frame)."""
-    if not _content_type(response).startswith(STREAM_MEDIA_TYPE):
+    if not is_streamed(response):
         return True
     check_events(response.content.decode("utf-8", "replace"))
     return None
