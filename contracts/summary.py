@@ -20,7 +20,7 @@ from contracts.chat_budget import NOT_ALLOWED
 from contracts.settings import Settings
 
 CLOSED_ALL = "every key's session closed"
-_BROKEN = re.compile(r"\b(R\d+) broken: ([^\n]*)")
+_BROKEN = re.compile(rf"\b({'|'.join(map(re.escape, RULES))}) broken: ([^\n]*)")  # the spec's rule ids
 USER_SKIPPED = "skipped by --skip-rule"
 
 
