@@ -340,8 +340,21 @@ async def _read_body(receive: Receive) -> bytes:
     return body
 
 
-def _replay(body: bytes) -> Receive:
+async def _never() -> Message:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _replay(body: bytes, then: Receive = _never) -> Receive:
+    """The body once, then `then`'s messages: the client's own (a streamed answer waits on them for a
+    disconnect) or, for a request of the variant's own, none."""
+    sent = False
+
     async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await then()
+        sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
@@ -384,7 +397,7 @@ def _around_chat(before: ChatChange | None = None, after: str | None = None) -> 
                 body = json.dumps(changed).encode()
             headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
-            await app({**scope, "headers": headers}, _replay(body), send)
+            await app({**scope, "headers": headers}, _replay(body, receive), send)
             if after is not None:
                 await _inner(app, scope, after)
 
