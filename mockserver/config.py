@@ -36,6 +36,7 @@ class Config:
     seed: int | None = None
     accept_any_key: bool = False
     revoked_keys_work: bool = False
+    automation: bool = True  # the gateway's AUTOMATION_FEATURE_ENABLED (chat and embeddings may open sessions)
     admin: bool = False
     admin_token: str | None = None
     self_check: SelfCheck = SelfCheck.LOG
@@ -217,6 +218,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env_flag(environ, "REVOKED_KEYS_WORK"),
         help="historical v1.14.0 behaviour: revoked keys still authenticate (default: 401 Invalid API key)",
     )
+    add(
+        "--automation",
+        choices=["on", "off"],
+        default=_env_choice(environ, "AUTOMATION", ["on", "off"], "on"),
+        help="the gateway's system-wide session automation: off, chat completions that need a new session "
+        "answer 403 and embeddings 500 (default on; MORPHEUS_MOCK_AUTOMATION)",
+    )
     add("--admin", action="store_true", default=_env_flag(environ, "ADMIN"), help="enable the /__admin API")
     add("--admin-token", default=env("ADMIN_TOKEN"), help="require this token (X-Admin-Token) on /__admin")
     add(
@@ -289,6 +297,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         seed=args.seed,
         accept_any_key=args.accept_any_key,
         revoked_keys_work=args.revoked_keys_work,
+        automation=args.automation == "on",
         admin=args.admin,
         admin_token=args.admin_token or None,
         self_check=SelfCheck(args.self_check),

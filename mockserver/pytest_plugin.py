@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 MARKER = "morpheus_mock"
 IN_PROCESS_URL = "http://morpheus-mock.test"
-_OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key")
+_OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key", "automation")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(keys=[...], models=FILE, bids=FILE, seed=N, accept_any_key=False): "
+        f"{MARKER}(keys=[...], models=FILE, bids=FILE, seed=N, accept_any_key=False, automation=True): "
         "configure this test's Morpheus mock (paths relative to the test file)",
     )
 
@@ -142,6 +142,7 @@ def _from_marker(kwargs: dict[str, Any], folder: Path) -> dict[str, Any]:
             settings[f"{name}_file"] = folder / kwargs[name]
     if "seed" in kwargs:
         settings["seed"] = _seed(kwargs["seed"])
-    if "accept_any_key" in kwargs:
-        settings["accept_any_key"] = bool(kwargs["accept_any_key"])
+    for flag in ("accept_any_key", "automation"):
+        if flag in kwargs:
+            settings[flag] = bool(kwargs[flag])
     return settings

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import redis
 from redis.client import Pipeline
 
-from mockserver.domain import ApiKey, Fault, FaultKind, JournalEntry
+from mockserver.domain import ApiKey, Automation, Fault, FaultKind, JournalEntry, QueuedReply, ToolCallReply
 from mockserver.domain.faults import Broken
 from mockserver.domain.journal import select
 from mockserver.redis_store import DEFAULT_NAMESPACE, answering, optimistic
@@ -56,6 +56,30 @@ class KeysCodec:
 
     def loads(self, raw: bytes | str) -> tuple[ApiKey, ...]:
         return tuple(ApiKey(**fields) for fields in json.loads(raw))
+
+
+class AutomationCodec:
+    """A key's automation setting as a JSON object."""
+
+    def dumps(self, value: Automation) -> str:
+        return json.dumps(asdict(value))
+
+    def loads(self, raw: bytes | str) -> Automation:
+        return Automation(**json.loads(raw))
+
+
+class RepliesCodec:
+    """The provider's reply queue as a JSON list of the replies' fields."""
+
+    def dumps(self, value: tuple[QueuedReply, ...]) -> str:
+        return json.dumps([asdict(reply) for reply in value])
+
+    def loads(self, raw: bytes | str) -> tuple[QueuedReply, ...]:
+        return tuple(_reply(fields) for fields in json.loads(raw))
+
+
+def _reply(fields: dict[str, Any]) -> QueuedReply:
+    return QueuedReply(**{**fields, "tool_calls": tuple(ToolCallReply(**call) for call in fields["tool_calls"])})
 
 
 class RedisSlots(Generic[V]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from mockserver.__main__ import http_protocol, listen
 from mockserver.config import Config, SelfCheck
-from mockserver.domain import FaultKind, key_prefix
+from mockserver.domain import FaultKind, QueuedReply, ToolCallReply, key_prefix
 from mockserver.web.app import create_app
 from mockserver.web.state import MockState
 from openapi import Spec
@@ -63,6 +64,7 @@ class MockOptions:
     bids_file: Path | None = None
     seed: int | None = None
     accept_any_key: bool = False
+    automation: bool = True  # the system-wide flag (`--automation`): off, chat needing a new session is a 403
 
     def config(self) -> Config:
         """The mock's Config: the admin API on, responses checked against the spec (a break fails the test)."""
@@ -72,6 +74,7 @@ class MockOptions:
             bids_file=self.bids_file,
             seed=self.seed,
             accept_any_key=self.accept_any_key,
+            automation=self.automation,
             admin=True,
             self_check=SelfCheck.RAISE,
         )
@@ -226,6 +229,49 @@ class MorpheusMock:
     def faults(self) -> list[dict[str, object]]:
         """The armed faults, as `GET /__admin/faults` lists them."""
         return [fault.to_json() for fault in self._state.faults.list()]
+
+    # the simulated provider and automation (chat completions and embeddings)
+    def queue_reply(
+        self,
+        content: str | None = None,
+        *,
+        key: str | None = None,
+        tool_calls: Sequence[tuple[str, str]] = (),
+        finish_reason: str | None = None,
+        error_status: int | None = None,
+        error_body: str | None = None,
+        break_after: int | None = None,
+        chunk_delay: float = 0.0,
+    ) -> dict[str, object]:
+        """Tell the provider what to answer to the next chat completion (of `key`, or of any key).
+
+        `tool_calls` are (name, JSON arguments) pairs; `error_status` makes it refuse instead; a stream
+        breaks after `break_after` chunks and waits `chunk_delay` seconds before each.
+        """
+        reply = QueuedReply(
+            key=None if key is None else key_prefix(key),
+            content=content,
+            tool_calls=tuple(ToolCallReply(name, arguments) for name, arguments in tool_calls),
+            finish_reason=finish_reason,
+            error_status=error_status,
+            error_body=error_body,
+            break_after=break_after,
+            chunk_delay=chunk_delay,
+        )
+        return self._state.replies.push(reply).to_json()
+
+    @property
+    def replies(self) -> list[dict[str, object]]:
+        """The replies still queued, in the order they will be used."""
+        return [reply.to_json() for reply in self._state.replies.listed()]
+
+    def automation(
+        self, key: str | None = None, *, enabled: bool | None = None, duration: int | None = None
+    ) -> dict[str, object]:
+        """Change (or just read) a key's automation setting: off, chat needing a new session answers 403."""
+        setting = self._state.automation.change(key_prefix(key or self.key), enabled=enabled, duration=duration)
+        system = self._state.automation.system
+        return {"enabled": setting.enabled, "duration": setting.duration, "system": system}
 
     # time
     @property

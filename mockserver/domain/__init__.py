@@ -1,12 +1,15 @@
 """The mock's domain: keys, models, the session book, faults, clock and ids (standard library only)."""
 
 from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, approve
+from mockserver.domain.automation import Automation, AutomationSettings
 from mockserver.domain.book import PendingBid, SessionBook
 from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
 from mockserver.domain.clock import FAKE_START, MAX_TIME, Clock, FakeClock, OffsetClock, SystemClock, checked_time
 from mockserver.domain.errors import (
     AuthBackendFailed,
     AuthenticationFailed,
+    AutomationDisabled,
+    ChatSessionFailed,
     CloseFailed,
     CreateFailed,
     CreateRefused,
@@ -17,6 +20,8 @@ from mockserver.domain.errors import (
     InvalidTime,
     KeyLookupFailed,
     UnknownKey,
+    UpstreamFailed,
+    UpstreamUnreachable,
 )
 from mockserver.domain.faults import DEFAULT_MESSAGES, FIRST_TRY, Attempt, Fault, FaultKind, FaultPlan
 from mockserver.domain.ids import IdSource
@@ -32,6 +37,16 @@ from mockserver.domain.keys import (
     parse_authorization,
 )
 from mockserver.domain.models import DEFAULT_MODEL, BidTable, Model, ModelTable
+from mockserver.domain.provider import (
+    BROKEN_STREAM,
+    Completion,
+    Prompt,
+    QueuedReply,
+    ReplyQueue,
+    SimulatedUpstream,
+    ToolCallReply,
+    Upstream,
+)
 from mockserver.domain.sessions import (
     CloseKind,
     CloseOutcome,
@@ -45,6 +60,7 @@ from mockserver.domain.sessions import (
 from mockserver.domain.shared import Counter, LocalCounter, LocalSlots, Slots
 from mockserver.domain.store import InMemoryStore, SessionStore
 from mockserver.domain.upstream import (
+    AUTOMATION_DISABLED,
     BID_NOT_FOUND,
     CLOSE_FAILED,
     SESSION_TOO_SHORT,
@@ -58,7 +74,9 @@ __all__ = [
     "API_KEY_MISSING",
     "APPROVE_ERROR_TYPE",
     "AUTH_STEPS",
+    "AUTOMATION_DISABLED",
     "BID_NOT_FOUND",
+    "BROKEN_STREAM",
     "CLOSE_FAILED",
     "CREATE_STEPS",
     "DEFAULT_MESSAGES",
@@ -75,11 +93,16 @@ __all__ = [
     "Attempt",
     "AuthBackendFailed",
     "AuthenticationFailed",
+    "Automation",
+    "AutomationDisabled",
+    "AutomationSettings",
     "BidTable",
+    "ChatSessionFailed",
     "Clock",
     "CloseFailed",
     "CloseKind",
     "CloseOutcome",
+    "Completion",
     "Counter",
     "CreateFailed",
     "CreateRefused",
@@ -109,13 +132,21 @@ __all__ = [
     "PendingBid",
     "PingKind",
     "PingOutcome",
+    "Prompt",
+    "QueuedReply",
+    "ReplyQueue",
     "Session",
     "SessionBook",
     "SessionKind",
     "SessionStore",
+    "SimulatedUpstream",
     "Slots",
     "SystemClock",
+    "ToolCallReply",
     "UnknownKey",
+    "Upstream",
+    "UpstreamFailed",
+    "UpstreamUnreachable",
     "approve",
     "auth_error",
     "checked_time",

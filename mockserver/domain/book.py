@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeGuard, TypeVar
 
 from mockserver.domain.clock import Clock
-from mockserver.domain.errors import CloseFailed, CreateFailed, DomainError
+from mockserver.domain.errors import AutomationDisabled, ChatSessionFailed, CloseFailed, CreateFailed, DomainError
 from mockserver.domain.ids import IdSource
 from mockserver.domain.sessions import (
     CloseKind,
@@ -30,6 +30,7 @@ from mockserver.domain.sessions import (
 )
 from mockserver.domain.store import SessionStore
 from mockserver.domain.upstream import (
+    AUTOMATION_DISABLED,
     CHAT_FAILED,
     CLOSE_FAILED,
     VERIFY_FAILED,
@@ -144,6 +145,51 @@ class SessionBook:
             return _verified(new, current, chain, draw_verify_fail, _end(current, now, EndReason.SWITCHED))
 
         return self._run(key, decide)
+
+    def session_for_chat(
+        self,
+        key: str,
+        resolved: str,
+        requested: str,
+        *,
+        automation: bool,
+        duration: int,
+        fail: str | None | Armed[str | DomainError | None] = None,
+    ) -> Session:
+        """C1 reuse, C2 replace, C3 open only when automation allows it; never verified, never extended.
+
+        Raises:
+            AutomationDisabled: a new session was needed and `automation` is off; an unexpired session
+                on another model was closed on chain first and stays the key's row (the rollback).
+            ChatSessionFailed: the chain refused the new session (an armed `fail`, a short duration).
+        """
+        draw_fail: Armed[str | DomainError | None] = _once(fail)
+
+        def decide(record: KeyRecord, now: float) -> _Step[Session]:
+            current, chain = record.active, record.chain
+            if _reusable(current, now, resolved):
+                return _Step(current, current, chain)
+            if current is not None and not current.is_expired(now):
+                chain = _closed(chain, current)  # a failed close is ignored by the gateway
+            if not automation:
+                return _Step(AutomationDisabled(AUTOMATION_DISABLED), current, chain)
+            opened = self._open(key, SessionKind.MODEL, resolved, requested, duration, now, draw_fail, chain)
+            if isinstance(opened, _Step):
+                return replace(opened, result=_chat_failure(opened.result))
+            new, chain = opened
+            return _Step(new, new, chain, _end(current, now, EndReason.SWITCHED))
+
+        return self._run(key, decide)
+
+    def session_state(self, key: str, session_id: str) -> str | None:
+        """What the chain says of a session a chat names: None (open), "session expired" or "session not found"."""
+        others = self.store.keys()
+        records = [self.store.record(key), *(self.store.record(k) for k in others if k != key)]
+        if any(record.open_on_chain(session_id) for record in records):
+            return None
+        known = any(r.active is not None and r.active.session_id == session_id for r in records)
+        known = known or any(s.session_id == session_id for s in self.store.history(None, None))
+        return "session expired" if known else "session not found"
 
     def create_bid_session(
         self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | DomainError | None] = None
@@ -341,6 +387,14 @@ class SessionBook:
         if current is not None and current.is_expired(at):
             return replace(synced, active=None, chain=_closed(record.chain, current))
         return synced
+
+
+def _chat_failure(error: object) -> DomainError:
+    """The create error as chat reports it: "Failed to create session: ..." without modelsession's prefix."""
+    text = str(error)
+    for prefix in ("Error from proxy router: ", "Unexpected error: "):
+        text = text.removeprefix(prefix)
+    return ChatSessionFailed(text)
 
 
 def _failure(kind: SessionKind, fail: str | DomainError | None, duration: int, minimum: int) -> DomainError | None:

@@ -7,6 +7,10 @@
   - CreateRefused         the gateway refused to open a session (a ValueError in its handler: 400)
   - CreateFailed          a model or bid session could not be opened (R1-R3, R6)
   - CloseFailed           the upstream close failed; the session stays active (R4)
+  - AutomationDisabled    chat or embeddings needed a new session and automation is off (C3)
+  - ChatSessionFailed     chat or embeddings could not open their session (C3)
+  - UpstreamFailed        the proxy-router answered a chat or embeddings call with an error status
+  - UpstreamUnreachable   the proxy-router could not be reached for a chat or embeddings call
   - InvalidKeyFormat      a key or prefix given to the registry is not well-formed
   - UnknownKey            the registry holds no such key
   - InvalidTable          a model or bid table (file) cannot be used
@@ -52,6 +56,27 @@ class CreateFailed(DomainError):
 
 class CloseFailed(DomainError):
     """Closing the active session failed upstream; the session stays active (R4)."""
+
+
+class AutomationDisabled(DomainError):
+    """A chat or embeddings request needed a new session and automation is off (C3)."""
+
+
+class ChatSessionFailed(DomainError):
+    """Chat or embeddings could not open the key's session; `detail` is the text after "Error handling session: "."""
+
+
+class UpstreamFailed(DomainError):
+    """The proxy-router answered a chat or embeddings call with `status` and the raw `body`."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class UpstreamUnreachable(DomainError):
+    """The proxy-router could not be reached for a chat or embeddings call; `detail` is httpx's text."""
 
 
 class InvalidKeyFormat(DomainError, ValueError):

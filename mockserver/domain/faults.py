@@ -34,6 +34,10 @@ class FaultKind(Enum):
     NO_SESSION_ID = "no_session_id"  # creates: the proxy-router's answer has no session id
     CLOSE_ERROR = "close_error"  # closesession: any other exception
     MODELS_ERROR = "models_error"  # the models list cannot be fetched (arm it for every key: no key is sent)
+    # Chat completions and embeddings: the proxy-router's answers to the call itself.
+    CHAT_UPSTREAM_ERROR = "chat_upstream_error"  # it answers `status` (500) with `body`
+    CHAT_UNREACHABLE = "chat_unreachable"  # it cannot be reached
+    SESSION_EXPIRED = "session_expired"  # 500 {"error":"session expired"}
 
 
 DEFAULT_MESSAGES = {
@@ -277,7 +281,7 @@ def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str
         raise InvalidFault(f"seconds and operation apply only to LATENCY faults, not to {kind.name}")
 
 
-UPSTREAM_ANSWERS = (FaultKind.CREATE_FAIL, FaultKind.APPROVE_ERROR)
+UPSTREAM_ANSWERS = (FaultKind.CREATE_FAIL, FaultKind.APPROVE_ERROR, FaultKind.CHAT_UPSTREAM_ERROR)
 """The kinds that stand for an HTTP answer of the proxy-router, so `status` and `body` choose it."""
 
 

@@ -142,8 +142,11 @@ class KeyRegistry:
             return True
         return self.accept_any and _PREFIX.fullmatch(prefix) is not None
 
-    def authenticate(self, header_value: str | None) -> str:
+    def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
         """Return the identity (the prefix) of the key in an Authorization header value.
+
+        `active_only`: the second key check of chat completions and embeddings, which refuses a revoked
+        key even with `revoked_keys_work` (chat-completions.md 2.2), after the first one's checks.
 
         Raises:
             AuthenticationFailed: with the gateway's text for the first check that fails.
@@ -158,6 +161,8 @@ class KeyRegistry:
             raise AuthenticationFailed(INVALID_KEY)
         if usable[0].orphan:
             raise AuthenticationFailed(NO_USER)
+        if active_only and all(e.revoked for e in usable):
+            raise AuthenticationFailed(INVALID_KEY)
         return usable[0].prefix
 
     def prefixes(self) -> tuple[str, ...]:

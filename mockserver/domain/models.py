@@ -77,6 +77,10 @@ _BUILTIN = (
 )
 
 
+TYPE_DEFAULTS = {"LLM": DEFAULT_MODEL, "EMBEDDINGS": "text-embedding-bge-m3"}
+"""The gateway's default model name per type (DEFAULT_FALLBACK_MODEL, DEFAULT_FALLBACK_EMBEDDINGS_MODEL)."""
+
+
 class ModelTable:
     """Resolves a `model_id` query value the way the gateway's model router does (section 3.1)."""
 
@@ -117,6 +121,19 @@ class ModelTable:
 
     def models(self) -> tuple[Model, ...]:
         return self._models
+
+    def model_for(self, model_id: str | None, model_type: str) -> Model:
+        """The model chat (`LLM`) or embeddings (`EMBEDDINGS`) resolve `model` to: by id, by name (the type is
+        not checked), else the type's default (chat-completions.md section 4)."""
+        found = self._by_id.get(model_id or "") or self._by_name.get(model_id or "")
+        return found or self._default_of(model_type)
+
+    def _default_of(self, model_type: str) -> Model:
+        named = self._by_name.get(TYPE_DEFAULTS.get(model_type, ""))
+        if named is not None or model_type == "LLM":
+            return named or self.default
+        of_type = [m for m in self._models if m.model_type == model_type]
+        return of_type[0] if of_type else self.default
 
 
 def _model(item: dict[str, object], where: str) -> Model:

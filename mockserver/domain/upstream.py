@@ -27,6 +27,7 @@ CHAT_FAILED = (
 )
 """The ping's test chat on a session the chain has closed (httpx's text for the proxy-router's 500)."""
 ACTIVE_UNIQUE = "sessions_active_api_key_unique"
+AUTOMATION_DISABLED = "Session automation is disabled. Please enable it in your Account settings to use Chat."
 
 _WHAT = {SessionKind.MODEL: "session", SessionKind.BID: "bid session"}
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mockserver.domain import DomainError, FaultKind, key_prefix
+from mockserver.domain import DomainError, FaultKind, QueuedReply, ToolCallReply, key_prefix
 from mockserver.redis_store import StoreError
 from mockserver.web.state import MockState
 
@@ -220,6 +220,102 @@ async def clear_faults(state: MockState, request: Request) -> Response:
     return JSONResponse({"cleared": state.faults.clear(kind, request.query_params.get("key"))})
 
 
+def _known_key(state: MockState, prefix: str) -> None:
+    if not state.keys.knows(prefix):
+        known = ", ".join(state.keys.prefixes()) or "none"
+        raise Problem(404, "Unknown key", f"no API key with the prefix {prefix!r} is registered (known: {known})")
+
+
+def _automation(state: MockState, prefix: str) -> dict[str, Any]:
+    setting = state.automation.setting(prefix)
+    return {
+        "prefix": prefix,
+        "enabled": setting.enabled,
+        "duration": setting.duration,
+        "system": state.automation.system,
+        "effective": state.automation.system and setting.enabled,
+    }
+
+
+async def get_automation(state: MockState, request: Request) -> Response:
+    prefix = request.path_params["prefix"]
+    _known_key(state, prefix)
+    return JSONResponse(_automation(state, prefix))
+
+
+async def set_automation(state: MockState, request: Request) -> Response:
+    prefix = request.path_params["prefix"]
+    _known_key(state, prefix)
+    body = await _json_object(request)
+    enabled, duration = body.get("enabled"), body.get("duration")
+    if not body or set(body) - {"enabled", "duration"}:
+        raise _invalid('send {"enabled": true|false} and/or {"duration": 60-86400}')
+    if enabled is not None and not isinstance(enabled, bool):
+        raise _invalid("'enabled' must be true or false")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
+        raise _invalid("'duration' must be an integer (seconds, 60-86400)")
+    state.automation.change(prefix, enabled=enabled, duration=duration)
+    return JSONResponse(_automation(state, prefix))
+
+
+_REPLY_FIELDS = {"key", "content", "tool_calls", "finish_reason", "error", "break_after", "chunk_delay"}
+
+
+async def list_replies(state: MockState, request: Request) -> Response:
+    return JSONResponse({"replies": [reply.to_json() for reply in state.replies.listed()]})
+
+
+async def queue_reply(state: MockState, request: Request) -> Response:
+    body = await _json_object(request)
+    unknown = set(body) - _REPLY_FIELDS
+    if unknown:
+        raise _invalid(f"unknown fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_REPLY_FIELDS))}")
+    key = _typed(body, "key", str)
+    if key is not None and not state.keys.knows(key):
+        raise _invalid(f"no API key with the prefix {key_prefix(key)!r} is registered; queue by a registered prefix")
+    error = body.get("error")
+    if error is not None and not (isinstance(error, dict) and set(error) <= {"status", "body"} and "status" in error):
+        raise _invalid('\'error\' must be {"status": 400-599, "body": "<raw upstream body>"}')
+    reply = QueuedReply(
+        key=key,
+        content=_typed(body, "content", str),
+        tool_calls=_tool_calls(body.get("tool_calls")),
+        finish_reason=_typed(body, "finish_reason", str),
+        error_status=None if error is None else _typed(error, "status", int),
+        error_body=None if error is None else _typed(error, "body", str),
+        break_after=_typed(body, "break_after", int),
+        chunk_delay=_number(body, "chunk_delay") if "chunk_delay" in body else 0.0,
+    )
+    return JSONResponse(state.replies.push(reply).to_json(), status_code=201)
+
+
+def _typed(body: dict[str, Any], name: str, expected: type) -> Any:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+        raise _invalid(f"'{name}' must be a {expected.__name__}")
+    return value
+
+
+def _tool_calls(value: object) -> tuple[ToolCallReply, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(call, dict) for call in value):
+        raise _invalid('\'tool_calls\' must be a non-empty list of {"name": ..., "arguments": {...} or "..."}')
+    calls = []
+    for call in value:
+        name, arguments = call.get("name"), call.get("arguments", {})
+        if not isinstance(name, str) or not name or set(call) - {"name", "arguments"}:
+            raise _invalid("each tool call needs a 'name' (and may have 'arguments')")
+        if not isinstance(arguments, dict | str):
+            raise _invalid("a tool call's 'arguments' must be an object or a JSON text")
+        calls.append(ToolCallReply(name, arguments if isinstance(arguments, str) else json.dumps(arguments)))
+    return tuple(calls)
+
+
+async def clear_replies(state: MockState, request: Request) -> Response:
+    return JSONResponse({"cleared": state.replies.clear(request.query_params.get("key"))})
+
+
 async def get_journal(state: MockState, request: Request) -> Response:
     entries = state.journal.entries(key=request.query_params.get("key"), limit=_limit(request))
     return JSONResponse({"entries": entries})
@@ -236,6 +332,8 @@ ROUTES: list[tuple[str, dict[str, AdminEndpoint]]] = [
     ("/sync", {"POST": run_sync}),
     ("/keys", {"GET": list_keys, "POST": add_key}),
     ("/keys/{prefix}/revoke", {"POST": revoke_key}),
+    ("/keys/{prefix}/automation", {"GET": get_automation, "PUT": set_automation}),
+    ("/replies", {"GET": list_replies, "POST": queue_reply, "DELETE": clear_replies}),
     ("/clock", {"GET": get_clock, "PUT": set_clock}),
     ("/clock/advance", {"POST": advance_clock}),
     ("/faults", {"GET": list_faults, "POST": arm_fault, "DELETE": clear_faults}),

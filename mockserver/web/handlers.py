@@ -9,20 +9,28 @@ parallel bids of one key collide as they did (observed-v1.14.0.md section 2).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.domain import (
+    BROKEN_STREAM,
     CREATE_STEPS,
     FIRST_TRY,
     Attempt,
+    AutomationDisabled,
+    ChatSessionFailed,
     CloseKind,
+    CreateRefused,
     DomainError,
     Fault,
     FaultKind,
     PingKind,
+    Prompt,
     SessionKind,
+    UpstreamFailed,
+    UpstreamUnreachable,
     approve,
     close_error,
     create_error,
@@ -31,6 +39,10 @@ from mockserver.domain.catalogue import APPROVE_NO_SIGNING_KEY
 from mockserver.web.state import MockState
 
 CREATED = "Session created and associated with API key"
+LLM, EMBEDDINGS = "LLM", "EMBEDDINGS"  # the gateway's model types of chat and embeddings
+CHAT_ATTEMPTS, EMBEDDING_ATTEMPTS = 2, 3  # how often the gateway calls the proxy-router before it gives up
+DONE_FRAME = b"data: [DONE]\n\n"
+NO_ACTIVE_SESSION = "No session ID provided in request and no active session found for API key"
 FALLBACK_NOTE = "Private Key not set, using fallback key (FOR DEBUGGING ONLY)"
 CLOSE_MESSAGES = {
     CloseKind.NONE: "No active session found to close",
@@ -63,7 +75,16 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[MockState, Call], Reply | Awaitable[Reply]]
+@dataclass(frozen=True)
+class StreamReply:
+    """A 200 `text/event-stream` answer whose frames are made while it is sent (SSE, `data: ...` each)."""
+
+    frames: AsyncIterator[bytes]
+    status: int = 200
+
+
+Answered = Reply | StreamReply
+Handler = Callable[[MockState, Call], Answered | Awaitable[Answered]]
 
 
 def _key(call: Call) -> str:
@@ -192,6 +213,101 @@ def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
 
 
+def create_chat_completion_api_v1_chat_completions_post(state: MockState, call: Call) -> Answered:
+    """C1-C6: the key's session (or the body's `session_id`), then the provider; a stream is a StreamReply."""
+    prompt = _prompt(state, call, LLM)
+    assert call.body is not None
+    if call.body["stream"]:
+        return StreamReply(_chat_frames(state, prompt))
+    try:
+        completion = state.upstream.complete(prompt)
+    except UpstreamFailed as error:
+        return Reply(error.status, {"error": {"message": str(error), "type": _error_type(error.status)}})
+    except UpstreamUnreachable as error:
+        message = f"Request failed after {CHAT_ATTEMPTS} attempts: {error}"
+        return Reply(503, {"error": {"message": message, "type": "network_error"}})
+    return Reply(200, completion.body)
+
+
+def create_embeddings_api_v1_embeddings_post(state: MockState, call: Call) -> Reply:
+    """C1-C6 on the same session as chat; automation off is a 500 here, errors are `{"detail": ...}`."""
+    try:
+        prompt = _prompt(state, call, EMBEDDINGS)
+    except AutomationDisabled as error:
+        raise ChatSessionFailed(str(error)) from None
+    assert call.body is not None
+    given = call.body["input"]
+    inputs = [given] if isinstance(given, str) else list(given)
+    try:
+        result = state.upstream.embed(prompt, inputs, call.body["encoding_format"], call.body["dimensions"])
+    except UpstreamFailed as error:
+        return Reply(error.status, {"detail": f"Embeddings request failed: {error}"})
+    except UpstreamUnreachable as error:
+        detail = f"Embeddings request failed: Request failed after {EMBEDDING_ATTEMPTS} attempts: {error}"
+        return Reply(503, {"detail": detail})
+    return Reply(200, result)
+
+
+def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
+    """The session the request runs on: the body's truthy `session_id` as given (C5), else the key's (C1-C3)."""
+    key = _key(call)
+    assert call.body is not None
+    requested = call.body["model"]
+    model = state.models.model_for(requested, model_type)
+    messages = call.body.get("messages", ())
+    session_id = call.body["session_id"]
+    if not session_id:
+        if _take(state, FaultKind.KEY_ROW_VANISHED, call) is not None:
+            raise CreateRefused(NO_ACTIVE_SESSION)  # the key's row was not found under the session lock
+        setting = state.automation.setting(key)
+        session = state.book.session_for_chat(
+            key,
+            model.blockchain_id,
+            requested or "",
+            automation=state.automation.system and setting.enabled,
+            duration=setting.duration,
+            fail=_create_failure(state, call, SessionKind.MODEL, requested or "", setting.duration),
+        )
+        session_id = session.session_id
+    return Prompt(key, session_id, model.name, messages, call.attempt)
+
+
+async def _chat_frames(state: MockState, prompt: Prompt) -> AsyncIterator[bytes]:
+    """The stream: the provider's chunks then `[DONE]`, or one error frame and the end (chat-completions.md 2.8)."""
+    try:
+        completion = state.upstream.complete(prompt)
+    except UpstreamFailed as error:
+        yield sse({"error": {"message": str(error), "type": _error_type(error.status), "status": error.status}})
+        return
+    except UpstreamUnreachable as error:
+        yield _stream_failure(str(error))
+        return
+    for index, chunk in enumerate(completion.chunks):
+        if completion.break_after is not None and index >= completion.break_after:
+            yield _stream_failure(BROKEN_STREAM)
+            return
+        if completion.chunk_delay:
+            await asyncio.sleep(completion.chunk_delay)
+        yield sse(chunk, compact=True)
+    yield DONE_FRAME
+
+
+def sse(data: object, *, compact: bool = False) -> bytes:
+    """One SSE frame: the proxy-router's chunks are compact (Go), the gateway's error frames json.dumps's spacing."""
+    text = json.dumps(data, separators=(",", ":")) if compact else json.dumps(data)
+    return f"data: {text}\n\n".encode()
+
+
+def _stream_failure(text: str) -> bytes:
+    return sse(
+        {"error": {"message": f"Failed to create chat completions stream: {text}", "type": "unknown", "status": None}}
+    )
+
+
+def _error_type(status: int) -> str:
+    return "client_error" if status < 500 else "server_error"
+
+
 HANDLERS: dict[str, Handler] = {
     handler.__name__: handler
     for handler in (
@@ -201,5 +317,7 @@ HANDLERS: dict[str, Handler] = {
         ping_session_api_v1_session_pingsession_post,
         approve_spending_api_v1_session_approve_post,
         list_models_api_v1_models_get,
+        create_chat_completion_api_v1_chat_completions_post,
+        create_embeddings_api_v1_embeddings_post,
     )
 }

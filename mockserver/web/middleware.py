@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mockserver.domain import JournalEntry, key_prefix
 from mockserver.redis_store import StoreError
 from mockserver.web.admin import PREFIX as ADMIN_PREFIX
-from mockserver.web.pipeline import OperationEndpoint
+from mockserver.web.pipeline import CLIENT_CLOSED, LEFT_MID_STREAM, OperationEndpoint, send_stream
 from mockserver.web.state import MockState
 
 logger = logging.getLogger("mockserver")
@@ -69,7 +69,10 @@ class GatewayMiddleware:
             status, headers, body = await endpoint.serve(scope, receive)
             headers.append((b"x-process-time", str(time.perf_counter() - started).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            if isinstance(body, bytes):
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await send_stream(scope, body, receive, send)
         finally:
             self._journal(scope, status, started)
 
@@ -105,7 +108,7 @@ class GatewayMiddleware:
             query=unquote(scope.get("query_string", b"").decode("latin-1")),
             key=shown_key(authorization_of(scope)),
             operation_id=self.operations.get((scope["method"], path)),
-            status=status,
+            status=CLIENT_CLOSED if scope.get(LEFT_MID_STREAM) else status,
         )
 
 

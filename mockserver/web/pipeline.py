@@ -11,11 +11,13 @@ import asyncio
 import inspect
 import json
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope
+from starlette.types import Receive, Scope, Send
 
 from mockserver.config import SelfCheck
 from mockserver.domain import (
@@ -23,6 +25,8 @@ from mockserver.domain import (
     Attempt,
     AuthBackendFailed,
     AuthenticationFailed,
+    AutomationDisabled,
+    ChatSessionFailed,
     CloseFailed,
     CreateFailed,
     CreateRefused,
@@ -32,7 +36,7 @@ from mockserver.domain import (
 )
 from mockserver.redis_store import StoreError
 from mockserver.web.errors import SelfCheckFailed
-from mockserver.web.handlers import HANDLERS, Call, Reply
+from mockserver.web.handlers import HANDLERS, Answered, Call, Reply, StreamReply
 from mockserver.web.state import MockState
 from mockserver.web.validation import BodyParseError, ValidationFailure, read_body, validate
 from openapi import Operation
@@ -55,6 +59,10 @@ def error_reply(error: DomainError) -> Reply:
         return Reply(400, {"detail": str(error)})
     if isinstance(error, CreateFailed | CloseFailed | AuthBackendFailed):
         return Reply(500, {"detail": str(error)})
+    if isinstance(error, AutomationDisabled):
+        return Reply(403, {"detail": str(error)})
+    if isinstance(error, ChatSessionFailed):
+        return Reply(500, {"detail": f"Error handling session: {error}"})
     return Reply(500, {"detail": f"Unexpected error: {error}"})
 
 
@@ -65,8 +73,15 @@ def store_reply(error: StoreError) -> Reply:
 
 
 RawHeaders = list[tuple[bytes, bytes]]
-Answer = tuple[int, RawHeaders, bytes]
-"""What goes on the wire: status, headers (Starlette's order), body."""
+Answer = tuple[int, RawHeaders, bytes | AsyncIterator[bytes]]
+"""What goes on the wire: status, headers (Starlette's order), body (or a stream's frames, made as they are sent)."""
+LEFT_MID_STREAM = "mockserver.left_mid_stream"
+"""Set in the ASGI scope when the client left before a stream ended; the journal records it as 499."""
+STREAM_HEADERS: RawHeaders = [
+    (b"cache-control", b"no-cache"),
+    (b"connection", b"keep-alive"),
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+]
 
 ANSWER_CLIENT_CLOSED: Answer = (CLIENT_CLOSED, [(b"content-length", b"0")], b"")
 """Nobody is left to read it; the journal notes it."""
@@ -89,6 +104,7 @@ class OperationEndpoint:
         self.operation_id = operation.operation_id
         self.handler = HANDLERS[operation.operation_id]
         self.has_body = operation.request_body is not None
+        self.models = state.requests[operation.operation_id]
 
     async def endpoint(self, request: Request) -> Response:
         try:
@@ -96,6 +112,8 @@ class OperationEndpoint:
             status, headers, content = await self.answer(request.scope, body, request.receive)
         except (ClientDisconnect, ClientLeft):
             status, headers, content = ANSWER_CLIENT_CLOSED
+        if not isinstance(content, bytes):
+            return Streamed(status, headers, content)
         response = Response(content, status_code=status)
         response.raw_headers = headers
         return response
@@ -119,17 +137,17 @@ class OperationEndpoint:
     async def answer(self, scope: Scope, raw_body: bytes, receive: Receive) -> Answer:
         return render(self.state, self.operation_id, await self._reply(scope, raw_body, receive))
 
-    async def _reply(self, scope: Scope, raw_body: bytes, receive: Receive) -> Reply:
+    async def _reply(self, scope: Scope, raw_body: bytes, receive: Receive) -> Answered:
         authorization, content_type = _headers(scope["headers"])
         body: object = None
         if self.has_body:
-            body = read_body(self.operation_id, content_type, raw_body)
+            body = read_body(self.models, content_type, raw_body)
             if isinstance(body, ValidationFailure | BodyParseError):
                 return _failure(body)
         try:
             attempt = attempt_of(scope["headers"], self.operation_id)
             key = _authenticate(self.state, self.operation, authorization, attempt)
-            checked = validate(self.operation_id, query_items(scope["query_string"]), body)
+            checked = validate(self.models, query_items(scope["query_string"]), body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked)
             if key is not None:
@@ -196,7 +214,8 @@ def attempt_of(headers: RawHeaders, operation_id: str) -> Attempt:
 
 def _authenticate(state: MockState, operation: Operation, authorization: str | None, attempt: Attempt) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
-    key = state.keys.authenticate(authorization) if operation.requires_api_key else None
+    active_only = bool(operation.node.get("x-active-keys-only", False))
+    key = state.keys.authenticate(authorization, active_only=active_only) if operation.requires_api_key else None
     if key is not None:
         for step in AUTH_STEPS:
             fault = state.faults.take(step, key, attempt=attempt)
@@ -225,14 +244,66 @@ def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
     return Reply(422, failure.body())
 
 
-def render(state: MockState, operation_id: str, reply: Reply) -> Answer:
-    """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec."""
+def render(state: MockState, operation_id: str, reply: Answered) -> Answer:
+    """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec;
+    a stream as the gateway's StreamingResponse starts it (its frames follow as they are made)."""
+    if isinstance(reply, StreamReply):
+        return reply.status, list(STREAM_HEADERS), reply.frames
     if state.config.self_check is not SelfCheck.OFF:
         check_reply(state, operation_id, reply)
     body = _ENCODER.encode(reply.body).encode("utf-8")
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
     headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
     return reply.status, headers, body
+
+
+class Streamed(Response):
+    """A stream on the full stack: sent frame by frame, watching for the client leaving."""
+
+    def __init__(self, status: int, headers: RawHeaders, frames: AsyncIterator[bytes]) -> None:
+        self.status_code = status
+        self.raw_headers = headers
+        self.frames = frames
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send_stream(scope, self.frames, receive, send)
+
+
+async def send_stream(scope: Scope, frames: AsyncIterator[bytes], receive: Receive, send: Send) -> None:
+    """Send each frame as soon as it is made; stop (and mark the scope) when the client leaves."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        async for frame in _until(frames, watcher):
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        if watcher.done():
+            scope[LEFT_MID_STREAM] = True
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        watcher.cancel()
+
+
+async def _until(frames: AsyncIterator[bytes], stop: asyncio.Future[None]) -> AsyncIterator[bytes]:
+    """The frames, until they end or `stop` completes (whichever comes first)."""
+    iterator = aiter(frames)
+    while True:
+        following: asyncio.Future[bytes] = asyncio.ensure_future(anext(iterator))
+        waiting: list[asyncio.Future[Any]] = [following, stop]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            following.cancel()
+            return
+        try:
+            yield following.result()
+        except StopAsyncIteration:
+            return
 
 
 def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:

@@ -244,6 +244,12 @@ class Compiler:
     def _min_items(self, count: Any, schema: Mapping[str, Any]) -> Predicate:
         return lambda value: not isinstance(value, list) or len(value) >= count
 
+    def _minimum(self, bound: Any, schema: Mapping[str, Any]) -> Predicate:
+        def check(value: Any) -> bool:
+            return not isinstance(value, int | float) or isinstance(value, bool) or value >= bound
+
+        return check
+
     def _one_of(self, branches: Any, schema: Mapping[str, Any]) -> Predicate:
         checks = tuple(self.schema(branch) for branch in branches)
 
@@ -275,6 +281,7 @@ _KEYWORDS: dict[str, Callable[[Compiler, Any, Mapping[str, Any]], Predicate]] = 
     "enum": Compiler._enum,
     "items": Compiler._items,
     "minItems": Compiler._min_items,
+    "minimum": Compiler._minimum,
     "pattern": Compiler._pattern,
     "$ref": Compiler._ref,
     "if": Compiler._if,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -9,6 +10,8 @@ from typing import Protocol
 from mockserver.config import Config
 from mockserver.domain import (
     ApiKey,
+    Automation,
+    AutomationSettings,
     BidTable,
     Clock,
     Counter,
@@ -24,14 +27,27 @@ from mockserver.domain import (
     LocalSlots,
     ModelTable,
     OffsetClock,
+    QueuedReply,
+    ReplyQueue,
     SessionBook,
     SessionStore,
+    SimulatedUpstream,
     Slots,
+    Upstream,
 )
-from mockserver.redis_shared import FaultsCodec, KeysCodec, RedisCounter, RedisJournal, RedisSlots
+from mockserver.redis_shared import (
+    AutomationCodec,
+    FaultsCodec,
+    KeysCodec,
+    RedisCounter,
+    RedisJournal,
+    RedisSlots,
+    RepliesCodec,
+)
 from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect
 from mockserver.web.errors import WebError
 from mockserver.web.selfcheck import ResponseChecks
+from mockserver.web.validation_models import OperationModels, request_models
 from openapi import Spec, Validators, load_spec
 
 
@@ -49,6 +65,7 @@ class MockState:
     spec: Spec
     validators: Validators
     responses: ResponseChecks  # the self-check, its response schemas compiled once
+    requests: Mapping[str, OperationModels]  # request validation, built from `spec` at start-up
     clock: Clock
     ids: IdSource
     keys: KeyRegistry
@@ -57,6 +74,9 @@ class MockState:
     bids: BidTable
     faults: FaultPlan
     journal: JournalLog
+    automation: AutomationSettings
+    replies: ReplyQueue
+    upstream: Upstream  # what chat completions and embeddings call once their session is resolved
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,8 @@ class Shared:
     faults: Slots[tuple[Fault, ...]]
     keys: Slots[tuple[ApiKey, ...]]
     journal: JournalLog
+    automation: Slots[Automation]
+    replies: Slots[tuple[QueuedReply, ...]]
 
 
 def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> MockState:
@@ -77,21 +99,28 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
     clock = clock or shared.clock
     ids = IdSource(config.seed, counter=shared.counter)
     validators = Validators(spec)
+    book = SessionBook(
+        shared.store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
+    )
+    faults = FaultPlan(shared.faults, clock)
+    replies = ReplyQueue(shared.replies)
     return MockState(
         config=config,
         spec=spec,
         validators=validators,
         responses=ResponseChecks(spec, validators),
+        requests=request_models(spec),
         clock=clock,
         ids=ids,
         keys=load_keys(config, shared.keys),
-        book=SessionBook(
-            shared.store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
-        ),
+        book=book,
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
         bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
-        faults=FaultPlan(shared.faults, clock),
+        faults=faults,
         journal=shared.journal,
+        automation=AutomationSettings(config.automation, shared.automation),
+        replies=replies,
+        upstream=SimulatedUpstream(config.seed, clock, faults, replies, book.session_state),
     )
 
 
@@ -105,6 +134,8 @@ def shared_state(config: Config) -> Shared:
             LocalSlots(),
             LocalSlots(),
             Journal(config.journal_size),
+            LocalSlots(),
+            LocalSlots(),
         )
     try:
         client = connect(config.store)
@@ -117,6 +148,8 @@ def shared_state(config: Config) -> Shared:
         RedisSlots(client, "faults", FaultsCodec()),
         RedisSlots(client, "keys", KeysCodec()),
         RedisJournal(client, config.journal_size),
+        RedisSlots(client, "automation", AutomationCodec()),
+        RedisSlots(client, "replies", RepliesCodec()),
     )
 
 

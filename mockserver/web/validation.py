@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from mockserver.web.validation_models import OperationModels, models_for
+from mockserver.web.validation_models import OperationModels
 
 __all__ = ["MISSING", "BodyParseError", "Validated", "ValidationFailure", "read_body", "validate"]
 
@@ -61,9 +61,11 @@ class Validated:
     body: dict[str, Any] | None
 
 
-def read_body(operation_id: str, content_type: str | None, raw: bytes) -> object | ValidationFailure | BodyParseError:
+def read_body(
+    models: OperationModels, content_type: str | None, raw: bytes
+) -> object | ValidationFailure | BodyParseError:
     """Phase 1, before authentication: the body value, MISSING, or why it cannot be read."""
-    if models_for(operation_id).body is None or not raw:
+    if models.body is None or not raw:
         return MISSING
     if not _is_json(content_type):
         return raw
@@ -76,9 +78,8 @@ def read_body(operation_id: str, content_type: str | None, raw: bytes) -> object
     return value
 
 
-def validate(operation_id: str, query: Sequence[tuple[str, str]], body: object) -> Validated | ValidationFailure:
+def validate(models: OperationModels, query: Sequence[tuple[str, str]], body: object) -> Validated | ValidationFailure:
     """Phase 2, after authentication: query then body, every error in one list, query errors first."""
-    models = models_for(operation_id)
     query_values, query_errors = _validate_query(models.query, dict(query))  # a repeated name: the last wins
     body_values, body_errors = _validate_body(models, body)
     if query_errors or body_errors:

@@ -8,6 +8,8 @@ from mockserver import domain
 from mockserver.domain import (
     AuthBackendFailed,
     AuthenticationFailed,
+    AutomationDisabled,
+    ChatSessionFailed,
     CloseFailed,
     CreateFailed,
     CreateRefused,
@@ -18,11 +20,18 @@ from mockserver.domain import (
     InvalidTime,
     KeyLookupFailed,
     UnknownKey,
+    UpstreamFailed,
+    UpstreamUnreachable,
 )
 
 ERRORS = [
     AuthBackendFailed,
     AuthenticationFailed,
+    AutomationDisabled,
+    ChatSessionFailed,
+    UpstreamUnreachable,
+    AutomationDisabled,
+    ChatSessionFailed,
     CloseFailed,
     CreateFailed,
     CreateRefused,
@@ -47,7 +56,7 @@ def test_errors_share_one_root_and_keep_the_detail(error: type[DomainError]) -> 
 def test_errors_every_exported_exception_derives_from_domain_error() -> None:
     exported = [getattr(domain, name) for name in domain.__all__]
     exceptions = {obj for obj in exported if isinstance(obj, type) and issubclass(obj, BaseException)}
-    assert exceptions == {DomainError, *ERRORS}
+    assert exceptions == {DomainError, UpstreamFailed, *ERRORS}
 
 
 @pytest.mark.parametrize(
@@ -59,3 +68,13 @@ def test_errors_configuration_errors_are_also_builtin_errors(
     error: type[DomainError], builtin: type[Exception]
 ) -> None:
     assert issubclass(error, builtin)
+
+
+def test_an_upstream_failure_keeps_its_status_and_raw_body() -> None:
+    error = UpstreamFailed(502, '{"error":"bad gateway"}')
+    assert isinstance(error, DomainError)
+    assert (error.status, error.body, str(error)) == (
+        502,
+        '{"error":"bad gateway"}',
+        'HTTP 502: {"error":"bad gateway"}',
+    )

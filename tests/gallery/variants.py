@@ -230,17 +230,17 @@ def _bids_like_v1_14_0(app: Starlette) -> ASGIApp:
 
 
 class MissingKeyAccepted(KeyRegistry):
-    def authenticate(self, header_value: str | None) -> str:
+    def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
         if not header_value:
             return self.prefixes()[0]  # no header: served as the first key
-        return super().authenticate(header_value)
+        return super().authenticate(header_value, active_only=active_only)
 
 
 class LowerCaseBearerAccepted(KeyRegistry):
-    def authenticate(self, header_value: str | None) -> str:
+    def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
         if header_value and header_value.startswith("bearer "):
             header_value = "Bearer " + header_value[len("bearer ") :]
-        return super().authenticate(header_value)
+        return super().authenticate(header_value, active_only=active_only)
 
 
 # --- shapes: responses rewritten on their way out ---------------------------------------------------

@@ -26,12 +26,16 @@ from tests.web.helpers import SESSION, approve, arm, auth, bid_session, close, m
 
 SPEC = load_spec()
 HASH = re.compile(r"0x[0-9a-f]{64}")
+COMPLETION_ID, CALL_ID = re.compile(r"chatcmpl-[0-9a-f]{24}"), re.compile(r"call_[0-9a-f]{8}[0-9]+")
 NOT_SIMULATED = {
     ("/paths/~1api~1v1~1session~1modelsession/post/responses/500", "unhandled"): (
         "the app-wide handler's OpenAI-style body; the session routes catch everything themselves"
     ),
     ("/paths/~1api~1v1~1models/get/responses/default", "upstreamStatus"): (
         "an upstream HTTP status passed through; the mock's model source is a table, not a service"
+    ),
+    ("/paths/~1api~1v1~1chat~1completions/post/responses/500", "unusableBody"): (
+        "a provider answering 200 with an empty or non-JSON body; the simulated provider always answers OpenAI JSON"
     ),
 }
 
@@ -47,7 +51,7 @@ def _examples() -> dict[tuple[str, str], tuple[int, Any]]:
             pointer = node["$ref"].removeprefix("#") if "$ref" in node else _op_pointer(operation, status)
             response = SPEC.resolve(node)
             for name, example in response["content"]["application/json"].get("examples", {}).items():
-                found[(pointer, name)] = (500 if status == "default" else int(status), thaw(example["value"]))
+                found[(pointer, name)] = (0 if status == "default" else int(status), thaw(example["value"]))
     return found
 
 
@@ -210,10 +214,103 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
 }
 
 
+CHAT, EMBEDDINGS = _op("/api/v1/chat/completions"), _op("/api/v1/embeddings")
+UNKNOWN_SESSION = "0x" + "ab" * 32
+
+
+def _chat(**body: Any) -> Callable[[TestClient], httpx2.Response]:
+    request = {"model": "mistral-31-24b", "messages": [{"role": "user", "content": "hello"}], **body}
+    return lambda client: client.post("/api/v1/chat/completions", json=request, headers=auth())
+
+
+def _embed(**body: Any) -> Callable[[TestClient], httpx2.Response]:
+    request = {"model": "text-embedding-bge-m3", "input": "hello", **body}
+    return lambda client: client.post("/api/v1/embeddings", json=request, headers=auth())
+
+
+def _raw(path: str, body: dict[str, Any] | bytes) -> Callable[[TestClient], httpx2.Response]:
+    if isinstance(body, bytes):
+        headers = {"Content-Type": "application/json", **auth()}
+        return lambda client: client.post(path, content=body, headers=headers)
+    return lambda client: client.post(path, json=body, headers=auth())
+
+
+def _told(reply: dict[str, Any], then: Callable[[TestClient], httpx2.Response], at: float = 1741219200) -> Scenario:
+    """The provider is told what to answer (the admin reply queue), at a set time."""
+
+    def run(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
+        client = make()
+        clock.set(at)
+        assert client.post("/__admin/replies", json=reply).status_code == 201
+        return then(client)
+
+    return run
+
+
+def _automation_off(then: Callable[[TestClient], httpx2.Response]) -> Scenario:
+    def run(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
+        client = make()
+        assert client.put("/__admin/keys/sk-AbC123/automation", json={"enabled": False}).status_code == 200
+        return then(client)
+
+    return run
+
+
+CHAT_SCENARIOS: dict[tuple[str, str], Scenario] = {
+    (f"{CHAT}/200", "completion"): _told({"content": "Hello! How can I help?"}, _chat()),
+    (f"{CHAT}/200", "toolCalls"): _told(
+        {"tool_calls": [{"name": "get_weather", "arguments": '{"city": "Paris"}'}]},
+        _chat(messages=[{"role": "user", "content": "What is the weather in Paris?"}]),
+    ),
+    (f"{CHAT}/400", "noSession"): _armed("key_row_vanished", _chat()),
+    (f"{CHAT}/400", "upstreamClientError"): _told(
+        {"error": {"status": 400, "body": '{"providerModelError":"context length exceeded"}'}}, _chat()
+    ),
+    (f"{CHAT}/403", "automationDisabled"): _automation_off(_chat()),
+    ("/components/responses/ChatValidationFailed", "invalidJson"): _plain(
+        _raw("/api/v1/chat/completions", b'{"messages": [')
+    ),
+    ("/components/responses/ChatValidationFailed", "noMessages"): _plain(
+        _raw("/api/v1/chat/completions", {"model": "x"})
+    ),
+    ("/components/responses/ChatValidationFailed", "badTypes"): _plain(
+        _raw("/api/v1/chat/completions", {"messages": "hi", "n": 1.5})
+    ),
+    ("/components/responses/ChatValidationFailed", "noRole"): _plain(
+        _raw("/api/v1/chat/completions", {"messages": [{"content": "x"}]})
+    ),
+    (f"{CHAT}/500", "openFailed"): _armed("create_fail", _chat()),
+    (f"{CHAT}/500", "openUnreachable"): _armed("upstream_unreachable", _chat()),
+    (f"{CHAT}/500", "sessionExpired"): _armed("session_expired", _chat()),
+    (f"{CHAT}/500", "sessionNotFound"): _plain(_chat(session_id=UNKNOWN_SESSION)),
+    (f"{CHAT}/500", "authBackend"): _armed("auth_backend", _chat()),
+    (f"{CHAT}/503", "unreachable"): _armed("chat_unreachable", _chat()),
+    (f"{CHAT}/default", "badGateway"): _armed(
+        "chat_upstream_error", _chat(), status=502, body='{"error":"bad gateway"}'
+    ),
+    (f"{EMBEDDINGS}/200", "floats"): _plain(_embed(dimensions=3)),
+    (f"{EMBEDDINGS}/400", "noSession"): _armed("key_row_vanished", _embed()),
+    ("/components/responses/EmbeddingValidationFailed", "noInput"): _plain(
+        _raw("/api/v1/embeddings", {"model": "text-embedding-bge-m3"})
+    ),
+    ("/components/responses/EmbeddingValidationFailed", "tokenIds"): _plain(
+        _raw("/api/v1/embeddings", {"input": [1, 2]})
+    ),
+    (f"{EMBEDDINGS}/500", "automationDisabled"): _automation_off(_embed()),
+    (f"{EMBEDDINGS}/500", "sessionNotFound"): _plain(_embed(session_id=UNKNOWN_SESSION)),
+    (f"{EMBEDDINGS}/500", "authBackend"): _armed("auth_backend", _embed()),
+    (f"{EMBEDDINGS}/503", "unreachable"): _armed("chat_unreachable", _embed()),
+    (f"{EMBEDDINGS}/default", "upstreamStatus"): _armed(
+        "chat_upstream_error", _embed(), status=502, body='{"error":"bad gateway"}'
+    ),
+}
+SCENARIOS.update(CHAT_SCENARIOS)
+
+
 def _shape(value: Any) -> Any:
     """Ids and hashes compared by shape: every 0x + 64 hex string (inside texts too) becomes one placeholder."""
     if isinstance(value, str):
-        return HASH.sub("0x<64 hex>", value)
+        return CALL_ID.sub("call_<id>", COMPLETION_ID.sub("chatcmpl-<id>", HASH.sub("0x<64 hex>", value)))
     if isinstance(value, dict):
         return {name: _shape(item) for name, item in value.items()}
     if isinstance(value, list):
@@ -232,5 +329,5 @@ def test_the_mock_gives_the_documented_answer(
 ) -> None:
     status, expected = EXAMPLES[where]
     response = SCENARIOS[where](make_client, clock)
-    assert response.status_code == status, response.text
+    assert response.status_code == status or (status == 0 and response.status_code >= 400), response.text
     assert _shape(response.json()) == _shape(expected)

@@ -1,0 +1,257 @@
+"""The simulated upstream of chat completions and embeddings: the proxy-router and its provider.
+
+`Upstream` is the interface the chat and embeddings handlers call with a resolved session;
+`SimulatedUpstream` implements it from the fault plan (proxy-router failures), the reply queue (what
+the provider is told to answer) and the mock's seed (what it answers otherwise, deterministically).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from mockserver.domain.clock import Clock
+from mockserver.domain.errors import InvalidFault, UpstreamFailed, UpstreamUnreachable
+from mockserver.domain.faults import FIRST_TRY, Attempt, FaultKind, FaultPlan
+from mockserver.domain.shared import LocalSlots, Slots
+
+UNREACHABLE = "All connection attempts failed"
+BROKEN_STREAM = "peer closed connection without sending complete message body (incomplete chunked read)"
+PROVIDER_ERROR = '{"error":"provider error"}'
+_SENTENCE = (
+    "the mock gateway answers every prompt with a short reproducible sentence so that tests can "
+    "compare whole replies seeded by the session and the conversation"
+)
+_WORDS = tuple(_SENTENCE.split(" "))
+_QUEUE = "queue"
+EMBEDDING_SIZE = 8
+
+
+@dataclass(frozen=True)
+class ToolCallReply:
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    """What the provider answers to one chat completion (the admin API's ReplyRequest)."""
+
+    key: str | None = None
+    content: str | None = None
+    tool_calls: tuple[ToolCallReply, ...] = ()
+    finish_reason: str | None = None
+    error_status: int | None = None
+    error_body: str | None = None
+    break_after: int | None = None
+    chunk_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.error_status is not None and not 400 <= self.error_status <= 599:
+            raise InvalidFault(f"error status must be 400-599, got {self.error_status}")
+        if self.break_after is not None and self.break_after < 0:
+            raise InvalidFault(f"break_after must be 0 or more, got {self.break_after}")
+        if not 0 <= self.chunk_delay <= 10:
+            raise InvalidFault(f"chunk_delay must be 0-10 seconds, got {self.chunk_delay}")
+
+    def to_json(self) -> dict[str, object]:
+        error = None if self.error_status is None else {"status": self.error_status, "body": self.error_body}
+        return {
+            "key": self.key,
+            "content": self.content,
+            "tool_calls": [asdict(call) for call in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "error": error,
+            "break_after": self.break_after,
+            "chunk_delay": self.chunk_delay,
+        }
+
+
+class ReplyQueue:
+    """Queued provider replies, first in first out, each for one key or any (shared like faults)."""
+
+    def __init__(self, slots: Slots[tuple[QueuedReply, ...]] | None = None) -> None:
+        self._slots: Slots[tuple[QueuedReply, ...]] = LocalSlots() if slots is None else slots
+
+    def push(self, reply: QueuedReply) -> QueuedReply:
+        return self._slots.update(_QUEUE, lambda queued: ((*(queued or ()), reply), reply))
+
+    def take(self, key: str) -> QueuedReply | None:
+        def change(queued: tuple[QueuedReply, ...] | None) -> tuple[tuple[QueuedReply, ...] | None, QueuedReply | None]:
+            queued = queued or ()
+            for index, reply in enumerate(queued):
+                if reply.key in (None, key):
+                    return (*queued[:index], *queued[index + 1 :]) or None, reply
+            return queued or None, None
+
+        return self._slots.update(_QUEUE, change)
+
+    def listed(self) -> tuple[QueuedReply, ...]:
+        return self._slots.get(_QUEUE) or ()
+
+    def clear(self, key: str | None = None) -> int:
+        def change(queued: tuple[QueuedReply, ...] | None) -> tuple[tuple[QueuedReply, ...] | None, int]:
+            kept = tuple(r for r in queued or () if key is not None and r.key != key)
+            return kept or None, len(queued or ()) - len(kept)
+
+        return self._slots.update(_QUEUE, change)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A chat completion as it reaches the provider (without `model`: the session picks it)."""
+
+    key: str
+    session_id: str
+    model: str  # the session's model name, which the provider reports
+    messages: Sequence[Mapping[str, Any]]
+    attempt: Attempt = FIRST_TRY
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The provider's answer: the non-stream body, the stream's chunks, and how the stream runs."""
+
+    body: dict[str, Any]
+    chunks: tuple[dict[str, Any], ...]
+    chunk_delay: float = 0.0
+    break_after: int | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class Upstream(Protocol):
+    """What chat completions and embeddings ask of the proxy-router, for a resolved session.
+
+    Both raise `UpstreamFailed` (an error status and its raw body) or `UpstreamUnreachable`.
+    """
+
+    def complete(self, prompt: Prompt) -> Completion: ...
+
+    def embed(
+        self, prompt: Prompt, inputs: Sequence[str], encoding: str | None, dimensions: int | None
+    ) -> dict[str, Any]: ...
+
+
+class SimulatedUpstream:
+    """The proxy-router and a provider that answer deterministically, unless told otherwise."""
+
+    def __init__(
+        self, seed: int | None, clock: Clock, faults: FaultPlan, replies: ReplyQueue, session_state: Any
+    ) -> None:
+        self.seed = 0 if seed is None else seed
+        self.clock = clock
+        self.faults = faults
+        self.replies = replies
+        self.session_state = session_state  # (key, session_id) -> None | "session expired" | "session not found"
+
+    def complete(self, prompt: Prompt) -> Completion:
+        self._check(prompt)
+        reply = self.replies.take(prompt.key) or QueuedReply()
+        if reply.error_status is not None:
+            raise UpstreamFailed(reply.error_status, reply.error_body or PROVIDER_ERROR)
+        digest = self._digest(prompt.session_id, json.dumps(list(prompt.messages), sort_keys=True, default=str))
+        ident, created = f"chatcmpl-{digest[:24]}", int(self.clock.now())
+        content = reply.content if reply.content is not None or reply.tool_calls else _sentence(digest)
+        calls = [_tool_call(index, call, digest) for index, call in enumerate(reply.tool_calls)]
+        finish = reply.finish_reason or ("tool_calls" if calls else "stop")
+        prompt_tokens = sum(_tokens(m.get("content")) for m in prompt.messages)
+        completion_tokens = _tokens(content) + sum(_tokens(c["function"]["arguments"]) for c in calls)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        usage["total_tokens"] = prompt_tokens + completion_tokens
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        head = {"id": ident, "object": "chat.completion", "created": created, "model": prompt.model}
+        body = {**head, "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+        chunk_head = {**head, "object": "chat.completion.chunk"}
+        deltas = _deltas(content, calls)
+        chunks = (
+            *({**chunk_head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas),
+            {**chunk_head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+        )
+        return Completion(body, chunks, reply.chunk_delay, reply.break_after, usage)
+
+    def embed(
+        self, prompt: Prompt, inputs: Sequence[str], encoding: str | None, dimensions: int | None
+    ) -> dict[str, Any]:
+        self._check(prompt)
+        size = dimensions if dimensions and 0 < dimensions <= 4096 else EMBEDDING_SIZE
+        data = []
+        for index, text in enumerate(inputs):
+            vector = _vector(self._digest(prompt.model, text), size)
+            embedding: list[float] | str = vector
+            if encoding == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode("ascii")
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(_tokens(text) for text in inputs)
+        return {
+            "object": "list",
+            "data": data,
+            "model": prompt.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    def _check(self, prompt: Prompt) -> None:
+        """The proxy-router's own failures: armed faults first, then a session it does not serve."""
+        fault = self.faults.take(FaultKind.CHAT_UNREACHABLE, prompt.key, attempt=prompt.attempt)
+        if fault is not None:
+            raise UpstreamUnreachable(fault.message or UNREACHABLE)
+        fault = self.faults.take(FaultKind.SESSION_EXPIRED, prompt.key, attempt=prompt.attempt)
+        if fault is not None:
+            raise UpstreamFailed(500, _error_body("session expired"))
+        fault = self.faults.take(FaultKind.CHAT_UPSTREAM_ERROR, prompt.key, attempt=prompt.attempt)
+        if fault is not None:
+            raise UpstreamFailed(fault.status or 500, fault.body or _error_body(fault.message or "provider error"))
+        state = self.session_state(prompt.key, prompt.session_id)
+        if state is not None:
+            raise UpstreamFailed(500, _error_body(state))
+
+    def _digest(self, *parts: str) -> str:
+        return hashlib.sha256("\x00".join((str(self.seed), *parts)).encode()).hexdigest()
+
+
+def _error_body(text: str) -> str:
+    return json.dumps({"error": text}, separators=(",", ":"))
+
+
+def _sentence(digest: str) -> str:
+    start, length = int(digest[:4], 16) % len(_WORDS), 4 + int(digest[4:6], 16) % 6
+    words = [_WORDS[(start + i) % len(_WORDS)] for i in range(length)]
+    return " ".join(words).capitalize() + "."
+
+
+def _tokens(content: object) -> int:
+    if isinstance(content, str):
+        return len(content.split())
+    if isinstance(content, list):
+        return sum(_tokens(part.get("text")) for part in content if isinstance(part, Mapping))
+    return 0
+
+
+def _tool_call(index: int, call: ToolCallReply, digest: str) -> dict[str, Any]:
+    return {
+        "id": f"call_{digest[index * 4 : index * 4 + 8]}{index}",
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _deltas(content: str | None, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stream's deltas: the role, then a word at a time (or one delta per tool call)."""
+    if calls:
+        first: dict[str, Any] = {"role": "assistant", "content": None}
+        return [first] + [{"tool_calls": [{"index": i, **call}]} for i, call in enumerate(calls)]
+    words = (content or "").split(" ")
+    pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+    return [{"role": "assistant", "content": pieces[0]}] + [{"content": piece} for piece in pieces[1:]]
+
+
+def _vector(digest: str, size: int) -> list[float]:
+    raw = [int(digest[(2 * i) % 60 : (2 * i) % 60 + 4], 16) / 65535 * 2 - 1 + i * 1e-6 for i in range(size)]
+    norm = sum(x * x for x in raw) ** 0.5 or 1.0
+    return [round(x / norm, 6) for x in raw]
