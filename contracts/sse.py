@@ -2,9 +2,9 @@
 
 `read_events` splits a whole `text/event-stream` body into its events, keeping what is not an SSE event
 (a raw `{"error": ...}` the proxy-router may write after the stream began) as a problem to report, not
-something to guess at. `check_events` judges them against the spec: each frame's JSON against the schema
-its `x-sse-frame` names, `[DONE]` (its `x-sse-done`) or one error frame last and nothing after. No HTTP
-and no pytest here: the Schemathesis check of generated cases uses it too.
+something to guess at. `check_events` judges them against the spec: each frame's JSON against the
+`contentSchema` of the event's `data`, `[DONE]` (its `x-sse-done`) or one error frame last and nothing
+after. No HTTP and no pytest here: the Schemathesis check of generated cases uses it too.
 """
 
 from __future__ import annotations
@@ -76,10 +76,13 @@ def _event(data: str, done: str) -> Event:
 
 
 def _stream_schema() -> tuple[str, str]:
-    """The pointer of the schema every streamed frame's JSON must match, and the final frame's data
-    (`x-sse-frame`, `x-sse-done` of the spec's text/event-stream answer)."""
-    stream = SPEC.pointer(VALIDATORS.response_schema_pointer(CHAT.operation_id, 200, STREAM_MEDIA_TYPE))
-    return str(stream["x-sse-frame"]).removeprefix("#"), str(stream["x-sse-done"])
+    """The pointer of the schema every streamed frame's JSON must match (the `contentSchema` of the event's
+    `data`), and the final frame's data (`x-sse-done`), from the spec's text/event-stream answer."""
+    event = SPEC.pointer(VALIDATORS.response_schema_pointer(CHAT.operation_id, 200, STREAM_MEDIA_TYPE))
+    frame = next(
+        branch["contentSchema"] for branch in event["properties"]["data"]["anyOf"] if "contentSchema" in branch
+    )
+    return str(frame["$ref"]).removeprefix("#"), str(event["x-sse-done"])
 
 
 FRAME_SCHEMA, DONE_DATA = _stream_schema()

@@ -8,9 +8,6 @@ Checks left off, and why:
 - use_after_free, ensure_resource_availability: they need resource paths (GET/DELETE by id); the
   session API has none (the key is the resource). The session rules are checked by the state machine.
 - max_response_time: off by default in Schemathesis too; speed is measured by `make bench`.
-- response_schema_conformance, for a streamed chat only: Schemathesis validates the parsed event list
-  against the stream's schema (a string); `streams_match_the_gateway_contract` checks each event's JSON
-  against the schema the spec's `x-sse-frame` names instead.
 """
 
 from __future__ import annotations
@@ -21,17 +18,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    ensure_resource_availability,
-    response_schema_conformance,
-    use_after_free,
-)
+from schemathesis.specs.openapi.checks import ensure_resource_availability, use_after_free
 
 from contracts.api import APPROVE, CREATES, PING
 from contracts.chat_budget import CHAT_PATHS, NOT_ALLOWED
 from contracts.checks import (
     body_matches_the_gateway_contract,
-    is_streamed,
     server_errors_are_the_gateways,
     streams_match_the_gateway_contract,
 )
@@ -125,10 +117,9 @@ def test_conformance(case: Any, run: Run) -> None:
     response = case.call(base_url=run.base_url, session=run.client.session)
     if case.operation.path in CHAT_PATHS and response.status_code == 200:
         _count_chat_session(run)
-    streamed = is_streamed(response)
     case.validate_response(
         response,
-        excluded_checks=[*EXCLUDED_CHECKS, response_schema_conformance] if streamed else EXCLUDED_CHECKS,
+        excluded_checks=EXCLUDED_CHECKS,
         additional_checks=[
             body_matches_the_gateway_contract,
             server_errors_are_the_gateways,
