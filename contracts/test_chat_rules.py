@@ -3,8 +3,9 @@
 Chat costs tokens on a real gateway: against a URL these run only with `--allow-chat` (else each skips
 with `--allow-chat not given`, and the summary reads the rules NOT CHECKED without failing the run), and
 within `--max-chats`. They run first (contracts/plugin.py), in this file's order, and open few sessions:
-C3's chat opens the key's session, C1 and C5 reuse it, C2's chat on another model replaces it, C4's
-embeddings replace that one, and C6 opens one of the run's short duration when it can move the clock.
+C3's chat opens the key's session, C2's chat on another model replaces it, C1 and C5 reuse that one, C4's
+embeddings replace it, and C6 opens one of the run's short duration when it can move the clock (four
+sessions against a faithful gateway).
 A scenario starts from what the previous one left when that one passed, else from a closed session.
 Sessions a chat opens are counted against the session cap like the creates' (learned through ping).
 Every answer is checked against the spec, streams event by event, before the rule is judged.
@@ -187,10 +188,26 @@ def _refused_while_automation_is_off(run: Run, chat: Chat, model: str, *, enable
         run.client.put(path, json={"enabled": enabled})
 
 
+@pytest.mark.contract(rules=("C2",), operations=labels(CHAT, PING), sessions=0)
+def test_c2_chat_on_another_model_replaces_the_session(run: Run, chat: Chat, check: Callable[[str], None]) -> None:
+    model, other = _models(run)
+    old = chat.session_on(model, "C2")
+    chat.may_open("C2's switch")
+    chat.chat(other, "C2")
+    new = chat.alive("C2")
+    expect(new != old, "C2", f"a chat on {other} kept the session of {model} ({old})")
+    chat.holds(new, other)
+    if run.ledger.may_open(chat.budget.owner):  # the new session is on `other`: modelsession reuses it
+        on_other = chat.model_session(other, "C2")
+        expect(on_other == new, "C2", f"the chat on {other} opened {new}, but modelsession on {other} gave {on_other}")
+    check("C2")
+    chat.leave()
+
+
 @pytest.mark.contract(rules=("C1", "C4", "C6"), operations=labels(CHAT, MODEL_SESSION, PING), sessions=0)
 def test_c1_chat_reuses_the_keys_session(run: Run, chat: Chat, check: Callable[[str], None]) -> None:
     """A chat on the session's model, plain and streamed, uses it unchanged; modelsession shares it (C4)."""
-    model, _ = _models(run)
+    _, model = _models(run)
     session = chat.session_on(model, "C1")
     chat.chat(model, "C1")
     chat.kept(session, "C1", f"a chat on {model}")
@@ -208,7 +225,7 @@ def test_c1_chat_reuses_the_keys_session(run: Run, chat: Chat, check: Callable[[
 def test_c5_a_body_session_id_is_used_as_given(run: Run, chat: Chat, check: Callable[[str], None]) -> None:
     """A body session_id bypasses the key's session: another model does not switch it, an unknown id
     fails upstream (a JSON error, or in a stream one error frame and no [DONE]) and changes nothing."""
-    model, other = _models(run)
+    other, model = _models(run)
     session = chat.session_on(model, "C5")
     chat.chat(other, "C5", session_id=session)
     chat.kept(session, "C5", f"a chat on {other} with session_id {session}")
@@ -224,22 +241,6 @@ def test_c5_a_body_session_id_is_used_as_given(run: Run, chat: Chat, check: Call
         expect_answer(CHAT, streamed, status=streamed.status_code)
     chat.kept(session, "C5", "chats with an unknown session_id")
     check("C5")
-    chat.leave()
-
-
-@pytest.mark.contract(rules=("C2",), operations=labels(CHAT, PING), sessions=0)
-def test_c2_chat_on_another_model_replaces_the_session(run: Run, chat: Chat, check: Callable[[str], None]) -> None:
-    model, other = _models(run)
-    old = chat.session_on(model, "C2")
-    chat.may_open("C2's switch")
-    chat.chat(other, "C2")
-    new = chat.alive("C2")
-    expect(new != old, "C2", f"a chat on {other} kept the session of {model} ({old})")
-    chat.holds(new, other)
-    if run.ledger.may_open(chat.budget.owner):  # the new session is on `other`: modelsession reuses it
-        on_other = chat.model_session(other, "C2")
-        expect(on_other == new, "C2", f"the chat on {other} opened {new}, but modelsession on {other} gave {on_other}")
-    check("C2")
     chat.leave()
 
 
