@@ -218,3 +218,12 @@ def test_the_log_configuration_is_uvicorns_plus_the_mocks_own_loggers() -> None:
     assert config["handlers"]["mockserver"]["stream"] == "ext://sys.stderr"
     assert config["loggers"]["uvicorn.error"] == LOGGING_CONFIG["loggers"]["uvicorn.error"]
     assert "mockserver" not in LOGGING_CONFIG["loggers"]  # uvicorn's own dict is left as it was
+
+
+def test_automation_is_on_by_default_and_turned_off_by_flag_or_variable() -> None:
+    assert config_from_args([], {}).automation is True
+    assert config_from_args(["--automation", "off"], {}).automation is False
+    assert config_from_args([], {"MORPHEUS_MOCK_AUTOMATION": "off"}).automation is False
+    assert config_from_args(["--automation", "on"], {"MORPHEUS_MOCK_AUTOMATION": "off"}).automation is True
+    with pytest.raises(ConfigError, match="MORPHEUS_MOCK_AUTOMATION='no': use one of on, off"):
+        config_from_args([], {"MORPHEUS_MOCK_AUTOMATION": "no"})

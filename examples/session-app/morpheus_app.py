@@ -1,4 +1,4 @@
-"""A small application that uses the Morpheus gateway through the OpenAI SDK: models and one session per key."""
+"""A small application that uses the Morpheus gateway through the OpenAI SDK: models, one session per key, chat."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ class MorpheusSessions:
 
     def close(self) -> str:
         return str(self._post("/session/closesession")["message"])
+
+    def ask(self, question: str, model: str, *, stream: bool = False) -> str:
+        """A chat answer; the gateway runs it on the key's session (opened, reused or replaced)."""
+        messages: list[Any] = [{"role": "user", "content": question}]
+        if not stream:
+            answer = self.client.chat.completions.create(model=model, messages=messages)
+            return answer.choices[0].message.content or ""
+        chunks = self.client.chat.completions.create(model=model, messages=messages, stream=True)
+        return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+    def embed(self, texts: list[str], model: str = "text-embedding-bge-m3") -> list[list[float]]:
+        return [item.embedding for item in self.client.embeddings.create(model=model, input=texts).data]
 
     def __enter__(self) -> MorpheusSessions:
         return self

@@ -76,3 +76,35 @@ def test_in_process_through_httpx_asgi_transport(morpheus_mock_asgi: MorpheusMoc
             return str(reply["session_id"])  # type: ignore[index]
 
     assert asyncio.run(scenario()) == morpheus_mock_asgi.session()["session_id"]  # type: ignore[index]
+
+
+def test_chat_answers_on_the_keys_session(app: MorpheusSessions, morpheus_mock: MorpheusMock) -> None:
+    morpheus_mock.queue_reply("Paris.")
+    assert app.ask("Capital of France?", MODEL) == "Paris."
+    session = morpheus_mock.session()
+    assert session is not None
+    assert app.ask("And of Italy?", MODEL, stream=True)  # a streamed answer, on the same session
+    assert morpheus_mock.session() == session
+    assert app.status() == "alive"
+
+
+def test_a_stream_that_breaks_raises(app: MorpheusSessions, morpheus_mock: MorpheusMock) -> None:
+    morpheus_mock.queue_reply("a long answer that breaks", break_after=2)
+    with pytest.raises(openai.APIError, match="Failed to create chat completions stream"):
+        app.ask("?", MODEL, stream=True)
+
+
+def test_embeddings_replace_the_chat_session(app: MorpheusSessions, morpheus_mock: MorpheusMock) -> None:
+    app.ask("hi", MODEL)
+    chat_session = morpheus_mock.session()
+    [vector] = app.embed(["hello"])
+    assert len(vector) == 8
+    assert morpheus_mock.session() != chat_session
+
+
+def test_chat_without_automation_is_refused(app: MorpheusSessions, morpheus_mock: MorpheusMock) -> None:
+    morpheus_mock.automation(enabled=False)
+    with pytest.raises(openai.PermissionDeniedError):
+        app.ask("?", MODEL)
+    app.open(MODEL)  # a session opened by modelsession needs no automation, and chat reuses it
+    assert app.ask("?", MODEL)

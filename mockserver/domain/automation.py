@@ -32,9 +32,6 @@ class AutomationSettings:
     def setting(self, key: str) -> Automation:
         return self._slots.get(key) or Automation()
 
-    def allows(self, key: str) -> bool:
-        return self.system and self.setting(key).enabled
-
     def change(self, key: str, *, enabled: bool | None = None, duration: int | None = None) -> Automation:
         """Change the fields given; the others keep their value.
 
@@ -51,9 +48,3 @@ class AutomationSettings:
             return new, new
 
         return self._slots.update(key, update)
-
-    def forget(self, key: str | None = None) -> None:
-        """Back to the defaults, for one key or all."""
-        names = [name for name, _ in self._slots.items()] if key is None else [key]
-        for name in names:
-            self._slots.update(name, lambda _: (None, None))

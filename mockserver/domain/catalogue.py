@@ -19,14 +19,11 @@ from mockserver.domain.errors import (
 from mockserver.domain.faults import Fault, FaultKind
 from mockserver.domain.keys import NO_USER
 from mockserver.domain.sessions import SessionKind
-from mockserver.domain.upstream import upstream_failure
+from mockserver.domain.upstream import AUTOMATION_DISABLED, upstream_failure
 
 KEY_NOT_FOUND = "API key not found"
 NO_SIGNING_KEY = "No private key found and no fallback key configured"
 APPROVE_NO_SIGNING_KEY = "No private key found and no fallback key configured. Please set up your private key."
-AUTOMATION_DISABLED = (
-    "Unexpected error: Session automation is disabled. Please enable it in your Account settings to use Chat."
-)
 
 AUTH_STEPS = (FaultKind.AUTH_BACKEND, FaultKind.AUTH_NO_USER, FaultKind.AUTH_KEY_NOT_FOUND)
 CREATE_STEPS = {
@@ -82,7 +79,7 @@ def _model_error(fault: Fault, requested: str) -> DomainError:
     if fault.kind in texts:
         return CreateRefused(texts[fault.kind])
     if fault.kind is FaultKind.AUTOMATION_DISABLED:
-        return CreateFailed(AUTOMATION_DISABLED)
+        return CreateFailed(f"Unexpected error: {AUTOMATION_DISABLED}")
     return CreateFailed("Unexpected error: 500: Failed to create new session")
 
 

@@ -129,11 +129,8 @@ class ModelTable:
         return found or self._default_of(model_type)
 
     def _default_of(self, model_type: str) -> Model:
-        named = self._by_name.get(TYPE_DEFAULTS.get(model_type, ""))
-        if named is not None or model_type == "LLM":
-            return named or self.default
-        of_type = [m for m in self._models if m.model_type == model_type]
-        return of_type[0] if of_type else self.default
+        """The type's default name when the table has it, else the table's default (never an error)."""
+        return self._by_name.get(TYPE_DEFAULTS.get(model_type, "")) or self.default
 
 
 def _model(item: dict[str, object], where: str) -> Model:

@@ -12,16 +12,29 @@ from starlette.testclient import TestClient
 
 from mockserver.config import Config
 from mockserver.domain import (
+    Automation,
+    AutomationSettings,
     FaultKind,
     FaultPlan,
     IdSource,
     InvalidTime,
     JournalEntry,
     KeyRegistry,
+    QueuedReply,
+    ReplyQueue,
     Session,
     SessionKind,
+    ToolCallReply,
 )
-from mockserver.redis_shared import FaultsCodec, KeysCodec, RedisCounter, RedisJournal, RedisSlots
+from mockserver.redis_shared import (
+    AutomationCodec,
+    FaultsCodec,
+    KeysCodec,
+    RedisCounter,
+    RedisJournal,
+    RedisSlots,
+    RepliesCodec,
+)
 from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, StoreBusy, StoreUnavailable, optimistic
 from mockserver.web.app import create_app
 from tests.served import KEYS
@@ -162,3 +175,15 @@ def test_an_app_whose_store_stops_answers_in_the_gateway_s_shape(
         assert (admin.status_code, admin.headers["content-type"]) == (503, "application/problem+json")
         assert admin.json()["detail"].endswith("the mock answers again once the store does")
     assert "request not journaled: the shared store failed" in caplog.text
+
+
+def test_automation_and_replies_are_shared_by_every_worker(client: redis.Redis) -> None:
+    first = AutomationSettings(True, RedisSlots(client, "automation", AutomationCodec()))
+    second = AutomationSettings(True, RedisSlots(client, "automation", AutomationCodec()))
+    first.change("sk-AbC123", enabled=False, duration=600)
+    assert second.setting("sk-AbC123") == Automation(enabled=False, duration=600)
+    queue_one, queue_two = (ReplyQueue(RedisSlots(client, "replies", RepliesCodec())) for _ in range(2))
+    queued = queue_one.push(QueuedReply(content="hi", tool_calls=(ToolCallReply("f", "{}"),), chunk_delay=0.5))
+    assert queue_two.listed() == (queued,)
+    assert queue_two.take("sk-AbC123") == queued
+    assert queue_one.take("sk-AbC123") is None  # used once, across both
