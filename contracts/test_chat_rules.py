@@ -84,6 +84,14 @@ class Chat:
         expect(status == "alive", "C6", f"the key's session {session} did not survive {what}: ping says {status}")
         expect(seen == session, rule, f"{what} replaced the key's session {session} by {seen}")
 
+    def replaced(self, old: str, send: Callable[[], object], rule: str, what: str) -> str:
+        """`send` (a chat or embeddings request that may open a session) must replace the key's session `old`."""
+        self.may_open(f"{rule}'s new session")
+        send()
+        new = self.alive(rule)
+        expect(new != old, rule, f"{what} kept the key's session {old} instead of replacing it")
+        return new
+
     def alive(self, rule: str) -> str:
         """The key's session, which must be alive; a session this run had not seen is counted as opened."""
         status, session_id = self.ping(rule)
@@ -192,10 +200,7 @@ def _refused_while_automation_is_off(run: Run, chat: Chat, model: str, *, enable
 def test_c2_chat_on_another_model_replaces_the_session(run: Run, chat: Chat, check: Callable[[str], None]) -> None:
     model, other = _models(run)
     old = chat.session_on(model, "C2")
-    chat.may_open("C2's switch")
-    chat.chat(other, "C2")
-    new = chat.alive("C2")
-    expect(new != old, "C2", f"a chat on {other} kept the session of {model} ({old})")
+    new = chat.replaced(old, lambda: chat.chat(other, "C2"), "C2", f"a chat on {other} (from {model})")
     chat.holds(new, other)
     if run.ledger.may_open(chat.budget.owner):  # the new session is on `other`: modelsession reuses it
         on_other = chat.model_session(other, "C2")
@@ -250,10 +255,7 @@ def test_c4_embeddings_share_the_keys_one_session(run: Run, chat: Chat, check: C
     one session they share."""
     _, other = _models(run)
     old = chat.session_on(other, "C4")
-    chat.may_open("C4's embeddings session")
-    chat.embed(None, "C4")
-    new = chat.alive("C4")
-    expect(new != old, "C4", f"embeddings kept the chat session {old} instead of replacing it")
+    new = chat.replaced(old, lambda: chat.embed(None, "C4"), "C4", f"embeddings (after a chat on {other})")
     closed = chat.close("C4")
     expect(closed.get("session_id") == new, "C4", f"close after embeddings answered {closed}, not their session {new}")
     status, _ = chat.ping("C4")
