@@ -9,13 +9,25 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
-from contracts.answers import AnswerError
-from contracts.api import CHAT, CHAT_RULES, PING
+from contracts.answers import AnswerError, RuleBroken
+from contracts.api import CHAT, CHAT_RULES, EMBEDDINGS, PING, STREAM_MEDIA_TYPE
+from contracts.chat import (
+    AUTOMATION_OFF,
+    EMBEDDINGS_AUTOMATION_OFF,
+    automation_path,
+    expect_chat,
+    expect_stream,
+    need_chat,
+    refused_for_automation,
+)
 from contracts.chat_budget import NOT_ALLOWED, ChatMeter
+from contracts.safety import Ledger
 from contracts.settings import DEFAULT_CHAT_CAP, Settings
 from contracts.sse import DONE_DATA, check_events, read_events
 from contracts.summary import Summary
+from contracts.test_conformance import _chat_guard, _count_chat_session
 from tests.contracts.test_budget_and_summary import _report, _worker
 
 CHUNK = {
@@ -124,3 +136,63 @@ def test_with_allow_chat_the_chat_rules_are_required_and_the_chats_counted() -> 
     assert "chat: 7 chat/embeddings requests (cap 30)" in summary.lines(1.0)
     uncapped = _chat_summary(chat_allowed=True, chats=2, chat_cap=None)
     assert "chat: 2 chat/embeddings requests (no cap)" in uncapped.lines(1.0)
+
+
+def _response(status: int, content_type: str, body: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, body.encode()
+    response.headers["content-type"] = content_type
+    return response
+
+
+def test_an_automation_refusal_is_recognised_by_its_exact_answer() -> None:
+    refused = _response(403, "application/json", json.dumps({"detail": AUTOMATION_OFF}))
+    assert refused_for_automation(CHAT, refused)
+    embeddings = _response(500, "application/json", json.dumps({"detail": EMBEDDINGS_AUTOMATION_OFF}))
+    assert refused_for_automation(EMBEDDINGS, embeddings)
+    assert not refused_for_automation(CHAT, embeddings)  # embeddings' status and text, not chat's
+    other = _response(403, "application/json", json.dumps({"detail": "Forbidden"}))
+    assert not refused_for_automation(CHAT, other)
+    assert not refused_for_automation(CHAT, _response(403, STREAM_MEDIA_TYPE, frames(ERROR)))
+
+
+def test_a_stream_that_is_not_a_200_event_stream_breaks_the_rule_named() -> None:
+    with pytest.raises(RuleBroken, match=r"^C1 broken: .* answered 200 application/json"):
+        expect_stream(_response(200, "application/json", "{}"), rule="C1")
+    with pytest.raises(AnswerError, match="answered 500 text/event-stream"):
+        expect_stream(_response(500, STREAM_MEDIA_TYPE, frames(ERROR)))
+    assert expect_stream(_response(200, STREAM_MEDIA_TYPE, frames(CHUNK, DONE_DATA))).chunks
+    assert expect_chat(_response(200, STREAM_MEDIA_TYPE, frames(CHUNK, DONE_DATA)), stream=True, rule="C1")
+
+
+def test_chat_is_skipped_when_not_allowed_or_over_its_cap() -> None:
+    def run(settings: Settings, meter: ChatMeter) -> Any:
+        return SimpleNamespace(settings=settings, chats=meter)
+
+    with pytest.raises(pytest.skip.Exception, match=f"^{NOT_ALLOWED}$"):
+        need_chat(run(Settings(base_url="http://gateway"), ChatMeter()), 1, "C1's chat")
+    with pytest.raises(pytest.skip.Exception, match=r"the chat cap \(0\) leaves no room for C1's chat"):
+        need_chat(run(Settings(base_url="http://gateway", allow_chat=True), ChatMeter(cap=0)), 1, "C1's chat")
+    need_chat(run(Settings(), ChatMeter()), 1, "C1's chat")  # in-process: no limit
+    assert automation_path("sk-AbC123.x") == "/__admin/keys/sk-AbC123/automation"
+
+
+def test_generated_chat_cases_wait_for_allow_chat_the_chat_cap_and_the_session_cap() -> None:
+    ledger = Ledger(cap=1)
+    answers = [{"status": "alive", "session_id": "0x" + "cd" * 32}, {"status": "no_session"}]
+    client = SimpleNamespace(post=lambda path, key: SimpleNamespace(json=lambda: answers.pop(0)))
+    settings = Settings(base_url="http://gateway", api_keys=("sk-AbC123.x",), allow_chat=True)
+    run: Any = SimpleNamespace(settings=settings, chats=ChatMeter(cap=1), ledger=ledger, client=client, keys=("k",))
+    assert _chat_guard(None, run)
+    _count_chat_session(run)  # ping: the chat opened 0xcdcd...
+    _count_chat_session(run)  # ping: nothing
+    assert ledger.opened == {"0x" + "cd" * 32}
+    assert not _chat_guard(None, run)  # the session cap is reached
+    run.chats.sent = 1
+    assert not _chat_guard(None, run)  # and the chat cap
+    assert ledger.held_back == {"chat (session cap reached)": 1, "chat (chat cap reached)": 1}
+    run.ledger.cap = None
+    _count_chat_session(run)  # no cap: nothing to count, no ping sent
+    run.settings = Settings(base_url="http://gateway", api_keys=("sk-AbC123.x",))
+    with pytest.raises(pytest.skip.Exception, match=f"^{NOT_ALLOWED}$"):
+        _chat_guard(None, run)
