@@ -86,7 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--allow-chat",
         action="store_true",
         default=bool(env_default("allow_chat")),
-        help="also send chat completions and embeddings (C1-C6; they cost tokens; env MORPHEUS_ALLOW_CHAT)",
+        help="also send chat completions and embeddings against a URL (C1-C6; they cost tokens)",
     )
     add(
         "--max-chats",
