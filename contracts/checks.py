@@ -8,6 +8,8 @@ from typing import Any
 import schemathesis
 
 from contracts.answers import VALIDATORS, assert_body_conforms
+from contracts.api import STREAM_MEDIA_TYPE
+from contracts.sse import check_events
 from openapi import UndocumentedResponse
 
 # The beginnings of every 500 text the gateway's session routes produce (gateway-behaviour.md section 3).
@@ -17,6 +19,10 @@ GATEWAY_500_PREFIXES = (
     "Unexpected error validating API key: ",
     "Error closing session: ",
     "Error fetching active models: ",
+    # chat completions and embeddings (chat-completions.md 2.5, 2.11, 3)
+    "Error handling session: ",
+    "Embeddings request failed: ",
+    "Internal server error: ",
 )
 
 
@@ -53,7 +59,24 @@ def server_errors_are_the_gateways(ctx: Any, response: Any, case: Any) -> bool |
     if response.status_code != 500:
         return True
     body = _json_or_none(response)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return None  # chat's upstream failure, `{"error": {message, type}}`: its shape is the body check's
     detail = body.get("detail") if isinstance(body, dict) else None
     if not isinstance(detail, str) or not detail.startswith(GATEWAY_500_PREFIXES):
         raise AssertionError(f"500 with a body the gateway never sends: {response.content[:200]!r}")
+    return None
+
+
+def is_streamed(response: Any) -> bool:
+    """Whether a Schemathesis response is a `text/event-stream` (a streamed chat)."""
+    return _content_type(response).startswith(STREAM_MEDIA_TYPE)
+
+
+@schemathesis.check
+def streams_match_the_gateway_contract(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A `text/event-stream` answer (a streamed chat), event by event: SSE framing, each chunk and error
+    frame against the spec, and its end (`data: [DONE]`, or one error frame)."""
+    if not is_streamed(response):
+        return True
+    check_events(response.content.decode("utf-8", "replace"))
     return None

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
+from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.inprocess import start_mock
 from contracts.options import hypothesis_home, settings_from
@@ -69,9 +70,10 @@ def _share(settings: Settings, index: int, count: int) -> Settings:
     try:
         keys = key_share(settings.api_keys, index, count)
         cap = cap_share(settings.session_cap, index, count)
+        chats = cap_share(settings.chat_cap, index, count)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-    return replace(settings, api_keys=keys, max_sessions=cap or 0)
+    return replace(settings, api_keys=keys, max_sessions=cap or 0, max_chats=chats or 0)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -94,8 +96,8 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
     client = Client(base_url, keys, settings.requests_per_second)
-    ledger = Ledger(settings.session_cap)
-    client.session.listeners.append(ledger.observe)
+    ledger, chats = Ledger(settings.session_cap), ChatMeter(settings.chat_cap)
+    client.session.listeners += [ledger.observe, chats.observe]
     try:
         models = probe(client, keys[0])
         clock = _admin_json(client, CLOCK.path)
@@ -104,7 +106,7 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         stop()
         raise
     controls_time = clock is not None and may_move_time
-    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop)
+    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop, chats=chats)
     run.clock_at_start = float(clock["now"]) if controls_time else None
     if clock is not None and not may_move_time:
         run.time_note = "parallel workers share the target's clock (run without -n to check R6)"

@@ -17,9 +17,10 @@ from hypothesis import note, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from contracts.answers import AnswerError, RuleBroken, expect, expect_answer
-from contracts.api import APPROVE, BID_SESSION, CLOSE, MODEL_SESSION, PING
+from contracts.api import APPROVE, BID_SESSION, CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING
+from contracts.chat import automation_path, chat_body, embeddings_body, expect_stream, refused_for_automation
 from contracts.conftest import Budget
-from contracts.oracle import Life, Oracle
+from contracts.oracle import EMBEDDINGS_DEFAULT, Life, Oracle
 from contracts.runtime import Run
 from contracts.safety import GENERATED_SHARE, MACHINE_SHARE
 from openapi import Operation
@@ -27,6 +28,7 @@ from openapi import Operation
 T = TypeVar("T")
 UNKNOWN_MODEL = "no-such-model"
 CLOSE_FAILED = "Error closing session: 500: Failed to close session"
+AUTOMATION_DURATION = 3600  # how long a session chat opens lasts: the gateway's default automation setting
 MESSAGES = {
     Life.ALIVE: {"Session closed successfully"},
     Life.EXPIRED: {"Expired session marked as inactive"},
@@ -59,6 +61,7 @@ class SessionRules(RuleBasedStateMachine):
         self.durations = (300, 600, 3600) if run.controls_time else (run.settings.session_duration,)
         self.last_key: str | None = None
         self.last_models: dict[int, str] = {}  # key index -> the model_id of its last modelsession step
+        self.automation_duration = AUTOMATION_DURATION
         self.controls = (["advance_clock"] if run.controls_time else []) + (
             ["ping_dead", "close_fail"] if run.controls_faults else []
         )
@@ -72,6 +75,8 @@ class SessionRules(RuleBasedStateMachine):
                 self.run.clear_faults(key)
             else:
                 expect_answer(CLOSE, self.run.client.post(CLOSE.path, key=key))
+        if self.run.controls_faults and self.run.settings.chat_allowed:  # the mock says how long chat's sessions last
+            self.automation_duration = int(self.run.client.get(automation_path(self.keys[0])).json()["duration"])
         note(f"keys: {', '.join(key[:9] + '…' for key in self.keys)}; time control: {self.run.controls_time}")
 
     def teardown(self) -> None:
@@ -265,6 +270,81 @@ class SessionRules(RuleBasedStateMachine):
             book.pending_dead += 1
         else:
             book.pending_close_fail += 1
+
+    def _may_chat(self) -> bool:
+        return self.run.settings.chat_allowed and self.run.chats.room(1) and self._may_open()
+
+    @precondition(lambda self: bool(self.model_ids) and self._may_chat())
+    @rule(
+        key=_from(lambda m: range(len(m.keys))),
+        model_id=_from(lambda m: m.model_ids),
+        stream=st.booleans(),
+        given=st.booleans(),
+    )
+    def chat_completion(self, key: int, model_id: str, stream: bool, given: bool) -> None:
+        """A chat (C1-C3, C5, C6): reuse, replace or open the key's session; with `given`, the key's own
+        session id in the body while asking for any model (C5: nothing may change)."""
+        self._chat(CHAT, self.keys[key], model_id, stream=stream, given=given)
+
+    @precondition(lambda self: self._may_chat())
+    @rule(key=_from(lambda m: range(len(m.keys))))
+    def create_embeddings(self, key: int) -> None:
+        """Embeddings on the default embeddings model: the key's one session moves to it (C4)."""
+        self._chat(EMBEDDINGS, self.keys[key], None)
+
+    def _chat(
+        self, operation: Operation, key: str, model_id: str | None, *, stream: bool = False, given: bool = False
+    ) -> None:
+        now, book = self.run.now(), self.oracle.book(key)
+        life = self.oracle.life(key, now)
+        if life is Life.EITHER or book.closed_on_chain or book.pending_dead:
+            return  # an answer the oracle cannot predict (about to expire, closed on chain, a dead ping armed)
+        known = book.session if life is Life.ALIVE else None
+        session_id = known.session_id if given and known is not None else None
+        on = EMBEDDINGS_DEFAULT if model_id is None else str(self.oracle.resolve(model_id))
+        body = embeddings_body(None) if model_id is None else chat_body(model_id, stream=stream, session_id=session_id)
+        response = self._send(operation, key, json=body)
+        reuse = session_id or self.oracle.reusable_on(key, on, now)
+        if reuse is None and refused_for_automation(operation, response):
+            self._refused(key, life)
+            return
+        rule_id = "C5" if session_id else "C1" if reuse else "C3" if known is None else "C2"
+        if stream:
+            expect_stream(response, rule=rule_id)
+        else:
+            expect_answer(operation, response, rule=rule_id)
+        status, seen = self._held(key)
+        if reuse is not None:
+            broken = "C6" if status != "alive" else rule_id
+            message = f"after {operation.label} on the key's session {reuse}, ping says {status} {seen}"
+            expect((status, seen) == ("alive", reuse), broken, message)
+            self.checked(rule_id)
+            self.checked("C6")
+            return
+        rule_id = "C4" if model_id is None and known is not None else rule_id
+        fresh = status == "alive" and isinstance(seen, str) and seen not in self.oracle.seen
+        expect(fresh, rule_id, f"{operation.label} must open a new session here, ping says {status} {seen}")
+        self.run.ledger.count(str(seen))
+        self.checked(rule_id)
+        self.oracle.opened(key, str(seen), "model", on, now + self.automation_duration)
+
+    def _held(self, key: str) -> tuple[str, str | None]:
+        """The key's session as ping reports it (status, session id)."""
+        held = self._ok(PING, self._send(PING, key))
+        return str(held["status"]), held.get("session_id")
+
+    def _refused(self, key: str, life: Life) -> None:
+        """Automation is off (C3): nothing opened; a live session on another model was closed on chain
+        first (observed-v1.14.0.md 7.A.1), so ping says it is dead (or, after a sync pass, none)."""
+        status, _ = self._held(key)
+        allowed = {Life.ALIVE: {"dead", "no_session"}, Life.EXPIRED: {"expired", "no_session"}}
+        expect(
+            status in allowed.get(life, {"no_session"}),
+            "C3",
+            f"after a chat refused for automation, ping says {status}",
+        )
+        self.oracle.forget(key, "C3")
+        self.checked("C3")
 
 
 def _mismatch_rule(opened_by: str | None, last_key: str | None, key: str) -> str:

@@ -39,6 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--session-duration", type=int, help="sessionDuration of the sessions the run opens")
     add("--bid-id", action="append", dest="bid_ids", default=[], help="a bid id the run may open sessions on")
     add("--skip-rule", action="append", dest="skip_rules", default=[], help="accept that a rule (R1-R8) is not checked")
+    add(
+        "--allow-chat",
+        action="store_true",
+        default=None,
+        help="also send chat completions and embeddings against a URL (C1-C6; they cost tokens)",
+    )
+    add("--max-chats", type=int, help="cap on chat and embeddings requests a run sends (default 30 against a URL; 0 = none)")
     add("--examples", type=int, help="generated examples per operation")
     add("--stateful-runs", type=int, help="state-machine runs per key set")
     add("--concurrency", type=int, help="parallel creates in the R8 contract")
@@ -72,6 +79,8 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
         stateful_runs=_whole(option, "stateful_runs"),
         concurrency=_whole(option, "concurrency"),
         skip_rules=skip_rules,
+        allow_chat=bool(option.allow_chat or env_default("allow_chat")),
+        max_chats=_number(option, "max_chats", int),
     )
 
 

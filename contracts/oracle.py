@@ -19,6 +19,9 @@ from enum import Enum
 # answer may go either way, and the oracle accepts both (and learns which it was).
 MARGIN = 2.0
 SYNC_INTERVAL = 60.0
+# What embeddings without a model resolve to: the target's default embeddings model, which the oracle
+# need not know (it is no model a modelsession or chat step names, so it is always another model).
+EMBEDDINGS_DEFAULT = "(the default embeddings model)"
 
 
 class Life(Enum):
@@ -78,7 +81,11 @@ class Oracle:
 
     def reusable(self, key: str, model_id: str, now: float) -> str | None:
         """R1: the session id a modelsession must return unchanged, if any (None: a new one)."""
-        session, resolved = self.book(key).session, self.resolve(model_id)
+        return self.reusable_on(key, str(self.resolve(model_id)), now)
+
+    def reusable_on(self, key: str, resolved: str, now: float) -> str | None:
+        """R1, C1: the session a request on the resolved model `resolved` must use unchanged (None: a new one)."""
+        session = self.book(key).session
         if session is None or session.kind != "model" or session.on != resolved:
             return None
         return session.session_id if self.life(key, now) is not Life.EXPIRED else None

@@ -20,10 +20,11 @@ from contracts.summary import USER_SKIPPED, Summary
 RUN = pytest.StashKey[Run]()
 # The authentication refusals run first (they open no session and cost a request each, so a broken
 # authentication fails the run in seconds); then the rule checks, in this order: the fixed scenarios
-# (short, cheap), R8, the state machine; then the refused-create probe, and the generated cases get the
-# sessions left.
+# (chat's, then the session routes'; short, cheap), R8, the state machine; then the refused-create probe,
+# and the generated cases get the sessions left.
 RULES_FIRST = (
     "test_auth.py",
+    "test_chat_rules.py",  # only with chat allowed; a session only where the cap leaves one beyond the others'
     "test_rule_scenarios.py",
     "test_concurrency.py",
     "test_session_rules.py",

@@ -11,6 +11,7 @@ from typing import Any
 
 from contracts.answers import expect_answer
 from contracts.api import ADVANCE_CLOCK, CLOCK, CLOSE, FAULTS, KEY_STATE
+from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.safety import Ledger
 from contracts.settings import Settings
@@ -34,6 +35,7 @@ class Run:
     time_note: str = "the target has no admin clock"  # why the run cannot move time, when it cannot
     cases: int = 0  # Schemathesis cases generated (and judged) in this process
     steps: int = 0  # state-machine steps taken in this process
+    chats: ChatMeter = field(default_factory=ChatMeter)  # chat and embeddings requests sent, and their cap
 
     @property
     def spend_allowed(self) -> bool:
@@ -73,6 +75,9 @@ class Run:
             "requests": self.client.sent,
             "cases": self.cases,
             "steps": self.steps,
+            "chat_allowed": self.settings.chat_allowed,
+            "chats": self.chats.sent,
+            "chat_cap": self.chats.cap,
             "teardown_problems": teardown_problems,
         }
 

@@ -50,6 +50,11 @@ class Ledger:
                 if session_id:
                     self.opened.add(session_id)
 
+    def count(self, session_id: str) -> None:
+        """A session the run opened without a create (a chat or embeddings request opened it)."""
+        with self._lock:
+            self.opened.add(session_id)
+
     def reserve(self, owner: str, sessions: int) -> None:
         with self._lock:
             self.reserved[owner] = sessions

@@ -18,7 +18,10 @@ ENV = {
     "stateful_runs": "MORPHEUS_STATEFUL_RUNS",
     "concurrency": "MORPHEUS_CONCURRENCY",
     "skip_rules": "MORPHEUS_SKIP_RULES",
+    "allow_chat": "MORPHEUS_ALLOW_CHAT",
+    "max_chats": "MORPHEUS_MAX_CHATS",
 }
+DEFAULT_CHAT_CAP = 30  # chat and embeddings requests a run sends to a URL (each costs tokens)
 # The in-process mock's own keys (the default target); two, so that the isolation rule R7 runs.
 MOCK_KEYS = (
     "sk-Contr1." + "0123456789abcdef" * 4,
@@ -41,6 +44,8 @@ class Settings:
     stateful_runs: int = 20
     concurrency: int = 8
     skip_rules: tuple[str, ...] = ()  # rules the user accepts not checking (--skip-rule R6)
+    allow_chat: bool = False  # send chat completions and embeddings (they cost tokens on a real gateway)
+    max_chats: int | None = None  # None: 30 against a URL, unlimited in-process; 0 = none
 
     @property
     def in_process(self) -> bool:
@@ -51,6 +56,17 @@ class Settings:
         if self.max_sessions is not None:
             return self.max_sessions or None
         return None if self.in_process else 20
+
+    @property
+    def chat_allowed(self) -> bool:
+        """Chat and embeddings are sent: against the in-process mock always, against a URL on request."""
+        return self.allow_chat or self.in_process
+
+    @property
+    def chat_cap(self) -> int | None:
+        if self.max_chats is not None:
+            return self.max_chats or None
+        return None if self.in_process else DEFAULT_CHAT_CAP
 
     @property
     def requests_per_second(self) -> float | None:

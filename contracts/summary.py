@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.api import RULES
+from contracts.api import CHAT_RULES, RULES
+from contracts.chat_budget import NOT_ALLOWED
 from contracts.settings import Settings
 
 CLOSED_ALL = "every key's session closed"
-_BROKEN = re.compile(r"\b(R\d+) broken: ([^\n]*)")
+_BROKEN = re.compile(rf"\b({'|'.join(map(re.escape, RULES))}) broken: ([^\n]*)")  # the spec's rule ids
 USER_SKIPPED = "skipped by --skip-rule"
 
 
@@ -119,6 +120,8 @@ class Summary:
     def _why_not(self, rule: str, tally: RuleTally) -> str:
         if self.settings is not None and rule in self.settings.skip_rules:
             return USER_SKIPPED
+        if rule in CHAT_RULES and self.workers and not self.workers[0].get("chat_allowed"):
+            return NOT_ALLOWED
         if tally.skipped:
             return "; ".join(sorted(set(tally.skipped)))
         if tally.not_exercised:
@@ -127,7 +130,8 @@ class Summary:
 
     def required(self) -> tuple[str, ...]:
         """The rules this target should let the suite check (R1-R5 and R8 always; R7 with two keys;
-        R3 with bid ids; R6 where time is controllable), less those the user skipped."""
+        R3 with bid ids; R6 where time is controllable; the chat rules when chat may be sent), less those
+        the user skipped."""
         if not self.workers:
             return ()
         first = self.workers[0]
@@ -135,6 +139,7 @@ class Summary:
         allowed |= {"R7"} if len(first["keys"]) >= 2 else set()
         allowed |= {"R3"} if first["bids"] else set()
         allowed |= {"R6"} if first["controls_time"] else set()
+        allowed |= set(CHAT_RULES) if first.get("chat_allowed") else set()
         skipped = set(self.settings.skip_rules) if self.settings else set()
         return tuple(rule for rule in RULES if rule in allowed - skipped)
 
@@ -194,11 +199,19 @@ class Summary:
             f"safety: {opened} sessions opened ({cap}); "
             f"held back: {', '.join(f'{n} {reason}' for reason, n in held.items()) or 'none'}; "
             f"keys used: {sum(worker['keys_used'] for worker in self.workers)}",
+            self._chat_line(),
             f"teardown: {'; '.join(problems) or CLOSED_ALL}",
             f"generated: {sum(worker['cases'] for worker in self.workers)} Schemathesis cases, "
             f"{sum(worker['steps'] for worker in self.workers)} state-machine steps",
             f"requests sent: {sum(worker['requests'] for worker in self.workers)}   wall time: {elapsed:.1f} s",
         ]
+
+    def _chat_line(self) -> str:
+        if not self.workers[0].get("chat_allowed"):
+            return f"chat: none sent ({NOT_ALLOWED})"
+        caps: list[int | None] = [worker.get("chat_cap") for worker in self.workers]
+        limit = "no cap" if None in caps else f"cap {sum(value or 0 for value in caps)}"
+        return f"chat: {sum(worker.get('chats', 0) for worker in self.workers)} chat/embeddings requests ({limit})"
 
     def as_json(self, elapsed: float) -> dict[str, Any]:
         """The summary for programs (`--summary-json FILE`): each rule's line, what is unchecked, the text."""

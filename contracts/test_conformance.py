@@ -20,8 +20,13 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ensure_resource_availability, use_after_free
 
-from contracts.api import APPROVE, CREATES
-from contracts.checks import body_matches_the_gateway_contract, server_errors_are_the_gateways
+from contracts.api import APPROVE, CREATES, PING
+from contracts.chat_budget import CHAT_PATHS, NOT_ALLOWED
+from contracts.checks import (
+    body_matches_the_gateway_contract,
+    server_errors_are_the_gateways,
+    streams_match_the_gateway_contract,
+)
 from contracts.runtime import Run
 from openapi import SPEC_PATH
 
@@ -50,14 +55,43 @@ def _with_key(case: Any, key: str) -> None:
         case.headers["Authorization"] = f"Bearer {key}"
 
 
+def _positive(case: Any) -> bool:
+    return case.meta is None or case.meta.generation.mode.name == "POSITIVE"
+
+
+def _chat_guard(case: Any, run: Run) -> bool:
+    """Chat costs tokens: sent only with --allow-chat (else the case skips), within --max-chats, and
+    only while the session budget has room (a gateway may accept an invalid one and open a session)."""
+    if not run.settings.chat_allowed:
+        pytest.skip(NOT_ALLOWED)
+    if not run.chats.room():
+        run.ledger.hold_back("chat (chat cap reached)")
+        return False
+    if not run.ledger.may_open():
+        run.ledger.hold_back("chat (session cap reached)")
+        return False
+    return True
+
+
+def _count_chat_session(run: Run) -> None:
+    """Against a capped target, the session a valid chat may have opened is counted (ping tells which)."""
+    if run.ledger.cap is None:
+        return
+    body = run.client.post(PING.path, key=run.keys[0]).json()
+    if isinstance(body, dict) and isinstance(body.get("session_id"), str):
+        run.ledger.count(body["session_id"])
+
+
 def _guard(case: Any, run: Run) -> bool:
     """Staging safety before a request: False holds it back. A valid create is sent only while the
     session budget leaves sessions beyond every rule check's reservation, and against a URL asks for
     the run's short duration instead of the generated one. An invalid one (a negative case) opens
     nothing on a gateway that refuses it, so the cap does not hold it back."""
+    if case.operation.path in CHAT_PATHS:
+        return _chat_guard(case, run)
     if case.operation.path not in CREATE_PATHS:
         return True
-    positive = case.meta is None or case.meta.generation.mode.name == "POSITIVE"
+    positive = _positive(case)
     if positive and not run.ledger.may_open():
         run.ledger.hold_back("valid create (session cap reached)")
         return False
@@ -81,8 +115,14 @@ def test_conformance(case: Any, run: Run) -> None:
         return
     _with_key(case, run.keys[0])
     response = case.call(base_url=run.base_url, session=run.client.session)
+    if case.operation.path in CHAT_PATHS and response.status_code == 200:
+        _count_chat_session(run)
     case.validate_response(
         response,
         excluded_checks=EXCLUDED_CHECKS,
-        additional_checks=[body_matches_the_gateway_contract, server_errors_are_the_gateways],
+        additional_checks=[
+            body_matches_the_gateway_contract,
+            server_errors_are_the_gateways,
+            streams_match_the_gateway_contract,
+        ],
     )

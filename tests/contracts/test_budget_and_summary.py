@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from contracts.answers import AnswerError, BodyContractError, RuleBroken, expect_answer
-from contracts.api import CLOSE, MODEL_SESSION, PING, RULES
+from contracts.api import CHAT_RULES, CLOSE, MODEL_SESSION, PING, RULES
 from contracts.client import Client
 from contracts.conftest import Budget, probe
 from contracts.machine import SessionRules
@@ -33,7 +33,8 @@ ALIVE = {"status": "alive", "message": "Session is alive", "session_id": SESSION
 
 
 def test_the_rules_come_from_the_spec() -> None:
-    assert RULES == ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8")
+    assert ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", *CHAT_RULES) == RULES
+    assert CHAT_RULES == ("C1", "C2", "C3", "C4", "C5", "C6")
     assert (PING.method, PING.path) == ("POST", "/api/v1/session/pingsession")
 
 
@@ -160,7 +161,7 @@ def test_an_unnamed_failure_leaves_the_rule_unknown_and_workers_add_up() -> None
     summary.add_worker(_worker(keys=["sk-A…", "sk-B…"], bids=True, controls_time=True, time="yes (admin clock)"))
     summary.add_worker(_worker(keys=["sk-A…", "sk-B…"], teardown_problems=["sk-A…: closesession answered 500"]))
     assert summary.rule_line("R1").startswith("UNKNOWN  a test covering it failed first: BodyContractError: $.model")
-    assert summary.required() == RULES
+    assert summary.required() == tuple(rule for rule in RULES if rule not in CHAT_RULES)  # chat not allowed
     lines = summary.lines(1.0)
     assert "target: http://gateway   keys: sk-A…, sk-B…   workers: 2" in lines
     assert (

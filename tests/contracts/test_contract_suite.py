@@ -20,10 +20,12 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from contracts.api import RULES
-from contracts.settings import MOCK_KEYS
+from contracts.api import CHAT_RULES, RULES
+from contracts.chat_budget import NOT_ALLOWED
+from contracts.settings import ENV, MOCK_KEYS
 from mockserver.config import Config
 from mockserver.web.app import create_app
+from tests.gallery.mutants import example_job_env
 from tests.live import LiveServer
 from tests.served import Served, serving
 
@@ -43,7 +45,7 @@ def _keys(*keys: str) -> list[str]:
 
 
 def _rule_lines(output: str) -> dict[str, str]:
-    return dict(re.findall(r"^  (R\d+)  (.*)$", output, re.MULTILINE))
+    return dict(re.findall(r"^  ([RC]\d+)  (.*)$", output, re.MULTILINE))
 
 
 def _never_passed_unchecked(output: str) -> None:
@@ -82,8 +84,10 @@ def test_the_suite_passes_against_a_served_mock_at_its_default_url_settings(
     assert run.returncode == 0, run.stdout[-3000:]
     assert time.monotonic() - started < 120
     rules = _rule_lines(run.stdout)
-    assert all(rules[rule].startswith("passed") for rule in RULES if rule != "R7"), rules
+    assert all(rules[rule].startswith("passed") for rule in RULES if rule not in ("R7", *CHAT_RULES)), rules
     assert rules["R7"].startswith("NOT CHECKED (R7 (keys are isolated) needs two API keys"), rules["R7"]
+    assert all(rules[rule] == f"NOT CHECKED ({NOT_ALLOWED})" for rule in CHAT_RULES), rules  # and the run passed
+    assert f"chat: none sent ({NOT_ALLOWED})" in run.stdout
     _never_passed_unchecked(run.stdout)
     spent = re.search(r"safety: (\d+) sessions opened \(cap 20\)", run.stdout)
     assert spent is not None, run.stdout[-800:]
@@ -92,6 +96,24 @@ def test_the_suite_passes_against_a_served_mock_at_its_default_url_settings(
     clock = requests.get(f"{served_mock.url}/__admin/clock", timeout=5).json()["now"]
     assert abs(clock - time.time()) < 30, "the suite must put the mock's clock back (R6 moved it)"
     assert MOCK_KEYS[0] not in run.stdout + run.stderr + junit.read_text()
+
+
+def test_with_allow_chat_the_chat_rules_pass_over_http_at_the_ci_jobs_settings(served_mock: Served) -> None:
+    """The example CI job with chat turned on (cap raised by the 4 sessions chat opens): the chat
+    scenarios, the session-rule scenarios and R8 all fit the cap, C1-C6 pass, and chat is counted."""
+    env = {**example_job_env(), ENV["allow_chat"]: "1", ENV["max_sessions"]: "14", ENV["base_url"]: served_mock.url}
+    env[ENV["api_keys"]] = " ".join(MOCK_KEYS)
+    run = _contract("-k", "test_chat_rules or test_rule_scenarios or test_concurrency", "-q", env=env)
+    assert run.returncode == 0, run.stdout[-3000:]
+    rules = _rule_lines(run.stdout)
+    assert all(rules[rule].startswith("passed") for rule in CHAT_RULES), rules
+    assert all(rules[rule].startswith("passed") for rule in ("R1", "R2", "R4", "R5", "R6", "R7", "R8")), rules
+    spent = re.search(r"safety: (\d+) sessions opened \(cap 14\)", run.stdout)
+    assert spent is not None, run.stdout[-800:]
+    assert int(spent[1]) <= 14
+    chats = re.search(r"chat: (\d+) chat/embeddings requests \(cap 30\)", run.stdout)
+    assert chats is not None, run.stdout[-800:]
+    assert 0 < int(chats[1]) <= 30
 
 
 def test_a_rule_without_an_executed_check_never_reads_passed() -> None:

@@ -48,6 +48,9 @@ QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--ma
 TARGET_ENV = (ENV["base_url"], ENV["api_keys"])
 _ENV_LINE = re.compile(r"^\s+(MORPHEUS_[A-Z_]+):\s*\"?([^\"#]*?)\"?\s*(?:#.*)?$")
 RUN_TIMEOUT = 600
+# Sessions the chat scenarios open against a faithful gateway (contracts/test_chat_rules.py): a CI job that
+# turns chat on raises its session cap by this much.
+CHAT_SESSIONS = 4
 NO_REPORT = "no report:"
 # Left out of each run's environment: the user's own target settings, and a switch users rarely set that
 # makes every run rewrite and compile the suite's and Schemathesis' modules again (about 6 s CPU a run).
@@ -71,11 +74,22 @@ class Configuration:
     env: dict[str, str] = field(default_factory=dict)
     through_env: bool = False  # target and keys in MORPHEUS_BASE_URL / MORPHEUS_API_KEYS, as the CI job does
 
-    def command(self, url: str) -> tuple[list[str], dict[str, str]]:
+    def command(self, url: str, *, chat: bool = False) -> tuple[list[str], dict[str, str]]:
+        """The suite's arguments and environment; `chat`: as users run it to check chat (`--allow-chat`, and
+        a session cap raised by what the chat scenarios open, where the configuration sets one)."""
         keys = MOCK_KEYS[: self.keys]
+        env = {**self.env, **(self.chat_env() if chat else {})}
         if self.through_env:
-            return [*self.options], {**self.env, ENV["base_url"]: url, ENV["api_keys"]: " ".join(keys)}
-        return ["--base-url", url, *(part for key in keys for part in ("--api-key", key)), *self.options], self.env
+            return [*self.options], {**env, ENV["base_url"]: url, ENV["api_keys"]: " ".join(keys)}
+        options = [*self.options, *(["--allow-chat"] if chat else [])]
+        return ["--base-url", url, *(part for key in keys for part in ("--api-key", key)), *options], env
+
+    def chat_env(self) -> dict[str, str]:
+        if not self.through_env:
+            return {}
+        cap = self.env.get(ENV["max_sessions"])
+        raised = {ENV["max_sessions"]: str(int(cap) + CHAT_SESSIONS)} if cap else {}
+        return {ENV["allow_chat"]: "1", **raised}
 
 
 def configurations() -> dict[str, Configuration]:
@@ -155,7 +169,7 @@ class Job:
 
 def run_job(job: Job, url: str) -> Result:
     """Run the suite against `url` (the served variant) in a process of its own, as users run it."""
-    arguments, extra = job.configuration.command(url)
+    arguments, extra = job.configuration.command(url, chat=job.variant.chat)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         junit = Path(folder) / "junit.xml"

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.api import RULES
+from contracts.api import CHAT_RULES, RULES
 from contracts.settings import ENV, MOCK_KEYS
-from tests.gallery.mutants import Result, configurations, example_job_env, expectation, jobs_for, run, table
+from tests.gallery.mutants import (
+    CHAT_SESSIONS,
+    Result,
+    configurations,
+    example_job_env,
+    expectation,
+    jobs_for,
+    run,
+    table,
+)
 from tests.gallery.variants import GALLERY, VARIANTS
 
 CONFIGURATIONS = configurations()
@@ -62,6 +71,17 @@ def test_the_configurations_are_the_settings_users_run() -> None:
         [],
         {**job, ENV["base_url"]: url, ENV["api_keys"]: " ".join(MOCK_KEYS)},
     )
+
+
+def test_chat_variants_run_the_suite_as_users_turn_chat_on() -> None:
+    url = "http://127.0.0.1:1"
+    assert CONFIGURATIONS["default"].command(url, chat=True)[0][-1] == "--allow-chat"
+    options, env = CONFIGURATIONS["ci"].command(url, chat=True)
+    assert options == []
+    assert env[ENV["allow_chat"]] == "1"
+    assert env[ENV["max_sessions"]] == str(int(example_job_env()[ENV["max_sessions"]]) + CHAT_SESSIONS)
+    assert {variant.rule for variant in GALLERY if variant.chat} >= set(CHAT_RULES)
+    assert all(variant.chat for variant in GALLERY if variant.rule in CHAT_RULES)
 
 
 def test_only_a_missing_second_key_makes_a_variant_invisible() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +19,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts.api import CHAT, CLOSE, EMBEDDINGS, PING
+from contracts.chat import AUTOMATION_OFF
 from mockserver.domain import (
     CloseKind,
     CloseOutcome,
@@ -43,6 +45,7 @@ class Variant:
     apply: Apply
     faithful: bool = False  # a gateway that keeps the contract in its own way: the suite must PASS it
     keys_needed: int = 1  # fewer keys than this cannot see the bug (R7 needs a second key)
+    chat: bool = False  # only chat shows the bug: the suite must be run with --allow-chat
 
 
 def _swap(attribute: str, cls: type) -> Apply:
@@ -322,7 +325,152 @@ def _model_echoes_resolved(app: Starlette) -> ASGIApp:
     return _rewrite("/modelsession", echo)(app)
 
 
-GALLERY = (
+# --- chat: chat completions and embeddings around the key's session (C1-C6, streams) -------------------
+
+
+def _is_chat(scope: Scope) -> bool:
+    return scope["type"] == "http" and scope["path"] in (CHAT.path, EMBEDDINGS.path)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body, more = body + message.get("body", b""), message.get("more_body", False)
+    return body
+
+
+async def _never() -> Message:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _replay(body: bytes, then: Receive = _never) -> Receive:
+    """The body once, then `then`'s messages: the client's own (a streamed answer waits on them for a
+    disconnect) or, for a request of the variant's own, none."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await then()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _inner(app: ASGIApp, scope: Scope, path: str) -> Any:
+    """POST `path` to the app with the request's headers (its key), no body; the answer's JSON."""
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+    inner = {**scope, "path": path, "raw_path": path.encode(), "query_string": b"", "headers": headers}
+    sent: list[Message] = []
+
+    async def keep(message: Message) -> None:
+        sent.append(message)
+
+    await app(inner, _replay(b""), keep)
+    return json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+
+ChatChange = Callable[[ASGIApp, Scope, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+def _around_chat(before: ChatChange | None = None, after: str | None = None) -> Apply:
+    """A variant that changes each chat/embeddings request's JSON body first (`before`; None answers 403
+    automation-off instead), or POSTs `after` (a session path) once the answer has gone out."""
+
+    def apply(app: Starlette) -> ASGIApp:
+        async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+            if not _is_chat(scope):
+                await app(scope, receive, send)
+                return
+            body = await _read_body(receive)
+            data = json.loads(body) if body else None
+            if before is not None and isinstance(data, dict):
+                changed = await before(app, scope, data)
+                if changed is None:
+                    await JSONResponse({"detail": AUTOMATION_OFF}, 403, {"X-Process-Time": "0.01"})(
+                        scope, receive, send
+                    )
+                    return
+                body = json.dumps(changed).encode()
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await app({**scope, "headers": headers}, _replay(body, receive), send)
+            if after is not None:
+                await _inner(app, scope, after)
+
+        return broken
+
+    return apply
+
+
+async def _close_first(app: ASGIApp, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
+    """The key's session is closed before each chat: chat never reuses it."""
+    if not body.get("session_id"):
+        await _inner(app, scope, CLOSE.path)
+    return body
+
+
+def _dropping(name: str) -> ChatChange:
+    """The body reaches the gateway without `name`."""
+
+    async def drop(app: ASGIApp, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
+        return {field: value for field, value in body.items() if field != name}
+
+    return drop
+
+
+async def _refuse_without_session(app: ASGIApp, scope: Scope, body: dict[str, Any]) -> dict[str, Any] | None:
+    """A chat that needs a new session is refused as if automation were off (it is on)."""
+    if body.get("session_id") or (await _inner(app, scope, PING.path))["status"] == "alive":
+        return body
+    return None
+
+
+async def _embeddings_on_the_chat_session(app: ASGIApp, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
+    """Embeddings run on whatever session the key holds (as if given in the body): no switch to their model."""
+    if scope["path"] != EMBEDDINGS.path or body.get("session_id"):
+        return body
+    held = await _inner(app, scope, PING.path)
+    return {**body, "session_id": held["session_id"]} if held["status"] == "alive" else body
+
+
+def _stream_rewrite(change: Callable[[bytes], bytes]) -> Apply:
+    """A variant that rewrites every piece of a streamed chat answer on its way out."""
+
+    def apply(app: Starlette) -> ASGIApp:
+        async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+            if not _is_chat(scope):
+                await app(scope, receive, send)
+                return
+
+            async def changed(message: Message) -> None:
+                if message["type"] == "http.response.body":
+                    message = {**message, "body": change(message.get("body", b""))}
+                await send(message)
+
+            await app(scope, receive, changed)
+
+        return broken
+
+    return apply
+
+
+def _drop_done(piece: bytes) -> bytes:
+    return piece.replace(b"data: [DONE]\n\n", b"")
+
+
+def _flat_error_frame(piece: bytes) -> bytes:
+    """`data: {"error": {"message": m, ...}}` becomes `data: {"error": m}` (the proxy-router's own shape)."""
+    if not piece.startswith(b'data: {"error"'):
+        return piece
+    error = json.loads(piece.removeprefix(b"data: "))["error"]
+    return b"data: " + json.dumps({"error": error["message"]}).encode() + b"\n\n"
+
+
+GALLERY: tuple[Variant, ...] = (
     Variant(
         "reuse-opens-new",
         "R1",
@@ -426,4 +574,44 @@ GALLERY = (
         _rewrite("", _headers_when(None, _without_header(b"x-process-time"))),
     ),
 )
+CHAT_VARIANTS = (
+    Variant(
+        "chat-ignores-session", "C1", "each chat opens a new session instead of the key's", _around_chat(_close_first)
+    ),
+    Variant(
+        "chat-ignores-model",
+        "C2",
+        "chat drops `model`: every chat uses the default model's session",
+        _around_chat(_dropping("model")),
+    ),
+    Variant(
+        "chat-refuses-without-session",
+        "C3",
+        "a chat that needs a new session answers 403 although automation is on",
+        _around_chat(_refuse_without_session),
+    ),
+    Variant(
+        "embeddings-on-chat-session",
+        "C4",
+        "embeddings use the chat's session instead of replacing it with their model's",
+        _around_chat(_embeddings_on_the_chat_session),
+    ),
+    Variant(
+        "body-session-id-ignored",
+        "C5",
+        "a body session_id is ignored: the key's session is used (and switched)",
+        _around_chat(_dropping("session_id")),
+    ),
+    Variant("chat-closes-session", "C6", "the key's session is closed after each chat", _around_chat(after=CLOSE.path)),
+    Variant(
+        "stream-without-done", "stream", "a streamed chat ends without `data: [DONE]`", _stream_rewrite(_drop_done)
+    ),
+    Variant(
+        "error-frame-flat",
+        "stream",
+        'a stream\'s error frame is `{"error": "text"}`, not `{"error": {message, type, status}}`',
+        _stream_rewrite(_flat_error_frame),
+    ),
+)
+GALLERY += tuple(replace(variant, chat=True) for variant in CHAT_VARIANTS)
 VARIANTS = {variant.name: variant for variant in GALLERY}
