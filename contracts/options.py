@@ -45,7 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="also send chat completions and embeddings against a URL (C1-C6; they cost tokens)",
     )
-    add("--max-chats", type=int, help="cap on chat and embeddings requests a run sends (default 30 against a URL; 0 = none)")
+    add(
+        "--max-chats",
+        type=int,
+        help="cap on chat and embeddings requests a run sends (default 30 against a URL; 0 = none)",
+    )
     add("--examples", type=int, help="generated examples per operation")
     add("--stateful-runs", type=int, help="state-machine runs per key set")
     add("--concurrency", type=int, help="parallel creates in the R8 contract")

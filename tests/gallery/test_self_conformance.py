@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from contracts.settings import MOCK_KEYS
-from openapi import SPEC_PATH
+from openapi import SPEC_PATH, load_spec
 from tests.served import serving
 
 EXCLUDED = "not_a_server_error,use_after_free,ensure_resource_availability"
@@ -44,4 +44,5 @@ def test_schemathesis_cli_finds_no_issue_in_the_served_mock(served_mock: str, tm
     run = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:]
     assert "No issues found" in run.stdout
-    assert "Selected: 6/6" in run.stdout
+    every = len(load_spec().operations)
+    assert f"Selected: {every}/{every}" in run.stdout

@@ -93,3 +93,35 @@ def test_floats_beyond_int64_are_the_one_documented_gap() -> None:
     assert _spec_accepts("LaxBodyInteger", 1e20)
     assert not _pydantic_accepts(STRICT_INT, 1e20)
     assert _pydantic_accepts(STRICT_INT, 10**20)
+
+
+STRICT_FLOAT = TypeAdapter(float)
+FLOAT_WORDS = ["inf", "INF", "Infinity", "nan", "NaN", "in_f", "n_a_n", "infin"]
+float_strings = st.one_of(
+    st.text(alphabet="0123456789_.+-eE" + SPACES, max_size=10),
+    st.lists(st.sampled_from([*"01_.e+- ", *FLOAT_WORDS, "\u3000", "\x1c"]), max_size=5).map("".join),
+    st.from_regex(r"\A[ \t]?[+-]?[0-9]{0,3}(\.[0-9]{0,3})?([eE][+-]?[0-9]{1,2})?[ \t]?\Z"),
+)
+
+
+@given(st.one_of(float_strings, numbers, others))
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+def test_lax_number_admits_what_pydantic_admits(value: Any) -> None:
+    assert _spec_accepts("LaxNumber", value) == _pydantic_accepts(STRICT_FLOAT, value), repr(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("\u205f\u2003 -.347_05_3e-2", False),  # the Schemathesis find: white space and underscores
+        ("-.347_05_3e-2", True),
+        (" 1.5e2\t", True),
+        ("1_e_1", True),
+        ("1__0", False),
+        ("\x0b+Nan", True),
+        ("\x1c1.5", False),
+    ],
+)
+def test_lax_number_strings_pydantic_reads_differently_from_float(value: str, accepted: bool) -> None:
+    assert _spec_accepts("LaxNumber", value) is accepted
+    assert _pydantic_accepts(STRICT_FLOAT, value) is accepted
