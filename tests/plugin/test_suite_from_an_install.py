@@ -116,7 +116,7 @@ def test_hypothesis_keeps_its_caches_in_the_users_cache_folder() -> None:
 
 def _options(**given: object) -> SimpleNamespace:
     unset = dict.fromkeys(("base_url", "allow_spend", "max_sessions", "rate_limit", "session_duration"))
-    unset |= dict.fromkeys(("examples", "stateful_runs", "concurrency"))
+    unset |= dict.fromkeys(("examples", "stateful_runs", "concurrency", "allow_chat", "max_chats"))
     lists: dict[str, list[str]] = {"api_keys": [], "bid_ids": [], "skip_rules": []}
     return SimpleNamespace(option=SimpleNamespace(**{**unset, **lists, **given}))
 
