@@ -20,6 +20,13 @@ ifneq ($(strip $(B_API_KEY)),)
 diff: export MORPHEUS_B_API_KEYS := $(B_API_KEY)
 endif
 
+# Compiled modules are cached under .venv/pycache, never beside the sources. Where PYTHONDONTWRITEBYTECODE
+# is set (as on the CI machine) nothing was cached at all: every Python process the tests start compiled
+# its imports again, and pytest rewrote the asserts of hypothesis, schemathesis and the kit (pytest11
+# plugins) again, about 4 s of CPU per suite run. A PYTHONPYCACHEPREFIX of your own is kept.
+export PYTHONPYCACHEPREFIX ?= $(abspath $(VENV))/pycache
+export PYTHONDONTWRITEBYTECODE :=
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
