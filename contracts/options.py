@@ -14,6 +14,7 @@ import dataclasses
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,10 +29,14 @@ PACKAGE = SUITE.name
 Number = TypeVar("Number", int, float)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+BASE_URL_PLUGIN = "base_url"  # pytest-base-url's entry point (pytest-playwright and pytest-selenium install it)
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager | None = None) -> None:
     group = parser.getgroup("contracts", "Morpheus session-API contract")
     add = group.addoption
-    add("--base-url", help="the target; none: the in-process mock")
+    if pluginmanager is None or not declares_base_url(pluginmanager):
+        add("--base-url", help="the target; none: the in-process mock")
     add("--api-key", action="append", dest="api_keys", default=[], help="an API key of the target; twice for R7")
     add("--allow-spend", action="store_true", default=None, help="also call approve (spends tokens)")
     add("--max-sessions", type=int, help="cap on sessions a run opens (default 20 against a URL; 0 = none)")
@@ -56,6 +61,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--summary-json", default=None, help="also write the run's summary as JSON to this file")
     add("--diff-against", default=None, help="also send a seeded request sequence to this URL and compare (or 'mock')")
     add("--diff-api-key", action="append", default=[], help="key(s) of the --diff-against target (default: the run's)")
+
+
+def declares_base_url(pluginmanager: pytest.PytestPluginManager, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether pytest-base-url declares `--base-url` in this run. It does so with the same meaning and
+    dest (`base_url`), and two declarations of one option stop every pytest run before it starts, so the
+    suite then takes the URL from its option. It is asked before or after this plugin loads."""
+    if pluginmanager.has_plugin(BASE_URL_PLUGIN):
+        return True
+    if pluginmanager.is_blocked(BASE_URL_PLUGIN) or environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    return any(entry.name == BASE_URL_PLUGIN for entry in entry_points(group="pytest11"))
 
 
 def default_of(dest: str) -> object:

@@ -7,6 +7,7 @@ was asked to write."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from contracts.options import hypothesis_home, replay_command, runs_the_suite, settings_from
+from contracts.options import declares_base_url, hypothesis_home, replay_command, runs_the_suite, settings_from
 from contracts.settings import ENV, MOCK_KEYS
 from tests.gallery.mutants import example_job_env
 from tests.plugin.conftest import ROOT, Kit
@@ -77,6 +78,49 @@ def test_the_replay_command_a_failure_prints_reruns_it_from_another_folder(kit: 
     assert again.returncode == 1
     assert re.findall(r"^FAILED (\S+)", again.stdout, re.MULTILINE) == [test]
     assert [path.name for path in (*first.iterdir(), *second.iterdir())] == []  # no litter
+
+
+@pytest.mark.parametrize("plugin", ["pytest-base-url's", "the suite's own"])
+def test_the_suite_runs_beside_pytest_base_url(kit: Kit, tmp_path: Path, plugin: str) -> None:
+    """pytest-base-url (pytest-playwright's, pytest-selenium's) declares --base-url too: every pytest run
+    still starts, and the suite's target is the URL given, whichever plugin declared the option."""
+    blocked = ["-p", "no:base_url"] if plugin == "the suite's own" else []
+    env = kit.environ()
+    assert shell(" ".join(["pytest", "--help", *blocked]), tmp_path, env).returncode == 0
+    with socket.socket() as unused:  # a port nothing listens on: the suite must say it cannot reach it
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    command = ["morpheus-contract", *blocked, "--base-url", url, "--api-key", MOCK_KEYS[0], "-q"]
+    done = shell(" ".join(command), tmp_path, env)
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()  # one line that says what is wrong, no traceback
+    assert line.startswith(f"ERROR: cannot reach the target at {url}: ConnectionError"), line
+
+
+class _Plugins:
+    def __init__(self, loaded: bool = False, blocked: bool = False) -> None:
+        self.loaded, self.blocked = loaded, blocked
+
+    def has_plugin(self, name: str) -> bool:
+        return self.loaded and name == "base_url"
+
+    def is_blocked(self, name: str) -> bool:
+        return self.blocked and name == "base_url"
+
+
+@pytest.mark.parametrize(
+    ("plugins", "environ", "expected"),
+    [
+        (_Plugins(loaded=True), {}, True),  # it loaded before the suite's plugin
+        (_Plugins(), {}, True),  # installed, and loads after it
+        (_Plugins(blocked=True), {}, False),  # -p no:base_url
+        (_Plugins(), {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, False),
+    ],
+)
+def test_the_suite_declares_base_url_unless_pytest_base_url_does(
+    plugins: _Plugins, environ: dict[str, str], expected: bool
+) -> None:
+    assert declares_base_url(plugins, environ) is expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
