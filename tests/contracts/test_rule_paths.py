@@ -4,6 +4,7 @@ R8, the failed switch and the differential run, each driven against a gateway se
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -16,7 +17,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contracts import test_concurrency, test_differential, test_errors, test_failure_paths, test_session_rules
+from contracts import (
+    test_concurrency,
+    test_differential,
+    test_errors,
+    test_failure_paths,
+    test_rule_scenarios,
+    test_session_rules,
+)
 from contracts.answers import AnswerError, RuleBroken
 from contracts.api import CHAT, CLOCK, CLOSE, EMBEDDINGS, LIST_MODELS, MODEL_SESSION, PING
 from contracts.chat import automation_path
@@ -199,6 +207,8 @@ def test_checks_that_need_a_listed_model_skip_saying_so_when_none_is_listed() ->
             test_errors.test_a_duration_the_chain_refuses_is_the_gateways_500(run)
         with pytest.raises(pytest.skip.Exception, match="the target lists no models"):
             test_concurrency.test_r8_parallel_modelsessions_on_one_model_share_one_session(run, budget, checked.append)
+        with pytest.raises(pytest.skip.Exception, match="the target lists no models"):
+            next(inspect.unwrap(test_rule_scenarios.keys)(run, budget, {}))
         with pytest.raises(pytest.skip.Exception, match="the target lists one model: a switch needs two"):
             test_failure_paths.test_a_failed_switch_leaves_the_old_session_dead_until_the_sync(
                 run, budget, checked.append
