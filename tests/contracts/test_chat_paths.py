@@ -35,8 +35,8 @@ def _chatting(app: ASGIApp, max_sessions: int = 0) -> Iterator[tuple[Run, list[s
         yield open_run(settings), []
 
 
-def _chat(run: Run) -> scenarios.Chat:
-    return scenarios.Chat(run, Budget(run, "test"), scenarios.Left())
+def _chat(run: Run, left: scenarios.Left | None = None) -> scenarios.Chat:
+    return scenarios.Chat(run, Budget(run, "test"), left or scenarios.Left())
 
 
 def _plain_mock(**config: Any) -> ASGIApp:
@@ -47,9 +47,11 @@ def test_without_the_admin_api_c3_c2_and_c6_check_what_the_target_lets_them() ->
     with _chatting(_plain_mock()) as (run, checked):
         assert not run.controls_faults
         assert not run.controls_time
-        scenarios.test_c3_chat_opens_a_session_only_when_automation_allows(run, _chat(run), checked.append)
-        scenarios.test_c2_chat_on_another_model_replaces_the_session(run, _chat(run), checked.append)
-        scenarios.test_c6_nothing_is_closed_or_extended_after_chat(run, _chat(run), checked.append)
+        left = scenarios.Left()  # each scenario starts from what the previous one left, as in a run
+        scenarios.test_c3_chat_opens_a_session_only_when_automation_allows(run, _chat(run, left), checked.append)
+        scenarios.test_c2_chat_on_another_model_replaces_the_session(run, _chat(run, left), checked.append)
+        assert left.model == scenarios._models(run)[1]  # C2 left the second model's session: C6 opens one on the first
+        scenarios.test_c6_nothing_is_closed_or_extended_after_chat(run, _chat(run, left), checked.append)
     assert checked == ["C3", "C2", "C6"]
 
 
