@@ -6,22 +6,22 @@ that refuses an unknown session before streaming, and a target that lists one mo
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Scope
 
 from contracts import test_chat_rules as scenarios
-from contracts.api import CHAT
 from contracts.conftest import Budget, open_run
 from contracts.runtime import Run
 from contracts.settings import MOCK_KEYS, Settings
 from mockserver.config import Config
 from mockserver.web.app import create_app
 from tests.contracts.test_rule_paths import MODEL, _lists
+from tests.gallery.variants import _around_chat
 from tests.live import LiveServer
 
 
@@ -39,7 +39,7 @@ def _chat(run: Run, left: scenarios.Left | None = None) -> scenarios.Chat:
     return scenarios.Chat(run, Budget(run, "test"), left or scenarios.Left())
 
 
-def _plain_mock(**config: Any) -> ASGIApp:
+def _plain_mock(**config: Any) -> Starlette:
     return create_app(Config(keys=MOCK_KEYS, **config))
 
 
@@ -74,40 +74,16 @@ def test_a_cap_with_no_room_left_skips_only_the_scenarios_extra_modelsessions() 
     assert (checked, more) == (["C2"], ["C1"])
 
 
-def _refusing_streams_on(session_id: str, app: ASGIApp) -> ASGIApp:
-    """`app`, except that a streamed chat on `session_id` is refused before it streams (sent on as a plain
-    chat, so the answer is the gateway's own JSON error)."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != CHAT.path:
-            await app(scope, receive, send)
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        data = json.loads(body)
-        if data.get("session_id") == session_id:
-            data.pop("stream", None)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": json.dumps(data).encode(), "more_body": False}
-
-        headers = [(name, value) for name, value in scope["headers"] if name != b"content-length"]
-        await app({**scope, "headers": headers}, replay, send)
-
-    return wrapped
+async def _unstreamed_on_the_unknown_session(app: ASGIApp, scope: Scope, data: dict[str, Any]) -> dict[str, Any]:
+    """A streamed chat on the unknown session is refused before it streams: sent on as a plain chat, so
+    the answer is the gateway's own JSON error."""
+    if data.get("session_id") == scenarios.UNKNOWN_SESSION:
+        return {name: value for name, value in data.items() if name != "stream"}
+    return data
 
 
 def test_a_stream_on_an_unknown_session_may_be_refused_before_it_streams_c5() -> None:
-    with _chatting(_refusing_streams_on(scenarios.UNKNOWN_SESSION, _plain_mock())) as (run, checked):
+    with _chatting(_around_chat(before=_unstreamed_on_the_unknown_session)(_plain_mock())) as (run, checked):
         scenarios.test_c5_a_body_session_id_is_used_as_given(run, _chat(run), checked.append)
     assert checked == ["C5"]
 
