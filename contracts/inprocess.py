@@ -20,9 +20,16 @@ class LiveServer:
         """`options` go to uvicorn.Config (for example `http=` a protocol class)."""
         config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", access_log=False, **options)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="uvicorn", daemon=True)
         self.host = host
         self.port = 0
+        self.failure = ""  # why the server stopped before it started, when it said so
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit as stopped:  # uvicorn's way out when it cannot bind or the app's start-up fails
+            self.failure = f" (uvicorn exited with {stopped.code})"
 
     @property
     def url(self) -> str:
@@ -33,7 +40,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the in-process server did not start")
+                raise RuntimeError(f"the in-process server did not start{self.failure}")
             time.sleep(0.01)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self

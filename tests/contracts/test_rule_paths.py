@@ -1,0 +1,270 @@
+"""The suite's rule checks on their rare paths, in-process: the state machine's steps, the fixed scenarios,
+R8, the failed switch and the differential run, each driven against a gateway served on a loopback port
+(the mock, one of the gallery's broken ones, or a tiny fake) that makes the path happen."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from contracts import (
+    test_concurrency,
+    test_differential,
+    test_errors,
+    test_failure_paths,
+    test_rule_scenarios,
+    test_session_rules,
+)
+from contracts.answers import AnswerError, RuleBroken
+from contracts.api import CHAT, CLOCK, CLOSE, EMBEDDINGS, LIST_MODELS, MODEL_SESSION, PING
+from contracts.chat import automation_path
+from contracts.client import Client
+from contracts.conftest import Budget, open_run
+from contracts.machine import SessionRules
+from contracts.runtime import Run
+from contracts.safety import Ledger
+from contracts.settings import MOCK_KEYS, Settings
+from contracts.test_rule_scenarios import Held, Steps
+from mockserver.config import Config
+from mockserver.web.app import create_app
+from tests.gallery.variants import VARIANTS
+from tests.live import LiveServer
+
+KEY = MOCK_KEYS[0]
+SESSION_ID = "0x" + "ab" * 32
+MODEL = "mistral-31-24b"
+
+
+def _mock(variant: str | None = None, **config: Any) -> ASGIApp:
+    app = create_app(Config(keys=MOCK_KEYS, **{"admin": True, **config}))
+    return VARIANTS[variant].apply(app) if variant else app
+
+
+@contextmanager
+def _run(app: ASGIApp, **settings: Any) -> Iterator[Run]:
+    """A contract run against `app` served on a loopback port, as the suite opens one against a URL."""
+    with LiveServer(app) as server:
+        settings = {"rate_limit": 0, "max_sessions": 0, **settings}
+        run = open_run(Settings(base_url=server.url, api_keys=MOCK_KEYS, **settings))
+        yield run
+
+
+def _machine(run: Run, checked: list[str], monkeypatch: pytest.MonkeyPatch) -> SessionRules:
+    """The state machine outside Hypothesis: its steps called one by one (their notes collected)."""
+    monkeypatch.setattr("contracts.machine.note", lambda text: None)
+    machine = SessionRules(run, run.keys, Budget(run, "test"), checked.append)
+    machine.start_clean()
+    return machine
+
+
+def _ping(run: Run, key: str = KEY) -> dict[str, Any]:
+    body: dict[str, Any] = run.client.post(PING.path, key=key).json()
+    return body
+
+
+def test_a_modelsession_that_echoes_another_model_fails_the_machine_and_the_scenario(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _run(_mock("model-echoes-resolved-id")) as run:
+        with pytest.raises(AnswerError, match=r"`model` must echo the model_id sent \('mistral-31-24b'\)"):
+            _machine(run, [], monkeypatch).create_model_session(0, MODEL, 300)
+        steps = Steps(run, KEY, Budget(run, "test"), Held())
+        with pytest.raises(AnswerError, match=r"modelsession must echo the model_id sent \('mistral-31-24b'\)"):
+            steps.model(MODEL, "R1")
+
+
+def _foreign_prefix_gateway() -> Starlette:
+    async def create(request: Request) -> Response:
+        body = {"success": True, "message": "Session created and associated with API key", "session_id": SESSION_ID}
+        return JSONResponse({**body, "api_key_prefix": "sk-Other1", "model": request.query_params["model_id"]})
+
+    return Starlette(routes=[Route(MODEL_SESSION.path, create, methods=["POST"])])
+
+
+def test_a_modelsession_that_names_another_keys_prefix_fails_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("contracts.machine.note", lambda text: None)
+    with LiveServer(_foreign_prefix_gateway()) as server:
+        settings = Settings(base_url=server.url, api_keys=(KEY,), rate_limit=0)
+        client = Client(server.url, (KEY,), None)
+        run = Run(settings, server.url, (KEY,), client, Ledger(None), False, False, {MODEL: "0x" + "8e" * 32})
+        machine = SessionRules(run, run.keys, Budget(run, "test"), lambda rule: None)
+        with pytest.raises(AnswerError, match=r"api_key_prefix 'sk-Other1' is not the key's"):
+            machine._create_model_session(KEY, MODEL, 300)
+
+
+def test_a_switch_that_keeps_the_old_session_breaks_r2(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _run(_mock("switch-keeps-old")) as run:
+        machine = _machine(run, [], monkeypatch)
+        first, second = run.model_names[:2]
+        assert run.models[first] != run.models[second]
+        machine.create_model_session(0, first, 300)
+        with pytest.raises(RuleBroken, match=r"^R2 broken: modelsession must open a new session here .* on another"):
+            machine.create_model_session(0, second, 300)
+
+
+def test_a_ping_after_the_expiry_and_before_the_sync_is_expired_r6(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock is set just past a sync pass, so that the session expires 30 s before the next one."""
+    checked: list[str] = []
+    with _run(_mock()) as run:
+        machine = _machine(run, checked, monkeypatch)
+        assert run.client.put(CLOCK.path, json={"now": 6010.0}).status_code == 200
+        machine.create_model_session(0, MODEL, 300)
+        run.advance_clock(330)  # 6340: expired at 6310, the next pass is at 6360
+        machine.ping_session(0)
+        assert machine.oracle.book(KEY).session is None
+        assert machine.oracle.book(KEY).ended_by == "R6"
+    assert checked.count("R6") == 1
+
+
+@pytest.mark.parametrize("operation", [CHAT, EMBEDDINGS], ids=["chat-403", "embeddings-500"])
+def test_a_chat_refused_for_automation_opens_nothing_c3(operation: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    with _run(_mock()) as run:
+        machine = _machine(run, checked, monkeypatch)
+        machine.create_model_session(0, MODEL, 3600)  # alive, on a chat model: embeddings need a new session
+        other = next(name for name in run.model_names if run.models[name] != run.models[MODEL])
+        assert run.client.put(automation_path(KEY), json={"enabled": False}).status_code == 200
+        machine._chat(operation, KEY, None if operation is EMBEDDINGS else other)
+        assert _ping(run)["status"] in ("dead", "no_session")  # closed on chain first, as v1.14.0 did
+    assert checked[-1] == "C3"
+    assert (machine.oracle.book(KEY).session, machine.oracle.book(KEY).ended_by) == (None, "C3")
+
+
+def test_without_fault_control_the_machine_starts_by_closing_every_keys_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _run(_mock(admin=False)) as run:
+        assert not run.controls_faults
+        body = {"sessionDuration": 300}
+        for key in MOCK_KEYS:
+            run.client.post(MODEL_SESSION.path, key=key, params={"model_id": MODEL}, json=body)
+        _machine(run, [], monkeypatch)
+        assert [_ping(run, key)["status"] for key in MOCK_KEYS] == ["no_session", "no_session"]
+
+
+def test_the_state_machine_failing_says_how_to_replay_it() -> None:
+    checked: list[str] = []
+    with (
+        _run(_mock("reuse-opens-new"), stateful_runs=5, max_sessions=100) as run,
+        pytest.raises(RuleBroken, match="R1") as broken,
+    ):
+        test_session_rules._run(run, run.keys[:1], Budget(run, "test"), checked.append)
+    assert any("derandomized" in note for note in broken.value.__notes__)
+
+
+def _racy_gateway() -> Starlette:
+    """Every modelsession opens a session of its own: a burst leaves several."""
+    opened: list[str] = []
+
+    async def create(request: Request) -> Response:
+        opened.append(f"0x{len(opened):064x}")
+        body = {"success": True, "message": "Session created and associated with API key", "session_id": opened[-1]}
+        return JSONResponse({**body, "api_key_prefix": KEY[:9], "model": request.query_params["model_id"]})
+
+    async def close(request: Request) -> Response:
+        return JSONResponse({"success": True, "message": "No active session found to close", "session_id": None})
+
+    routes = [Route(MODEL_SESSION.path, create, methods=["POST"]), Route(CLOSE.path, close, methods=["POST"])]
+    return Starlette(routes=routes)
+
+
+def test_a_burst_that_opens_several_sessions_breaks_r8() -> None:
+    with LiveServer(_racy_gateway()) as server:
+        settings = Settings(base_url=server.url, api_keys=(KEY,), rate_limit=0, max_sessions=0)
+        run = Run(settings, server.url, (KEY,), Client(server.url, (KEY,), None), Ledger(None), False, False)
+        with pytest.raises(RuleBroken, match=r"^R8 broken: 3 parallel modelsession calls on one model returned 3"):
+            test_concurrency._one_model_burst(run, Budget(run, "test"), {"model_id": MODEL}, 3)
+
+
+def _lists(models: list[dict[str, Any]], app: ASGIApp) -> ASGIApp:
+    """`app`, except that GET /api/v1/models lists `models`."""
+    listing = JSONResponse({"object": "list", "data": models})
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == LIST_MODELS.path:
+            await listing(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def test_checks_that_need_a_listed_model_skip_saying_so_when_none_is_listed() -> None:
+    with _run(_lists([], _mock())) as run:
+        assert run.model_names == []
+        budget, checked = Budget(run, "test"), list[str]()
+        with pytest.raises(pytest.skip.Exception, match="the target lists no models"):
+            test_errors.test_a_duration_the_chain_refuses_is_the_gateways_500(run)
+        with pytest.raises(pytest.skip.Exception, match="the target lists no models"):
+            test_concurrency.test_r8_parallel_modelsessions_on_one_model_share_one_session(run, budget, checked.append)
+        with pytest.raises(pytest.skip.Exception, match="the target lists no models"):
+            next(inspect.unwrap(test_rule_scenarios.keys)(run, budget, {}))
+        with pytest.raises(pytest.skip.Exception, match="the target lists one model: a switch needs two"):
+            test_failure_paths.test_a_failed_switch_leaves_the_old_session_dead_until_the_sync(
+                run, budget, checked.append
+            )
+    assert checked == []
+
+
+def _rolling_back_gateway() -> Starlette:
+    """A gateway whose failed switch leaves the old session alive (it rolls back the chain as well)."""
+    held: dict[str, str | None] = {"session": None}
+
+    async def create(request: Request) -> Response:
+        if (await request.json())["sessionDuration"] < 300:
+            return JSONResponse({"detail": test_failure_paths.REFUSED + "SessionTooShort"}, status_code=500)
+        held["session"] = SESSION_ID
+        body = {"success": True, "message": "Session created and associated with API key", "session_id": SESSION_ID}
+        return JSONResponse({**body, "api_key_prefix": KEY[:9], "model": request.query_params["model_id"]})
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse(
+            {"status": "alive", "message": "Session is alive", "session_id": held["session"], "success": True}
+        )
+
+    async def close(request: Request) -> Response:
+        held["session"] = None
+        return JSONResponse({"success": True, "message": "No active session found to close", "session_id": None})
+
+    routes = [
+        Route(MODEL_SESSION.path, create, methods=["POST"]),
+        Route(PING.path, ping, methods=["POST"]),
+        Route(CLOSE.path, close, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def test_a_failed_switch_that_leaves_the_old_session_alive_breaks_r5() -> None:
+    with LiveServer(_rolling_back_gateway()) as server:
+        settings = Settings(base_url=server.url, api_keys=(KEY,), rate_limit=0, max_sessions=0)
+        models = {"m": "0x" + "1" * 64, "n": "0x" + "2" * 64}
+        run = Run(settings, server.url, (KEY,), Client(server.url, (KEY,), None), Ledger(None), False, False, models)
+        checked: list[str] = []
+        with pytest.raises(RuleBroken, match=r"^R5 broken: after a failed switch a ping must answer one of .*'alive'"):
+            test_failure_paths.test_a_failed_switch_leaves_the_old_session_dead_until_the_sync(
+                run, Budget(run, "test"), checked.append
+            )
+    assert checked == []  # a broken rule is never recorded as checked
+
+
+def _asked(diff_against: str) -> Any:
+    """What the differential test reads of pytest's request: --diff-against, and no --diff-api-key."""
+    return SimpleNamespace(config=SimpleNamespace(option=SimpleNamespace(diff_against=diff_against, diff_api_key=[])))
+
+
+def test_the_differential_run_passes_a_faithful_target_and_fails_a_broken_one() -> None:
+    with _run(_mock()) as run:
+        test_differential.test_the_target_answers_like_the_other_one(_asked("mock"), run)
+        differs = pytest.raises(AssertionError, match=r"step\(s\) differ; the first:\n +#\d+ bad_(json|body) ")
+        with LiveServer(_mock("422-detail-string")) as broken, differs:
+            test_differential.test_the_target_answers_like_the_other_one(_asked(broken.url), run)
