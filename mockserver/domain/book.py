@@ -6,6 +6,8 @@ operation here decides, from the key's `KeyRecord`, the gateway row it leaves wh
 chain it leaves in any case, and its result or error; `_run` commits the row only on success. A
 background sync pass every `sync_interval` seconds of the mock's clock (run lazily: before a key's
 next transaction, with the same outcome) retires rows the chain has closed and closes expired ones.
+The proxy-router is the `Upstream` the book is given: it is called inside the transaction, at the
+step where the gateway calls it, at most once per request.
 """
 
 from __future__ import annotations
