@@ -40,6 +40,7 @@ from mockserver.domain.models import DEFAULT_MODEL, BidTable, Model, ModelTable
 from mockserver.domain.provider import (
     BROKEN_STREAM,
     Completion,
+    Opening,
     Prompt,
     QueuedReply,
     ReplyQueue,
@@ -129,6 +130,7 @@ __all__ = [
     "Model",
     "ModelTable",
     "OffsetClock",
+    "Opening",
     "PendingBid",
     "PingKind",
     "PingOutcome",

@@ -6,6 +6,8 @@ operation here decides, from the key's `KeyRecord`, the gateway row it leaves wh
 chain it leaves in any case, and its result or error; `_run` commits the row only on success. A
 background sync pass every `sync_interval` seconds of the mock's clock (run lazily: before a key's
 next transaction, with the same outcome) retires rows the chain has closed and closes expired ones.
+The proxy-router is the `Upstream` the book is given: it is called inside the transaction, at the
+step where the gateway calls it, at most once per request.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Generic, TypeGuard, TypeVar
+from typing import Any, Generic, TypeGuard, TypeVar, cast
 
 from mockserver.domain.clock import Clock
 from mockserver.domain.errors import AutomationDisabled, ChatSessionFailed, CloseFailed, CreateFailed, DomainError
+from mockserver.domain.faults import FIRST_TRY, Attempt, FaultPlan
 from mockserver.domain.ids import IdSource
+from mockserver.domain.models import BidTable
+from mockserver.domain.provider import Opening, ReplyQueue, SimulatedUpstream, Upstream
 from mockserver.domain.sessions import (
     CloseKind,
     CloseOutcome,
@@ -37,7 +42,6 @@ from mockserver.domain.upstream import (
     duration_failure,
     expiry_failure,
     unique_violation,
-    upstream_failure,
 )
 
 T = TypeVar("T")
@@ -56,10 +60,6 @@ class _Step(Generic[T]):
     ended: tuple[Session, ...] = ()
 
 
-Armed = Callable[[], T]
-"""An armed fault, drawn only when the operation reaches the step it breaks (and at most once)."""
-
-
 @dataclass(frozen=True)
 class PendingBid:
     """A bidsession between asking the chain for a session and inserting its row (`finish_bid`)."""
@@ -70,18 +70,39 @@ class PendingBid:
     seen: str | None  # the key's active row when the request deactivated it (None: there was none)
 
 
-def _once(value: T | Armed[T]) -> Armed[T]:
-    """A draw that is made at most once, so a retried transaction sees the same fault."""
-    if not callable(value):
-        return lambda: value
-    drawn: list[T] = []
+class _Asked:
+    """The upstream as one request calls it: each step at most once, its first answer kept.
 
-    def draw() -> T:
-        if not drawn:
-            drawn.append(value())
-        return drawn[0]
+    A store for several processes may run a transaction's change more than once (an optimistic
+    retry); the retry gets the answers of the first run, so an armed fault is neither drawn twice
+    nor drawn for nothing. Steps are called lazily: only when the operation reaches them.
+    """
 
-    return draw
+    def __init__(self, upstream: Upstream, key: str, attempt: Attempt) -> None:
+        self._upstream = upstream
+        self._key = key
+        self._attempt = attempt
+        self._answers: dict[str, Any] = {}
+
+    def open(self, opening: Opening) -> DomainError | None:
+        return self._once("open", lambda: self._upstream.open_session(self._key, opening, self._attempt))
+
+    def verify(self, session_id: str) -> bool:
+        return self._once("verify", lambda: self._upstream.verify_session(self._key, session_id, self._attempt))
+
+    def close(self, session_id: str) -> bool:
+        return self._once("close", lambda: self._upstream.close_session(self._key, session_id, self._attempt))
+
+    def ping(self, session_id: str) -> str | None:
+        return self._once("ping", lambda: self._upstream.ping_session(self._key, session_id, self._attempt))
+
+    def ping_error(self) -> str | None:
+        return self._once("ping_error", lambda: self._upstream.ping_error(self._key, self._attempt))
+
+    def _once(self, step: str, call: Callable[[], T]) -> T:
+        if step not in self._answers:
+            self._answers[step] = call()
+        return cast(T, self._answers[step])
 
 
 class SessionBook:
@@ -89,7 +110,9 @@ class SessionBook:
 
     Every operation is ONE `store.transact` on its key (R8; a bidsession is two, with the chain's
     answer in between) and touches no other key (R7). Expiry is lazy (R6): an expired row counts as
-    none on the next operation for its key, until a sync pass retires it.
+    none on the next operation for its key, until a sync pass retires it. The book calls `upstream`
+    (the proxy-router) at the step where the gateway does, with the client's `attempt`; without
+    one it is a `SimulatedUpstream` with no faults armed.
     """
 
     def __init__(
@@ -97,6 +120,7 @@ class SessionBook:
         store: SessionStore,
         clock: Clock,
         ids: IdSource,
+        upstream: Upstream | None = None,
         *,
         default_duration: int = 3600,
         min_duration: int = 300,
@@ -106,6 +130,7 @@ class SessionBook:
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.upstream = upstream or _untroubled(store, clock)
         self.default_duration = default_duration
         self.min_duration = min_duration
         self.sync_interval = sync_interval  # 0: no background sync
@@ -118,31 +143,32 @@ class SessionBook:
         resolved: str,
         duration: int,
         *,
-        fail: str | None | Armed[str | DomainError | None] = None,
-        verify_fail: bool | Armed[bool] = False,
-        close_fail: bool | Armed[bool] = False,
+        attempt: Attempt = FIRST_TRY,
     ) -> Session:
         """R1: reuse the session on the same model; R2: else close the old one and open a new one.
 
+        The upstream is called as the gateway does: the old session's close (a switch), the open,
+        then the verification of the new or reused session.
+
         Raises:
-            CreateFailed: an armed `fail`, a duration the chain or the gateway rejects, or a failed
-                verification (`verify_fail`, or the session is closed on chain). The gateway row is
-                rolled back; what the request did on chain stays done.
+            CreateFailed: the upstream refused the open, a duration the chain or the gateway rejects,
+                or a failed verification (the upstream's, or the session is closed on chain). The
+                gateway row is rolled back; what the request did on chain stays done.
         """
-        draw_fail: Armed[str | DomainError | None] = _once(fail)
-        draw_verify_fail, draw_close_fail = _once(verify_fail), _once(close_fail)
+        asked = _Asked(self.upstream, key, attempt)
+        opening = Opening(SessionKind.MODEL, requested, duration)
 
         def decide(record: KeyRecord, now: float) -> _Step[Session]:
             current, chain = record.active, record.chain
             if _reusable(current, now, resolved):
-                return _verified(current, current, chain, draw_verify_fail, ())
-            if current is not None and not current.is_expired(now) and not draw_close_fail():
+                return _verified(current, current, chain, asked, ())
+            if current is not None and not current.is_expired(now) and asked.close(current.session_id):
                 chain = _closed(chain, current)  # a failed close is ignored: the old session stays open on chain
-            opened = self._open(key, SessionKind.MODEL, resolved, requested, duration, now, draw_fail, chain)
+            opened = self._open(key, opening, resolved, now, asked, chain)
             if isinstance(opened, _Step):
                 return opened
             new, chain = opened
-            return _verified(new, current, chain, draw_verify_fail, _end(current, now, EndReason.SWITCHED))
+            return _verified(new, current, chain, asked, _end(current, now, EndReason.SWITCHED))
 
         return self._run(key, decide)
 
@@ -154,16 +180,20 @@ class SessionBook:
         *,
         automation: bool,
         duration: int,
-        fail: str | None | Armed[str | DomainError | None] = None,
+        attempt: Attempt = FIRST_TRY,
     ) -> Session:
         """C1 reuse, C2 replace, C3 open only when automation allows it; never verified, never extended.
+
+        The old session's close is not asked of the upstream: the gateway ignores a failed close
+        here, and the mock's chain counts it closed (close faults break the session routes' closes).
 
         Raises:
             AutomationDisabled: a new session was needed and `automation` is off; an unexpired session
                 on another model was closed on chain first and stays the key's row (the rollback).
-            ChatSessionFailed: the chain refused the new session (an armed `fail`, a short duration).
+            ChatSessionFailed: the chain refused the new session (the upstream's open, a short duration).
         """
-        draw_fail: Armed[str | DomainError | None] = _once(fail)
+        asked = _Asked(self.upstream, key, attempt)
+        opening = Opening(SessionKind.MODEL, requested, duration)
 
         def decide(record: KeyRecord, now: float) -> _Step[Session]:
             current, chain = record.active, record.chain
@@ -173,7 +203,7 @@ class SessionBook:
                 chain = _closed(chain, current)  # a failed close is ignored by the gateway
             if not automation:
                 return _Step(AutomationDisabled(AUTOMATION_DISABLED), current, chain)
-            opened = self._open(key, SessionKind.MODEL, resolved, requested, duration, now, draw_fail, chain)
+            opened = self._open(key, opening, resolved, now, asked, chain)
             if isinstance(opened, _Step):
                 return replace(opened, result=_chat_failure(opened.result))
             new, chain = opened
@@ -181,38 +211,25 @@ class SessionBook:
 
         return self._run(key, decide)
 
-    def session_state(self, key: str, session_id: str) -> str | None:
-        """What the chain says of a session a chat names: None (open), "session expired" or "session not found"."""
-        others = self.store.keys()
-        records = [self.store.record(key), *(self.store.record(k) for k in others if k != key)]
-        if any(record.open_on_chain(session_id) for record in records):
-            return None
-        known = any(r.active is not None and r.active.session_id == session_id for r in records)
-        known = known or any(s.session_id == session_id for s in self.store.history(None, None))
-        return "session expired" if known else "session not found"
-
-    def create_bid_session(
-        self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | DomainError | None] = None
-    ) -> Session:
+    def create_bid_session(self, key: str, bid_id: str, duration: int, *, attempt: Attempt = FIRST_TRY) -> Session:
         """`begin_bid` then `finish_bid` with no time in between (for callers that cannot wait)."""
-        return self.finish_bid(self.begin_bid(key, bid_id, duration, fail=fail))
+        return self.finish_bid(self.begin_bid(key, bid_id, duration, attempt=attempt))
 
-    def begin_bid(
-        self, key: str, bid_id: str, duration: int, *, fail: str | None | Armed[str | DomainError | None] = None
-    ) -> PendingBid:
+    def begin_bid(self, key: str, bid_id: str, duration: int, *, attempt: Attempt = FIRST_TRY) -> PendingBid:
         """R3, first half: deactivate the old row (in this request's transaction) and ask the chain.
 
         The caller waits `bid_open_seconds` (the chain's answer), then calls `finish_bid`; bidsession
         takes no lock, so requests of one key interleave here as the gateway's did.
 
         Raises:
-            CreateFailed: an armed `fail` or a duration the chain rejects; nothing changed.
+            CreateFailed: the upstream refused the open, or a duration the chain rejects; nothing changed.
         """
-
-        draw_fail: Armed[str | DomainError | None] = _once(fail)
+        asked = _Asked(self.upstream, key, attempt)
+        opening = Opening(SessionKind.BID, bid_id, duration)
 
         def decide(record: KeyRecord, now: float) -> _Step[PendingBid]:
-            failure = _failure(SessionKind.BID, draw_fail(), duration or self.default_duration, self.min_duration)
+            refusal = asked.open(opening)
+            failure = _failure(SessionKind.BID, refusal, duration or self.default_duration, self.min_duration)
             seen = None if record.active is None else record.active.session_id
             result: PendingBid | DomainError = failure or PendingBid(key, bid_id, duration, seen)
             return _Step(result, record.active, record.chain)
@@ -242,13 +259,13 @@ class SessionBook:
 
         return self._run(pending.key, decide)
 
-    def close(self, key: str, *, fail: bool | Armed[bool] = False) -> CloseOutcome:
+    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
         """R4: none, expired (marked inactive, no upstream call) or closed.
 
         Raises:
-            CloseFailed: `fail` with an active unexpired session, which then stays active.
+            CloseFailed: the upstream's close of an active unexpired session failed; it stays active.
         """
-        draw_fail = _once(fail)
+        asked = _Asked(self.upstream, key, attempt)
 
         def decide(record: KeyRecord, now: float) -> _Step[CloseOutcome]:
             current, chain = record.active, record.chain
@@ -256,7 +273,7 @@ class SessionBook:
                 return _Step(CloseOutcome(CloseKind.NONE, None), None, chain)
             if current.is_expired(now):
                 return _retired(CloseOutcome(CloseKind.EXPIRED, current.session_id), current, chain, now)
-            if draw_fail():
+            if not asked.close(current.session_id):
                 return _Step(CloseFailed(CLOSE_FAILED), current, chain)
             # A session the chain has already closed counts as closed (SessionAlreadyClosed is a success).
             outcome = CloseOutcome(CloseKind.CLOSED, current.session_id)
@@ -264,35 +281,28 @@ class SessionBook:
 
         return self._run(key, decide)
 
-    def ping(
-        self,
-        key: str,
-        *,
-        dead: str | None | Armed[str | None] = None,
-        error: str | None | Armed[str | None] = None,
-        close_fail: bool | Armed[bool] = False,
-    ) -> PingOutcome:
-        """R5: the ping outcome; `error` (state unchanged) beats everything.
+    def ping(self, key: str, *, attempt: Attempt = FIRST_TRY) -> PingOutcome:
+        """R5: the ping outcome; the upstream's `ping_error` (state unchanged) beats everything.
 
-        The test chat fails (`dead`) when the chain has closed the session or `dead` is armed; the
-        ping then closes it, unless that close fails (`close_fail`): the row stays active.
+        The test chat fails when the chain has closed the session or the upstream's test chat fails;
+        the ping then closes it, unless that close fails: the row stays active.
         """
-        draw_dead, draw_error, draw_close_fail = _once(dead), _once(error), _once(close_fail)
+        asked = _Asked(self.upstream, key, attempt)
 
         def decide(record: KeyRecord, now: float) -> _Step[PingOutcome]:
             current, chain = record.active, record.chain
-            error = draw_error()
+            error = asked.ping_error()
             if error is not None:
                 return _Step(PingOutcome(PingKind.ERROR, None, error), current, chain)
             if current is None:
                 return _Step(PingOutcome(PingKind.NO_SESSION, None), None, chain)
             if current.is_expired(now):
                 return _retired(PingOutcome(PingKind.EXPIRED, current.session_id), current, chain, now)
-            failed = CHAT_FAILED if not record.open_on_chain(current.session_id) else draw_dead()
+            failed = CHAT_FAILED if not record.open_on_chain(current.session_id) else asked.ping(current.session_id)
             if failed is None:
                 return _Step(PingOutcome(PingKind.ALIVE, current.session_id), current, chain)
             outcome = PingOutcome(PingKind.DEAD, current.session_id, failed)
-            if draw_close_fail():
+            if not asked.close(current.session_id):
                 return _Step(outcome, current, chain)
             return _retired(outcome, current, _closed(chain, current), now, EndReason.DEAD)
 
@@ -325,22 +335,14 @@ class SessionBook:
         return self.store.history(key, limit)
 
     def _open(
-        self,
-        key: str,
-        kind: SessionKind,
-        model: str,
-        requested: str,
-        duration: int,
-        now: float,
-        draw_fail: Armed[str | DomainError | None],
-        chain: Chain,
+        self, key: str, opening: Opening, model: str, now: float, asked: _Asked, chain: Chain
     ) -> tuple[Session, Chain] | _Step[Session]:
-        """The chain opens a new session, or why not (a failed `_Step` that keeps `chain`)."""
-        duration = duration or self.default_duration  # 0 is falsy at the gateway: the automation default
-        failure = _failure(kind, draw_fail(), duration, self.min_duration)
+        """The upstream opens a new model session on `model`, or why not (a failed `_Step` that keeps `chain`)."""
+        duration = opening.duration or self.default_duration  # 0 is falsy at the gateway: the automation default
+        failure = _failure(opening.kind, asked.open(opening), duration, self.min_duration)
         if failure is not None:
             return _Step(failure, None, chain)
-        new = Session(self.ids.session_id(), key, kind, model, requested, now, now + duration)
+        new = Session(self.ids.session_id(), key, opening.kind, model, opening.requested, now, now + duration)
         chain = _opened(chain, new)
         overflow = expiry_failure(now, duration)  # after the chain opened it: an orphan on chain
         return (new, chain) if overflow is None else _Step(overflow, None, chain)
@@ -389,6 +391,11 @@ class SessionBook:
         return synced
 
 
+def _untroubled(store: SessionStore, clock: Clock) -> Upstream:
+    """The simulated proxy-router with no faults armed and no bid table: it opens, verifies and closes."""
+    return SimulatedUpstream(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable(), store)
+
+
 def _chat_failure(error: object) -> DomainError:
     """The create error as chat reports it: "Failed to create session: ..." without modelsession's prefix."""
     text = str(error)
@@ -397,20 +404,17 @@ def _chat_failure(error: object) -> DomainError:
     return ChatSessionFailed(text)
 
 
-def _failure(kind: SessionKind, fail: str | DomainError | None, duration: int, minimum: int) -> DomainError | None:
-    """Why the chain refuses to open the session: an armed fault first, then the duration."""
-    if isinstance(fail, DomainError):
-        return fail
-    if fail is not None:
-        return upstream_failure(kind, 500, fail)
-    return duration_failure(kind, duration, minimum=minimum)
+def _failure(kind: SessionKind, refusal: DomainError | None, duration: int, minimum: int) -> DomainError | None:
+    """Why the session is not opened: the upstream's refusal first, then the duration."""
+    return refusal if refusal is not None else duration_failure(kind, duration, minimum=minimum)
 
 
 def _verified(
-    session: Session, current: Session | None, chain: Chain, draw_fail: Armed[bool], ended: tuple[Session, ...]
+    session: Session, current: Session | None, chain: Chain, asked: _Asked, ended: tuple[Session, ...]
 ) -> _Step[Session]:
-    """Step 6 of modelsession: the session must be open on chain; else it is closed and the request fails."""
-    if session.session_id in {s.session_id for s in chain} and not draw_fail():
+    """Step 6 of modelsession: the session must be open on chain and valid upstream; else it is closed and
+    the request fails."""
+    if session.session_id in {s.session_id for s in chain} and asked.verify(session.session_id):
         return _Step(session, session, chain, ended)
     return _Step(CreateFailed(VERIFY_FAILED), current, _closed(chain, session))
 

@@ -169,7 +169,7 @@ class BidTable:
             raise InvalidTable(f"bid table {os.fspath(path)}: {exc}") from exc
 
     def failure(self, bid_id: str) -> str | None:
-        """The upstream error for this bid, to pass as `SessionBook.create_bid_session(fail=...)`."""
+        """The upstream error for this bid (what `SimulatedUpstream.open_session` answers for it), if any."""
         return BID_NOT_FOUND if self.strict and bid_id not in self.known else None
 
     def check(self, bid_id: str) -> None:

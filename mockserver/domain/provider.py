@@ -1,8 +1,11 @@
-"""The simulated upstream of chat completions and embeddings: the proxy-router and its provider.
+"""The simulated upstream: the proxy-router, the chain's session calls and the provider behind chat.
 
-`Upstream` is the interface the chat and embeddings handlers call with a resolved session;
-`SimulatedUpstream` implements it from the fault plan (proxy-router failures), the reply queue (what
-the provider is told to answer) and the mock's seed (what it answers otherwise, deterministically).
+`Upstream` is the one interface for the gateway's six upstream calls: the session book calls open,
+verify, close and ping (the ping's test chat) at the steps the gateway makes them; the chat and
+embeddings handlers call complete and embed with a resolved session. `SimulatedUpstream` implements
+it from the fault plan (proxy-router failures, taken when the step is reached), the bid table, the
+reply queue (what the provider is told to answer) and the mock's seed (what it answers otherwise,
+deterministically).
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from mockserver.domain.catalogue import CREATE_STEPS, create_error
 from mockserver.domain.clock import Clock
-from mockserver.domain.errors import InvalidFault, UpstreamFailed, UpstreamUnreachable
+from mockserver.domain.errors import DomainError, InvalidFault, UpstreamFailed, UpstreamUnreachable
 from mockserver.domain.faults import FIRST_TRY, Attempt, FaultKind, FaultPlan
+from mockserver.domain.models import BidTable
+from mockserver.domain.sessions import SessionKind
 from mockserver.domain.shared import LocalSlots, Slots
+from mockserver.domain.store import SessionStore
+from mockserver.domain.upstream import upstream_failure
 
 UNREACHABLE = "All connection attempts failed"
 BROKEN_STREAM = "peer closed connection without sending complete message body (incomplete chunked read)"
@@ -124,30 +132,80 @@ class Completion:
     usage: dict[str, int] = field(default_factory=dict)
 
 
-class Upstream(Protocol):
-    """What chat completions and embeddings ask of the proxy-router, for a resolved session.
+@dataclass(frozen=True)
+class Opening:
+    """A session the gateway asks the proxy-router to open: on a model or on a bid, as the client sent it."""
 
-    Both raise `UpstreamFailed` (an error status and its raw body) or `UpstreamUnreachable`.
+    kind: SessionKind
+    requested: str  # the model id or the bid id as sent
+    duration: int  # as sent: 0 stands for the automation default
+
+
+class Upstream(Protocol):
+    """The proxy-router, as each of the gateway's steps calls it: the one seam for its failures.
+
+    The session book calls the session steps inside a key's transaction, at the step where the
+    gateway makes the call (see `SessionBook`); chat completions and embeddings call `complete` and
+    `embed` with the resolved session. The session steps answer only what the proxy-router (and the
+    gateway's own failures around the call) says; whether a session is open on chain is the book's.
     """
 
-    def complete(self, prompt: Prompt) -> Completion: ...
+    def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
+        """Open a session (modelsession, bidsession, a chat that needs one): None, or the error the
+        gateway reports for the first step of its opening that fails."""
+        ...
+
+    def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        """modelsession's check that a session open on chain is valid in the proxy-router."""
+        ...
+
+    def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        """Close a session on chain (closesession, a model switch, a dead ping): whether it worked."""
+        ...
+
+    def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
+        """pingsession's test chat on a session open on chain: None when it answers, else the error text."""
+        ...
+
+    def ping_error(self, key: str, attempt: Attempt) -> str | None:
+        """pingsession's own unexpected error (the route's `except Exception`), asked before anything else."""
+        ...
+
+    def complete(self, prompt: Prompt) -> Completion:
+        """A chat completion; raises `UpstreamFailed` (an error status and its raw body) or `UpstreamUnreachable`."""
+        ...
 
     def embed(
         self, prompt: Prompt, inputs: Sequence[str], encoding: str | None, dimensions: int | None
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """Embeddings; raises as `complete` does."""
+        ...
 
 
 class SimulatedUpstream:
-    """The proxy-router and a provider that answer deterministically, unless told otherwise."""
+    """The proxy-router and a provider that answer deterministically, unless the fault plan says otherwise.
+
+    Every armed fault is taken from `faults` at the moment the gateway's step calls the proxy-router
+    (with the client's `attempt`, so faults that cover retries see them); `bids` is the bid table a
+    strict mock checks bid sessions against; `sessions` is the chain's view of every key, which chat
+    asks about the session it names.
+    """
 
     def __init__(
-        self, seed: int | None, clock: Clock, faults: FaultPlan, replies: ReplyQueue, session_state: Any
+        self,
+        seed: int | None,
+        clock: Clock,
+        faults: FaultPlan,
+        replies: ReplyQueue,
+        bids: BidTable,
+        sessions: SessionStore,
     ) -> None:
         self.seed = 0 if seed is None else seed
         self.clock = clock
         self.faults = faults
         self.replies = replies
-        self.session_state = session_state  # (key, session_id) -> None | "session expired" | "session not found"
+        self.bids = bids
+        self.sessions = sessions
 
     def complete(self, prompt: Prompt) -> Completion:
         self._check(prompt)
@@ -213,6 +271,48 @@ class SimulatedUpstream:
 
     def _digest(self, *parts: str) -> str:
         return hashlib.sha256("\x00".join((str(self.seed), *parts)).encode()).hexdigest()
+
+    def session_state(self, key: str, session_id: str) -> str | None:
+        """What the chain says of a session a chat names: None (open), "session expired" or "session not found"."""
+        others = self.sessions.keys()
+        records = [self.sessions.record(key), *(self.sessions.record(k) for k in others if k != key)]
+        if any(record.open_on_chain(session_id) for record in records):
+            return None
+        known = any(r.active is not None and r.active.session_id == session_id for r in records)
+        known = known or any(s.session_id == session_id for s in self.sessions.history(None, None))
+        return "session expired" if known else "session not found"
+
+    # The session routes' calls, which the session book makes inside its transaction.
+
+    def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
+        """A strict bid table's unknown bid, then the first create step an armed fault breaks (the gateway's order)."""
+        if opening.kind is SessionKind.BID:
+            reason = self.bids.failure(opening.requested)
+            if reason is not None:
+                return upstream_failure(SessionKind.BID, 500, reason)
+        for step in CREATE_STEPS[opening.kind]:
+            if step is FaultKind.AUTOMATION_DISABLED and opening.duration != 0:
+                continue  # only a zero duration consults the automation setting
+            fault = self.faults.take(step, key, attempt=attempt)
+            if fault is not None:
+                return create_error(fault, opening.kind, opening.requested)
+        return None
+
+    def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        return self.faults.take(FaultKind.VERIFY_FAIL, key, attempt=attempt) is None
+
+    def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        return self.faults.take(FaultKind.CLOSE_FAIL, key, attempt=attempt) is None
+
+    def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
+        return self._armed_text(FaultKind.PING_DEAD, key, attempt)
+
+    def ping_error(self, key: str, attempt: Attempt) -> str | None:
+        return self._armed_text(FaultKind.PING_ERROR, key, attempt)
+
+    def _armed_text(self, kind: FaultKind, key: str, attempt: Attempt) -> str | None:
+        fault = self.faults.take(kind, key, attempt=attempt)
+        return None if fault is None else fault.text
 
 
 def _error_body(text: str) -> str:

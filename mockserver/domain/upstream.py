@@ -3,7 +3,7 @@
 A new session's (non-zero) duration meets, in this order: the proxy-router decoding it into a Go
 int64; the chain rejecting anything under 5 minutes (`SessionTooShort`); the gateway adding it to its
 clock with `datetime + timedelta`, which can overflow (after the chain has opened the session: it is
-left open on chain, an orphan). An armed create fault (see `SessionBook`) comes before all of these:
+left open on chain, an orphan). An armed create fault (`SimulatedUpstream.open_session`) comes first:
 it stands for the proxy-router failing whatever it is sent.
 """
 

@@ -16,24 +16,20 @@ from typing import Any
 
 from mockserver.domain import (
     BROKEN_STREAM,
-    CREATE_STEPS,
     FIRST_TRY,
     Attempt,
     AutomationDisabled,
     ChatSessionFailed,
     CloseKind,
     CreateRefused,
-    DomainError,
     Fault,
     FaultKind,
     PingKind,
     Prompt,
-    SessionKind,
     UpstreamFailed,
     UpstreamUnreachable,
     approve,
     close_error,
-    create_error,
 )
 from mockserver.domain.catalogue import APPROVE_NO_SIGNING_KEY
 from mockserver.web.state import MockState
@@ -92,39 +88,8 @@ def _key(call: Call) -> str:
     return call.key
 
 
-def _draw(state: MockState, kind: FaultKind, call: Call) -> Callable[[], str | None]:
-    """An armed fault's message, taken from the plan only if the operation reaches the step it breaks."""
-
-    def draw() -> str | None:
-        fault = _take(state, kind, call)
-        return None if fault is None else fault.text
-
-    return draw
-
-
 def _take(state: MockState, kind: FaultKind, call: Call) -> Fault | None:
     return state.faults.take(kind, _key(call), attempt=call.attempt)
-
-
-def _armed(state: MockState, kind: FaultKind, call: Call) -> Callable[[], bool]:
-    return lambda: _take(state, kind, call) is not None
-
-
-def _create_failure(
-    state: MockState, call: Call, kind: SessionKind, requested: str, duration: int
-) -> Callable[[], DomainError | None]:
-    """The first create step an armed fault breaks, in the gateway's order; drawn only when a session opens."""
-
-    def draw() -> DomainError | None:
-        for step in CREATE_STEPS[kind]:
-            if step is FaultKind.AUTOMATION_DISABLED and duration != 0:
-                continue  # only a zero duration consults the automation setting
-            fault = _take(state, step, call)
-            if fault is not None:
-                return create_error(fault, kind, requested)
-        return None
-
-    return draw
 
 
 def _with_note(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +106,7 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
         requested,
         state.models.resolve(requested),
         duration,
-        fail=_create_failure(state, call, SessionKind.MODEL, requested, duration),
-        verify_fail=_armed(state, FaultKind.VERIFY_FAIL, call),
-        close_fail=_armed(state, FaultKind.CLOSE_FAIL, call),
+        attempt=call.attempt,
     )
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
     return Reply(200, {**body, "model": requested})
@@ -154,8 +117,7 @@ async def create_bid_session_api_v1_session_bidsession_post(state: MockState, ca
     key, bid_id = _key(call), call.query["bid_id"]
     assert call.body is not None
     duration = call.body["sessionDuration"]
-    failure = _create_failure(state, call, SessionKind.BID, bid_id, duration)
-    pending = state.book.begin_bid(key, bid_id, duration, fail=lambda: state.bids.failure(bid_id) or failure())
+    pending = state.book.begin_bid(key, bid_id, duration, attempt=call.attempt)
     await asyncio.sleep(state.book.bid_open_seconds)
     session = state.book.finish_bid(pending)
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
@@ -168,19 +130,14 @@ def close_session_api_v1_session_closesession_post(state: MockState, call: Call)
     broken = _take(state, FaultKind.CLOSE_ERROR, call)
     if broken is not None:
         raise close_error(broken)  # an unexpected exception: the session is left as it was
-    outcome = state.book.close(key, fail=_armed(state, FaultKind.CLOSE_FAIL, call))
+    outcome = state.book.close(key, attempt=call.attempt)
     return Reply(200, {"success": True, "message": CLOSE_MESSAGES[outcome.kind], "session_id": outcome.session_id})
 
 
 def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -> Reply:
     """R5: always 200, told apart by `status`."""
     key = _key(call)
-    outcome = state.book.ping(
-        key,
-        dead=_draw(state, FaultKind.PING_DEAD, call),
-        error=_draw(state, FaultKind.PING_ERROR, call),
-        close_fail=_armed(state, FaultKind.CLOSE_FAIL, call),
-    )
+    outcome = state.book.ping(key, attempt=call.attempt)
     if outcome.kind is PingKind.ERROR:
         message = f"Error checking session status: {outcome.error}"
         return Reply(200, {"status": "error", "message": message, "success": False})
@@ -266,7 +223,7 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
             requested or "",
             automation=state.automation.system and setting.enabled,
             duration=setting.duration,
-            fail=_create_failure(state, call, SessionKind.MODEL, requested or "", setting.duration),
+            attempt=call.attempt,
         )
         session_id = session.session_id
     return Prompt(key, session_id, model.name, messages, call.attempt)

@@ -95,7 +95,7 @@ class MockState:
     journal: JournalLog
     automation: AutomationSettings
     replies: ReplyQueue
-    upstream: Upstream  # what chat completions and embeddings call once their session is resolved
+    upstream: Upstream  # the proxy-router: the book calls its session steps, chat and embeddings the rest
     view: View
 
 
@@ -120,11 +120,18 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
     clock = clock or shared.clock
     ids = IdSource(config.seed, counter=shared.counter)
     validators = Validators(spec)
-    book = SessionBook(
-        shared.store, clock, ids, min_duration=config.min_session_duration, bid_open_seconds=config.chain_latency
-    )
     faults = FaultPlan(shared.faults, clock)
     replies = ReplyQueue(shared.replies)
+    bids = BidTable.from_file(config.bids_file) if config.bids_file else BidTable()
+    upstream = SimulatedUpstream(config.seed, clock, faults, replies, bids, shared.store)
+    book = SessionBook(
+        shared.store,
+        clock,
+        ids,
+        upstream,
+        min_duration=config.min_session_duration,
+        bid_open_seconds=config.chain_latency,
+    )
     return MockState(
         config=config,
         spec=spec,
@@ -136,12 +143,12 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         keys=load_keys(config, shared.keys),
         book=book,
         models=ModelTable.from_file(config.models_file) if config.models_file else ModelTable.builtin(),
-        bids=BidTable.from_file(config.bids_file) if config.bids_file else BidTable(),
+        bids=bids,
         faults=faults,
         journal=shared.journal,
         automation=AutomationSettings(config.automation, shared.automation),
         replies=replies,
-        upstream=SimulatedUpstream(config.seed, clock, faults, replies, book.session_state),
+        upstream=upstream,
         view=shared.view,
     )
 

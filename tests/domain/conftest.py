@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
-from mockserver.domain import FakeClock, IdSource, InMemoryStore, SessionBook
+from mockserver.domain import (
+    BidTable,
+    FakeClock,
+    FaultKind,
+    FaultPlan,
+    IdSource,
+    InMemoryStore,
+    ReplyQueue,
+    SessionBook,
+    SimulatedUpstream,
+)
 
 KEY = "sk-AbC123"
 OTHER_KEY = "sk-XyZ789"
@@ -17,6 +29,7 @@ FULL_KEY = KEY + "." + "0123456789abcdef" * 4
 T0 = 1_767_225_600.0
 
 BookFactory = Callable[..., SessionBook]
+Arm = Callable[..., AbstractContextManager[FaultPlan]]
 
 
 @pytest.fixture
@@ -30,11 +43,52 @@ def store() -> InMemoryStore:
 
 
 @pytest.fixture
-def make_book(clock: FakeClock, store: InMemoryStore) -> BookFactory:
+def faults(clock: FakeClock) -> FaultPlan:
+    return FaultPlan(clock=clock)
+
+
+@pytest.fixture
+def make_book(clock: FakeClock, store: InMemoryStore, faults: FaultPlan) -> BookFactory:
     def make(**options: int) -> SessionBook:
-        return SessionBook(store, clock, IdSource(7), **options)
+        upstream = SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable(), store)
+        return SessionBook(store, clock, IdSource(7), upstream, **options)
 
     return make
+
+
+@contextmanager
+def armed(
+    faults: FaultPlan,
+    *,
+    fail: str | None = None,
+    verify_fail: bool = False,
+    close_fail: bool = False,
+    dead: str | None = None,
+    error: str | None = None,
+) -> Iterator[FaultPlan]:
+    """Faults armed once each for the calls inside the block (the proxy-router's answers to one request),
+    disarmed after it whether the calls used them or not."""
+    wanted = (
+        (FaultKind.CREATE_FAIL, fail, fail),
+        (FaultKind.VERIFY_FAIL, verify_fail, None),
+        (FaultKind.CLOSE_FAIL, close_fail, None),
+        (FaultKind.PING_DEAD, dead, dead),
+        (FaultKind.PING_ERROR, error, error),
+    )
+    for kind, wanted_now, message in wanted:
+        if wanted_now:
+            faults.arm(kind, count=1, message=message)
+    try:
+        yield faults
+    finally:
+        faults.clear()
+
+
+@pytest.fixture
+def arm(faults: FaultPlan) -> Arm:
+    """`with arm(fail=..., verify_fail=..., close_fail=..., dead=..., error=...):` around one book call."""
+
+    return functools.partial(armed, faults)
 
 
 @pytest.fixture

@@ -5,23 +5,29 @@ from __future__ import annotations
 import pytest
 
 from mockserver.domain import (
+    Attempt,
+    BidTable,
     CloseFailed,
     CloseKind,
     CloseOutcome,
     CreateFailed,
     FakeClock,
+    FaultKind,
+    FaultPlan,
     IdSource,
     InMemoryStore,
     PingKind,
     PingOutcome,
+    ReplyQueue,
     Session,
     SessionBook,
     SessionKind,
+    SimulatedUpstream,
 )
 from mockserver.domain.book import CHAIN_LIMIT
 from mockserver.domain.store import Change, Ended, T
 from mockserver.domain.upstream import CHAT_FAILED
-from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, BookFactory
+from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, Arm, BookFactory
 
 CREATE_FAILED = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"provider unavailable"}'
 TOO_SHORT = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"SessionTooShort"}'
@@ -54,23 +60,18 @@ def test_book_r1_same_model_reuses_id_and_expiry(book: SessionBook, clock: FakeC
     assert book.history() == ()
 
 
-def test_book_r1_reuse_ignores_create_faults_and_durations(book: SessionBook) -> None:
+def test_book_r1_reuse_ignores_create_faults_and_durations(book: SessionBook, arm: Arm) -> None:
     first = _open(book)
-    drawn: list[str] = []
-
-    def fail() -> str:
-        drawn.append("fail")
-        return "provider unavailable"
-
-    again = book.create_model_session(KEY, "x", MISTRAL, 1, fail=fail)
+    with arm(fail="provider unavailable") as faults:
+        again = book.create_model_session(KEY, "x", MISTRAL, 1)
+        assert [f.kind for f in faults.list()] == [FaultKind.CREATE_FAIL]  # not even drawn on the reuse path
     assert again == first == book.active(KEY)
-    assert drawn == []  # the fault is not even drawn on the reuse path
 
 
-def test_book_r1_a_reused_session_that_fails_verification_is_closed_on_chain_only(book: SessionBook) -> None:
+def test_book_r1_a_reused_session_that_fails_verification_is_closed_on_chain_only(book: SessionBook, arm: Arm) -> None:
     first = _open(book)
-    with pytest.raises(CreateFailed, match="Session created but not valid in proxy router"):
-        book.create_model_session(KEY, "x", MISTRAL, 3600, verify_fail=lambda: True)
+    with arm(verify_fail=True), pytest.raises(CreateFailed, match="Session created but not valid in proxy router"):
+        book.create_model_session(KEY, "x", MISTRAL, 3600)
     assert book.active(KEY) == first  # the request's close was rolled back in the gateway...
     assert not book.record(KEY).open_on_chain(first.session_id)  # ...not on chain
     assert book.history(KEY) == ()
@@ -85,17 +86,44 @@ class RetryingStore(InMemoryStore):
         return super().transact(key, change, ended)
 
 
-def test_book_draws_an_armed_fault_once_when_a_transaction_is_retried(clock: FakeClock) -> None:
-    book = SessionBook(RetryingStore(), clock, IdSource(1))
-    draws: list[int] = []
+def _retrying_book(clock: FakeClock, faults: FaultPlan) -> SessionBook:
+    store = RetryingStore()
+    return SessionBook(
+        store, clock, IdSource(1), SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable(), store)
+    )
 
-    def fail() -> str:
-        draws.append(1)
-        return "boom"
 
-    with pytest.raises(CreateFailed):
-        book.create_bid_session(KEY, "0x01", 3600, fail=fail)
-    assert draws == [1]
+def test_book_draws_an_armed_fault_once_when_a_transaction_is_retried(clock: FakeClock, faults: FaultPlan) -> None:
+    book = _retrying_book(clock, faults)
+    faults.arm(FaultKind.CREATE_FAIL, count=2, message="boom")
+    with pytest.raises(CreateFailed, match="boom"):
+        book.create_bid_session(KEY, "0x01", 3600)
+    assert [f.remaining for f in faults.list()] == [1]
+
+
+def test_book_a_retried_transaction_keeps_the_fault_its_first_run_drew(clock: FakeClock, faults: FaultPlan) -> None:
+    book = _retrying_book(clock, faults)
+    old = _open(book)
+    for kind in (FaultKind.CLOSE_FAIL, FaultKind.VERIFY_FAIL):
+        faults.arm(kind, count=1)
+    with pytest.raises(CreateFailed, match="not valid in proxy router"):  # the retry saw the drawn verify fault
+        book.create_model_session(KEY, "m", LLAMA, 3600)
+    assert faults.list() == ()
+    assert book.active(KEY) == old  # the row rolled back, and the drawn close fault kept it open on chain
+    assert book.record(KEY).open_on_chain(old.session_id)
+    faults.arm(FaultKind.PING_DEAD, count=1, message="gone")
+    assert book.ping(KEY) == PingOutcome(PingKind.DEAD, old.session_id, "gone")
+    assert (book.active(KEY), faults.list()) == (None, ())
+
+
+def test_book_hands_the_client_s_attempt_to_the_upstream(book: SessionBook, faults: FaultPlan) -> None:
+    session = _open(book)
+    faults.arm(FaultKind.CLOSE_FAIL, count=1, retries=True)
+    first, retry = Attempt("close", idempotency_key="k1"), Attempt("close", retry=True, idempotency_key="k1")
+    for attempt in (first, retry):  # the retry of the call the fault broke is broken too, for free
+        with pytest.raises(CloseFailed):
+            book.close(KEY, attempt=attempt)
+    assert book.close(KEY, attempt=Attempt("close", idempotency_key="k2")).session_id == session.session_id
 
 
 def test_book_r2_other_model_switches(book: SessionBook, clock: FakeClock) -> None:
@@ -163,10 +191,10 @@ def test_book_default_shorter_than_minimum_fails_like_the_chain(make_book: BookF
     ids=["too-short", "negative", "fault", "fault-beats-too-short", "verify", "too-short-beats-verify", "date"],
 )
 def test_book_failed_create_on_a_fresh_key_leaves_no_session(
-    book: SessionBook, duration: int, fail: str | None, verify_fail: bool, detail: str
+    book: SessionBook, arm: Arm, duration: int, fail: str | None, verify_fail: bool, detail: str
 ) -> None:
-    with pytest.raises(CreateFailed) as caught:
-        book.create_model_session(KEY, "m", MISTRAL, duration, fail=fail, verify_fail=verify_fail)
+    with arm(fail=fail, verify_fail=verify_fail), pytest.raises(CreateFailed) as caught:
+        book.create_model_session(KEY, "m", MISTRAL, duration)
     assert caught.value.detail == detail
     assert book.active(KEY) is None
     assert book.history() == ()
@@ -178,11 +206,11 @@ def test_book_failed_create_on_a_fresh_key_leaves_no_session(
     ids=["too-short", "fault", "verify"],
 )
 def test_book_r2_failed_switch_leaves_the_old_session_closed_on_chain_and_active(
-    book: SessionBook, duration: int, fail: str | None, verify_fail: bool
+    book: SessionBook, arm: Arm, duration: int, fail: str | None, verify_fail: bool
 ) -> None:
     old = _open(book)
-    with pytest.raises(CreateFailed):
-        book.create_model_session(KEY, "m", LLAMA, duration, fail=fail, verify_fail=verify_fail)
+    with arm(fail=fail, verify_fail=verify_fail), pytest.raises(CreateFailed):
+        book.create_model_session(KEY, "m", LLAMA, duration)
     assert book.active(KEY) == old
     assert book.record(KEY).chain == ()  # the old one closed, a new one (if any) closed by verification
     assert book.history(KEY) == ()
@@ -197,9 +225,10 @@ def test_book_date_overflow_leaves_an_orphan_on_chain(book: SessionBook) -> None
     assert book.active(KEY) == old
 
 
-def test_book_a_switch_whose_close_fails_leaves_the_old_one_open_on_chain(book: SessionBook) -> None:
+def test_book_a_switch_whose_close_fails_leaves_the_old_one_open_on_chain(book: SessionBook, arm: Arm) -> None:
     old = _open(book)
-    new = book.create_model_session(KEY, "m", LLAMA, 3600, close_fail=True)
+    with arm(close_fail=True):
+        new = book.create_model_session(KEY, "m", LLAMA, 3600)
     assert book.record(KEY).orphans() == (old,)
     assert _reasons(book) == [(old.session_id, "switched")]
     assert book.active(KEY) == new
@@ -239,11 +268,11 @@ def test_book_r3_r6_expired_session_ends_as_expired_on_bid(book: SessionBook, cl
     ids=["fault", "too-short", "int64", "date-overflow"],
 )
 def test_book_r3_failed_bid_session_undoes_its_deactivation(
-    book: SessionBook, duration: int, fail: str | None, detail: str
+    book: SessionBook, arm: Arm, duration: int, fail: str | None, detail: str
 ) -> None:
     old = _open(book)
-    with pytest.raises(CreateFailed) as caught:
-        book.create_bid_session(KEY, BID, duration, fail=fail)
+    with arm(fail=fail), pytest.raises(CreateFailed) as caught:
+        book.create_bid_session(KEY, BID, duration)
     assert detail in caught.value.detail
     assert "Failed to create session" not in caught.value.detail
     assert book.active(KEY) == old
@@ -273,23 +302,26 @@ def test_book_keeps_a_bounded_chain_and_always_the_gateways_row(book: SessionBoo
     assert chain[-1].session_id not in {s.session_id for s in chain[:-1]}
 
 
-def test_book_r5_a_dead_ping_whose_close_fails_keeps_the_session(book: SessionBook) -> None:
+def test_book_r5_a_dead_ping_whose_close_fails_keeps_the_session(book: SessionBook, arm: Arm) -> None:
     session = _open(book)
-    assert book.ping(KEY, dead="gone", close_fail=True) == PingOutcome(PingKind.DEAD, session.session_id, "gone")
+    with arm(dead="gone", close_fail=True):
+        assert book.ping(KEY) == PingOutcome(PingKind.DEAD, session.session_id, "gone")
     assert book.active(KEY) == session
     assert book.ping(KEY) == PingOutcome(PingKind.ALIVE, session.session_id)
 
 
-def test_book_r4_close_without_session(book: SessionBook) -> None:
+def test_book_r4_close_without_session(book: SessionBook, arm: Arm) -> None:
     assert book.close(KEY) == CloseOutcome(CloseKind.NONE, None)
-    assert book.close(KEY, fail=True) == CloseOutcome(CloseKind.NONE, None)
+    with arm(close_fail=True):
+        assert book.close(KEY) == CloseOutcome(CloseKind.NONE, None)
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["plain", "fault-ignored"])
-def test_book_r4_r6_close_expired_marks_it_inactive(book: SessionBook, clock: FakeClock, fail: bool) -> None:
+def test_book_r4_r6_close_expired_marks_it_inactive(book: SessionBook, arm: Arm, clock: FakeClock, fail: bool) -> None:
     session = _open(book, duration=300)
     clock.advance(300.001)
-    assert book.close(KEY, fail=fail) == CloseOutcome(CloseKind.EXPIRED, session.session_id)
+    with arm(close_fail=fail):
+        assert book.close(KEY) == CloseOutcome(CloseKind.EXPIRED, session.session_id)
     assert book.active(KEY) is None
     assert _reasons(book) == [(session.session_id, "expired")]
 
@@ -304,18 +336,19 @@ def test_book_r4_close_closes(book: SessionBook, clock: FakeClock) -> None:
     assert book.close(KEY) == CloseOutcome(CloseKind.NONE, None)
 
 
-def test_book_r4_close_fault_leaves_the_session_active(book: SessionBook) -> None:
+def test_book_r4_close_fault_leaves_the_session_active(book: SessionBook, arm: Arm) -> None:
     session = _open(book)
-    with pytest.raises(CloseFailed) as caught:
-        book.close(KEY, fail=True)
+    with arm(close_fail=True), pytest.raises(CloseFailed) as caught:
+        book.close(KEY)
     assert caught.value.detail == "Error closing session: 500: Failed to close session"
     assert book.active(KEY) == session
     assert book.history() == ()
 
 
-def test_book_r5_ping_without_session(book: SessionBook) -> None:
+def test_book_r5_ping_without_session(book: SessionBook, arm: Arm) -> None:
     assert book.ping(KEY) == PingOutcome(PingKind.NO_SESSION, None)
-    assert book.ping(KEY, dead="gone") == PingOutcome(PingKind.NO_SESSION, None)
+    with arm(dead="gone"):
+        assert book.ping(KEY) == PingOutcome(PingKind.NO_SESSION, None)
 
 
 def test_book_r5_ping_alive(book: SessionBook) -> None:
@@ -325,39 +358,45 @@ def test_book_r5_ping_alive(book: SessionBook) -> None:
 
 
 @pytest.mark.parametrize("dead", [None, "gone"], ids=["plain", "dead-ignored"])
-def test_book_r5_r6_ping_expired_marks_it_inactive(book: SessionBook, clock: FakeClock, dead: str | None) -> None:
+def test_book_r5_r6_ping_expired_marks_it_inactive(
+    book: SessionBook, arm: Arm, clock: FakeClock, dead: str | None
+) -> None:
     session = _open(book, duration=300)
     clock.advance(301)
-    assert book.ping(KEY, dead=dead) == PingOutcome(PingKind.EXPIRED, session.session_id)
+    with arm(dead=dead):
+        assert book.ping(KEY) == PingOutcome(PingKind.EXPIRED, session.session_id)
     assert book.active(KEY) is None
     assert _reasons(book) == [(session.session_id, "expired")]
 
 
-def test_book_r5_ping_dead_closes_it(book: SessionBook) -> None:
+def test_book_r5_ping_dead_closes_it(book: SessionBook, arm: Arm) -> None:
     session = _open(book)
-    assert book.ping(KEY, dead="No response received from chat completion") == PingOutcome(
-        PingKind.DEAD, session.session_id, "No response received from chat completion"
-    )
+    with arm(dead="No response received from chat completion"):
+        assert book.ping(KEY) == PingOutcome(
+            PingKind.DEAD, session.session_id, "No response received from chat completion"
+        )
     assert book.active(KEY) is None
     assert _reasons(book) == [(session.session_id, "dead")]
 
 
 @pytest.mark.parametrize("state", ["none", "alive", "expired"])
-def test_book_r5_ping_error_wins_and_changes_nothing(book: SessionBook, clock: FakeClock, state: str) -> None:
+def test_book_r5_ping_error_wins_and_changes_nothing(book: SessionBook, arm: Arm, clock: FakeClock, state: str) -> None:
     session = None if state == "none" else _open(book, duration=300)
     clock.advance(301 if state == "expired" else 1)
-    outcome = book.ping(KEY, dead="gone", error="database is locked")
+    with arm(dead="gone", error="database is locked"):
+        outcome = book.ping(KEY)
     assert outcome == PingOutcome(PingKind.ERROR, None, "database is locked")
     assert book.active(KEY) == session
     assert book.history() == ()
 
 
-def test_book_r7_keys_never_interfere(book: SessionBook, clock: FakeClock) -> None:
+def test_book_r7_keys_never_interfere(book: SessionBook, arm: Arm, clock: FakeClock) -> None:
     other = _open(book, key=OTHER_KEY)
     _open(book)
     _open(book, LLAMA)
     book.create_bid_session(KEY, BID, 600)
-    book.ping(KEY, dead="gone")
+    with arm(dead="gone"):
+        book.ping(KEY)
     book.close(KEY)
     assert book.active(OTHER_KEY) == other
     assert book.history(OTHER_KEY) == ()

@@ -9,7 +9,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from mockserver.domain import CloseFailed, CreateFailed, FakeClock, IdSource, InMemoryStore, SessionBook
+from mockserver.domain import (
+    Attempt,
+    BidTable,
+    CloseFailed,
+    CreateFailed,
+    DomainError,
+    FakeClock,
+    FaultPlan,
+    IdSource,
+    InMemoryStore,
+    Opening,
+    ReplyQueue,
+    SessionBook,
+    SessionKind,
+    SimulatedUpstream,
+    upstream_failure,
+)
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY
 
 THREADS = 8
@@ -34,27 +50,48 @@ def _worker(book: SessionBook, seed: int, opened: list[str], errors: list[BaseEx
         errors.append(exc)
 
 
+class CoinUpstream(SimulatedUpstream):
+    """A proxy-router whose bid opens fail 20% of the time, closes 30% and test chats half the time."""
+
+    def __init__(self, store: InMemoryStore, clock: FakeClock, seed: int) -> None:
+        super().__init__(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable(), store)
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+
+    def _heads(self, chance: float) -> bool:
+        with self.lock:
+            return self.rng.random() < chance
+
+    def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
+        failed = opening.kind is SessionKind.BID and self._heads(0.2)
+        return upstream_failure(opening.kind, 500, "boom") if failed else None
+
+    def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        return not self._heads(0.3)
+
+    def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
+        return "gone" if self._heads(0.5) else None
+
+
 def _one_operation(book: SessionBook, rng: random.Random, opened: list[str]) -> None:
-    choice = rng.randrange(7)
+    choice = rng.randrange(6)
     try:
         if choice < 3:
             opened.append(book.create_model_session(KEY, "m", (MISTRAL, LLAMA)[choice % 2], 3600).session_id)
         elif choice == 3:
-            opened.append(
-                book.create_bid_session(KEY, BID, 600, fail="boom" if rng.random() < 0.2 else None).session_id
-            )
+            opened.append(book.create_bid_session(KEY, BID, 600).session_id)
         elif choice == 4:
-            book.close(KEY, fail=rng.random() < 0.3)
+            book.close(KEY)
         else:
-            book.ping(KEY, dead="gone" if choice == 6 else None)
+            book.ping(KEY)
     except (CreateFailed, CloseFailed):
         pass
 
 
 @pytest.mark.usefixtures("tight_switching")
 def test_book_r8_threads_on_one_key_leave_at_most_one_active_session() -> None:
-    store = InMemoryStore(history_limit=THREADS * OPERATIONS)
-    book = SessionBook(store, FakeClock(), IdSource(1))
+    store, clock = InMemoryStore(history_limit=THREADS * OPERATIONS), FakeClock()
+    book = SessionBook(store, clock, IdSource(1), CoinUpstream(store, clock, 1))
     other = book.create_model_session(OTHER_KEY, "m", MISTRAL, 3600)
     opened: list[str] = []
     errors: list[BaseException] = []

@@ -9,21 +9,25 @@ from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from mockserver.domain import (
+    BidTable,
     CloseFailed,
     CloseKind,
     CloseOutcome,
     CreateFailed,
     FakeClock,
+    FaultPlan,
     IdSource,
     InMemoryStore,
     PingKind,
     PingOutcome,
+    ReplyQueue,
     Session,
     SessionBook,
     SessionKind,
+    SimulatedUpstream,
 )
 from mockserver.domain.upstream import CHAT_FAILED
-from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY
+from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, armed
 
 KEYS = st.sampled_from([KEY, OTHER_KEY])
 MODELS = st.sampled_from([MISTRAL, LLAMA])
@@ -50,7 +54,10 @@ class BookMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.book = SessionBook(InMemoryStore(history_limit=100_000), self.clock, IdSource(0), sync_interval=0)
+        store = InMemoryStore(history_limit=100_000)
+        self.faults = FaultPlan(clock=self.clock)
+        upstream = SimulatedUpstream(None, self.clock, self.faults, ReplyQueue(), BidTable(), store)
+        self.book = SessionBook(store, self.clock, IdSource(0), upstream, sync_interval=0)
         self.active: dict[str, Expected] = {}
         self.open: set[str] = set()  # session ids open on chain
         self.ended = {KEY: 0, OTHER_KEY: 0}
@@ -72,8 +79,8 @@ class BookMachine(RuleBasedStateMachine):
         self.active[key] = Expected(session.session_id, kind, model, self.clock.now() + (duration or 3600))
 
     def _create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> Session:
-        fault = "boom" if fail else None
-        return self.book.create_model_session(key, "as sent", model, duration, fail=fault, verify_fail=verify)
+        with armed(self.faults, fail="boom" if fail else None, verify_fail=verify):
+            return self.book.create_model_session(key, "as sent", model, duration)
 
     @rule(key=KEYS, model=MODELS, duration=DURATIONS, fail=st.booleans(), verify=st.booleans())
     def create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> None:
@@ -99,8 +106,8 @@ class BookMachine(RuleBasedStateMachine):
     @rule(key=KEYS, bid=BIDS, duration=DURATIONS, fail=st.booleans())
     def create_bid(self, key: str, bid: str, duration: int, fail: bool) -> None:
         if fail or (duration or 3600) < 300:
-            with pytest.raises(CreateFailed):  # R3: the deactivation is rolled back
-                self.book.create_bid_session(key, bid, duration, fail="boom" if fail else None)
+            with armed(self.faults, fail="boom" if fail else None), pytest.raises(CreateFailed):  # R3: rolled back
+                self.book.create_bid_session(key, bid, duration)
         else:
             self._opened(key, self.book.create_bid_session(key, bid, duration), SessionKind.BID, bid, duration)
 
@@ -108,19 +115,21 @@ class BookMachine(RuleBasedStateMachine):
     def close(self, key: str, fail: bool) -> None:
         current, alive = self.active.get(key), self._alive(key)
         if alive is not None and fail:
-            with pytest.raises(CloseFailed):
-                self.book.close(key, fail=True)
+            with armed(self.faults, close_fail=True), pytest.raises(CloseFailed):
+                self.book.close(key)
             return
         kind = CloseKind.NONE if current is None else CloseKind.CLOSED if alive else CloseKind.EXPIRED
         expected = CloseOutcome(kind, None if current is None else current.session_id)
-        assert self.book.close(key, fail=fail) == expected  # R4
+        with armed(self.faults, close_fail=fail):
+            assert self.book.close(key) == expected  # R4
         if alive is not None:
             self.open.discard(alive.session_id)
         self._end(key)
 
     @rule(key=KEYS, dead=st.booleans(), error=st.booleans())
     def ping(self, key: str, dead: bool, error: bool) -> None:
-        outcome = self.book.ping(key, dead="gone" if dead else None, error="locked" if error else None)
+        with armed(self.faults, dead="gone" if dead else None, error="locked" if error else None):
+            outcome = self.book.ping(key)
         current, alive = self.active.get(key), self._alive(key)
         if error:
             assert outcome == PingOutcome(PingKind.ERROR, None, "locked")
