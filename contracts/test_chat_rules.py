@@ -26,6 +26,7 @@ from contracts.api import CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING, labels
 from contracts.chat import (
     AUTOMATION_OFF,
     EMBEDDINGS_AUTOMATION_OFF,
+    NO_DURATION_CONTROL,
     automation_path,
     chat_body,
     embeddings_body,
@@ -290,12 +291,6 @@ def test_c6_nothing_is_closed_or_extended_after_chat(run: Run, chat: Chat, check
         chat.holds(None, None)
     check("C6")
     chat.leave()
-
-
-NO_DURATION_CONTROL = (
-    "a chat-opened session lasts the key's automation duration (3600 s by default): checking it needs the "
-    "target's admin clock and automation settings (the mock's), not an hour's wait"
-)
 
 
 @pytest.mark.contract(rules=("C3",), operations=labels(CHAT, PING), sessions=0)
