@@ -273,7 +273,8 @@ async def _attempts(
     (None: unreachable). Its later attempts are retries of the same call (a fault armed with `retries`
     breaks them for free; any other fault spends one use per attempt)."""
     statuses: list[int | None] = []
-    for pause in (*pauses, None):
+    waits = iter(pauses)
+    while True:
         try:
             answer = ask(prompt)
         except UpstreamFailed as error:
@@ -284,11 +285,11 @@ async def _attempts(
             statuses.append(None)
         else:
             return answer, (*statuses, 200)
+        pause = next(waits, None)
         if pause is None:
-            break
+            return failure, tuple(statuses)
         await state.sleeper.sleep(pause)
         prompt = replace(prompt, attempt=replace(prompt.attempt, retry=True))
-    return failure, tuple(statuses)
 
 
 def _relayed(raw: str, session_id: str) -> tuple[int, Any]:
