@@ -34,6 +34,10 @@ def _example_detail(operation: Operation, status: str, example: str) -> str:
 
 AUTOMATION_OFF = _example_detail(CHAT, "403", "automationDisabled")
 EMBEDDINGS_AUTOMATION_OFF = _example_detail(EMBEDDINGS, "500", "automationDisabled")
+NO_DURATION_CONTROL = (
+    "a chat-opened session lasts the key's automation duration (3600 s by default): checking it needs the "
+    "target's admin clock and automation settings (the mock's), not an hour's wait"
+)
 
 
 def need_chat(run: Run, requests_wanted: int, what: str) -> None:

@@ -66,4 +66,4 @@ def start_mock(keys: tuple[str, ...]) -> LiveServer:
     from mockserver.config import Config
     from mockserver.web.app import create_app
 
-    return LiveServer(create_app(Config(keys=keys, admin=True))).start()
+    return LiveServer(create_app(Config(keys=keys, admin=True, retry_pause=False))).start()

@@ -5,7 +5,8 @@ with `--allow-chat not given`, and the summary reads the rules NOT CHECKED witho
 within `--max-chats`. They run first (contracts/plugin.py), in this file's order, and open few sessions:
 C3's chat opens the key's session, C2's chat on another model replaces it, C1 and C5 reuse that one, C4's
 embeddings replace it, and C6 opens one of the run's short duration when it can move the clock (four
-sessions against a faithful gateway).
+sessions against a faithful gateway); last, with the admin clock, C3 again: a chat-opened session lasts the
+key's automation duration.
 A scenario starts from what the previous one left when that one passed, else from a closed session.
 Sessions a chat opens are counted against the session cap like the creates' (learned through ping).
 Every answer is checked against the spec, streams event by event, before the rule is judged.
@@ -25,6 +26,7 @@ from contracts.api import CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING, labels
 from contracts.chat import (
     AUTOMATION_OFF,
     EMBEDDINGS_AUTOMATION_OFF,
+    NO_DURATION_CONTROL,
     automation_path,
     chat_body,
     embeddings_body,
@@ -288,4 +290,43 @@ def test_c6_nothing_is_closed_or_extended_after_chat(run: Run, chat: Chat, check
         )
         chat.holds(None, None)
     check("C6")
+    chat.leave()
+
+
+@pytest.mark.contract(rules=("C3",), operations=labels(CHAT, PING), sessions=0)
+def test_c3_a_chat_opened_session_lasts_the_keys_automation_duration(
+    run: Run, chat: Chat, check: Callable[[str], None]
+) -> None:
+    """With the key's automation duration set to the run's session duration, the session a chat opens is
+    alive just before that duration ends and expired just after it (the mock's admin API and clock)."""
+    if not (run.controls_time and run.controls_faults):
+        pytest.skip(NO_DURATION_CONTROL)
+    model, _ = _models(run)
+    duration, path = run.settings.session_duration, automation_path(chat.key)
+    kept = run.client.get(path).json()["duration"]
+    run.fresh(chat.key)
+    chat.holds(None, None)
+    run.client.put(path, json={"duration": duration})
+    try:
+        chat.may_open("C3's chat-opened session")
+        chat.chat(model, "C3")
+        session = chat.alive("C3")
+        run.advance_clock(duration - 5)
+        status, seen = chat.ping("C3")
+        expect(
+            (status, seen) == ("alive", session),
+            "C3",
+            f"{duration - 5} s after a chat opened {session} (the key's automation duration: {duration} s), "
+            f"ping says {status} {seen}",
+        )
+        run.advance_clock(10)
+        status, seen = chat.ping("C3")
+        expect(
+            (status, seen) in {("expired", session), ("no_session", None)},
+            "C3",
+            f"the session {session} a chat opened for {duration} s is still {status} {duration + 5} s later",
+        )
+    finally:
+        run.client.put(path, json={"duration": kept})
+    check("C3")
     chat.leave()

@@ -43,6 +43,7 @@ class Config:
     fallback_key_note: bool = True
     min_session_duration: int = 300
     chain_latency: float = 0.05  # seconds the simulated chain takes to open a bid session (parallel bids collide)
+    retry_pause: bool = True  # wait out the gateway's pauses between its upstream attempts (chat 1 s, embeddings 1+2 s)
     enforce_https: bool = False
     max_body_size: int = 1_048_576  # bytes; 0: no limit
     store: str | None = None  # redis://HOST:PORT/N: sessions shared by several workers and hosts
@@ -239,6 +240,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=_env_flag(environ, "NO_FALLBACK_NOTE"),
         help="answer as a gateway with its own signing key (no 'note' on bidsession/approve)",
     )
+    add(
+        "--no-retry-pause",
+        action="store_true",
+        default=_env_flag(environ, "NO_RETRY_PAUSE"),
+        help="skip the gateway's pauses between its proxy-router attempts (chat 1 s, embeddings 1 s then 2 s); "
+        "the attempts are still made and journaled",
+    )
     whole(
         "--min-session-duration",
         "MIN_SESSION_DURATION",
@@ -302,6 +310,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         admin_token=args.admin_token or None,
         self_check=SelfCheck(args.self_check),
         fallback_key_note=not args.no_fallback_note,
+        retry_pause=not args.no_retry_pause,
         min_session_duration=args.min_session_duration,
         chain_latency=args.chain_latency,
         enforce_https=args.enforce_https,

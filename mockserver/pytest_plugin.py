@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 MARKER = "morpheus_mock"
 IN_PROCESS_URL = "http://morpheus-mock.test"
-_OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key", "automation")
+_OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key", "automation", "retry_pause")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(keys=[...], models=FILE, bids=FILE, seed=N, accept_any_key=False, automation=True): "
+        f"{MARKER}(keys=[...], models=FILE, bids=FILE, seed=N, accept_any_key=False, automation=True, "
+        "retry_pause=False): "
         "configure this test's Morpheus mock (paths relative to the test file)",
     )
 
@@ -142,7 +143,7 @@ def _from_marker(kwargs: dict[str, Any], folder: Path) -> dict[str, Any]:
             settings[f"{name}_file"] = folder / kwargs[name]
     if "seed" in kwargs:
         settings["seed"] = _seed(kwargs["seed"])
-    for flag in ("accept_any_key", "automation"):
+    for flag in ("accept_any_key", "automation", "retry_pause"):
         if flag in kwargs:
             settings[flag] = bool(kwargs[flag])
     return settings

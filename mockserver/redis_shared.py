@@ -81,6 +81,12 @@ def _reply(fields: dict[str, Any]) -> QueuedReply:
     return QueuedReply(**{**fields, "tool_calls": tuple(ToolCallReply(**call) for call in fields["tool_calls"])})
 
 
+def _journal_entry(fields: list[Any]) -> JournalEntry:
+    """An entry as written (a JSON list), its upstream statuses a tuple again (none in an older entry)."""
+    entry = JournalEntry(*fields)
+    return entry._replace(upstream=tuple(entry.upstream))
+
+
 class RedisSlots(Generic[V]):
     """`Slots` in Redis: one string per name under `<namespace>:<kind>:`, changed by optimistic transactions.
 
@@ -160,7 +166,7 @@ class RedisJournal:
     def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with answering("reading the journal"):
             raw = self.client.lrange(self.name, 0, -1)
-        return select([JournalEntry(*json.loads(item)) for item in raw], key, limit)
+        return select([_journal_entry(json.loads(item)) for item in raw], key, limit)
 
     def clear(self) -> int:
         with answering("clearing the journal"), self.client.pipeline() as pipe:

@@ -65,6 +65,7 @@ class MockOptions:
     seed: int | None = None
     accept_any_key: bool = False
     automation: bool = True  # the system-wide flag (`--automation`): off, chat needing a new session is a 403
+    retry_pause: bool = False  # the gateway's 1-3 s pauses between its upstream attempts: skipped unless asked for
 
     def config(self) -> Config:
         """The mock's Config: the admin API on, responses checked against the spec (a break fails the test)."""
@@ -75,6 +76,7 @@ class MockOptions:
             seed=self.seed,
             accept_any_key=self.accept_any_key,
             automation=self.automation,
+            retry_pause=self.retry_pause,
             admin=True,
             self_check=SelfCheck.RAISE,
         )
@@ -242,11 +244,14 @@ class MorpheusMock:
         error_body: str | None = None,
         break_after: int | None = None,
         chunk_delay: float = 0.0,
+        raw_body: str | None = None,
     ) -> dict[str, object]:
-        """Tell the provider what to answer to the next chat completion (of `key`, or of any key).
+        """Tell the provider what to answer to its next chat completion call (of `key`, or of any key).
 
         `tool_calls` are (name, JSON arguments) pairs; `error_status` makes it refuse instead; a stream
-        breaks after `break_after` chunks and waits `chunk_delay` seconds before each.
+        breaks after `break_after` chunks and waits `chunk_delay` seconds before each; `raw_body` is a
+        200 with that text verbatim (unusable unless truthy JSON). Each reply is one provider answer:
+        the gateway's retry of a failed non-stream chat takes the next one.
         """
         reply = QueuedReply(
             key=None if key is None else key_prefix(key),
@@ -257,6 +262,7 @@ class MorpheusMock:
             error_body=error_body,
             break_after=break_after,
             chunk_delay=chunk_delay,
+            raw_body=raw_body,
         )
         return self._state.replies.push(reply).to_json()
 

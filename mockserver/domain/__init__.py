@@ -4,7 +4,18 @@ from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, appro
 from mockserver.domain.automation import Automation, AutomationSettings
 from mockserver.domain.book import PendingBid, SessionBook
 from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
-from mockserver.domain.clock import FAKE_START, MAX_TIME, Clock, FakeClock, OffsetClock, SystemClock, checked_time
+from mockserver.domain.clock import (
+    FAKE_START,
+    MAX_TIME,
+    Clock,
+    FakeClock,
+    NoPause,
+    OffsetClock,
+    Sleeper,
+    SystemClock,
+    WallSleeper,
+    checked_time,
+)
 from mockserver.domain.errors import (
     AuthBackendFailed,
     AuthenticationFailed,
@@ -129,6 +140,7 @@ __all__ = [
     "LocalSlots",
     "Model",
     "ModelTable",
+    "NoPause",
     "OffsetClock",
     "Opening",
     "PendingBid",
@@ -142,6 +154,7 @@ __all__ = [
     "SessionKind",
     "SessionStore",
     "SimulatedUpstream",
+    "Sleeper",
     "Slots",
     "SystemClock",
     "ToolCallReply",
@@ -149,6 +162,7 @@ __all__ = [
     "Upstream",
     "UpstreamFailed",
     "UpstreamUnreachable",
+    "WallSleeper",
     "approve",
     "auth_error",
     "checked_time",

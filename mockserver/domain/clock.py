@@ -1,7 +1,11 @@
-"""Injected time: the `Clock` protocol, the system clock and two clocks that can be moved (R6)."""
+"""Injected time: the `Clock` protocol, the system clock, two clocks that can be moved (R6), and sleepers.
+
+A `Sleeper` waits out the gateway's own pauses: for real, not at all, or on a FakeClock, which moves at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -21,6 +25,26 @@ class Clock(Protocol):
     """A source of the current time as UTC epoch seconds."""
 
     def now(self) -> float: ...
+
+
+class Sleeper(Protocol):
+    """How the mock waits out a pause of the gateway's own (between its attempts at the proxy-router)."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class WallSleeper:
+    """A real pause, as the gateway's `asyncio.sleep`."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class NoPause:
+    """Pauses skipped (`--no-retry-pause`): what follows them happens at once."""
+
+    async def sleep(self, seconds: float) -> None:
+        return None
 
 
 class SystemClock:
@@ -87,6 +111,10 @@ class FakeClock:
         with self._lock:
             self._now = checked_time(t)
             return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        """A `Sleeper` whose pauses pass on this clock at once: tests see the time go by without waiting."""
+        self.advance(seconds)
 
 
 def checked_time(t: float) -> float:

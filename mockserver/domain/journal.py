@@ -15,6 +15,7 @@ class JournalEntry(NamedTuple):  # a tuple, not a frozen dataclass: one is recor
     key: str | None
     operation_id: str | None
     status: int
+    upstream: tuple[int | None, ...] = ()  # the proxy-router's status per attempt the gateway made (None: unreachable)
 
 
 class JournalLog(Protocol):

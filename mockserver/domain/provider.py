@@ -58,6 +58,7 @@ class QueuedReply:
     error_body: str | None = None
     break_after: int | None = None
     chunk_delay: float = 0.0
+    raw_body: str | None = None  # a 200 whose body is this text, verbatim ("" empty): unusable unless truthy JSON
 
     def __post_init__(self) -> None:
         if self.error_status is not None and not 400 <= self.error_status <= 599:
@@ -77,6 +78,7 @@ class QueuedReply:
             "error": error,
             "break_after": self.break_after,
             "chunk_delay": self.chunk_delay,
+            "raw_body": self.raw_body,
         }
 
 
@@ -130,6 +132,7 @@ class Completion:
     chunk_delay: float = 0.0
     break_after: int | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    raw: str | None = None  # a 200 body sent verbatim instead of `body` / `chunks` (a queued `raw_body`)
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class SimulatedUpstream:
         reply = self.replies.take(prompt.key) or QueuedReply()
         if reply.error_status is not None:
             raise UpstreamFailed(reply.error_status, reply.error_body or PROVIDER_ERROR)
+        if reply.raw_body is not None:
+            return Completion({}, (), raw=reply.raw_body)
         digest = self._digest(prompt.session_id, json.dumps(list(prompt.messages), sort_keys=True, default=str))
         ident, created = f"chatcmpl-{digest[:24]}", int(self.clock.now())
         content = reply.content if reply.content is not None or reply.tool_calls else _sentence(digest)

@@ -258,7 +258,7 @@ async def set_automation(state: MockState, request: Request) -> Response:
     return JSONResponse(_automation(state, prefix))
 
 
-_REPLY_FIELDS = {"key", "content", "tool_calls", "finish_reason", "error", "break_after", "chunk_delay"}
+_REPLY_FIELDS = {"key", "content", "tool_calls", "finish_reason", "error", "break_after", "chunk_delay", "raw_body"}
 
 
 async def list_replies(state: MockState, request: Request) -> Response:
@@ -285,6 +285,7 @@ async def queue_reply(state: MockState, request: Request) -> Response:
         error_body=None if error is None else _typed(error, "body", str),
         break_after=_typed(body, "break_after", int),
         chunk_delay=_number(body, "chunk_delay") if "chunk_delay" in body else 0.0,
+        raw_body=_typed(body, "raw_body", str),
     )
     return JSONResponse(state.replies.push(reply).to_json(), status_code=201)
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mockserver.config import Config, config_from_args, problems
-from mockserver.domain import Clock
+from mockserver.domain import Clock, Sleeper
 from mockserver.web.admin import admin_routes
 from mockserver.web.errors import RouteTableError, WebError
 from mockserver.web.handlers import HANDLERS, list_models_api_v1_models_get
@@ -31,12 +31,15 @@ from openapi import Spec
 CORS_HEADERS = ["Authorization", "Content-Type", "X-Requested-With", "X-API-Key"]
 
 
-def create_app(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> Starlette:
-    """A mock gateway for `config`; `clock` replaces the system clock (tests use a FakeClock)."""
+def create_app(
+    config: Config, *, clock: Clock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
+) -> Starlette:
+    """A mock gateway for `config`; `clock` replaces the system clock (tests use a FakeClock, which is also
+    the default `sleeper` of the gateway's pauses then)."""
     refused = problems(config)
     if refused:
         raise WebError("; ".join(refused))
-    state = build_state(config, clock=clock, spec=spec)
+    state = build_state(config, clock=clock, spec=spec, sleeper=sleeper)
     check_route_table(state)
     endpoints = {(op.method, op.path): endpoint_for(state, op) for op in state.spec.operations}
     routes = [*gateway_routes(state, endpoints), *(admin_routes(state) if config.admin else []), *page_routes(state)]

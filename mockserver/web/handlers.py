@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from mockserver.domain import (
     BROKEN_STREAM,
@@ -21,6 +21,7 @@ from mockserver.domain import (
     AutomationDisabled,
     ChatSessionFailed,
     CloseKind,
+    Completion,
     CreateRefused,
     Fault,
     FaultKind,
@@ -36,7 +37,9 @@ from mockserver.web.state import MockState
 
 CREATED = "Session created and associated with API key"
 LLM, EMBEDDINGS = "LLM", "EMBEDDINGS"  # the gateway's model types of chat and embeddings
-CHAT_ATTEMPTS, EMBEDDING_ATTEMPTS = 2, 3  # how often the gateway calls the proxy-router before it gives up
+# The gateway's pauses between its attempts at the proxy-router: non-stream chat tries twice, 1 s apart;
+# embeddings three times, 1 s then 2 s apart; a stream once (chat-completions.md 2.6 and 3).
+CHAT_PAUSES, EMBEDDING_PAUSES = (1.0,), (1.0, 2.0)
 DONE_FRAME = b"data: [DONE]\n\n"
 NO_ACTIVE_SESSION = "No session ID provided in request and no active session found for API key"
 FALLBACK_NOTE = "Private Key not set, using fallback key (FOR DEBUGGING ONLY)"
@@ -69,6 +72,7 @@ class Reply:
     status: int
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
+    upstream: tuple[int | None, ...] = ()  # the proxy-router's status per attempt (journaled)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class StreamReply:
 
     frames: AsyncIterator[bytes]
     status: int = 200
+    upstream: tuple[int | None, ...] = ()
 
 
 Answered = Reply | StreamReply
@@ -170,39 +175,91 @@ def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
 
 
-def create_chat_completion_api_v1_chat_completions_post(state: MockState, call: Call) -> Answered:
-    """C1-C6: the key's session (or the body's `session_id`), then the provider; a stream is a StreamReply."""
+async def create_chat_completion_api_v1_chat_completions_post(state: MockState, call: Call) -> Answered:
+    """C1-C6: the key's session (or the body's `session_id`), then the provider (two attempts, one for a
+    stream: chat-completions.md 2.6); a stream is a StreamReply."""
     prompt = _prompt(state, call, LLM)
     assert call.body is not None
     if call.body["stream"]:
-        return StreamReply(_chat_frames(state, prompt))
-    try:
-        completion = state.upstream.complete(prompt)
-    except UpstreamFailed as error:
-        return Reply(error.status, {"error": {"message": str(error), "type": _error_type(error.status)}})
-    except UpstreamUnreachable as error:
-        message = f"Request failed after {CHAT_ATTEMPTS} attempts: {error}"
-        return Reply(503, {"error": {"message": message, "type": "network_error"}})
-    return Reply(200, completion.body)
+        outcome, statuses = await _attempts(state, prompt, (), state.upstream.complete)
+        return StreamReply(_chat_frames(outcome), upstream=statuses)
+    outcome, statuses = await _attempts(state, prompt, CHAT_PAUSES, state.upstream.complete)
+    if isinstance(outcome, UpstreamFailed):
+        error = {"message": str(outcome), "type": _error_type(outcome.status)}
+        return Reply(outcome.status, {"error": error}, upstream=statuses)
+    if isinstance(outcome, UpstreamUnreachable):
+        message = f"Request failed after {len(statuses)} attempts: {outcome}"
+        return Reply(503, {"error": {"message": message, "type": "network_error"}}, upstream=statuses)
+    if outcome.raw is not None:
+        return Reply(*_relayed(outcome.raw, prompt.session_id), upstream=statuses)
+    return Reply(200, outcome.body, upstream=statuses)
 
 
-def create_embeddings_api_v1_embeddings_post(state: MockState, call: Call) -> Reply:
-    """C1-C6 on the same session as chat; automation off is a 500 here, errors are `{"detail": ...}`."""
+async def create_embeddings_api_v1_embeddings_post(state: MockState, call: Call) -> Reply:
+    """C1-C6 on the same session as chat; automation off is a 500 here, errors are `{"detail": ...}`;
+    three attempts at the proxy-router (chat-completions.md 3)."""
     try:
         prompt = _prompt(state, call, EMBEDDINGS)
     except AutomationDisabled as error:
         raise ChatSessionFailed(str(error)) from None
     assert call.body is not None
-    given = call.body["input"]
+    given, encoding, dimensions = call.body["input"], call.body["encoding_format"], call.body["dimensions"]
     inputs = [given] if isinstance(given, str) else list(given)
+
+    def embed(attempt: Prompt) -> dict[str, Any]:
+        return state.upstream.embed(attempt, inputs, encoding, dimensions)
+
+    outcome, statuses = await _attempts(state, prompt, EMBEDDING_PAUSES, embed)
+    if isinstance(outcome, UpstreamFailed):
+        return Reply(outcome.status, {"detail": f"Embeddings request failed: {outcome}"}, upstream=statuses)
+    if isinstance(outcome, UpstreamUnreachable):
+        detail = f"Embeddings request failed: Request failed after {len(statuses)} attempts: {outcome}"
+        return Reply(503, {"detail": detail}, upstream=statuses)
+    return Reply(200, outcome, upstream=statuses)
+
+
+Asked = TypeVar("Asked")
+Failure = UpstreamFailed | UpstreamUnreachable
+
+
+async def _attempts(
+    state: MockState, prompt: Prompt, pauses: tuple[float, ...], ask: Callable[[Prompt], Asked]
+) -> tuple[Asked | Failure, tuple[int | None, ...]]:
+    """The gateway's attempts at the proxy-router: after an error status (any 4xx or 5xx) or no connection
+    it pauses and asks again, once per pause; the answer or the last failure, and each attempt's status
+    (None: unreachable). Its later attempts are retries of the same call (a fault armed with `retries`
+    breaks them for free; any other fault spends one use per attempt)."""
+    statuses: list[int | None] = []
+    waits = iter(pauses)
+    while True:
+        try:
+            answer = ask(prompt)
+        except UpstreamFailed as error:
+            failure: Failure = error
+            statuses.append(error.status)
+        except UpstreamUnreachable as error:
+            failure = error
+            statuses.append(None)
+        else:
+            return answer, (*statuses, 200)
+        pause = next(waits, None)
+        if pause is None:
+            return failure, tuple(statuses)
+        await state.sleeper.sleep(pause)
+        prompt = replace(prompt, attempt=replace(prompt.attempt, retry=True))
+
+
+def _relayed(raw: str, session_id: str) -> tuple[int, Any]:
+    """A provider's 200 body as the gateway relays it: truthy JSON as it is, anything else its 500."""
     try:
-        result = state.upstream.embed(prompt, inputs, call.body["encoding_format"], call.body["dimensions"])
-    except UpstreamFailed as error:
-        return Reply(error.status, {"detail": f"Embeddings request failed: {error}"})
-    except UpstreamUnreachable as error:
-        detail = f"Embeddings request failed: Request failed after {EMBEDDING_ATTEMPTS} attempts: {error}"
-        return Reply(503, {"detail": detail})
-    return Reply(200, result)
+        content = json.loads(raw)
+    except ValueError:
+        message: str | None = f"Unexpected response format from provider: '{raw}'"
+    else:
+        if content:
+            return 200, content
+        message = "None"
+    return 500, {"error": {"message": message, "type": "unexpected_response_format", "session_id": session_id}}
 
 
 def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
@@ -229,22 +286,25 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     return Prompt(key, session_id, model.name, messages, call.attempt)
 
 
-async def _chat_frames(state: MockState, prompt: Prompt) -> AsyncIterator[bytes]:
-    """The stream: the provider's chunks then `[DONE]`, or one error frame and the end (chat-completions.md 2.8)."""
-    try:
-        completion = state.upstream.complete(prompt)
-    except UpstreamFailed as error:
-        yield sse({"error": {"message": str(error), "type": _error_type(error.status), "status": error.status}})
+async def _chat_frames(outcome: Completion | Failure) -> AsyncIterator[bytes]:
+    """The stream: the provider's chunks then `[DONE]`, or one error frame and the end (chat-completions.md 2.8);
+    a raw 200 body is relayed as it came (the gateway does not parse a stream)."""
+    if isinstance(outcome, UpstreamFailed):
+        yield sse({"error": {"message": str(outcome), "type": _error_type(outcome.status), "status": outcome.status}})
         return
-    except UpstreamUnreachable as error:
-        yield _stream_failure(str(error))
+    if isinstance(outcome, UpstreamUnreachable):
+        yield _stream_failure(str(outcome))
         return
-    for index, chunk in enumerate(completion.chunks):
-        if completion.break_after is not None and index >= completion.break_after:
+    if outcome.raw is not None:
+        if outcome.raw:
+            yield outcome.raw.encode()
+        return
+    for index, chunk in enumerate(outcome.chunks):
+        if outcome.break_after is not None and index >= outcome.break_after:
             yield _stream_failure(BROKEN_STREAM)
             return
-        if completion.chunk_delay:
-            await asyncio.sleep(completion.chunk_delay)
+        if outcome.chunk_delay:
+            await asyncio.sleep(outcome.chunk_delay)
         yield sse(chunk, compact=True)
     yield DONE_FRAME
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mockserver.domain import JournalEntry, key_prefix
 from mockserver.redis_store import StoreError
 from mockserver.web.admin import PREFIX as ADMIN_PREFIX
-from mockserver.web.pipeline import CLIENT_CLOSED, LEFT_MID_STREAM, OperationEndpoint, send_stream
+from mockserver.web.pipeline import CLIENT_CLOSED, LEFT_MID_STREAM, UPSTREAM_CALLS, OperationEndpoint, send_stream
 from mockserver.web.state import MockState
 
 logger = logging.getLogger("mockserver")
@@ -115,6 +115,7 @@ class GatewayMiddleware:
             key=shown_key(authorization_of(scope)),
             operation_id=self.operations.get((scope["method"], path)),
             status=CLIENT_CLOSED if scope.get(LEFT_MID_STREAM) else status,
+            upstream=scope.get(UPSTREAM_CALLS, ()),
         )
 
 

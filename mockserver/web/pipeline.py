@@ -77,6 +77,8 @@ Answer = tuple[int, RawHeaders, bytes | AsyncIterator[bytes]]
 """What goes on the wire: status, headers (Starlette's order), body (or a stream's frames, made as they are sent)."""
 LEFT_MID_STREAM = "mockserver.left_mid_stream"
 """Set in the ASGI scope when the client left before a stream ended; the journal records it as 499."""
+UPSTREAM_CALLS = "mockserver.upstream_calls"
+"""Set in the ASGI scope to the proxy-router's status per attempt of a chat or embeddings request (journaled)."""
 STREAM_HEADERS: RawHeaders = [
     (b"cache-control", b"no-cache"),
     (b"connection", b"keep-alive"),
@@ -135,7 +137,10 @@ class OperationEndpoint:
             return ANSWER_CLIENT_CLOSED
 
     async def answer(self, scope: Scope, raw_body: bytes, receive: Receive) -> Answer:
-        return render(self.state, self.operation_id, await self._reply(scope, raw_body, receive))
+        reply = await self._reply(scope, raw_body, receive)
+        if reply.upstream:
+            scope[UPSTREAM_CALLS] = reply.upstream
+        return render(self.state, self.operation_id, reply)
 
     async def _reply(self, scope: Scope, raw_body: bytes, receive: Receive) -> Answered:
         authorization, content_type = _headers(scope["headers"])

@@ -18,6 +18,7 @@ from mockserver.domain import (
     Clock,
     Counter,
     DomainError,
+    FakeClock,
     Fault,
     FaultPlan,
     IdSource,
@@ -28,14 +29,17 @@ from mockserver.domain import (
     LocalCounter,
     LocalSlots,
     ModelTable,
+    NoPause,
     OffsetClock,
     QueuedReply,
     ReplyQueue,
     SessionBook,
     SessionStore,
     SimulatedUpstream,
+    Sleeper,
     Slots,
     Upstream,
+    WallSleeper,
 )
 from mockserver.redis_shared import (
     AutomationCodec,
@@ -96,6 +100,7 @@ class MockState:
     automation: AutomationSettings
     replies: ReplyQueue
     upstream: Upstream  # the proxy-router: the book calls its session steps, chat and embeddings the rest
+    sleeper: Sleeper  # the gateway's pauses between its attempts at the proxy-router
     view: View
 
 
@@ -114,10 +119,13 @@ class Shared:
     view: View
 
 
-def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None = None) -> MockState:
+def build_state(
+    config: Config, *, clock: Clock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
+) -> MockState:
     spec = spec or load_spec()
     shared = shared_state(config)
     clock = clock or shared.clock
+    sleeper = sleeper or default_sleeper(config, clock)
     ids = IdSource(config.seed, counter=shared.counter)
     validators = Validators(spec)
     faults = FaultPlan(shared.faults, clock)
@@ -149,8 +157,16 @@ def build_state(config: Config, *, clock: Clock | None = None, spec: Spec | None
         automation=AutomationSettings(config.automation, shared.automation),
         replies=replies,
         upstream=upstream,
+        sleeper=sleeper,
         view=shared.view,
     )
+
+
+def default_sleeper(config: Config, clock: Clock) -> Sleeper:
+    """No pause with `--no-retry-pause`; else a FakeClock's (the pause passes on it at once) or a real one."""
+    if not config.retry_pause:
+        return NoPause()
+    return clock if isinstance(clock, FakeClock) else WallSleeper()
 
 
 def shared_state(config: Config) -> Shared:

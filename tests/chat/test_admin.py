@@ -75,4 +75,5 @@ def test_a_queued_reply_is_listed_as_queued(client: TestClient) -> None:
         "error": {"status": 503, "body": "down"},
         "break_after": 1,
         "chunk_delay": 0.5,
+        "raw_body": None,
     }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import openai
 import pytest
 
+from mockserver.domain import WallSleeper
 from mockserver.testing import MorpheusMock
 
 
@@ -41,3 +43,22 @@ def test_automation_off_system_wide_by_marker(morpheus_mock: MorpheusMock, sdk: 
     assert morpheus_mock.automation()["system"] is False
     with pytest.raises(openai.PermissionDeniedError):
         sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "?"}])
+
+
+def test_the_gateways_retry_absorbs_one_failure_without_its_pause(
+    morpheus_mock: MorpheusMock, sdk: openai.OpenAI
+) -> None:
+    morpheus_mock.queue_reply(raw_body="")  # a 200 the gateway cannot use: its 500, not retried
+    with pytest.raises(openai.InternalServerError):
+        sdk.chat.completions.create(model="mistral-31-24b", messages=[{"role": "user", "content": "?"}])
+    started = time.monotonic()
+    with morpheus_mock.fault("chat_upstream_error", count=1):
+        answer = sdk.chat.completions.create(model="mistral-31-24b", messages=[{"role": "user", "content": "?"}])
+    assert answer.choices[0].message.content
+    assert time.monotonic() - started < 1.0  # the fixture skips the gateway's 1 s pause unless asked
+    assert [entry["upstream"] for entry in morpheus_mock.journal()] == [(500, 200), (200,)]
+
+
+@pytest.mark.morpheus_mock(retry_pause=True)
+def test_the_real_pause_by_marker(morpheus_mock: MorpheusMock) -> None:
+    assert isinstance(morpheus_mock.app.state.mock.sleeper, WallSleeper)

@@ -124,8 +124,22 @@ def test_sdk_retries_meet_one_fault_that_covers_the_call_and_its_retries(
         client.chat.completions.create(model="mistral-31-24b", messages=messages)
     assert "session expired" in raised.value.message
     journal = _admin(mock, "GET", "/journal", params={"key": PREFIX}).json()["entries"]
-    assert [entry["status"] for entry in journal if entry["path"] == "/api/v1/chat/completions"] == [500] * 3
+    chats = [entry for entry in journal if entry["path"] == "/api/v1/chat/completions"]
+    assert [(entry["status"], entry["upstream"]) for entry in chats] == [(500, [500, 500])] * 3  # gateway's retry too
     assert client.chat.completions.create(model="mistral-31-24b", messages=messages).choices  # the next call works
+
+
+def test_one_upstream_failure_is_absorbed_by_the_gateways_retry_after_a_real_pause(
+    mock: Served, clients: list[openai.OpenAI]
+) -> None:
+    _admin(mock, "POST", "/faults", json={"kind": "chat_upstream_error", "count": 1})
+    client = _client(mock, clients, max_retries=0)
+    started = time.monotonic()
+    answer = client.chat.completions.create(model="mistral-31-24b", messages=[{"role": "user", "content": "x"}])
+    assert time.monotonic() - started >= 1.0  # served with the wall clock, the gateway's 1 s pause is real
+    assert answer.choices[0].message.content
+    [entry] = _admin(mock, "GET", "/journal", params={"key": PREFIX}).json()["entries"]
+    assert (entry["status"], entry["upstream"]) == (200, [500, 200])
 
 
 def test_automation_off_is_a_permission_error(mock: Served, clients: list[openai.OpenAI]) -> None:

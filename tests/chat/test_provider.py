@@ -79,7 +79,8 @@ def test_tool_calls_plain_and_streamed(client: TestClient) -> None:
 
 
 def test_a_provider_error_is_the_gateways_error_plain_and_one_frame_streamed(client: TestClient) -> None:
-    queue(client, error={"status": 429, "body": '{"error":"rate limited"}'})
+    for _ in range(2):  # the gateway asks twice before it gives up
+        queue(client, error={"status": 429, "body": '{"error":"rate limited"}'})
     refused = chat(client)
     assert (refused.status_code, refused.json()) == (
         429,

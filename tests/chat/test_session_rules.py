@@ -149,8 +149,8 @@ def test_c5_automation_off_does_not_stop_a_body_session_id(client: TestClient) -
 def test_c6_a_failed_chat_leaves_the_session_as_it_was(client: TestClient) -> None:
     chat(client)
     before = session(client)
-    client.post("/__admin/faults", json={"kind": "chat_upstream_error", "status": 400, "count": 1})
-    assert chat(client).status_code == 400
+    client.post("/__admin/faults", json={"kind": "chat_upstream_error", "status": 400, "count": 2})
+    assert chat(client).status_code == 400  # both of the gateway's attempts
     assert session(client) == before
 
 

@@ -34,9 +34,6 @@ NOT_SIMULATED = {
     ("/paths/~1api~1v1~1models/get/responses/default", "upstreamStatus"): (
         "an upstream HTTP status passed through; the mock's model source is a table, not a service"
     ),
-    ("/paths/~1api~1v1~1chat~1completions/post/responses/500", "unusableBody"): (
-        "a provider answering 200 with an empty or non-JSON body; the simulated provider always answers OpenAI JSON"
-    ),
 }
 
 Scenario = Callable[[ClientFactory, FakeClock], httpx2.Response]
@@ -235,13 +232,16 @@ def _raw(path: str, body: dict[str, Any] | bytes) -> Callable[[TestClient], http
     return lambda client: client.post(path, json=body, headers=auth())
 
 
-def _told(reply: dict[str, Any], then: Callable[[TestClient], httpx2.Response], at: float = 1741219200) -> Scenario:
-    """The provider is told what to answer (the admin reply queue), at a set time."""
+def _told(
+    reply: dict[str, Any], then: Callable[[TestClient], httpx2.Response], at: float = 1741219200, times: int = 1
+) -> Scenario:
+    """The provider is told what to answer `times` in a row (the admin reply queue), at a set time."""
 
     def run(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
         client = make()
         clock.set(at)
-        assert client.post("/__admin/replies", json=reply).status_code == 201
+        for _ in range(times):
+            assert client.post("/__admin/replies", json=reply).status_code == 201
         return then(client)
 
     return run
@@ -263,8 +263,8 @@ CHAT_SCENARIOS: dict[tuple[str, str], Scenario] = {
         _chat(messages=[{"role": "user", "content": "What is the weather in Paris?"}]),
     ),
     (f"{CHAT}/400", "noSession"): _armed("key_row_vanished", _chat()),
-    (f"{CHAT}/400", "upstreamClientError"): _told(
-        {"error": {"status": 400, "body": '{"providerModelError":"context length exceeded"}'}}, _chat()
+    (f"{CHAT}/400", "upstreamClientError"): _told(  # both of the gateway's attempts
+        {"error": {"status": 400, "body": '{"providerModelError":"context length exceeded"}'}}, _chat(), times=2
     ),
     (f"{CHAT}/403", "automationDisabled"): _automation_off(_chat()),
     ("/components/responses/ChatValidationFailed", "invalidJson"): _plain(
@@ -284,6 +284,7 @@ CHAT_SCENARIOS: dict[tuple[str, str], Scenario] = {
     (f"{CHAT}/500", "sessionExpired"): _armed("session_expired", _chat()),
     (f"{CHAT}/500", "sessionNotFound"): _plain(_chat(session_id=UNKNOWN_SESSION)),
     (f"{CHAT}/500", "authBackend"): _armed("auth_backend", _chat()),
+    (f"{CHAT}/500", "unusableBody"): _told({"raw_body": "{}"}, _chat()),
     (f"{CHAT}/503", "unreachable"): _armed("chat_unreachable", _chat()),
     (f"{CHAT}/default", "badGateway"): _armed(
         "chat_upstream_error", _chat(), status=502, body='{"error":"bad gateway"}'
