@@ -248,7 +248,10 @@ def render(state: MockState, operation_id: str, reply: Answered) -> Answer:
     """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec;
     a stream as the gateway's StreamingResponse starts it (its frames follow as they are made)."""
     if isinstance(reply, StreamReply):
-        return reply.status, list(STREAM_HEADERS), reply.frames
+        frames = reply.frames
+        if state.config.self_check is not SelfCheck.OFF:
+            frames = checked_frames(state, operation_id, reply.status, frames)
+        return reply.status, list(STREAM_HEADERS), frames
     if state.config.self_check is not SelfCheck.OFF:
         check_reply(state, operation_id, reply)
     body = _ENCODER.encode(reply.body).encode("utf-8")
@@ -307,10 +310,25 @@ async def _until(frames: AsyncIterator[bytes], stop: asyncio.Future[None]) -> As
 
 
 def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:
-    problems = state.responses.problems(operation_id, reply.status, reply.body)
+    report(state, operation_id, reply.status, state.responses.problems(operation_id, reply.status, reply.body))
+
+
+async def checked_frames(
+    state: MockState, operation_id: str, status: int, frames: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The stream's frames, each checked against the spec before it is sent, and then its end."""
+    check = state.responses.stream(operation_id, status)
+    async for frame in frames:
+        report(state, operation_id, status, check.frame(frame))
+        yield frame
+    report(state, operation_id, status, check.end())
+
+
+def report(state: MockState, operation_id: str, status: int, problems: list[str]) -> None:
+    """A self-check's verdict: nothing when it conforms; else raised (tests) or logged (serving)."""
     if not problems:
         return
-    failure = SelfCheckFailed(operation_id, reply.status, problems)
+    failure = SelfCheckFailed(operation_id, status, problems)
     if state.config.self_check is SelfCheck.RAISE:
         raise failure
     logger.error("%s", failure)
