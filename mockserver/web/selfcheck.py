@@ -301,6 +301,8 @@ _KNOWN = frozenset(_KEYWORDS) | frozenset(_OBJECT_KEYWORDS) | ANNOTATIONS
 class ResponseChecks:
     """The self-check of every operation's responses; each documented response schema is compiled at start."""
 
+    REMEMBERED = 256
+
     def __init__(self, spec: Spec, validators: Validators) -> None:
         self.validators = validators
         compiler = Compiler(spec)
@@ -314,9 +316,14 @@ class ResponseChecks:
                 self._by_pointer[pointer] = _compiled(compiler, pointer)
         self._streams = dict(_streams(spec, validators, compiler))
         self._by_response: dict[tuple[str, int], Predicate] = {}
+        self._conforming: dict[tuple[str, int], set[bytes]] = {}
 
-    def problems(self, operation_id: str, status: int, body: Any) -> list[str]:
+    def problems(self, operation_id: str, status: int, body: Any, sent: bytes | None = None) -> list[str]:
         """Every way `body` breaks the documented response, as readable messages (empty when it conforms).
+
+        `sent`: the body's JSON as it goes on the wire. The same bytes are the same JSON value, so bytes
+        that conformed before conform again without a walk of the body (answers repeat: a reused
+        session, a ping, a 401); at most `REMEMBERED` of them are kept per response, all forgotten when full.
 
         Raises:
             UndocumentedResponse: `status` is not documented for the operation.
@@ -325,7 +332,15 @@ class ResponseChecks:
         if valid is None:
             pointer = self.validators.response_schema_pointer(operation_id, status)
             valid = self._by_response.setdefault((operation_id, status), self._by_pointer.get(pointer, _never))
+            self._conforming[(operation_id, status)] = set()
+        conforming = self._conforming[(operation_id, status)]
+        if sent is not None and sent in conforming:
+            return []
         if valid(body):
+            if sent is not None:
+                if len(conforming) >= self.REMEMBERED:
+                    conforming.clear()
+                conforming.add(sent)
             return []
         return [str(error) for error in self.validators.body_errors(operation_id, status, body)]
 
