@@ -14,19 +14,13 @@ from mockserver.web.selfcheck import ResponseChecks
 from openapi import UndocumentedResponse, Validators, load_spec
 from tests.chat.helpers import CHAT_PATH, HELLO, queue
 from tests.conftest import KEY, ClientFactory
+from tests.contracts.test_chat_parts import CHUNK  # one chat.completion.chunk as the spec has it
 from tests.web.helpers import auth
 
 SPEC = load_spec()
 CHECKS = ResponseChecks(SPEC, Validators(SPEC))
 CHAT = "create_chat_completion_api_v1_chat_completions_post"
 PING = "ping_session_api_v1_session_pingsession_post"
-CHUNK = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion.chunk",
-    "created": 1741219200,
-    "model": "mistral-31-24b",
-    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}, "finish_reason": None}],
-}
 ERROR = {"error": {"message": "upstream said no", "type": "server_error", "status": 500}}
 DONE = b"data: [DONE]\n\n"
 
