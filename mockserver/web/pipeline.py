@@ -231,8 +231,9 @@ def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
 
 
 def render(state: MockState, operation_id: str, reply: Answered) -> Answer:
-    """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec;
-    a stream as the gateway's StreamingResponse starts it (its frames follow as they are made)."""
+    """The JSON answer as Starlette's JSONResponse sends it, its bytes self-checked against the spec before
+    they are sent; a stream as the gateway's StreamingResponse starts it (its frames follow as they are
+    made, each self-checked before it is sent)."""
     if isinstance(reply, StreamReply):
         frames = reply.frames
         if state.config.self_check is not SelfCheck.OFF:
