@@ -4,7 +4,7 @@ spells a path, an operation id or a rule id list."""
 
 from __future__ import annotations
 
-from openapi import ADMIN_SPEC_PATH, Operation, load_spec
+from openapi import ADMIN_SPEC_PATH, EVENT_STREAM, Operation, load_spec
 
 SPEC = load_spec()
 MODEL_SESSION: Operation = SPEC.operation("create_model_session_api_v1_session_modelsession_post")
@@ -26,7 +26,7 @@ CHAT_RULES = tuple(
     for rule in RULES
     if rule in CHAT.session_rules and not any(rule in op.session_rules for op in (*SESSION_OPERATIONS, APPROVE))
 )
-STREAM_MEDIA_TYPE = "text/event-stream"
+STREAM_MEDIA_TYPE = EVENT_STREAM
 # The mock's control API (openapi/admin.yaml): time and faults, where the target has them.
 ADMIN = load_spec(ADMIN_SPEC_PATH)
 CLOCK: Operation = ADMIN.operation("get_clock")

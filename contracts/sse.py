@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.answers import VALIDATORS, AnswerError
-from contracts.api import CHAT, SPEC, STREAM_MEDIA_TYPE
+from contracts.api import CHAT
 from openapi import BodyError
 
 
@@ -75,17 +75,8 @@ def _event(data: str, done: str) -> Event:
         return Event(data)
 
 
-def _stream_schema() -> tuple[str, str]:
-    """The pointer of the schema every streamed frame's JSON must match (the `contentSchema` of the event's
-    `data`), and the final frame's data (`x-sse-done`), from the spec's text/event-stream answer."""
-    event = SPEC.pointer(VALIDATORS.response_schema_pointer(CHAT.operation_id, 200, STREAM_MEDIA_TYPE))
-    frame = next(
-        branch["contentSchema"] for branch in event["properties"]["data"]["anyOf"] if "contentSchema" in branch
-    )
-    return str(frame["$ref"]).removeprefix("#"), str(event["x-sse-done"])
-
-
-FRAME_SCHEMA, DONE_DATA = _stream_schema()
+_STREAM = VALIDATORS.stream_schema(CHAT.operation_id, 200)  # the contentSchema of an event's data, x-sse-done
+FRAME_SCHEMA, DONE_DATA = _STREAM.frame_pointer, _STREAM.done
 
 
 def check_events(text: str, ends: str = "either") -> Events:

@@ -365,7 +365,7 @@ def log_config(level: str) -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["mockserver"] = {"format": "%(levelname)s:     %(message)s"}
     config["handlers"]["mockserver"] = {
-        "class": "logging.StreamHandler",
+        "class": "mockserver.logbatch.TurnBatchingHandler",  # a line per request, one write per loop turn
         "formatter": "mockserver",
         "stream": "ext://sys.stderr",
     }

@@ -11,10 +11,11 @@ from openapi.document import (
     thaw,
 )
 from openapi.errors import InvalidSpec, SpecError, UndocumentedResponse, UnknownOperation
-from openapi.validation import JSON, BodyError, Validators, json_path, media_type_key
+from openapi.validation import EVENT_STREAM, JSON, BodyError, StreamSchema, Validators, json_path, media_type_key
 
 __all__ = [
     "ADMIN_SPEC_PATH",
+    "EVENT_STREAM",
     "JSON",
     "SPEC_PATH",
     "BodyError",
@@ -24,6 +25,7 @@ __all__ = [
     "SessionRule",
     "Spec",
     "SpecError",
+    "StreamSchema",
     "UndocumentedResponse",
     "UnknownOperation",
     "Validators",

@@ -22,6 +22,7 @@ from openapi.document import JsonObject, Operation, Spec, thaw
 from openapi.errors import UndocumentedResponse
 
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
 _MAX_MESSAGE_PART = 120
 
 
@@ -36,6 +37,14 @@ class BodyError:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message} [{self.keyword} at {self.schema_path}]"
+
+
+@dataclass(frozen=True)
+class StreamSchema:
+    """A server-sent event stream's contract: the pointer of its frames' JSON schema, and its end marker's data."""
+
+    frame_pointer: str
+    done: str
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -103,6 +112,18 @@ class Validators:
         if pointer is None:
             pointer = self._pointers.setdefault(key, self._find_request_schema(operation_id, key[2]))
         return pointer
+
+    def stream_schema(self, operation_id: str, status: int | str) -> StreamSchema:
+        """What each event of a documented `text/event-stream` answer carries (raises UndocumentedResponse).
+
+        The event's schema names the stream's end marker (`x-sse-done`), and its `data`'s `contentSchema`
+        the schema every other event's JSON must match.
+        """
+        event = self.spec.pointer(self.response_schema_pointer(operation_id, status, EVENT_STREAM))
+        frame = next(
+            branch["contentSchema"] for branch in event["properties"]["data"]["anyOf"] if "contentSchema" in branch
+        )
+        return StreamSchema(str(frame["$ref"]).removeprefix("#"), str(event["x-sse-done"]))
 
     def body_errors(self, operation_id: str, status: int | str, body: Any, media_type: str = JSON) -> list[BodyError]:
         """Every way `body` breaks the documented response schema, as readable messages (empty when valid)."""

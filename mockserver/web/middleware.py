@@ -120,9 +120,17 @@ class GatewayMiddleware:
 
 
 def access_log(entry: JournalEntry, elapsed: float) -> None:
-    """One line per request at INFO: method, path, status, key prefix (or -) and time taken."""
+    """One line per request at INFO: method, path, status, key prefix (or -) and time taken.
+
+    `Logger.info` without its search of the stack for the caller (the record names this function).
+    """
     target = f"{entry.path}?{entry.query}" if entry.query else entry.path
-    ACCESS_LOG.info("%s %s %d key=%s %.1f ms", entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+    args = (entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+    ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, _LINE, _ACCESS_LINE, args, None))
+
+
+_ACCESS_LINE = "%s %s %d key=%s %.1f ms"
+_LINE = access_log.__code__.co_firstlineno
 
 
 def dashboard_poll(scope: Scope) -> bool:

@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -38,7 +37,7 @@ from mockserver.redis_store import StoreError
 from mockserver.web.errors import SelfCheckFailed
 from mockserver.web.handlers import HANDLERS, Answered, Call, Reply, StreamReply
 from mockserver.web.state import MockState
-from mockserver.web.validation import BodyParseError, ValidationFailure, read_body, validate
+from mockserver.web.validation import BodyParseError, RememberedValidation, ValidationFailure, read_body
 from openapi import Operation
 
 logger = logging.getLogger("mockserver")
@@ -107,6 +106,7 @@ class OperationEndpoint:
         self.handler = HANDLERS[operation.operation_id]
         self.has_body = operation.request_body is not None
         self.models = state.requests[operation.operation_id]
+        self.validation = RememberedValidation(self.models)
 
     async def endpoint(self, request: Request) -> Response:
         try:
@@ -152,7 +152,7 @@ class OperationEndpoint:
         try:
             attempt = attempt_of(scope["headers"], self.operation_id)
             key = _authenticate(self.state, self.operation, authorization, attempt)
-            checked = validate(self.models, query_items(scope["query_string"]), body)
+            checked = self.validation.validate(scope["query_string"], content_type, raw_body, body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked)
             if key is not None:
@@ -229,20 +229,6 @@ def _authenticate(state: MockState, operation: Operation, authorization: str | N
     return key
 
 
-def query_items(query_string: bytes) -> list[tuple[str, str]]:
-    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse).
-
-    The usual query, one `name=value` with nothing to decode, is split without `parse_qsl`.
-    """
-    if not query_string:
-        return []
-    text = query_string.decode("latin-1")
-    if "&" in text or "%" in text or "+" in text:
-        return parse_qsl(text, keep_blank_values=True)
-    name, _, value = text.partition("=")
-    return [(name, value)]
-
-
 def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
     if isinstance(failure, BodyParseError):
         return Reply(400, {"detail": failure.detail})
@@ -250,13 +236,17 @@ def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
 
 
 def render(state: MockState, operation_id: str, reply: Answered) -> Answer:
-    """The JSON answer as Starlette's JSONResponse sends it, after the self-check of its body against the spec;
-    a stream as the gateway's StreamingResponse starts it (its frames follow as they are made)."""
+    """The JSON answer as Starlette's JSONResponse sends it, its bytes self-checked against the spec before
+    they are sent; a stream as the gateway's StreamingResponse starts it (its frames follow as they are
+    made, each self-checked before it is sent)."""
     if isinstance(reply, StreamReply):
-        return reply.status, list(STREAM_HEADERS), reply.frames
-    if state.config.self_check is not SelfCheck.OFF:
-        check_reply(state, operation_id, reply)
+        frames = reply.frames
+        if state.config.self_check is not SelfCheck.OFF:
+            frames = checked_frames(state, operation_id, reply.status, frames)
+        return reply.status, list(STREAM_HEADERS), frames
     body = _ENCODER.encode(reply.body).encode("utf-8")
+    if state.config.self_check is not SelfCheck.OFF:
+        check_reply(state, operation_id, reply, body)
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
     headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
     return reply.status, headers, body
@@ -311,11 +301,26 @@ async def _until(frames: AsyncIterator[bytes], stop: asyncio.Future[None]) -> As
             return
 
 
-def check_reply(state: MockState, operation_id: str, reply: Reply) -> None:
-    problems = state.responses.problems(operation_id, reply.status, reply.body)
+def check_reply(state: MockState, operation_id: str, reply: Reply, sent: bytes) -> None:
+    report(state, operation_id, reply.status, state.responses.problems(operation_id, reply.status, reply.body, sent))
+
+
+async def checked_frames(
+    state: MockState, operation_id: str, status: int, frames: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The stream's frames, each checked against the spec before it is sent, and then its end."""
+    check = state.responses.stream(operation_id, status)
+    async for frame in frames:
+        report(state, operation_id, status, check.frame(frame))
+        yield frame
+    report(state, operation_id, status, check.end())
+
+
+def report(state: MockState, operation_id: str, status: int, problems: list[str]) -> None:
+    """A self-check's verdict: nothing when it conforms; else raised (tests) or logged (serving)."""
     if not problems:
         return
-    failure = SelfCheckFailed(operation_id, reply.status, problems)
+    failure = SelfCheckFailed(operation_id, status, problems)
     if state.config.self_check is SelfCheck.RAISE:
         raise failure
     logger.error("%s", failure)

@@ -7,16 +7,21 @@ keywords the contract uses (a bool is no integer, 1.0 is; const and enum compare
 `equal`; a pattern is `re.search`). A schema with any other keyword is not compiled and jsonschema
 decides alone. A body the predicate refuses is validated again by jsonschema, whose errors are
 what gets reported, so a report reads exactly as before.
+
+A `text/event-stream` answer is checked frame by frame as it is sent (`StreamCheck`): each frame one
+SSE event of `data:` lines, its data the spec's end marker (`x-sse-done`) or JSON of the frame schema
+(the `contentSchema` of the event's `data`), the end marker or an error frame last and nothing after.
 """
 
 from __future__ import annotations
 
+import json
 import numbers
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from openapi import Spec, UndocumentedResponse, Validators
+from openapi import EVENT_STREAM, Spec, StreamSchema, UndocumentedResponse, Validators
 
 Predicate = Callable[[Any], bool]
 
@@ -296,6 +301,8 @@ _KNOWN = frozenset(_KEYWORDS) | frozenset(_OBJECT_KEYWORDS) | ANNOTATIONS
 class ResponseChecks:
     """The self-check of every operation's responses; each documented response schema is compiled at start."""
 
+    REMEMBERED = 256
+
     def __init__(self, spec: Spec, validators: Validators) -> None:
         self.validators = validators
         compiler = Compiler(spec)
@@ -307,10 +314,16 @@ class ResponseChecks:
                 except UndocumentedResponse:
                     continue  # no JSON schema documented: problems() raises UndocumentedResponse for it, as before
                 self._by_pointer[pointer] = _compiled(compiler, pointer)
+        self._streams = dict(_streams(spec, validators, compiler))
         self._by_response: dict[tuple[str, int], Predicate] = {}
+        self._conforming: dict[tuple[str, int], set[bytes]] = {}
 
-    def problems(self, operation_id: str, status: int, body: Any) -> list[str]:
+    def problems(self, operation_id: str, status: int, body: Any, sent: bytes | None = None) -> list[str]:
         """Every way `body` breaks the documented response, as readable messages (empty when it conforms).
+
+        `sent`: the body's JSON as it goes on the wire. The same bytes are the same JSON value, so bytes
+        that conformed before conform again without a walk of the body (answers repeat: a reused
+        session, a ping, a 401); at most `REMEMBERED` of them are kept per response, all forgotten when full.
 
         Raises:
             UndocumentedResponse: `status` is not documented for the operation.
@@ -319,9 +332,94 @@ class ResponseChecks:
         if valid is None:
             pointer = self.validators.response_schema_pointer(operation_id, status)
             valid = self._by_response.setdefault((operation_id, status), self._by_pointer.get(pointer, _never))
+            self._conforming[(operation_id, status)] = set()
+        conforming = self._conforming[(operation_id, status)]
+        if sent is not None and sent in conforming:
+            return []
         if valid(body):
+            if sent is not None:
+                if len(conforming) >= self.REMEMBERED:
+                    conforming.clear()
+                conforming.add(sent)
             return []
         return [str(error) for error in self.validators.body_errors(operation_id, status, body)]
+
+    def stream(self, operation_id: str, status: int) -> StreamCheck:
+        """A check of one `text/event-stream` answer, to be shown each frame as it is sent.
+
+        Raises:
+            UndocumentedResponse: the operation documents no event stream for `status`.
+        """
+        found = self._streams.get((operation_id, status))
+        if found is None:
+            raise UndocumentedResponse(operation_id, status, EVENT_STREAM, "no event stream documented")
+        schema, valid = found
+        return StreamCheck(schema, valid, self.validators)
+
+
+class StreamCheck:
+    """One stream's frames against the spec, in the order they are sent; each call returns its problems."""
+
+    def __init__(self, schema: StreamSchema, valid: Predicate, validators: Validators) -> None:
+        self.schema = schema
+        self.valid = valid
+        self.validators = validators
+        self.count = 0
+        self.ended_by = ""  # what ended the stream: the end marker or an error frame ("" while it may go on)
+
+    def frame(self, frame: bytes) -> list[str]:
+        """The problems of the next frame: its shape, its JSON, its place."""
+        self.count += 1
+        where = f"stream frame {self.count}"
+        if self.ended_by:
+            return [f"{where} comes after the stream's end ({self.ended_by}): {frame[:120]!r}"]
+        data = _event_data(frame)
+        if data is None:
+            return [f"{where} is not one server-sent event of `data:` lines: {frame[:120]!r}"]
+        if data == self.schema.done:
+            self.ended_by = f"data: {self.schema.done}"
+            return []
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return [f"{where} is neither JSON nor {self.schema.done}: {data[:120]!r}"]
+        if isinstance(value, dict) and "error" in value:
+            self.ended_by = "an error frame"
+        if self.valid(value):
+            return []
+        errors = self.validators.errors(self.schema.frame_pointer, value)
+        return [f"{where}: {error}" for error in errors]
+
+    def end(self) -> list[str]:
+        """The problems of the stream's end: it must have sent the end marker or an error frame last."""
+        if self.ended_by:
+            return []
+        return [f"the stream ended after {self.count} frames without `data: {self.schema.done}` or an error frame"]
+
+
+def _event_data(frame: bytes) -> str | None:
+    """The data of a frame that is exactly one SSE event of `data:` lines (joined by newlines), else None."""
+    try:
+        text = frame.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = text.removesuffix("\n\n").split("\n")
+    if not text.endswith("\n\n") or not all(line.startswith("data:") for line in lines):
+        return None
+    return "\n".join(line[5:].removeprefix(" ") for line in lines)
+
+
+def _streams(
+    spec: Spec, validators: Validators, compiler: Compiler
+) -> Iterator[tuple[tuple[str, int], tuple[StreamSchema, Predicate]]]:
+    """Each documented event stream, by (operationId, status), with its frame schema compiled."""
+    for operation in spec.operations:
+        for status in filter(str.isdigit, operation.statuses):
+            try:
+                schema = validators.stream_schema(operation.operation_id, status)
+            except UndocumentedResponse:
+                continue
+            yield (operation.operation_id, int(status)), (schema, _compiled(compiler, schema.frame_pointer))
 
 
 def _compiled(compiler: Compiler, pointer: str) -> Predicate:

@@ -10,12 +10,21 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
 from mockserver.web.validation_models import OperationModels
 
-__all__ = ["MISSING", "BodyParseError", "Validated", "ValidationFailure", "read_body", "validate"]
+__all__ = [
+    "MISSING",
+    "BodyParseError",
+    "RememberedValidation",
+    "Validated",
+    "ValidationFailure",
+    "read_body",
+    "validate",
+]
 
 _PARSE_ERROR = "There was an error parsing the body"
 # jsonable_encoder (sqlalchemy_safe, on by default) drops dict keys with this prefix from error inputs.
@@ -85,6 +94,61 @@ def validate(models: OperationModels, query: Sequence[tuple[str, str]], body: ob
     if query_errors or body_errors:
         return ValidationFailure((*query_errors, *body_errors))
     return Validated(query=query_values, body=body_values)
+
+
+class RememberedValidation:
+    """`validate` for one operation that remembers its verdicts on small requests seen before.
+
+    Clients send the same few requests again and again (an SDK's create, a ping); validation is a pure
+    function of the query string, the Content-Type and the body's bytes, so a request seen before gets the
+    verdict it got then. Only verdicts whose values are all scalars are kept (a caller gets its own copies
+    of the dicts, so nothing it does can change a kept verdict), for bodies up to `MAX_BODY` bytes, at most
+    `SIZE` of them (all forgotten when full).
+    """
+
+    MAX_BODY = 512
+    SIZE = 1024
+
+    def __init__(self, models: OperationModels) -> None:
+        self.models = models
+        self.kept: dict[tuple[bytes, str | None, bytes], Validated | ValidationFailure] = {}
+
+    def validate(
+        self, query_string: bytes, content_type: str | None, raw_body: bytes, body: object
+    ) -> Validated | ValidationFailure:
+        """The verdict on a request whose body `read_body` read as `body` (from `raw_body`)."""
+        key = (query_string, content_type, raw_body)
+        verdict = self.kept.get(key)
+        if verdict is None:
+            verdict = validate(self.models, query_items(query_string), body)
+            if len(raw_body) <= self.MAX_BODY and len(query_string) <= self.MAX_BODY and _scalars(verdict):
+                if len(self.kept) >= self.SIZE:
+                    self.kept.clear()
+                self.kept[key] = verdict
+        if isinstance(verdict, ValidationFailure):
+            return verdict  # frozen, and its body() is built anew for every answer
+        return Validated(dict(verdict.query), None if verdict.body is None else dict(verdict.body))
+
+
+def _scalars(verdict: Validated | ValidationFailure) -> bool:
+    if isinstance(verdict, ValidationFailure):
+        return True
+    values = [*verdict.query.values(), *(verdict.body or {}).values()]
+    return not any(isinstance(value, dict | list | tuple | set) for value in values)
+
+
+def query_items(query_string: bytes) -> list[tuple[str, str]]:
+    """`request.query_params.multi_items()` without building Starlette's multidict (the same parse).
+
+    The usual query, one `name=value` with nothing to decode, is split without `parse_qsl`.
+    """
+    if not query_string:
+        return []
+    text = query_string.decode("latin-1")
+    if "&" in text or "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    name, _, value = text.partition("=")
+    return [(name, value)]
 
 
 @functools.lru_cache(maxsize=256)  # parsing the header with email.message is slow; clients send few distinct ones

@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse
 from mockserver.config import Config, SelfCheck
 from mockserver.web.handlers import Reply
 from mockserver.web.middleware import authorization_of
-from mockserver.web.pipeline import _headers, query_items, render
+from mockserver.web.pipeline import _headers, render
 from mockserver.web.state import build_state
+from mockserver.web.validation import query_items
 
 STATE = build_state(Config(self_check=SelfCheck.OFF))
 

@@ -226,3 +226,26 @@ def test_a_response_without_a_json_schema_is_skipped_at_start_and_refused_when_a
     checks = ResponseChecks(spec, Validators(spec))
     with pytest.raises(UndocumentedResponse):
         checks.problems("list_models_api_v1_models_get", 204, None)
+
+
+def test_bytes_that_conformed_before_are_not_walked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks = ResponseChecks(SPEC, VALIDATORS)
+    body = {"detail": "Invalid model"}
+    sent = b'{"detail":"Invalid model"}'
+    assert checks.problems(MODEL, 400, body, sent) == []
+    monkeypatch.setattr(checks, "_by_response", {(MODEL, 400): lambda value: pytest.fail("walked again")})
+    assert checks.problems(MODEL, 400, body, sent) == []
+
+
+def test_the_remembered_bytes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ResponseChecks, "REMEMBERED", 2)
+    checks = ResponseChecks(SPEC, VALIDATORS)
+    for number in range(3):
+        assert checks.problems(MODEL, 400, {"detail": "x"}, b'{"detail":"x"}' + b" " * number) == []
+    assert checks._conforming[(MODEL, 400)] == {b'{"detail":"x"}  '}
+
+
+def test_bytes_that_broke_the_contract_are_not_remembered() -> None:
+    checks = ResponseChecks(SPEC, VALIDATORS)
+    assert checks.problems(MODEL, 400, {"detail": 5}, b'{"detail":5}') != []
+    assert checks._conforming[(MODEL, 400)] == set()
