@@ -85,8 +85,11 @@ def gateway_routes(state: MockState, endpoints: Mapping[tuple[str, str], Operati
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's 404/405 in FastAPI's shape: {"detail": "Not Found"}, with Allow on 405."""
-    assert isinstance(exc, HTTPException)
+    """Starlette's 404/405 in FastAPI's shape: {"detail": "Not Found"}, with Allow on 405.
+
+    Registered for HTTPException only; anything else is not this handler's to answer."""
+    if not isinstance(exc, HTTPException):
+        raise exc
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 

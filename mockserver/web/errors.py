@@ -3,6 +3,7 @@
 * WebError
   - RouteTableError   the spec and the handler table disagree (raised at app creation)
   - SelfCheckFailed   a response the mock built breaks the spec (raised in self-check "raise" mode)
+  - HandlerMisuse     a handler was called without what the pipeline guarantees it (a key, a body)
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ class WebError(Exception):
 
 class RouteTableError(WebError):
     """An operation of the spec has no handler, or a handler has no operation."""
+
+
+class HandlerMisuse(WebError):
+    """A handler got a call the pipeline never makes: no authenticated key, or no validated body."""
 
 
 class SelfCheckFailed(WebError, AssertionError):

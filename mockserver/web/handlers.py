@@ -33,6 +33,7 @@ from mockserver.domain import (
     close_error,
 )
 from mockserver.domain.catalogue import APPROVE_NO_SIGNING_KEY
+from mockserver.web.errors import HandlerMisuse
 from mockserver.web.state import MockState
 
 CREATED = "Session created and associated with API key"
@@ -89,8 +90,15 @@ Handler = Callable[[MockState, Call], Answered | Awaitable[Answered]]
 
 
 def _key(call: Call) -> str:
-    assert call.key is not None, f"{call.operation_id} runs only after authentication"
+    if call.key is None:
+        raise HandlerMisuse(f"{call.operation_id} runs only after authentication, and its call has no key")
     return call.key
+
+
+def _body(call: Call) -> Mapping[str, Any]:
+    if call.body is None:
+        raise HandlerMisuse(f"{call.operation_id} takes a validated body, and its call has none")
+    return call.body
 
 
 def _take(state: MockState, kind: FaultKind, call: Call) -> Fault | None:
@@ -104,8 +112,7 @@ def _with_note(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
 def create_model_session_api_v1_session_modelsession_post(state: MockState, call: Call) -> Reply:
     """R1 reuse, R2 switch; `model` echoes the query value as sent."""
     key, requested = _key(call), call.query["model_id"]
-    assert call.body is not None
-    duration = call.body["sessionDuration"]
+    duration = _body(call)["sessionDuration"]
     session = state.book.create_model_session(
         key,
         requested,
@@ -120,8 +127,7 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
 async def create_bid_session_api_v1_session_bidsession_post(state: MockState, call: Call) -> Reply:
     """R3: the old session is only deactivated; the row is inserted once the chain has opened the session."""
     key, bid_id = _key(call), call.query["bid_id"]
-    assert call.body is not None
-    duration = call.body["sessionDuration"]
+    duration = _body(call)["sessionDuration"]
     pending = state.book.begin_bid(key, bid_id, duration, attempt=call.attempt)
     await asyncio.sleep(state.book.bid_open_seconds)
     session = state.book.finish_bid(pending)
@@ -179,8 +185,7 @@ async def create_chat_completion_api_v1_chat_completions_post(state: MockState, 
     """C1-C6: the key's session (or the body's `session_id`), then the provider (two attempts, one for a
     stream: chat-completions.md 2.6); a stream is a StreamReply."""
     prompt = _prompt(state, call, LLM)
-    assert call.body is not None
-    if call.body["stream"]:
+    if _body(call)["stream"]:
         outcome, statuses = await _attempts(state, prompt, (), state.upstream.complete)
         return StreamReply(_chat_frames(outcome), upstream=statuses)
     outcome, statuses = await _attempts(state, prompt, CHAT_PAUSES, state.upstream.complete)
@@ -202,8 +207,8 @@ async def create_embeddings_api_v1_embeddings_post(state: MockState, call: Call)
         prompt = _prompt(state, call, EMBEDDINGS)
     except AutomationDisabled as error:
         raise ChatSessionFailed(str(error)) from None
-    assert call.body is not None
-    given, encoding, dimensions = call.body["input"], call.body["encoding_format"], call.body["dimensions"]
+    body = _body(call)
+    given, encoding, dimensions = body["input"], body["encoding_format"], body["dimensions"]
     inputs = [given] if isinstance(given, str) else list(given)
 
     def embed(attempt: Prompt) -> dict[str, Any]:
@@ -264,12 +269,11 @@ def _relayed(raw: str, session_id: str) -> tuple[int, Any]:
 
 def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     """The session the request runs on: the body's truthy `session_id` as given (C5), else the key's (C1-C3)."""
-    key = _key(call)
-    assert call.body is not None
-    requested = call.body["model"]
+    key, body = _key(call), _body(call)
+    requested = body["model"]
     model = state.models.model_for(requested, model_type)
-    messages = call.body.get("messages", ())
-    session_id = call.body["session_id"]
+    messages = body.get("messages", ())
+    session_id = body["session_id"]
     if not session_id:
         if _take(state, FaultKind.KEY_ROW_VANISHED, call) is not None:
             raise CreateRefused(NO_ACTIVE_SESSION)  # the key's row was not found under the session lock

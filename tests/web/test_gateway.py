@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from mockserver.config import Config, SelfCheck
 from mockserver.web import handlers
-from mockserver.web.app import create_app
-from mockserver.web.errors import RouteTableError, SelfCheckFailed
+from mockserver.web.app import create_app, http_error
+from mockserver.web.errors import HandlerMisuse, RouteTableError, SelfCheckFailed
 from mockserver.web.handlers import Reply
 from openapi import Spec, load_spec, thaw
 from tests.conftest import KEY, ClientFactory
@@ -335,3 +335,19 @@ def test_a_client_gone_before_its_body_arrived_is_journaled_as_499(make_client: 
     asyncio.run(serve())
     assert sent[0]["status"] == 499
     assert app.state.mock.journal.entries()[0]["status"] == 499  # type: ignore[attr-defined]
+
+
+def test_a_handler_called_without_a_key_or_a_body_says_so_instead_of_guessing() -> None:
+    state = create_app(Config(seed=1)).state.mock
+    no_key = handlers.Call("pingSession", None)
+    with pytest.raises(HandlerMisuse, match="runs only after authentication"):
+        handlers.ping_session_api_v1_session_pingsession_post(state, no_key)
+    no_body = handlers.Call("createModelSession", KEY, query={"model_id": "m"})
+    with pytest.raises(HandlerMisuse, match="takes a validated body"):
+        handlers.create_model_session_api_v1_session_modelsession_post(state, no_body)
+
+
+def test_the_not_found_answer_leaves_other_errors_to_starlette() -> None:
+    failure = ValueError("not an HTTPException")
+    with pytest.raises(ValueError, match="not an HTTPException"):
+        asyncio.run(http_error(None, failure))  # type: ignore[arg-type]
