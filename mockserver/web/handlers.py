@@ -74,6 +74,7 @@ class Reply:
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
     upstream: tuple[int | None, ...] = ()  # the proxy-router's status per attempt (journaled)
+    relayed: bool = False  # the provider's own bytes, passed on as the gateway does: not the mock's to self-check
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class StreamReply:
     frames: AsyncIterator[bytes]
     status: int = 200
     upstream: tuple[int | None, ...] = ()
+    relayed: bool = False
 
 
 Answered = Reply | StreamReply
@@ -187,7 +189,8 @@ async def create_chat_completion_api_v1_chat_completions_post(state: MockState, 
     prompt = _prompt(state, call, LLM)
     if _body(call)["stream"]:
         outcome, statuses = await _attempts(state, prompt, (), state.upstream.complete)
-        return StreamReply(_chat_frames(outcome), upstream=statuses)
+        relayed = isinstance(outcome, Completion) and outcome.raw is not None
+        return StreamReply(_chat_frames(outcome), upstream=statuses, relayed=relayed)
     outcome, statuses = await _attempts(state, prompt, CHAT_PAUSES, state.upstream.complete)
     if isinstance(outcome, UpstreamFailed):
         error = {"message": str(outcome), "type": _error_type(outcome.status)}
@@ -196,7 +199,8 @@ async def create_chat_completion_api_v1_chat_completions_post(state: MockState, 
         message = f"Request failed after {len(statuses)} attempts: {outcome}"
         return Reply(503, {"error": {"message": message, "type": "network_error"}}, upstream=statuses)
     if outcome.raw is not None:
-        return Reply(*_relayed(outcome.raw, prompt.session_id), upstream=statuses)
+        status, body = _relayed(outcome.raw, prompt.session_id)
+        return Reply(status, body, upstream=statuses, relayed=status == 200)
     return Reply(200, outcome.body, upstream=statuses)
 
 

@@ -238,14 +238,16 @@ def _failure(failure: ValidationFailure | BodyParseError) -> Reply:
 def render(state: MockState, operation_id: str, reply: Answered) -> Answer:
     """The JSON answer as Starlette's JSONResponse sends it, its bytes self-checked against the spec before
     they are sent; a stream as the gateway's StreamingResponse starts it (its frames follow as they are
-    made, each self-checked before it is sent)."""
+    made, each self-checked before it is sent). A provider's body the gateway relays as it came (a queued
+    `raw_body`) is the user's, not the mock's: it is not self-checked."""
+    checked = state.config.self_check is not SelfCheck.OFF and not reply.relayed
     if isinstance(reply, StreamReply):
         frames = reply.frames
-        if state.config.self_check is not SelfCheck.OFF:
+        if checked:
             frames = checked_frames(state, operation_id, reply.status, frames)
         return reply.status, list(STREAM_HEADERS), frames
     body = _ENCODER.encode(reply.body).encode("utf-8")
-    if state.config.self_check is not SelfCheck.OFF:
+    if checked:
         check_reply(state, operation_id, reply, body)
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
     headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
