@@ -18,6 +18,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each measured cell (default 6)")
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up per server before the cells (default 3)")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the side-by-side cells; a cell is its median round (default 3)"
+    )
+    parser.add_argument(
         "--connections", type=int, nargs="+", default=[1, 32, 128], help="connection counts (default 1 32 128)"
     )
     parser.add_argument("--soak-requests", type=int, default=1_000_000, help="requests of the memory soak")
@@ -35,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk = ensure_wrk()
     ensure_prism()
     environment = describe(wrk)
-    results = load_cells(wrk, args.connections, args.seconds, args.warmup)
+    results = load_cells(wrk, args.connections, args.seconds, args.warmup, args.rounds)
     if not args.skip_store:
         print("bench: the mock with --store, 1 and 2 workers", flush=True)
         results.cells.update(store_cells(wrk, args.seconds, args.warmup))
@@ -51,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_contract:
         print("bench: the contract suite's default run", flush=True)
         results.contract = contract_run()
-    block = render(results, environment, args.connections, args.seconds, chat)
+    block = render(results, environment, args.connections, args.seconds, chat, rounds=args.rounds)
     print()
     print(block)
     if not args.no_write:

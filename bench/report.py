@@ -251,11 +251,15 @@ def render(
     connections: Sequence[int],
     seconds: float,
     chat: Chat | None = None,
+    *,
+    rounds: int = 1,
 ) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Run of {when}: each cell is a {seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up;",
-        "the four servers run side by side and are measured in turn, so ratios come from the same minutes.",
+        f"Run of {when}: each cell of the four servers is the median (by req/s) of {rounds} rounds of a",
+        f"{seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up; the four servers run side by",
+        "side and are measured in turn within each round, so ratios come from the same minutes. The other cells",
+        "are one run each.",
         "",
         f"- cores: {environment['cores']}; {environment['os']}",
         f"- {environment['python']}; {environment['stack']}",
@@ -275,7 +279,24 @@ def render(
         if target.startswith("p99"):
             lines.extend(p99_arithmetic(results))
     lines.extend(store_workers(results))
+    lines.extend(round_by_round(results))
     return "\n".join(lines) + "\n"
+
+
+def round_by_round(results: Results) -> list[str]:
+    """The rounds behind the median cells at the target's connections: each server's req/s, and the ratios
+    each round gave on its own (the spread says how far one round could be trusted)."""
+    mine = {name: results.rounds.get((name, TARGET_CONNECTIONS), []) for name in ("mock", "prism", "bare-json")}
+    if len(mine["mock"]) < 2:
+        return []
+    lines = [f"- rounds at {TARGET_CONNECTIONS} connections (req/s, in order; each cell above is its median round):"]
+    for name, label in (("mock", "mock"), ("prism", "Prism"), ("bare-json", "bare JSON work")):
+        lines.append(f"  - {label}: {', '.join(f'{rps:,.0f}' for rps in mine[name])}")
+    for name, label in (("prism", "mock/Prism"), ("bare-json", "mock/bare JSON work")):
+        pairs = [f"{mock / other:.2f}x" for mock, other in zip(mine["mock"], mine[name], strict=False) if other]
+        if pairs:
+            lines.append(f"  - {label}, round by round: {', '.join(pairs)}")
+    return lines
 
 
 def write(block: str, path: Path = RESULTS) -> None:

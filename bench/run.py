@@ -23,6 +23,7 @@ NOT_BUILT = "not built yet"
 @dataclass
 class Results:
     cells: dict[tuple[str, int], Run] = field(default_factory=dict)
+    rounds: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # each round's req/s, in order
     memory: Memory | None = None
     contract: Contract | None = None
 
@@ -55,8 +56,12 @@ def measure(server: Server, wrk: str, connections: int, seconds: float, script_a
     return dataclasses.replace(run, server_cpu=server_cpu)
 
 
-def load_cells(wrk: str, connections: Sequence[int], seconds: float, warmup: float, log: bool = True) -> Results:
-    """Every server at every connection count, servers interleaved so that noise hits them alike."""
+def load_cells(
+    wrk: str, connections: Sequence[int], seconds: float, warmup: float, rounds: int = 3, log: bool = True
+) -> Results:
+    """Every server at every connection count, `rounds` times, servers interleaved within each round so that
+    noise hits them alike; a cell is its median round (by req/s). One 6 s window on these cores can move a
+    server's throughput by a third, so a single round cannot tell a 2.6x ratio from a 3x one."""
     results = Results()
     servers = {
         "mock": mock_server(KEYS),
@@ -72,16 +77,31 @@ def load_cells(wrk: str, connections: Sequence[int], seconds: float, warmup: flo
             if log:
                 print(f"bench: {name} on {server.url}, warmed up", flush=True)
         for count in connections:
-            for name, server in servers.items():
-                run = measure(server, wrk, count, seconds, ("mix", *KEYS))
-                run = dataclasses.replace(run, answers_the_mix=not name.startswith("bare"))
-                results.cells[(name, count)] = run
-                if log:
-                    print(f"bench: {name:5} c={count:<3} {run.rps:8.0f} req/s  p99 {run.p99_ms:6.2f} ms", flush=True)
+            runs: dict[str, list[Run]] = {name: [] for name in servers}
+            for turn in range(rounds):
+                for name, server in servers.items():
+                    run = measure(server, wrk, count, seconds, ("mix", *KEYS))
+                    runs[name].append(dataclasses.replace(run, answers_the_mix=not name.startswith("bare")))
+                    if log:
+                        print(
+                            f"bench: {name:9} c={count:<3} round {turn + 1}/{rounds} {run.rps:8.0f} req/s"
+                            f"  p99 {run.p99_ms:6.2f} ms",
+                            flush=True,
+                        )
+            for name, measured in runs.items():
+                results.cells[(name, count)] = median_run(measured)
+                results.rounds[(name, count)] = [run.rps for run in measured]
     finally:
         for server in servers.values():
             server.stop()
     return results
+
+
+def median_run(runs: Sequence[Run]) -> Run:
+    """The round with the median throughput (the lower middle one of an even count), whole: its latency,
+    answers and CPU are that round's own."""
+    ordered = sorted(runs, key=lambda run: run.rps)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def store_cells(wrk: str, seconds: float, warmup: float, connections: int = 32) -> dict[tuple[str, int], Run]:
