@@ -212,12 +212,20 @@ def p99_arithmetic(results: Results) -> list[str]:
         cpu_us = run.server_cpu / run.rps * 1e6
         one_core = 1e6 / cpu_us
         budget = 1e6 / needed
-        verdict = (
-            f"within the {budget:.0f} us a request may cost at {needed:,.0f} req/s: the gap is the CPU the "
-            f"server did not get ({run.server_cpu:.2f} of a core), not the mock's work"
-            if cpu_us < budget
-            else f"above the {budget:.0f} us a request may cost at {needed:,.0f} req/s on this machine's cores"
-        )
+        if cpu_us >= budget:
+            verdict = f"above the {budget:.0f} us a request may cost at {needed:,.0f} req/s on this machine's cores"
+        elif run.rps >= needed:
+            verdict = (
+                f"within the {budget:.0f} us a request may cost at {needed:,.0f} req/s, and the mean is under the "
+                f"target: what is over it is the tail (p99 {run.p99_ms / run.p50_ms:.1f}x the p50)"
+                if run.p50_ms
+                else f"within the {budget:.0f} us a request may cost at {needed:,.0f} req/s"
+            )
+        else:
+            verdict = (
+                f"within the {budget:.0f} us a request may cost at {needed:,.0f} req/s: the gap is the CPU the "
+                f"server did not get ({run.server_cpu:.2f} of a core), not the mock's work"
+            )
         bare = results.cells.get(("bare-json", TARGET_CONNECTIONS))
         if bare is not None and bare.server_cpu > 0 and bare.rps:
             bare_us = bare.server_cpu / bare.rps * 1e6
