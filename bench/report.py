@@ -301,7 +301,7 @@ def round_by_round(results: Results) -> list[str]:
     for name, label in (("mock", "mock"), ("prism", "Prism"), ("bare-json", "bare JSON work")):
         lines.append(f"  - {label}: {', '.join(f'{rps:,.0f}' for rps in mine[name])}")
     for name, label in (("prism", "mock/Prism"), ("bare-json", "mock/bare JSON work")):
-        pairs = [f"{mock / other:.2f}x" for mock, other in zip(mine["mock"], mine[name], strict=False) if other]
+        pairs = [f"{mock / other:.2f}x" for mock, other in zip(mine["mock"], mine[name], strict=True) if other]
         if pairs:
             lines.append(f"  - {label}, round by round: {', '.join(pairs)}")
     return lines
