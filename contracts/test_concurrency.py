@@ -1,8 +1,8 @@
 """R8: parallel creates for one key leave exactly one active session (ping, close and a second create agree).
 
-A burst is released together (`Client.burst`): every request is prepared and its connection opened
-beforehand, then all wait at one threading.Barrier and are written at once, past the rate limiter's
-pacing; a burst is at most --concurrency requests, and no more than the session budget leaves.
+A burst is completed together (`Client.burst`): every connection is opened and its request written but
+for the last byte, then one loop writes the last bytes, past the rate limiter's pacing; a burst is at
+most --concurrency requests, and no more than the session budget leaves.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ the start-up probe (the suite as users run it: test_contract_suite.py)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from contracts import client as client_module
 from contracts.answers import AnswerError, BodyContractError, RuleBroken, expect_answer
 from contracts.api import CHAT_RULES, CLOSE, MODEL_SESSION, PING, RULES
 from contracts.client import Client
@@ -206,6 +208,46 @@ def test_a_burst_is_answered_in_full_and_seen_by_the_ledger(gateway: tuple[LiveS
     assert len(ledger.opened) == 5
     assert client.sent == 5
     assert all(KEY not in line for line in client.log)
+
+
+def test_a_burst_writes_every_request_but_its_last_byte_before_any_last_byte(
+    gateway: tuple[LiveServer, dict[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requests become whole together: a busy client cannot spread them over milliseconds."""
+    writes: list[tuple[int, bytes]] = []
+    connect = client_module._connect
+
+    def watched(url: str) -> http.client.HTTPConnection:
+        connection, number = connect(url), len(writes)
+        send = connection.send
+
+        def recorded(data: Any) -> None:
+            writes.append((number, bytes(data)))
+            send(data)
+
+        monkeypatch.setattr(connection, "send", recorded)
+        writes.append((number, b""))
+        return connection
+
+    monkeypatch.setattr(client_module, "_connect", watched)
+    client = Client(gateway[0].url, [KEY], per_second=None)
+    answers = client.burst(MODEL_SESSION.path, key=KEY, size=3, params={"model_id": "m"}, json={"sessionDuration": 300})
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert writes[:3] == [(0, b""), (1, b""), (2, b"")]  # every connection opened first
+    parts = writes[3:]
+    assert [(n, len(data) == 1) for n, data in parts] == [
+        (0, False),
+        (1, False),
+        (2, False),
+        (0, True),
+        (1, True),
+        (2, True),
+    ]
+    request = parts[0][1] + parts[3][1]
+    assert all(head + last == request for (_, head), (_, last) in zip(parts[:3], parts[3:], strict=True))
+    assert request.startswith(b"POST /api/v1/session/modelsession?model_id=m HTTP/1.1\r\n")
+    assert b"\r\nAccept-Encoding: identity\r\n" in request  # the answers are read as sent: never compressed
+    assert request.endswith(b'\r\n\r\n{"sessionDuration": 300}')
 
 
 def test_teardown_checks_each_close(gateway: tuple[LiveServer, dict[str, bool]]) -> None:

@@ -15,7 +15,9 @@ in another process, once per configuration:
 
 A broken variant's run stops once it is caught: at the first failing test that covers its rule (a
 session-rule variant, so the summary names the rule) or at the first failing test (any other). A faithful
-variant (a gateway that keeps the contract its own way) runs to the end and must pass.
+variant (a gateway that keeps the contract its own way) runs to the end and must pass. A race variant
+(R8: only creates that meet within its window show it) that a run missed is run again, up to RACE_RUNS
+runs; the table's last column says how many it took.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from contracts.api import RULES
@@ -48,6 +50,9 @@ QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--ma
 TARGET_ENV = (ENV["base_url"], ENV["api_keys"])
 _ENV_LINE = re.compile(r"^\s+(MORPHEUS_[A-Z_]+):\s*\"?([^\"#]*?)\"?\s*(?:#.*)?$")
 RUN_TIMEOUT = 600
+# One burst of two creates (all the example CI job's cap leaves R8) caught a 3 ms race 97 times in 100 with
+# two busy loops beside it on two cores, 92 in 100 with three: three runs miss it about once in 2,000.
+RACE_RUNS = 3
 # Sessions the chat scenarios open against a faithful gateway (contracts/test_chat_rules.py): a CI job that
 # turns chat on raises its session cap by this much.
 CHAT_SESSIONS = 4
@@ -115,6 +120,7 @@ class Result:
     by: str  # the first failing test
     named: str  # the summary's line for the variant's rule
     seconds: float
+    runs: int = 1  # suite runs it took (a race the suite missed is run again, up to RACE_RUNS)
 
     @property
     def outcome(self) -> str:
@@ -246,6 +252,16 @@ def served(names: Sequence[str]) -> Iterator[list[str]]:
         stdout.close()
 
 
+def run_race(job: Job, url: str) -> Result:
+    """A race shows only when the burst's requests meet within its window, which a busy machine can
+    stretch past it: a run that missed it (the suite passed) is followed by another, up to RACE_RUNS."""
+    result = run_job(job, url)
+    while job.variant.race and result.expected == "caught" and result.outcome == "passed" and result.runs < RACE_RUNS:
+        again = run_job(job, url)
+        result = replace(again, runs=result.runs + 1, seconds=result.seconds + again.seconds)
+    return result
+
+
 def run(jobs: Sequence[Job], workers: int = 3) -> list[Result]:
     """Every job, `workers` suite runs at a time, against variants served by a separate process."""
     runnable = [job for job in jobs if job.expected != "n/a"]
@@ -257,7 +273,7 @@ def run(jobs: Sequence[Job], workers: int = 3) -> list[Result]:
     with served([job.variant.name for job in runnable]) as urls, ThreadPoolExecutor(max_workers=workers) as pool:
         # The longest runs (faithful variants run to the end; the CI job's rate is the lowest) start first.
         order = sorted(range(len(runnable)), key=lambda i: (not runnable[i].variant.faithful, runnable[i].stop_on))
-        futures = {i: pool.submit(run_job, runnable[i], urls[i]) for i in order}
+        futures = {i: pool.submit(run_race, runnable[i], urls[i]) for i in order}
         ran = {id(runnable[i]): future.result() for i, future in futures.items()}
     return [ran.get(id(job)) or skipped[id(job)] for job in jobs]
 
@@ -274,13 +290,15 @@ def table(results: Sequence[Result]) -> str:
     for name in dict.fromkeys(result.configuration for result in results):
         mine = [result for result in results if result.configuration == name]
         rows += ["", f"configuration {name}: {known[name].says}"]
-        rows.append(f"  {'variant':30} {'rule':7} {'expected':8} {'outcome':8} {'rule named':10} {'by':50} {'s':>6}")
+        rows.append(
+            f"  {'variant':30} {'rule':7} {'expected':8} {'outcome':8} {'rule named':10} {'by':50} {'s':>6} runs"
+        )
         for r in mine:
             named = ("yes" if names_its_rule(r) else "NO") if is_rule(r.rule) and r.expected == "caught" else "-"
             mark = "" if r.proven else "   <-- NOT PROVEN"
-            by = r.by[:50]
+            by, seconds = r.by[:50], f"{r.seconds:6.1f}"
             rows.append(
-                f"  {r.name:30} {r.rule:7} {r.expected:8} {r.outcome:8} {named:10} {by:50} {r.seconds:6.1f}{mark}"
+                f"  {r.name:30} {r.rule:7} {r.expected:8} {r.outcome:8} {named:10} {by:50} {seconds} {r.runs:4}{mark}"
             )
         broken = [r for r in mine if r.expected == "caught"]
         caught = sum(r.proven for r in broken)

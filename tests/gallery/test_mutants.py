@@ -14,8 +14,10 @@ import pytest
 
 from contracts.api import CHAT_RULES, RULES
 from contracts.settings import ENV, MOCK_KEYS
+from tests.gallery import mutants
 from tests.gallery.mutants import (
     CHAT_SESSIONS,
+    Job,
     Result,
     configurations,
     example_job_env,
@@ -38,7 +40,7 @@ APPLICABLE = [
 
 # The R8 races (a window of a few ms) are proven one run at a time: a user's CI runs one suite, not four
 # on two busy cores, and at the CI job's cap the burst is only two creates.
-RACES = sorted(name for name, variant in VARIANTS.items() if variant.rule == "R8" and not variant.faithful)
+RACES = sorted(name for name, variant in VARIANTS.items() if variant.race)
 # The other runs wait on their rate limit far more than they compute (the whole proof used about 40% of
 # two cores with four at a time), so eight run at once.
 AT_ONCE = 8
@@ -62,6 +64,32 @@ def test_the_gallery_breaks_every_rule_and_keeps_a_faithful_gateway() -> None:
     assert len(VARIANTS) == len(GALLERY)
     assert {variant.rule for variant in broken} >= set(RULES)
     assert [variant.name for variant in GALLERY if variant.faithful] == ["bids-like-v1.14.0"]
+    assert {variant.rule for variant in GALLERY if variant.race} == {"R8"}  # only the races get further runs
+    assert not any(variant.faithful for variant in GALLERY if variant.race)
+
+
+@pytest.mark.parametrize(
+    ("name", "codes", "runs", "outcome"),
+    [
+        ("racy-creates-3ms", [0, 0, 1], 3, "caught"),  # missed twice, caught by the third run
+        ("racy-creates-3ms", [0, 0, 0, 1], 3, "passed"),  # three misses: no fourth run, and the table says passed
+        ("racy-creates-3ms", [2, 1], 1, "exit 2"),  # only a run that passed is run again, not one that broke
+        ("expired-still-alive", [0, 1], 1, "passed"),  # not a race: one run says it all
+    ],
+)
+def test_only_a_race_that_a_run_missed_is_run_again(
+    monkeypatch: pytest.MonkeyPatch, name: str, codes: list[int], runs: int, outcome: str
+) -> None:
+    answers = iter(codes)
+
+    def run_job(job: Job, url: str) -> Result:
+        code = next(answers)
+        by = "test_r8_parallel_modelsessions" if code == 1 else "-"
+        return Result("ci", job.variant.name, job.variant.rule, job.expected, code, by, "", 2.0)
+
+    monkeypatch.setattr(mutants, "run_job", run_job)
+    result = mutants.run_race(jobs_for(["ci"], [name])[0], "http://127.0.0.1:1")
+    assert (result.runs, result.outcome, result.seconds) == (runs, outcome, 2.0 * runs)
 
 
 def test_the_configurations_are_the_settings_users_run() -> None:
