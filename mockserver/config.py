@@ -11,6 +11,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from mockserver.logbatch import LOG_FORMAT
+
 ENV_PREFIX = "MORPHEUS_MOCK_"
 N = TypeVar("N", int, float)
 
@@ -363,7 +365,7 @@ def log_config(level: str) -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["mockserver"] = {"format": "%(levelname)s:     %(message)s"}
+    config["formatters"]["mockserver"] = {"format": LOG_FORMAT}
     config["handlers"]["mockserver"] = {
         "class": "mockserver.logbatch.TurnBatchingHandler",  # a line per request, one write per loop turn
         "formatter": "mockserver",

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import JournalEntry, key_prefix
+from mockserver.logbatch import direct
 from mockserver.redis_store import StoreError
 from mockserver.web.admin import PREFIX as ADMIN_PREFIX
 from mockserver.web.pipeline import CLIENT_CLOSED, LEFT_MID_STREAM, UPSTREAM_CALLS, OperationEndpoint, send_stream
@@ -122,10 +123,15 @@ class GatewayMiddleware:
 def access_log(entry: JournalEntry, elapsed: float) -> None:
     """One line per request at INFO: method, path, status, key prefix (or -) and time taken.
 
+    Served, the line goes straight to the handler's batch (`logbatch.direct`); anywhere else it is
     `Logger.info` without its search of the stack for the caller (the record names this function).
     """
     target = f"{entry.path}?{entry.query}" if entry.query else entry.path
     args = (entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+    handler = direct(ACCESS_LOG, logging.INFO)
+    if handler is not None:  # served: straight into the turn's batch, no LogRecord
+        handler.write(logging.INFO, _ACCESS_LINE % args)
+        return
     ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, _LINE, _ACCESS_LINE, args, None))
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
 import pytest
 from starlette.testclient import TestClient
 
+from mockserver.logbatch import LOG_FORMAT, TurnBatchingHandler
 from tests.conftest import KEY, SEED_BODY
 
 
@@ -34,3 +36,28 @@ def test_nothing_is_formatted_when_info_is_off(client: TestClient, caplog: pytes
     with caplog.at_level(logging.WARNING, logger="mockserver.access"):
         client.get("/api/v1/models")
     assert caplog.records == []
+
+
+def test_served_the_line_goes_to_the_batch_without_a_log_record(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    handler = TurnBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    served = logging.getLogger("mockserver")  # as log_config sets it up for `python -m mockserver`
+    monkeypatch.setattr(served, "handlers", [handler])
+    monkeypatch.setattr(served, "propagate", False)
+    monkeypatch.setattr(served, "level", logging.INFO)
+    monkeypatch.setattr(logging.Logger, "makeRecord", _no_record)
+    served.manager._clear_cache()  # type: ignore[attr-defined]  # the levels changed under the loggers' cache
+    try:
+        client.get("/api/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    finally:
+        handler.flush()
+        monkeypatch.undo()
+        served.manager._clear_cache()  # type: ignore[attr-defined]
+    assert re.fullmatch(r"INFO:     GET /api/v1/models 200 key=sk-AbC123 \d+\.\d ms\n", stream.getvalue())
+
+
+def _no_record(*args: object, **kwargs: object) -> logging.LogRecord:
+    raise AssertionError("a LogRecord was made for the access line")
