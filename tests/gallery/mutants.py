@@ -252,9 +252,10 @@ def served(names: Sequence[str]) -> Iterator[list[str]]:
         stdout.close()
 
 
-def run_race(job: Job, url: str) -> Result:
-    """A race shows only when the burst's requests meet within its window, which a busy machine can
-    stretch past it: a run that missed it (the suite passed) is followed by another, up to RACE_RUNS."""
+def run_variant(job: Job, url: str) -> Result:
+    """One suite run against the variant (`run_job`); for a race, more when a run missed it. A race shows
+    only when the burst's requests meet within its window, which a busy machine can stretch past it: a
+    run that missed it (the suite passed) is followed by another, up to RACE_RUNS."""
     result = run_job(job, url)
     while job.variant.race and result.expected == "caught" and result.outcome == "passed" and result.runs < RACE_RUNS:
         again = run_job(job, url)
@@ -273,7 +274,7 @@ def run(jobs: Sequence[Job], workers: int = 3) -> list[Result]:
     with served([job.variant.name for job in runnable]) as urls, ThreadPoolExecutor(max_workers=workers) as pool:
         # The longest runs (faithful variants run to the end; the CI job's rate is the lowest) start first.
         order = sorted(range(len(runnable)), key=lambda i: (not runnable[i].variant.faithful, runnable[i].stop_on))
-        futures = {i: pool.submit(run_race, runnable[i], urls[i]) for i in order}
+        futures = {i: pool.submit(run_variant, runnable[i], urls[i]) for i in order}
         ran = {id(runnable[i]): future.result() for i, future in futures.items()}
     return [ran.get(id(job)) or skipped[id(job)] for job in jobs]
 

@@ -88,7 +88,7 @@ def test_only_a_race_that_a_run_missed_is_run_again(
         return Result("ci", job.variant.name, job.variant.rule, job.expected, code, by, "", 2.0)
 
     monkeypatch.setattr(mutants, "run_job", run_job)
-    result = mutants.run_race(jobs_for(["ci"], [name])[0], "http://127.0.0.1:1")
+    result = mutants.run_variant(jobs_for(["ci"], [name])[0], "http://127.0.0.1:1")
     assert (result.runs, result.outcome, result.seconds) == (runs, outcome, 2.0 * runs)
 
 
