@@ -67,7 +67,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (a ConfigError), not the usage text and a second line."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (morpheus-mock --help lists the options)")
+        said = message.removeprefix("argument ")  # `--port: expected ...`, as its variable's `MORPHEUS_MOCK_PORT: ...`
+        raise ConfigError(f"{said} (morpheus-mock --help lists the options)")
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def _env_number(environ: Mapping[str, str], name: str, kind: Whole | Seconds, de
 def _env_choice(environ: Mapping[str, str], name: str, choices: list[str], default: str) -> str:
     value = environ.get(ENV_PREFIX + name, "").strip() or default
     if value not in choices:
-        raise ConfigError(f"{ENV_PREFIX}{name}={value!r}: use one of {', '.join(choices)}")
+        listed = ", ".join(repr(choice) for choice in choices)  # as argparse says it of the flag
+        raise ConfigError(f"{ENV_PREFIX}{name}: invalid choice: {value!r} (choose from {listed})")
     return value
 
 
@@ -193,9 +195,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--key",
         action="append",
         dest="keys",
-        default=split_list(env("KEY")),
         metavar="KEY",
-        help="add a full API key (sk-XXXXXX.<64 hex>); repeatable",
+        help="a full API key (sk-XXXXXX.<64 hex>); repeatable; given, the keys of MORPHEUS_MOCK_KEY are not used",
     )
     add(
         "--keys",
@@ -206,8 +207,24 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'; "
         "'orphan KEY' for a key with no user",
     )
-    add("--models", type=Path, dest="models_file", default=env("MODELS"), metavar="FILE", help="a models JSON file")
-    add("--bids", type=Path, dest="bids_file", default=env("BIDS"), metavar="FILE", help="a bids JSON file")
+    add(
+        "--models",
+        type=Path,
+        dest="models_file",
+        default=env("MODELS"),
+        metavar="FILE",
+        help='the model table, JSON: {"default": NAME, "models": [items in the /api/v1/models shape]} '
+        "(example: examples/models.json; the wheel ships it as mockserver/examples/models.json)",
+    )
+    add(
+        "--bids",
+        type=Path,
+        dest="bids_file",
+        default=env("BIDS"),
+        metavar="FILE",
+        help='the bid table, JSON: {"strict": BOOL, "bids": [...]} (example: examples/bids.json, in the wheel '
+        "mockserver/examples/bids.json)",
+    )
     whole("--seed", "SEED", NOT_NEGATIVE, None, "make session ids reproducible")
     add(
         "--accept-any-key",
@@ -286,7 +303,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     whole("--workers", "WORKERS", POSITIVE, 1, "worker processes (more than one needs --store)")
     whole("--journal-size", "JOURNAL_SIZE", POSITIVE, 1000, "requests the admin journal keeps (default 1000)")
     whole("--history-size", "HISTORY_SIZE", POSITIVE, 1000, "ended sessions the admin history keeps (default 1000)")
-    add("--log-level", default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, "info"), choices=LOG_LEVELS)
+    add(
+        "--log-level",
+        default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, "info"),
+        choices=LOG_LEVELS,
+        help="info (default): one line per request (method, path, status, key prefix, time); warning: none",
+    )
     return parser
 
 
@@ -300,7 +322,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     return Config(
         host=args.host,
         port=args.port,
-        keys=tuple(args.keys),
+        keys=tuple(args.keys or split_list(environ.get(ENV_PREFIX + "KEY"))),  # an option wins over its variable
         keys_file=args.keys_file,
         models_file=args.models_file,
         bids_file=args.bids_file,

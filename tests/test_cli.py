@@ -100,14 +100,14 @@ def test_connections_to_the_listening_socket_have_nagle_turned_off_under_plain_a
         (
             ["--port", "70000"],
             {},
-            "morpheus-mock: argument --port: expected a whole number from 0 to 65535, got '70000'",
+            "morpheus-mock: --port: expected a whole number from 0 to 65535, got '70000'",
         ),
         (
             [],
             {"MORPHEUS_MOCK_PORT": "abc"},
             "morpheus-mock: MORPHEUS_MOCK_PORT: expected a whole number from 0 to 65535",
         ),
-        (["--workers", "0"], {}, "morpheus-mock: argument --workers: expected a whole number of at least 1, got '0'"),
+        (["--workers", "0"], {}, "morpheus-mock: --workers: expected a whole number of at least 1, got '0'"),
     ],
 )
 def test_a_bad_flag_or_variable_is_one_line_on_stderr_and_exit_2(

@@ -143,7 +143,19 @@ def test_a_run_of_the_suite_is_told_from_its_command_line(
 
 
 def test_the_replay_command_keeps_the_runs_options_but_its_keys_and_selection() -> None:
-    kit = [SUITE, "-p", "no:cacheprovider", "--base-url", "http://h", "--api-key", "sk-1", "-kauth", "--examples", "2"]
+    kit = [
+        SUITE,
+        "-p",
+        "no:cacheprovider",
+        "--rootdir=.",
+        "--base-url",
+        "http://h",
+        "--api-key",
+        "sk-1",
+        "-kauth",
+        "--examples",
+        "2",
+    ]
     assert replay_command(kit, "contracts/test_auth.py::test_x[POST /a]") == (
         "morpheus-contract --base-url http://h --examples 2 -k test_x"
         "   (with your --api-key options: keys are never printed)"
@@ -169,19 +181,47 @@ def test_an_option_wins_over_its_variable_which_wins_over_the_default(monkeypatc
     monkeypatch.setenv(ENV["examples"], "7")
     monkeypatch.setenv(ENV["rate_limit"], "2.5")
     monkeypatch.setenv(ENV["allow_spend"], "1")
-    settings = settings_from(_options(stateful_runs=3, examples=None), ("R1",))  # type: ignore[arg-type]
+    settings = settings_from(_options(stateful_runs="3", examples=None), ("R1",))  # type: ignore[arg-type]
     assert (settings.examples, settings.rate_limit, settings.stateful_runs) == (7, 2.5, 3)
     assert (settings.concurrency, settings.session_duration, settings.allow_spend) == (8, 300, True)
-    assert settings_from(_options(examples=4), ("R1",)).examples == 4  # type: ignore[arg-type]
+    assert settings_from(_options(examples="4"), ("R1",)).examples == 4  # type: ignore[arg-type]
 
 
 def test_a_bad_variable_is_one_line_for_a_contract_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV["max_sessions"], "ten")
-    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_MAX_SESSIONS: expected a whole number, got 'ten'$"):
+    with pytest.raises(
+        pytest.UsageError, match=r"^MORPHEUS_MAX_SESSIONS: expected a whole number of at least 0, got 'ten'$"
+    ):
         settings_from(_options(), ("R1",))  # type: ignore[arg-type]
     monkeypatch.setenv(ENV["max_sessions"], "1")
     monkeypatch.setenv(ENV["rate_limit"], "fast")
-    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_RATE_LIMIT: expected a number, got 'fast'$"):
+    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_RATE_LIMIT: expected a number of at least 0, got 'fast'$"):
         settings_from(_options(), ("R1",))  # type: ignore[arg-type]
     with pytest.raises(pytest.UsageError, match="R9: not a session rule"):
         settings_from(_options(skip_rules=["r9"]), ("R1",))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("dest", "value", "expected"),
+    [
+        ("rate_limit", "abc", ": expected a number of at least 0, got 'abc'"),
+        ("rate_limit", "nan", ": expected a number of at least 0, got 'nan'"),
+        ("max_sessions", "-1", ": expected a whole number of at least 0, got '-1'"),
+        ("max_chats", "1.5", ": expected a whole number of at least 0, got '1.5'"),
+        ("examples", "0", ": expected a whole number of at least 1, got '0'"),
+        ("concurrency", "-3", ": expected a whole number of at least 1, got '-3'"),
+        ("base_url", "staging.example", " 'staging.example': not a URL: add http:// or https://"),
+        ("base_url", "ftp://staging.example", " 'ftp://staging.example': not a URL: add http:// or https://"),
+    ],
+)
+def test_a_bad_flag_and_its_variable_get_the_same_one_line(
+    dest: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = "--" + dest.replace("_", "-")
+    with pytest.raises(pytest.UsageError) as from_flag:
+        settings_from(_options(**{dest: value}), ("R1",))  # type: ignore[arg-type]
+    monkeypatch.setenv(ENV[dest], value)
+    with pytest.raises(pytest.UsageError) as from_variable:
+        settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+    assert str(from_flag.value).startswith(flag + expected)
+    assert str(from_variable.value) == ENV[dest] + str(from_flag.value).removeprefix(flag)
