@@ -243,7 +243,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         choices=["on", "off"],
         default=_env_choice(environ, "AUTOMATION", ["on", "off"], "on"),
         help="the gateway's system-wide session automation: off, chat completions that need a new session "
-        "answer 403 and embeddings 500 (default on; MORPHEUS_MOCK_AUTOMATION)",
+        "answer 403, embeddings and a modelsession with sessionDuration 0 a 500 (default on; MORPHEUS_MOCK_AUTOMATION)",
     )
     add("--admin", action="store_true", default=_env_flag(environ, "ADMIN"), help="enable the /__admin API")
     add("--admin-token", default=env("ADMIN_TOKEN"), help="require this token (X-Admin-Token) on /__admin")

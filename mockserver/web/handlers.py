@@ -120,6 +120,7 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
         requested,
         state.models.resolve(requested),
         duration,
+        automation=state.automation.effective(key),  # what a sessionDuration of 0 stands for
         attempt=call.attempt,
     )
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
@@ -281,12 +282,12 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     if not session_id:
         if _take(state, FaultKind.KEY_ROW_VANISHED, call) is not None:
             raise CreateRefused(NO_ACTIVE_SESSION)  # the key's row was not found under the session lock
-        setting = state.automation.setting(key)
+        setting = state.automation.effective(key)
         session = state.book.session_for_chat(
             key,
             model.blockchain_id,
             requested or "",
-            automation=state.automation.system and setting.enabled,
+            automation=setting.enabled,
             duration=setting.duration,
             attempt=call.attempt,
         )
