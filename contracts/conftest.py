@@ -8,7 +8,7 @@ and kept in pytest's stash; the hooks live in `contracts/plugin.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.early import write_stop_reports
 from contracts.inprocess import start_mock
-from contracts.options import PACKAGE, SUITE, hypothesis_home, settings_from
+from contracts.options import PACKAGE, SUITE, as_checkout, hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
 from contracts.redact import excerpt, redact
 from contracts.runtime import Run, read_models
@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _configure(config)
     except pytest.UsageError as error:  # the run stops before its first test: its reports still say why
         if not hasattr(config, "workerinput"):
-            write_stop_reports(config.option.xmlpath, config.option.summary_json, str(error))
+            write_stop_reports(getattr(config.option, "xmlpath", None), config.option.summary_json, str(error))
         raise
 
 
@@ -80,6 +80,18 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
     (`.venv/lib/python3.11/site-packages/contracts/...`), which changes from machine to machine."""
     nodeid = f"{PACKAGE}/{module_path.relative_to(SUITE).as_posix()}"
     return pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """A report names the suite's files as a checkout does, never by the path of the install."""
+    report: pytest.TestReport = yield
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+        path, line, reason = report.longrepr
+        report.longrepr = (as_checkout(path), line, reason)
+    elif report.longrepr is not None:
+        report.longrepr = as_checkout(str(report.longrepr))
+    return report
 
 
 def _share(settings: Settings, index: int, count: int) -> Settings:

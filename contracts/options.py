@@ -97,7 +97,7 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
     if unknown:
         raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(rules)})")
     return Settings(
-        base_url=_url(option.base_url, "--base-url") or _url(env_default("base_url"), ENV["base_url"]),
+        base_url=_url(option.base_url or None, "--base-url") or _url(env_default("base_url"), ENV["base_url"]),
         api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
         allow_spend=bool(option.allow_spend or env_default("allow_spend")),
         max_sessions=_number(option, "max_sessions"),
@@ -157,6 +157,16 @@ def _url(value: str | None, name: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise pytest.UsageError(f"{name} {value!r}: not a URL: add http:// or https:// (https://staging.example)")
     return value
+
+
+def as_checkout(text: str, cwd: Path | None = None) -> str:
+    """`text` (a report's traceback or skip location) with the folder the kit is installed in left out of every
+    path: `contracts/test_auth.py:62`, `hypothesis/core.py:120`, the same on every machine."""
+    installed = SUITE.parent
+    relative = os.path.relpath(installed, cwd or Path.cwd())  # pytest shows a path relative to the folder when shorter
+    if relative != os.curdir:  # first: the absolute path may end the relative one (../../work/kit/)
+        text = text.replace(f"{relative}{os.sep}", "")
+    return text.replace(f"{installed}{os.sep}", "")
 
 
 def hypothesis_home(environ: Mapping[str, str] = os.environ) -> Path:
