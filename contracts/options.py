@@ -96,10 +96,13 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
     unknown = [rule for rule in skip_rules if rule not in rules]
     if unknown:
         raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(rules)})")
+    against = getattr(option, "diff_against", None)
+    if against and against != "mock":
+        _url(against, "--diff-against")
     return Settings(
         base_url=_url(option.base_url or None, "--base-url") or _url(env_default("base_url"), ENV["base_url"]),
         api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
-        allow_spend=bool(option.allow_spend or env_default("allow_spend")),
+        allow_spend=bool(option.allow_spend) or _switch("allow_spend"),
         max_sessions=_number(option, "max_sessions"),
         rate_limit=_number(option, "rate_limit"),
         session_duration=_whole(option, "session_duration"),
@@ -108,7 +111,7 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
         stateful_runs=_whole(option, "stateful_runs"),
         concurrency=_whole(option, "concurrency"),
         skip_rules=skip_rules,
-        allow_chat=bool(option.allow_chat or env_default("allow_chat")),
+        allow_chat=bool(option.allow_chat) or _switch("allow_chat"),
         max_chats=_number(option, "max_chats"),
     )
 
@@ -146,6 +149,20 @@ def _number(option: object, dest: str) -> Any:
     if value is None or not math.isfinite(value) or value < least:
         what = "a whole number" if kind is int else "a number"
         raise pytest.UsageError(f"{name}: expected {what} of at least {least}, got {text!r}") from None
+    return value
+
+
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _switch(dest: str) -> bool:
+    """A MORPHEUS_* variable of an on/off option: `MORPHEUS_ALLOW_SPEND=0` is off, never on because it is set."""
+    text = env_default(dest)
+    if text is None:
+        return False
+    value = SWITCH.get(text.strip().lower())
+    if value is None:
+        raise pytest.UsageError(f"{ENV[dest]}: expected 1/0, true/false, yes/no or on/off, got {text!r}")
     return value
 
 

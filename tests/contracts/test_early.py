@@ -45,3 +45,10 @@ def test_a_parallel_worker_leaves_the_reports_to_the_controller(tmp_path: Path) 
     with pytest.raises(pytest.UsageError):
         pytest_configure(config)  # type: ignore[arg-type]
     assert not xml.exists()
+
+
+def test_a_run_asked_for_no_report_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pytest.UsageError):
+        pytest_configure(_Stopping(option=SimpleNamespace(xmlpath=None, summary_json=None)))  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

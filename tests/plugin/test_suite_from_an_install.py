@@ -233,6 +233,24 @@ def test_the_replay_command_keeps_the_runs_options_but_its_keys_and_selection() 
     assert replay_command(plain, "contracts/test_auth.py::test_y").startswith("pytest --pyargs contracts -x -k test_y")
 
 
+@pytest.mark.parametrize(("value", "allowed"), [("1", True), ("yes", True), ("On", True), ("0", False), ("off", False)])
+def test_a_switch_variable_reads_0_and_off_as_off(value: str, allowed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV["allow_spend"], value)
+    monkeypatch.setenv(ENV["allow_chat"], value)
+    settings = settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+    assert (settings.allow_spend, settings.allow_chat) == (allowed, allowed)  # `=0` never spends tokens
+    monkeypatch.setenv(ENV["allow_spend"], "maybe")
+    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_ALLOW_SPEND: expected 1/0, true/false, yes/no or on/off"):
+        settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+
+
+def test_a_diff_target_needs_a_scheme_too() -> None:
+    with pytest.raises(pytest.UsageError, match=r"^--diff-against 'b\.example': not a URL: add http:// or https://"):
+        settings_from(_options(diff_against="b.example"), ("R1",))  # type: ignore[arg-type]
+    assert settings_from(_options(diff_against="mock"), ("R1",)).base_url is None  # type: ignore[arg-type]
+    assert settings_from(_options(diff_against="http://b"), ("R1",)).base_url is None  # type: ignore[arg-type]
+
+
 def test_reports_leave_the_folder_of_the_install_out_of_every_path(tmp_path: Path) -> None:
     installed = Path(SUITE).parent
     text = f"{installed}/contracts/test_auth.py:62: skipped; ./x"
@@ -263,6 +281,8 @@ def test_an_option_wins_over_its_variable_which_wins_over_the_default(monkeypatc
     assert (settings.examples, settings.rate_limit, settings.stateful_runs) == (7, 2.5, 3)
     assert (settings.concurrency, settings.session_duration, settings.allow_spend) == (8, 300, True)
     assert settings_from(_options(examples="4"), ("R1",)).examples == 4  # type: ignore[arg-type]
+    given = settings_from(_options(base_url="https://staging.example"), ("R1",))  # type: ignore[arg-type]
+    assert given.base_url == "https://staging.example"
 
 
 def test_a_bad_variable_is_one_line_for_a_contract_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
