@@ -198,33 +198,25 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="KEY",
         help="a full API key (sk-XXXXXX.<64 hex>); repeatable; given, the keys of MORPHEUS_MOCK_KEY are not used",
     )
-    add(
-        "--keys",
-        type=Path,
-        dest="keys_file",
-        default=env("KEYS"),
-        metavar="FILE",
-        help="a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'; "
-        "'orphan KEY' for a key with no user",
-    )
-    add(
-        "--models",
-        type=Path,
-        dest="models_file",
-        default=env("MODELS"),
-        metavar="FILE",
-        help='the model table, JSON: {"default": NAME, "models": [items in the /api/v1/models shape]} '
-        "(example: examples/models.json; the wheel ships it as mockserver/examples/models.json)",
-    )
-    add(
-        "--bids",
-        type=Path,
-        dest="bids_file",
-        default=env("BIDS"),
-        metavar="FILE",
-        help='the bid table, JSON: {"strict": BOOL, "bids": [...]} (example: examples/bids.json, in the wheel '
-        "mockserver/examples/bids.json)",
-    )
+    for flag, text in (
+        (
+            "--keys",
+            "a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'; "
+            "'orphan KEY' for a key with no user",
+        ),
+        (
+            "--models",
+            'the model table, JSON: {"default": NAME, "models": [items in the /api/v1/models shape]} '
+            "(example: examples/models.json; the wheel ships it as mockserver/examples/models.json)",
+        ),
+        (
+            "--bids",
+            'the bid table, JSON: {"strict": BOOL, "bids": [...]} (example: examples/bids.json, in the wheel '
+            "mockserver/examples/bids.json)",
+        ),
+    ):
+        name = flag.removeprefix("--")
+        add(flag, type=Path, dest=f"{name}_file", default=env(name.upper()), metavar="FILE", help=text)
     whole("--seed", "SEED", NOT_NEGATIVE, None, "make session ids reproducible")
     add(
         "--accept-any-key",
