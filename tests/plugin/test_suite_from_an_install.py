@@ -137,12 +137,12 @@ def test_from_an_install_a_refused_key_or_a_bad_option_stops_the_run_with_one_li
     assert WRONG not in stopped.stdout + stopped.stderr + (tmp_path / "reports" / "contract.xml").read_text()
     assert "?x=1\\nINFO:     GET /forged 200 key=sk-Admin1\\x1b[2J 401" in log, log
     assert not any(text.startswith("INFO:     GET /forged") for text in log.splitlines())
-    for command, env, said in [
-        ("morpheus-contract --rate-limit abc", {}, "--rate-limit: expected a number of at least 0, got 'abc'"),
-        ("morpheus-contract --bogus", {}, "morpheus-contract: unrecognized arguments: --bogus (morpheus-contract"),
-        ("morpheus-contract --base-url staging.example --api-key sk-x", {}, "not a URL: add http:// or https://"),
+    for command, said in [
+        ("morpheus-contract --rate-limit abc", "--rate-limit: expected a number of at least 0, got 'abc'"),
+        ("morpheus-contract --bogus", "morpheus-contract: unrecognized arguments: --bogus (morpheus-contract"),
+        ("morpheus-contract --base-url staging.example --api-key sk-x", "not a URL: add http:// or https://"),
     ]:
-        done = shell(command, tmp_path, kit.environ(**env))
+        done = shell(command, tmp_path, kit.environ())
         (line,) = [text for text in done.stderr.splitlines() if text.strip()]
         assert done.returncode == 4, (command, done.stdout, done.stderr)
         assert said in line, (command, line)
