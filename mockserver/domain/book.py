@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeGuard, TypeVar, cast
 
-from mockserver.domain.automation import Automation
+from mockserver.domain.automation import AutomationSettings
 from mockserver.domain.clock import Clock
 from mockserver.domain.errors import AutomationDisabled, ChatSessionFailed, CloseFailed, CreateFailed, DomainError
 from mockserver.domain.faults import FIRST_TRY, Attempt, FaultPlan
@@ -47,7 +47,6 @@ from mockserver.domain.upstream import (
 )
 
 T = TypeVar("T")
-DEFAULT_AUTOMATION = Automation()  # a key's setting until it has one: enabled, 3600 s (the gateway's default row)
 Chain = tuple[Session, ...]
 CHAIN_LIMIT = 64
 """At most this many sessions are kept open on chain per key (the oldest orphans are forgotten first)."""
@@ -128,6 +127,7 @@ class SessionBook:
         min_duration: int = 300,
         sync_interval: float = 60.0,
         bid_open_seconds: float = 0.05,
+        automation: AutomationSettings | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -136,6 +136,7 @@ class SessionBook:
         self.min_duration = min_duration
         self.sync_interval = sync_interval  # 0: no background sync
         self.bid_open_seconds = bid_open_seconds  # how long the chain takes to open a bid session
+        self.automation = AutomationSettings(system=True) if automation is None else automation  # for duration 0
 
     def create_model_session(
         self,
@@ -144,14 +145,13 @@ class SessionBook:
         resolved: str,
         duration: int,
         *,
-        automation: Automation = DEFAULT_AUTOMATION,
         attempt: Attempt = FIRST_TRY,
     ) -> Session:
         """R1: reuse the session on the same model; R2: else close the old one and open a new one.
 
         The upstream is called as the gateway does: the old session's close (a switch), the open,
         then the verification of the new or reused session. A `duration` of 0 is falsy at the gateway: a new
-        session then takes the key's `automation` setting (its duration; when automation is off for the key or
+        session then takes the key's automation setting (its duration; when automation is off for the key or
         system-wide, the gateway's 500, after the old session's close).
 
         Raises:
@@ -162,6 +162,7 @@ class SessionBook:
         """
         asked = _Asked(self.upstream, key, attempt)
         opening = Opening(SessionKind.MODEL, requested, duration)
+        automation = self.automation.effective(key)
         lasting = duration or automation.duration
 
         def decide(record: KeyRecord, now: float) -> _Step[Session]:

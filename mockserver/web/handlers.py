@@ -120,7 +120,6 @@ def create_model_session_api_v1_session_modelsession_post(state: MockState, call
         requested,
         state.models.resolve(requested),
         duration,
-        automation=state.automation.effective(key),  # what a sessionDuration of 0 stands for
         attempt=call.attempt,
     )
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}

@@ -24,7 +24,6 @@ from mockserver.domain import (
     SessionKind,
     SimulatedUpstream,
 )
-from mockserver.domain.automation import Automation
 from mockserver.domain.book import CHAIN_LIMIT
 from mockserver.domain.store import Change, Ended, T
 from mockserver.domain.upstream import AUTOMATION_DISABLED, CHAT_FAILED
@@ -168,32 +167,35 @@ def test_book_durations(book: SessionBook, duration: int, expires: float) -> Non
 
 def test_book_zero_duration_takes_the_keys_automation_duration(make_book: BookFactory) -> None:
     book = make_book(min_duration=60)
-    automation = Automation(enabled=True, duration=900)
-    assert book.create_model_session(KEY, "m", MISTRAL, 0, automation=automation).expires_at == T0 + 900
+    book.automation.change(KEY, duration=900)
+    assert _open(book, duration=0).expires_at == T0 + 900
     assert _open(book, LLAMA, 60).expires_at == T0 + 60
 
 
 def test_book_an_automation_duration_shorter_than_the_minimum_fails_like_the_chain(book: SessionBook) -> None:
+    book.automation.change(KEY, duration=100)
     with pytest.raises(CreateFailed, match="SessionTooShort"):
-        book.create_model_session(KEY, "m", MISTRAL, 0, automation=Automation(enabled=True, duration=100))
+        _open(book, duration=0)
 
 
+@pytest.mark.parametrize("off", ["for the key", "system-wide"])
 def test_book_zero_duration_with_automation_off_is_the_gateways_500_after_the_old_sessions_close(
-    book: SessionBook,
+    book: SessionBook, off: str
 ) -> None:
     """v1.14.0 (`session_service.py:151-167`): the reuse check and the old session's close come first; then
     the automation check raises, the row is rolled back and the close on chain stays done."""
-    off = Automation(enabled=False)
     old = _open(book)
-    assert book.create_model_session(KEY, "m", MISTRAL, 0, automation=off) == old  # reused: no automation check
+    if off == "system-wide":
+        book.automation.system = False
+    else:
+        book.automation.change(KEY, enabled=False)
+    assert _open(book, duration=0) == old  # reused: no automation check
     with pytest.raises(CreateFailed) as caught:
-        book.create_model_session(KEY, "m", LLAMA, 0, automation=off)
+        _open(book, LLAMA, duration=0)
     assert caught.value.detail == f"Unexpected error: {AUTOMATION_DISABLED}"
     assert book.active(KEY) == old  # still the key's row, dead on chain
     assert book.record(KEY).chain == ()
-    assert (
-        book.create_model_session(KEY, "m", LLAMA, 300, automation=off).expires_at == T0 + 300
-    )  # a duration: no check
+    assert _open(book, LLAMA, 300).expires_at == T0 + 300  # a duration given: no automation check
 
 
 @pytest.mark.parametrize(
