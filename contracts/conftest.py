@@ -66,6 +66,8 @@ def _configure(config: pytest.Config) -> None:
         count = int(config.option.numprocesses)
         for index in range(count):  # refuse a pool or cap too small here, before any worker starts
             _share(settings, index, count)
+        if not settings.in_process:  # and a target or a key that would stop every worker, with one line
+            probe(Client(settings.base_url or "", settings.api_keys, settings.requests_per_second), settings.api_keys)
         return
     index, count = _worker(config)
     # Parallel workers against one target share its clock: one worker moving it would expire the others'
