@@ -184,6 +184,13 @@ def test_a_refused_key_stops_a_parallel_run_before_any_worker_starts(tmp_path: P
     assert 'name="the run starts"' in report.read_text()
 
 
+def test_in_process_a_parallel_worker_starts_a_mock_of_its_own() -> None:
+    """With no URL the controller has no target to try: a worker starts and probes a mock of its own."""
+    run = _contract("-n", "1", "-k", "test_the_models_list_needs_no_key", "-q")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "1 passed" in run.stdout
+
+
 def test_parallel_workers_each_take_their_share_of_the_key_pool() -> None:
     """pytest -n 2 against one served mock: each worker runs the whole suite with two keys of its own;
     the summary is printed once, each key named once."""
