@@ -52,11 +52,9 @@ class Track:
     def learn(self, key: str) -> None:
         """Give a key (or a key prefix) the next alias; a full key takes over the alias of its prefix."""
         prefix = key_prefix(key)
-        if key in self.keys:
-            return
-        if prefix in self.keys:
+        if prefix in self.keys:  # known by its prefix until now
             self.keys[self.keys.index(prefix)] = key
-        else:
+        elif all(key_prefix(known) != prefix for known in self.keys):
             self.keys.append(key)
 
     def hide(self, text: str) -> str:

@@ -1,0 +1,227 @@
+"""Recording an application's contract (the fixture's `--morpheus-record`, a served mock's `--record`),
+the file format (openapi/recording.schema.json, read through `openapi`), and `morpheus-contract verify`
+in this process: its verdicts, NOT VERIFIED reasons, JUnit report and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from contracts.__main__ import main as contract_main
+from contracts.inprocess import LiveServer
+from contracts.settings import MOCK_KEYS
+from mockserver.config import Config
+from mockserver.recording import ServedRecording
+from mockserver.web.app import create_app
+from openapi import (
+    RECORDING_SCHEMA_PATH,
+    RecordingError,
+    aliased_key,
+    hide_keys,
+    new_recording,
+    read_recording,
+    write_recording,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "session-app"
+BODY = {"sessionDuration": 600, "directPayment": False, "failover": False}
+CREATE = "/api/v1/session/modelsession?model_id=mistral-31-24b"
+PING = "/api/v1/session/pingsession"
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project's contract, recorded by its own tests (one inner pytest session)."""
+    folder = tmp_path_factory.mktemp("session-app")
+    for name in ("morpheus_app.py", "test_morpheus_app.py", "pytest.ini"):
+        shutil.copy(EXAMPLE / name, folder / name)
+    path = folder / "contract.json"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--morpheus-record", str(path)]
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return path
+
+
+def test_each_test_is_one_sequence_with_its_calls_and_controls_and_no_key(recording: Path) -> None:
+    document = read_recording(recording)
+    names = [sequence["name"].split("::")[1] for sequence in document["sequences"]]
+    assert names[0] == "test_a_session_is_opened_once_and_reused" and len(names) == 9
+    text = recording.read_text()
+    assert "sk-Mock" not in text  # keys (and their prefixes) are aliases
+    retried = document["sequences"][1]["steps"]
+    assert retried[0] == {"control": {"operation": "arm_fault", "method": "POST", "path": "/__admin/faults",
+                                      "body": {"kind": "create_fail", "count": 1, "retries": True}}}  # fmt: skip
+    assert [step["answer"]["status"] for step in retried[1:4]] == [500, 500, 500]
+    assert retried[1]["request"]["authorization"] == "Bearer key1"
+    assert retried[1]["answer"]["body"]["detail"].startswith("Error from proxy router")
+    marker = document["sequences"][3]["steps"]
+    assert marker[1]["request"]["authorization"] == "Bearer sk-Wrong1." + "0" * 64  # an unknown key: no secret
+    assert marker[0]["answer"]["body"]["api_key_prefix"] == "key1"
+
+
+def test_verify_replays_every_recorded_test_against_the_mock(recording: Path, tmp_path: Path) -> None:
+    report = tmp_path / "verify.xml"
+    assert contract_main(["verify", str(recording), "--junitxml", str(report)]) == 0
+    xml = report.read_text()
+    assert 'tests="9" failures="0" skipped="0"' in xml
+
+
+def _served_without_admin() -> LiveServer:
+    return LiveServer(create_app(Config(keys=MOCK_KEYS, retry_pause=False)))
+
+
+def test_what_a_target_cannot_replay_is_not_verified(
+    recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MORPHEUS_API_KEYS", MOCK_KEYS[0])
+    monkeypatch.setenv("MORPHEUS_RATE_LIMIT", "0")
+    with _served_without_admin() as server:
+        assert contract_main(["verify", str(recording), "--base-url", server.url, "--max-sessions", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT VERIFIED test_morpheus_app.py::test_exactly_one_sdk_call_fails_whatever_its_retries (needs the " \
+        "admin API: step 1 is the mock-only control arm_fault)" in out  # fmt: skip
+    assert "test_embeddings_replace_the_chat_session (needs --allow-chat: 2 chat" in out
+    assert "passed       test_morpheus_app.py::test_a_session_is_opened_once_and_reused" in out
+    assert "test_in_process_through_httpx_asgi_transport (--max-sessions (1) leaves no room" in out
+    monkeypatch.setenv("MORPHEUS_ALLOW_CHAT", "1")
+    with _served_without_admin() as server:
+        assert contract_main(["verify", str(recording), "--base-url", server.url, "--max-chats", "1"]) == 0
+    assert "--max-chats (1) leaves no room for its 2 chat" in capsys.readouterr().out
+
+
+def _edited(recording: Path, folder: Path, change: Any) -> Path:
+    document = json.loads(recording.read_text())
+    change(document)
+    path = folder / "edited.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_different_answer_fails_with_the_step_what_was_recorded_what_came_and_a_curl(
+    recording: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def two_keys_and_a_wrong_status(document: dict[str, Any]) -> None:
+        document["sequences"][0]["steps"][1]["answer"]["status"] = 201
+        document["sequences"][1]["keys"] = 3
+
+    path = _edited(recording, tmp_path, two_keys_and_a_wrong_status)
+    report = tmp_path / "r.xml"
+    assert contract_main(["verify", str(path), "--junitxml", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED       test_morpheus_app.py::test_a_session_is_opened_once_and_reused" in out
+    assert "step 2: POST /api/v1/session/modelsession (create_model_session_api_v1_session_modelsession_post)" in out
+    assert "recorded: 201 application/json" in out and "got:      200 application/json" in out
+    assert "replay:   curl -X POST" in out and "Bearer sk-Contr1…'" in out and MOCK_KEYS[0] not in out
+    assert "(needs 3 keys, the target was given 2: add --api-key)" in out
+    assert 'failures="1" skipped="1"' in report.read_text()
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (0, "recorded with format version 0, which this kit no longer reads (it reads version 1): record it again"),
+        (2, "recorded with format version 2, newer than this kit reads (1): upgrade the kit"),
+        ("1", "the format version must be a whole number, got '1'"),
+    ],
+)
+def test_another_format_version_is_refused_in_one_line(
+    version: object, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({**new_recording("x", []), "version": version}))
+    assert contract_main(["verify", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"morpheus-contract verify: {path}: {message}"), line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read the recording"),
+        ("{", "not a contract recording (not JSON"),
+        ("[]", 'not a contract recording (no "format"'),
+        (json.dumps({**new_recording("x", []), "sequences": [{"name": ""}]}), "not a valid contract recording: $."),
+    ],
+)
+def test_a_file_that_is_not_a_recording_is_one_line(content: str | None, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "file.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RecordingError, match=f"^{path}: {message}".replace("(", r"\(").replace("$", r"\$")):
+        read_recording(path)
+
+
+def test_a_writer_cannot_write_what_the_schema_refuses(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match="breaks its own schema"):
+        write_recording(tmp_path / "x.json", {"format": "morpheus-contract-recording"})
+    assert json.loads(RECORDING_SCHEMA_PATH.read_text())["properties"]["version"] == {
+        "const": 1,
+        "description": "The format version; a reader refuses one it does not read, in one line.",
+    }
+
+
+def test_keys_are_hidden_as_aliases_and_found_again() -> None:
+    key = MOCK_KEYS[0]
+    assert hide_keys(f"Bearer {key} {key[:9]}… sk-Other1.abc", [key]) == "Bearer key1 key1… sk-Other1." + "0" * 64
+    assert hide_keys("sk-Contr1.ffff", ["sk-Contr1"]) == "key1"  # known by its prefix only
+    assert aliased_key("key2", MOCK_KEYS) == MOCK_KEYS[1]
+    assert aliased_key("key3", MOCK_KEYS) is None
+    assert aliased_key("Bearer", MOCK_KEYS) is None
+
+
+def test_verify_options_and_targets_it_cannot_use_are_one_line(
+    recording: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert contract_main(["verify", str(recording), "--base-url", "http://127.0.0.1:9"]) == 2
+    assert "needs at least one --api-key" in capsys.readouterr().err
+    monkeypatch.setenv("MORPHEUS_MAX_SESSIONS", "ten")
+    assert contract_main(["verify", str(recording)]) == 2
+    assert "MORPHEUS_MAX_SESSIONS: expected a number, got 'ten'" in capsys.readouterr().err
+    monkeypatch.delenv("MORPHEUS_MAX_SESSIONS")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    assert contract_main(["verify", str(recording), "--base-url", url, "--api-key", MOCK_KEYS[0]]) == 4
+    assert "cannot reach the target" in capsys.readouterr().err
+
+
+def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "served.json"
+    app = ServedRecording(path).wrap(create_app(Config(keys=MOCK_KEYS, admin=True, retry_pause=False)))
+    first, second = ({"Authorization": f"Bearer {key}"} for key in MOCK_KEYS)
+    with TestClient(app) as client:
+        client.post(CREATE, json=BODY, headers=first)
+        client.post("/__admin/clock/advance", json={"seconds": 5})  # every sequence's
+        client.post("/__admin/faults", json={"kind": "ping_dead", "count": 1, "key": MOCK_KEYS[1][:9]})
+        client.post(CREATE, json=BODY, headers=second)
+        client.post(PING, headers=second)
+        client.post(CREATE, json=BODY, headers={**first, "X-Morpheus-Scenario": "switch"})
+        client.post(PING, headers={"X-Morpheus-Scenario": "switch"})
+        client.post(PING)
+        client.get("/__admin/state")  # a read: not a control
+        client.get("/health")  # not the API
+        assert client.post("/__admin/faults", json={"kind": "nope"}).status_code == 422  # refused: nothing changed
+    document = read_recording(path)
+    steps = {sequence["name"]: sequence["steps"] for sequence in document["sequences"]}
+    assert list(steps) == ["key1", "key2", "switch", "no key"]
+    assert [_what(step) for step in steps["key1"]] == ["modelsession", "advance_clock"]
+    assert [_what(step) for step in steps["key2"]] == ["advance_clock", "arm_fault", "modelsession", "pingsession"]
+    assert steps["key2"][1]["control"]["body"]["key"] == "key1"  # its own first key
+    assert [_what(step) for step in steps["switch"]] == ["advance_clock", "modelsession", "pingsession"]
+    assert MOCK_KEYS[0][:9] not in path.read_text()
+    assert contract_main(["verify", str(path)]) == 0
+    assert "4 passed, 0 failed" in capsys.readouterr().out
+
+
+def _what(step: dict[str, Any]) -> str:
+    return str(step["control"]["operation"]) if "control" in step else str(step["request"]["path"]).rsplit("/")[-1]
