@@ -53,7 +53,8 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_each_test_is_one_sequence_with_its_calls_and_controls_and_no_key(recording: Path) -> None:
     document = read_recording(recording)
     names = [sequence["name"].split("::")[1] for sequence in document["sequences"]]
-    assert names[0] == "test_a_session_is_opened_once_and_reused" and len(names) == 9
+    assert names[0] == "test_a_session_is_opened_once_and_reused"
+    assert len(names) == 9
     text = recording.read_text()
     assert "sk-Mock" not in text  # keys (and their prefixes) are aliases
     retried = document["sequences"][1]["steps"]
@@ -118,8 +119,11 @@ def test_a_different_answer_fails_with_the_step_what_was_recorded_what_came_and_
     out = capsys.readouterr().out
     assert "FAILED       test_morpheus_app.py::test_a_session_is_opened_once_and_reused" in out
     assert "step 2: POST /api/v1/session/modelsession (create_model_session_api_v1_session_modelsession_post)" in out
-    assert "recorded: 201 application/json" in out and "got:      200 application/json" in out
-    assert "replay:   curl -X POST" in out and "Bearer sk-Contr1…'" in out and MOCK_KEYS[0] not in out
+    assert "recorded: 201 application/json" in out
+    assert "got:      200 application/json" in out
+    assert "replay:   curl -X POST" in out
+    assert "Bearer sk-Contr1…'" in out
+    assert MOCK_KEYS[0] not in out
     assert "(needs 3 keys, the target was given 2: add --api-key)" in out
     assert 'failures="1" skipped="1"' in report.read_text()
 
