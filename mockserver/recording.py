@@ -137,15 +137,14 @@ class RecordingApp:
 
         async def receiving() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
-                exchange.body += message.get("body", b"")
+            exchange.body += message.get("body", b"")  # http.request; an http.disconnect has none
             return message
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
                 exchange.content_type = _header(message.get("headers", []), b"content-type")
-            elif message["type"] == "http.response.body":
+            else:
                 exchange.answer += message.get("body", b"")
             await send(message)
 
@@ -191,9 +190,7 @@ def _call(track: Track, scope: Scope, exchange: _Exchange) -> dict[str, Any]:
     if retry:
         request["headers"] = retry
     request.update(_content(track, bytes(exchange.body)))
-    answer: dict[str, Any] = {"status": exchange.status}
-    if exchange.content_type:
-        answer["content_type"] = exchange.content_type
+    answer: dict[str, Any] = {"status": exchange.status, "content_type": exchange.content_type}
     answer.update(_content(track, bytes(exchange.answer)))
     operation = _gateway_operation(scope["method"], scope["path"])
     return {"operation": operation, "request": request, "answer": answer}

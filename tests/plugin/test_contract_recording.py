@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from starlette.testclient import TestClient
 
 from contracts.__main__ import main as contract_main
+from contracts.conftest import open_run
+from contracts.diff import Shapes
 from contracts.inprocess import LiveServer
-from contracts.settings import MOCK_KEYS
-from mockserver.config import Config
+from contracts.judge import replayed
+from contracts.settings import MOCK_KEYS, Settings
+from contracts.verify import _replay
+from mockserver.__main__ import main as mock_main
+from mockserver.config import Config, config_from_args, problems
 from mockserver.recording import ServedRecording
 from mockserver.web.app import create_app
 from openapi import (
@@ -31,6 +37,7 @@ from openapi import (
     write_recording,
 )
 
+pytest_plugins = ["pytester"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "session-app"
 BODY = {"sessionDuration": 600, "directPayment": False, "failover": False}
 CREATE = "/api/v1/session/modelsession?model_id=mistral-31-24b"
@@ -205,7 +212,10 @@ def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
     first, second = ({"Authorization": f"Bearer {key}"} for key in MOCK_KEYS)
     with TestClient(app) as client:
         client.post(CREATE, json=BODY, headers=first)
+        client.post("/api/v1/nothing", headers=first)  # a 404: not in the spec, still the application's call
         client.post("/__admin/clock/advance", json={"seconds": 5})  # every sequence's
+        client.post("/__admin/sync")  # no body
+        client.delete(f"/__admin/faults?key={MOCK_KEYS[1][:9]}")  # the second key's
         client.post("/__admin/faults", json={"kind": "ping_dead", "count": 1, "key": MOCK_KEYS[1][:9]})
         client.post(CREATE, json=BODY, headers=second)
         client.post(PING, headers=second)
@@ -218,10 +228,19 @@ def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
     document = read_recording(path)
     steps = {sequence["name"]: sequence["steps"] for sequence in document["sequences"]}
     assert list(steps) == ["key1", "key2", "switch", "no key"]
-    assert [_what(step) for step in steps["key1"]] == ["modelsession", "advance_clock"]
-    assert [_what(step) for step in steps["key2"]] == ["advance_clock", "arm_fault", "modelsession", "pingsession"]
-    assert steps["key2"][1]["control"]["body"]["key"] == "key1"  # its own first key
-    assert [_what(step) for step in steps["switch"]] == ["advance_clock", "modelsession", "pingsession"]
+    assert [_what(step) for step in steps["key1"]] == ["modelsession", "nothing", "advance_clock", "run_sync"]
+    assert steps["key1"][1]["operation"] is None
+    assert [_what(step) for step in steps["key2"]] == [
+        "advance_clock",
+        "run_sync",
+        "clear_faults",
+        "arm_fault",
+        "modelsession",
+        "pingsession",
+    ]
+    assert steps["key2"][2]["control"]["query"] == "key=key1"  # its own first key
+    assert steps["key2"][3]["control"]["body"]["key"] == "key1"
+    assert [_what(step) for step in steps["switch"]][:3] == ["advance_clock", "run_sync", "modelsession"]
     assert MOCK_KEYS[0][:9] not in path.read_text()
     assert contract_main(["verify", str(path)]) == 0
     assert "4 passed, 0 failed" in capsys.readouterr().out
@@ -229,3 +248,130 @@ def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
 
 def _what(step: dict[str, Any]) -> str:
     return str(step["control"]["operation"]) if "control" in step else str(step["request"]["path"]).rsplit("/")[-1]
+
+
+INNER = """
+import pytest
+import requests
+
+BODY = {"sessionDuration": 600, "directPayment": False, "failover": False}
+CREATE, PING = "/api/v1/session/modelsession?model_id=mistral-31-24b", "/api/v1/session/pingsession"
+CHAT = "/api/v1/chat/completions"
+ASK = {"model": "mistral-31-24b", "messages": [{"role": "user", "content": "?"}]}
+
+
+def test_every_control(morpheus_mock):
+    second = morpheus_mock.new_key()
+
+    def post(path, key, **body):
+        return requests.post(morpheus_mock.url + path, headers=morpheus_mock.headers(key), timeout=10, **body)
+
+    with morpheus_mock.fault("ping_dead", key=second, count=1):
+        assert post(CREATE, second, json=BODY).status_code == 200
+        assert post(PING, second).json()["status"] == "dead"
+    morpheus_mock.clear_faults("create_fail", key=morpheus_mock.key)
+    morpheus_mock.queue_reply(tool_calls=[("get_weather", '{"city": "Paris"}')], key=morpheus_mock.key)
+    morpheus_mock.queue_reply(error_status=400, error_body='{"e": 1}', chunk_delay=0.01)
+    morpheus_mock.queue_reply(error_status=400, error_body='{"e": 1}')
+    assert post(CHAT, morpheus_mock.key, json=ASK).status_code == 200
+    assert post(CHAT, morpheus_mock.key, json=ASK).status_code == 400
+    morpheus_mock.automation(duration=600)
+    morpheus_mock.automation()  # a read: no control
+    morpheus_mock.clock.set(morpheus_mock.clock.now() + 30)
+    morpheus_mock.reset()
+    assert post(PING, morpheus_mock.key).json()["status"] == "no_session"
+
+
+@pytest.mark.morpheus_mock(automation=False)
+def test_automation_off(morpheus_mock):
+    answer = requests.post(morpheus_mock.url + CHAT, headers=morpheus_mock.headers(), json=ASK, timeout=10)
+    assert answer.status_code == 403
+"""
+
+
+def test_the_fixtures_controls_are_recorded_as_admin_calls_and_replayed_on_a_mock(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nmorpheus_record = out/contract.json\n")
+    pytester.makepyfile(test_inner=INNER)
+    pytester.runpytest_inprocess("-p", "no:randomly").assert_outcomes(passed=2)
+    path = pytester.path / "out" / "contract.json"
+    first, off = read_recording(path)["sequences"]
+    controls = [step["control"] for step in first["steps"] if "control" in step]
+    assert [(control["operation"], control["path"]) for control in controls] == [
+        ("arm_fault", "/__admin/faults"),
+        ("clear_faults", "/__admin/faults"),  # the end of the `with` block
+        ("clear_faults", "/__admin/faults"),
+        ("queue_reply", "/__admin/replies"),
+        ("queue_reply", "/__admin/replies"),
+        ("queue_reply", "/__admin/replies"),
+        ("set_automation", "/__admin/keys/key1/automation"),
+        ("set_clock", "/__admin/clock"),
+        ("reset_state", "/__admin/state"),
+    ]
+    assert controls[0]["body"] == {"kind": "ping_dead", "key": "key2", "count": 1}
+    assert [controls[1]["query"], controls[2]["query"]] == ["kind=ping_dead&key=key2", "kind=create_fail&key=key1"]
+    assert controls[3]["body"]["tool_calls"] == [{"name": "get_weather", "arguments": '{"city": "Paris"}'}]
+    assert controls[4]["body"] == {"error": {"status": 400, "body": '{"e": 1}'}, "chunk_delay": 0.01}
+    assert off["steps"][0] == {
+        "control": {
+            "operation": "set_automation",
+            "method": "PUT",
+            "path": "/__admin/keys/key1/automation",
+            "body": {"enabled": False},
+        }
+    }
+    assert first["keys"] == 2
+    assert contract_main(["verify", str(path)]) == 0
+    assert "2 passed, 0 failed" in capsys.readouterr().out
+    monkeypatch.setenv("MORPHEUS_RECORD", str(pytester.path / "from-env.json"))
+    pytester.makeini("[pytest]\n")
+    pytester.runpytest_inprocess("-p", "no:randomly", "-k", "automation_off").assert_outcomes(passed=1)
+    assert [sequence["keys"] for sequence in read_recording(pytester.path / "from-env.json")["sequences"]] == [1]
+
+
+def _response(status: int, media_type: str, text: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, text.encode()
+    response.headers["content-type"] = media_type
+    return response
+
+
+def test_a_replayed_answer_that_breaks_the_spec_says_how() -> None:
+    chat = "create_chat_completion_api_v1_chat_completions_post"
+    flat = 'data: {"error": "text"}\n\n'
+    _, problems = replayed(chat, _response(200, "text/event-stream", flat), MOCK_KEYS, Shapes())
+    assert problems[0].startswith("POST /api/v1/chat/completions: stream event 1 (error frame) breaks the contract")
+    judged, problems = replayed(chat, _response(500, "text/html", "<html>"), MOCK_KEYS, Shapes())
+    assert problems == ["the body is not JSON: '<html>'"]
+    assert str(judged) == '500 text/html "<html>"'
+    assert str(replayed(None, _response(404, "", "{}"), (), Shapes())[0]) == "404 (no content type) {}"
+
+
+def test_a_control_the_admin_api_refuses_or_a_request_with_no_answer_fails_its_step() -> None:
+    run = open_run(Settings())
+    try:
+        refused = {"control": {"operation": "arm_fault", "method": "POST", "path": "/__admin/faults", "body": {}}}
+        assert _replay(run, run.keys, [refused]) == "step 1: the admin API refused arm_fault: 422"
+        run.client.base_url = "http://127.0.0.1:9"
+        call = {"request": {"method": "POST", "path": PING}, "answer": {"status": 200}}
+        assert _replay(run, run.keys, [call]) == f"step 1: POST {PING}: no answer (ConnectionError)"
+    finally:
+        run.stop()
+
+
+def test_a_served_mock_records_with_one_worker_to_a_file_it_can_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = tmp_path / "contract.json"
+    assert problems(Config(record=record, workers=2, store="redis://127.0.0.1:1/0")) == [
+        "--record needs one worker (got --workers 2): each would write its own file"
+    ]
+    assert config_from_args(["--record", str(record)], {}).record == record
+    assert config_from_args([], {"MORPHEUS_MOCK_RECORD": str(record)}).record == record
+    (tmp_path / "a-file").write_text("")
+    assert mock_main(["--port", "0", "--record", str(tmp_path / "a-file" / "contract.json")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (
+        line == f"morpheus-mock: --record {tmp_path / 'a-file' / 'contract.json'}: File exists"
+    )  # its folder is a file
