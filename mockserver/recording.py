@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import key_prefix
 from mockserver.web.pipeline import IDEMPOTENCY_HEADER, RETRY_COUNT_HEADER
+from mockserver.web.state import Scenario
 from openapi import ADMIN_SPEC_PATH, Operation, hide_keys, load_spec, new_recording, write_recording
 
 API_PREFIX = "/api/"  # the gateway's API; other paths (pages, /docs) are not the application's calls
 ADMIN_PREFIX = "/__admin"
 SCENARIO_HEADER = b"x-morpheus-scenario"  # a served mock groups the requests that carry it under its value
 RETRY_HEADERS = (IDEMPOTENCY_HEADER, RETRY_COUNT_HEADER)  # how the mock tells an SDK's retries of one call
+NOT_CONTROLS = ("set_scenario",)  # an admin call that names the recording's sequences, not the gateway's state
 NO_KEY = "no key"  # a served mock's sequence of requests with no key the mock knows and no scenario
 _FULL_KEY = re.compile(r"(sk-[A-Za-z0-9]{6})[.][0-9A-Za-z]+")
 
@@ -123,7 +126,10 @@ class RecordingApp:
 
     def __init__(self, app: ASGIApp, choose: Chooser, after: Callable[[], None] = lambda: None) -> None:
         self.app, self.choose, self.after = app, choose, after
-        self.admin = [(op, _template(op.path)) for op in _admin_operations().values() if op.method != "GET"]
+        changes = [
+            op for op in _admin_operations().values() if op.method != "GET" and op.operation_id not in NOT_CONTROLS
+        ]
+        self.admin = [(op, _template(op.path)) for op in changes]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)  # `state`, `routes`, ... of the app behind
@@ -240,15 +246,17 @@ class ServedRecording:
         self.by_prefix: dict[str, str] = {}  # key prefix -> the name of its sequence
         self.everywhere = Track("(every sequence)")
         self.globals: list[dict[str, Any]] = []
+        self.scenario = Scenario()  # the app's: set through the admin API
 
-    def wrap(self, app: ASGIApp) -> RecordingApp:
+    def wrap(self, app: Starlette) -> RecordingApp:
         self.recorder.write()
+        self.scenario = app.state.mock.scenario
         return RecordingApp(app, self.choose, self.flush)
 
     def choose(self, scope: Scope, body: bytes) -> Track:
         key = _key_of(_header(scope["headers"], b"authorization"))
         named = key or _named_prefix(scope, body)
-        scenario = _header(scope["headers"], SCENARIO_HEADER).strip()
+        scenario = _header(scope["headers"], SCENARIO_HEADER).strip() or self.scenario.name
         if scenario:
             track = self._track(scenario)
         elif named is not None:

@@ -28,10 +28,13 @@ from mockserver.config import Config, config_from_args, problems
 from mockserver.recording import ServedRecording
 from mockserver.web.app import create_app
 from openapi import (
+    ADMIN_SPEC_PATH,
     RECORDING_SCHEMA_PATH,
     RecordingError,
+    Validators,
     aliased_key,
     hide_keys,
+    load_spec,
     new_recording,
     read_recording,
     write_recording,
@@ -208,7 +211,7 @@ def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "served.json"
-    app = ServedRecording(path).wrap(create_app(Config(keys=MOCK_KEYS, admin=True, retry_pause=False)))
+    app = ServedRecording(path).wrap(create_app(Config(keys=MOCK_KEYS, admin=True, retry_pause=False, record=path)))
     first, second = ({"Authorization": f"Bearer {key}"} for key in MOCK_KEYS)
     with TestClient(app) as client:
         client.post(CREATE, json=BODY, headers=first)
@@ -221,13 +224,20 @@ def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
         client.post(PING, headers=second)
         client.post(CREATE, json=BODY, headers={**first, "X-Morpheus-Scenario": "switch"})
         client.post(PING, headers={"X-Morpheus-Scenario": "switch"})
+        assert client.put(SCENARIO, json={"name": " checkout "}).json() == {"name": "checkout", "recording": True}
+        client.post(PING, headers=second)  # in the scenario the admin API set
+        assert _admin("get_scenario", client.get(SCENARIO)) == {"name": "checkout", "recording": True}
+        assert client.put(SCENARIO, json={"name": ""}).status_code == 422
+        assert client.put(SCENARIO, json={"name": "x", "other": 1}).status_code == 422
+        assert _admin("set_scenario", client.put(SCENARIO, json={"name": None}))["name"] is None
         client.post(PING)
         client.get("/__admin/state")  # a read: not a control
         client.get("/health")  # not the API
         assert client.post("/__admin/faults", json={"kind": "nope"}).status_code == 422  # refused: nothing changed
     document = read_recording(path)
     steps = {sequence["name"]: sequence["steps"] for sequence in document["sequences"]}
-    assert list(steps) == ["key1", "key2", "switch", "no key"]
+    assert list(steps) == ["key1", "key2", "switch", "checkout", "no key"]
+    assert [_what(step) for step in steps["checkout"]] == ["advance_clock", "run_sync", "pingsession"]
     assert [_what(step) for step in steps["key1"]] == ["modelsession", "nothing", "advance_clock", "run_sync"]
     assert steps["key1"][1]["operation"] is None
     assert [_what(step) for step in steps["key2"]] == [
@@ -243,7 +253,15 @@ def test_a_served_mock_records_by_key_by_scenario_and_notes_global_controls(
     assert [_what(step) for step in steps["switch"]][:3] == ["advance_clock", "run_sync", "modelsession"]
     assert MOCK_KEYS[0][:9] not in path.read_text()
     assert contract_main(["verify", str(path)]) == 0
-    assert "4 passed, 0 failed" in capsys.readouterr().out
+    assert "5 passed, 0 failed" in capsys.readouterr().out
+
+
+SCENARIO = "/__admin/recording/scenario"
+
+
+def _admin(operation_id: str, response: Any) -> Any:
+    assert Validators(load_spec(ADMIN_SPEC_PATH)).body_errors(operation_id, response.status_code, response.json()) == []
+    return response.json()
 
 
 def _what(step: dict[str, Any]) -> str:
