@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 MARKER = "morpheus_mock"
 IN_PROCESS_URL = "http://morpheus-mock.test"
 RECORD_ENV = "MORPHEUS_RECORD"
+RECORDED_BY = "pytest --morpheus-record (the morpheus_mock fixture)"
 _OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key", "automation", "retry_pause")
 
 
@@ -84,19 +85,44 @@ def morpheus_mock_spec() -> Spec:
 @pytest.fixture(scope="session")
 def morpheus_mock_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder | None]:
     """The run's contract recording (`--morpheus-record FILE`), written when the session ends; None: off."""
-    config = request.config
-    base = config.inipath.parent if config.inipath is not None else config.rootpath
-    path = _path(config.getoption("morpheus_record"), config.getini("morpheus_record"), base)
-    if path is None and os.environ.get(RECORD_ENV):
-        path = Path(os.environ[RECORD_ENV])
+    path = _record_path(request.config)
     if path is None:
         yield None
         return
     from mockserver.recording import Recorder
 
-    recorder = Recorder(path, "pytest --morpheus-record (the morpheus_mock fixture)")
+    worker = getattr(request.config, "workerinput", None)  # pytest-xdist: each worker writes a part, merged at the end
+    recorder = Recorder(path if worker is None else _part(path, worker["workerid"]), RECORDED_BY)
     yield recorder
     recorder.write()
+
+
+def _record_path(config: pytest.Config) -> Path | None:
+    """Where the run records its contract: the option, else the ini value, else MORPHEUS_RECORD; None: nowhere."""
+    base = config.inipath.parent if config.inipath is not None else config.rootpath
+    path = _path(config.getoption("morpheus_record"), config.getini("morpheus_record"), base)
+    if path is None and os.environ.get(RECORD_ENV):
+        path = Path(os.environ[RECORD_ENV])
+    return path
+
+
+def _part(path: Path, worker: str) -> Path:
+    return path.with_name(f"{path.name}.{worker}.part")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, the controller merges the workers' recordings into the one file."""
+    config = session.config
+    path = _record_path(config)
+    if path is None or hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    parts = sorted(path.parent.glob(_part(path, "gw*").name), key=lambda part: int(part.name.split(".gw")[1][:-5]))
+    from openapi import new_recording, read_recording, write_recording
+
+    sequences = [sequence for part in parts for sequence in read_recording(part)["sequences"]]
+    write_recording(path, new_recording(RECORDED_BY, sequences))
+    for part in parts:
+        part.unlink()
 
 
 def _recorded(mock: MorpheusMock, recorder: Recorder | None, request: pytest.FixtureRequest) -> MorpheusMock:

@@ -393,3 +393,23 @@ def test_a_served_mock_records_with_one_worker_to_a_file_it_can_write(
     assert (
         line == f"morpheus-mock: --record {tmp_path / 'a-file' / 'contract.json'}: File exists"
     )  # its folder is a file
+
+
+def test_parallel_workers_record_one_file(pytester: pytest.Pytester) -> None:
+    """Under pytest-xdist each worker records its tests; the controller merges them into the one file."""
+    pytester.makepyfile(
+        test_four="""
+import pytest
+import requests
+
+
+@pytest.mark.parametrize("number", range(4))
+def test_ping(morpheus_mock, number):
+    requests.post(morpheus_mock.url + "/api/v1/session/pingsession", headers=morpheus_mock.headers(), timeout=10)
+"""
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly", "--morpheus-record", "contract.json")
+    result.assert_outcomes(passed=4)
+    names = sorted(sequence["name"] for sequence in read_recording(pytester.path / "contract.json")["sequences"])
+    assert names == [f"test_four.py::test_ping[{number}]" for number in range(4)]
+    assert list(pytester.path.glob("*.part")) == []  # the workers' parts are merged and gone
