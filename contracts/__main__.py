@@ -56,6 +56,7 @@ def usage() -> str:
         "",
         f"pytest's own options work too (-k, -x, -n 2, --junitxml FILE, ...): {PROG} {PYTEST_HELP} lists them.",
         f"example: {PROG} --base-url https://staging.example --api-key sk-1 --api-key sk-2 --junitxml report.xml",
+        f"{PROG} {VERIFY} FILE [options]: replay your application's recorded calls ({PROG} {VERIFY} --help).",
     ]
     return "\n".join(lines)
 

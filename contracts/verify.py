@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import requests
@@ -51,20 +51,41 @@ class Outcome:
     seconds: float = 0.0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line that says where the options are listed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} ({self.prog} --help lists the options)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(
+    parse = _Parser(
         prog="morpheus-contract verify",
         description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parse.add_argument
     add("file", type=Path, metavar="FILE", help="the contract recording")
-    add("--base-url", help=f"the target (env {ENV['base_url']}); none: the mock, in this process")
-    add("--api-key", action="append", default=[], dest="api_keys", help=f"a key of the target (env {ENV['api_keys']})")
-    add("--max-sessions", type=int, help=f"cap on sessions opened (env {ENV['max_sessions']}; 20 against a URL)")
-    add("--rate-limit", type=float, help=f"requests per second (env {ENV['rate_limit']}; 20 against a URL)")
+    add("--base-url", metavar="URL", help=f"the target (env {ENV['base_url']}); none: the mock, in this process")
+    add(
+        "--api-key",
+        action="append",
+        default=[],
+        dest="api_keys",
+        metavar="KEY",
+        help=f"a key of the target (env {ENV['api_keys']})",
+    )
+    add(
+        "--max-sessions",
+        type=int,
+        metavar="N",
+        help=f"cap on sessions opened (env {ENV['max_sessions']}; 20 against a URL)",
+    )
+    add(
+        "--rate-limit", type=float, metavar="R", help=f"requests per second (env {ENV['rate_limit']}; 20 against a URL)"
+    )
     add("--allow-chat", action="store_true", default=None, help=f"replay chat and embeddings (env {ENV['allow_chat']})")
-    add("--max-chats", type=int, help=f"cap on chat and embeddings requests (env {ENV['max_chats']}; 30)")
+    add("--max-chats", type=int, metavar="N", help=f"cap on chat and embeddings requests (env {ENV['max_chats']}; 30)")
     add("--junitxml", type=Path, metavar="FILE", help="write a JUnit XML report: one case per recorded test")
     return parse
 

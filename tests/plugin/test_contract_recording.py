@@ -194,6 +194,13 @@ def test_keys_are_hidden_as_aliases_and_found_again() -> None:
 def test_verify_options_and_targets_it_cannot_use_are_one_line(
     recording: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with pytest.raises(SystemExit, match="2"):
+        contract_main(["verify", str(recording), "--max-sessions", "ten"])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "morpheus-contract verify: argument --max-sessions: invalid int value: 'ten' "
+        "(morpheus-contract verify --help lists the options)"
+    )
     assert contract_main(["verify", str(recording), "--base-url", "http://127.0.0.1:9"]) == 2
     assert "needs at least one --api-key" in capsys.readouterr().err
     monkeypatch.setenv("MORPHEUS_MAX_SESSIONS", "ten")

@@ -19,7 +19,7 @@ import pytest
 
 from contracts.settings import ENV, MOCK_KEYS
 from tests.plugin.conftest import ROOT, Kit
-from tests.plugin.test_suite_from_an_install import shell
+from tests.plugin.test_suite_from_an_install import JOB, shell
 from tests.served import serving
 
 EXAMPLE = ROOT / "examples" / "session-app"
@@ -40,6 +40,7 @@ REACHED = {
     "stream-without-done": ("test_chat_answers_on_the_keys_session", 3),
 }
 FAITHFUL = "bids-like-v1.14.0"
+_COMMENTED_RUN = re.compile(r"^\s+#\s+run: (morpheus-contract verify .+)$")
 _FIRST_FAILURE = re.compile(r"^  FAILED +test_morpheus_app\.py::(\S+)\n +step (\d+):", re.MULTILINE)
 
 
@@ -60,18 +61,27 @@ def contract(kit: Kit, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "contract.json"
 
 
+def verify_command(path: Path = JOB) -> str:
+    """The example CI job's verify step (commented out there), as it would run."""
+    (command,) = [match[1] for line in path.read_text().splitlines() if (match := _COMMENTED_RUN.match(line))]
+    return command
+
+
 def _verify(kit: Kit, contract: Path, url: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """The example job's verify step in `folder`, with the recorded contract there, against `url`."""
     folder.mkdir(exist_ok=True)
+    shutil.copy(contract, folder / "contract.json")
     env = kit.environ(
         **{ENV["base_url"]: url, ENV["api_keys"]: " ".join(MOCK_KEYS), ENV["allow_chat"]: "1", ENV["rate_limit"]: "0"}
     )
-    return shell(f"morpheus-contract verify {contract} --junitxml reports/verify.xml", folder, env)
+    return shell(verify_command(), folder, env)
 
 
 def test_the_recorded_contract_passes_against_a_served_mock(kit: Kit, contract: Path, tmp_path: Path) -> None:
     with serving("--log-level", "warning", program=[str(kit.bin / "morpheus-mock")]) as mock:
         done = _verify(kit, contract, mock.url, tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert verify_command() == "morpheus-contract verify contract.json --junitxml reports/verify.xml"
     assert "9 passed, 0 failed, 0 not verified" in done.stdout
     assert 'tests="9" failures="0" skipped="0"' in (tmp_path / "reports" / "verify.xml").read_text()
 
