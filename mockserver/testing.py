@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -134,23 +134,21 @@ class ServedMock:
 class MockClock:
     """The mock's clock: what expiry (R6) and faults with a duration go by."""
 
-    def __init__(self, state: MockState, track: Track | None = None) -> None:
+    def __init__(self, state: MockState, note: Callable[..., None] | None = None) -> None:
         self._state = state
-        self._track = track  # the test's recorded sequence, when the run records (a clock move is a control)
+        self._note = note or _unrecorded  # a clock move is a control the test's recording notes
 
     def now(self) -> float:
         return self._state.clock.now()
 
     def advance(self, seconds: float) -> float:
         """Move time forward; returns the new time. Sessions past their end are expired from now on."""
-        if self._track is not None:
-            self._track.control("advance_clock", {"seconds": seconds})
+        self._note("advance_clock", {"seconds": seconds})
         return float(self._controllable().advance(seconds))
 
     def set(self, now: float) -> float:
         """Jump to `now` (Unix seconds)."""
-        if self._track is not None:
-            self._track.control("set_clock", {"now": now})
+        self._note("set_clock", {"now": now})
         return float(self._controllable().set(now))
 
     def _controllable(self) -> Any:
@@ -188,26 +186,16 @@ class MorpheusMock:
         self._state: MockState = app.state.mock
         self._keys: list[str] = list(self._state.config.keys)
         self.track: Track | None = None  # this test's recorded sequence (`--morpheus-record`): controls are noted
+        self._note: Callable[..., None] = _unrecorded
 
     def record(self, track: Track) -> None:
         """Record this test's calls and controls in `track` (its keys are the test's keys, in order)."""
-        self.track = track
+        self.track, self._note = track, track.control
         track.keys[:] = self._keys
         self._keys = track.keys
         if not self._state.config.automation:  # the marker's automation=False: as every key's setting off
             for key in self._keys:
                 track.control("set_automation", {"enabled": False}, prefix=key_prefix(key))
-
-    def _note(
-        self,
-        operation_id: str,
-        body: dict[str, Any] | None = None,
-        *,
-        prefix: str | None = None,
-        query: dict[str, str] | None = None,
-    ) -> None:
-        if self.track is not None:
-            self.track.control(operation_id, body, prefix=prefix, query=query)
 
     def __repr__(self) -> str:
         return f"MorpheusMock({self.url!r}, keys={len(self._keys)})"
@@ -316,7 +304,7 @@ class MorpheusMock:
     # time
     @property
     def clock(self) -> MockClock:
-        return MockClock(self._state, self.track)
+        return MockClock(self._state, self._note)
 
     # state
     def session(self, key: str | None = None) -> dict[str, Any] | None:
@@ -339,6 +327,10 @@ class MorpheusMock:
         self._note("reset_state")
         self._state.book.reset()
         self._state.journal.clear()
+
+
+def _unrecorded(*control: object, **options: object) -> None:
+    """What noting a control does when the run does not record."""
 
 
 def _fault_kind(kind: str) -> FaultKind:

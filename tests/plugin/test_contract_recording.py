@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from starlette.testclient import TestClient
 
 from contracts.__main__ import main as contract_main
@@ -39,6 +38,7 @@ from openapi import (
     read_recording,
     write_recording,
 )
+from tests.contracts.test_chat_parts import _response
 
 pytest_plugins = ["pytester"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "session-app"
@@ -353,13 +353,6 @@ def test_the_fixtures_controls_are_recorded_as_admin_calls_and_replayed_on_a_moc
     pytester.makeini("[pytest]\n")
     pytester.runpytest_inprocess("-p", "no:randomly", "-k", "automation_off").assert_outcomes(passed=1)
     assert [sequence["keys"] for sequence in read_recording(pytester.path / "from-env.json")["sequences"]] == [1]
-
-
-def _response(status: int, media_type: str, text: str) -> requests.Response:
-    response = requests.Response()
-    response.status_code, response._content = status, text.encode()
-    response.headers["content-type"] = media_type
-    return response
 
 
 def test_a_replayed_answer_that_breaks_the_spec_says_how() -> None:
