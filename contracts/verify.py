@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 import pytest
 import requests
 
-from contracts.answers import expect_answer
+from contracts.answers import AnswerError, expect_answer
 from contracts.api import ADMIN, AUTOMATION, CHAT_OPERATIONS, CLOSE, FAULTS
 from contracts.diff import HASH, Shapes
 from contracts.judge import recorded, replayed
@@ -152,16 +152,32 @@ def verify(run: Run, sequence: dict[str, Any]) -> Outcome:
         return Outcome(name, NOT_VERIFIED, reason)
     keys = run.keys[: sequence["keys"]]
     restore = [_automation(run, key) for key in keys] if run.controls_faults else []
-    for key in keys:
-        _clean(run, key)
     try:
-        detail = _replay(run, keys, steps)
-    finally:
         for key in keys:
-            expect_answer(CLOSE, run.client.post(CLOSE.path, key=key))
-        for key, setting in zip(keys, restore, strict=False):
-            run.client.put(_admin_path(AUTOMATION.path, key), json=setting)
+            _clean(run, key)
+        detail = _replay(run, keys, steps)
+    except (AnswerError, requests.RequestException) as error:
+        detail = f"cleaning the keys before the first step: {_first_line(error)}"
+    closing = _close(run, keys, restore)
+    detail = detail or (f"closing what it opened: {closing[0]}" if closing else "")
     return Outcome(name, FAILED if detail else PASSED, detail, time.monotonic() - started)
+
+
+def _close(run: Run, keys: Sequence[str], restore: Sequence[dict[str, Any]]) -> list[str]:
+    """Close the keys' sessions and put back the automation settings the sequence found; the problems."""
+    problems = []
+    for key in keys:
+        try:
+            expect_answer(CLOSE, run.client.post(CLOSE.path, key=key))
+        except (AnswerError, requests.RequestException) as error:
+            problems.append(_first_line(error))
+    for key, setting in zip(keys, restore, strict=False):
+        run.client.put(_admin_path(AUTOMATION.path, key), json=setting)
+    return problems
+
+
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
 
 
 def unverifiable(run: Run, sequence: dict[str, Any]) -> str:

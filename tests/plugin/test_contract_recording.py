@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from contracts.__main__ import main as contract_main
@@ -413,3 +417,36 @@ def test_ping(morpheus_mock, number):
     names = sorted(sequence["name"] for sequence in read_recording(pytester.path / "contract.json")["sequences"])
     assert names == [f"test_four.py::test_ping[{number}]" for number in range(4)]
     assert list(pytester.path.glob("*.part")) == []  # the workers' parts are merged and gone
+
+
+async def _no_session(request: Request) -> Response:
+    return JSONResponse(
+        {"status": "no_session", "message": "No active session found for this API key", "success": False}
+    )
+
+
+async def _models(request: Request) -> Response:
+    return JSONResponse({"object": "list", "data": []})
+
+
+async def _broken_close(request: Request) -> Response:
+    return HTMLResponse("<html>down</html>", status_code=500)
+
+
+def test_a_target_whose_close_is_broken_fails_each_sequence_in_one_line(
+    recording: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = Starlette(
+        routes=[
+            Route(PING, _no_session, methods=["POST"]),
+            Route("/api/v1/models", _models),
+            Route("/api/v1/session/closesession", _broken_close, methods=["POST"]),
+        ]
+    )
+    with LiveServer(app) as server:
+        given = ["--base-url", server.url, "--api-key", MOCK_KEYS[0], "--rate-limit", "0"]
+        assert contract_main(["verify", str(recording), *given]) == 1
+    out = capsys.readouterr().out
+    assert out.count("cleaning the keys before the first step: AnswerError: POST /api/v1/session/closesession ") == 3
+    assert "answered 500, expected 200: <html>down</html>" in out
+    assert "teardown: sk-Contr1…: POST /api/v1/session/closesession answered 500" in out
