@@ -100,7 +100,7 @@ def settings_of(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
         try:
             return kind(environ[ENV[name]])
         except ValueError:
-            raise RecordingError(f"{ENV[name]}: expected a number, got {environ[ENV[name]]!r}") from None
+            raise pytest.UsageError(f"{ENV[name]}: expected a number, got {environ[ENV[name]]!r}") from None
 
     return Settings(
         base_url=args.base_url or environ.get(ENV["base_url"]) or None,
@@ -117,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         recording = read_recording(args.file)
         settings = settings_of(args, dict(os.environ))
-    except RecordingError as error:
+    except (RecordingError, pytest.UsageError) as error:
         print(f"morpheus-contract verify: {error}", file=sys.stderr)
         return 2
     if not settings.in_process and not settings.api_keys:
