@@ -1,10 +1,12 @@
 """The recorded contract as users run it, from the kit's wheel in fresh folders: examples/session-app
-records its contract in its own tests (`pytest --morpheus-record`), then `morpheus-contract verify`
-replays it against a served mock (all pass), against the faithful gallery variant `bids-like-v1.14.0`
-(all pass) and against each broken variant the application's calls reach (each reported, with its
-test and step). The other broken variants break calls the application never makes (a lower-case
-`bearer`, no key, a second key's close, bids, races, a close that keeps the session, embeddings on a
-chat's session, the 401's or every answer's headers)."""
+records its contract in its own tests (`pytest --morpheus-record`), then the example CI job's verify
+step replays it against a served mock (all pass), against the faithful gallery variant
+`bids-like-v1.14.0` (all pass) and against each broken variant the application's calls reach (each
+reported, with its test and step). The other broken variants break what the application never asks
+(a lower-case `bearer`, no key, a second key, bids, races, a switch, a close, a dead ping, a body
+`session_id`, a model other than the default, a header no client reads), or what its tests see only
+through the fixture's own reads, which have no gateway call to replay (`embeddings-on-chat-session`:
+`morpheus_mock.session()` after the embeddings)."""
 
 from __future__ import annotations
 
