@@ -22,10 +22,15 @@ from contracts.settings import ENV
 PROG = "morpheus-contract"
 HELP = ("-h", "--help")
 PYTEST_HELP = "--help-pytest"
+VERIFY = "verify"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [VERIFY]:  # `morpheus-contract verify FILE`: replay an application's recorded contract
+        from contracts.verify import main as verify
+
+        return verify(args[1:])
     if PYTEST_HELP in args:
         return int(pytest.main([str(SUITE), *KIT_ARGS, "--help"]))
     if any(arg in HELP for arg in args):
@@ -70,6 +75,7 @@ def usage() -> str:
         "",
         f"pytest's own options work too (-k, -x, -n 2, --junitxml FILE, ...): {PROG} {PYTEST_HELP} lists them.",
         f"example: {PROG} --base-url https://staging.example --api-key sk-1 --api-key sk-2 --junitxml report.xml",
+        f"{PROG} {VERIFY} FILE [options]: replay your application's recorded calls ({PROG} {VERIFY} --help).",
     ]
     return "\n".join(lines)
 

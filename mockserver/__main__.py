@@ -17,6 +17,7 @@ import uvicorn
 
 from mockserver.config import Config, ConfigError, config_from_args, log_config, startup_warnings
 from mockserver.domain import DomainError, key_prefix
+from mockserver.recording import ServedRecording
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
 from mockserver.web.protocol import JsonErrorsH11, JsonErrorsHttpTools
@@ -78,8 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args, os.environ)
         app = create_app(config)
+        served = app if config.record is None else ServedRecording(config.record).wrap(app)
     except (ConfigError, DomainError, WebError) as error:
         print(f"morpheus-mock: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the recording's file cannot be written
+        print(f"morpheus-mock: --record {config.record}: {error.strerror or error}", file=sys.stderr)
         return 2
     try:
         sock = listen(config.host, config.port)
@@ -109,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[ARGV_VARIABLE] = json.dumps(args)  # each worker process builds its app from them
         uvicorn.run(APP_FACTORY, factory=True, fd=sock.fileno(), workers=config.workers, **options)
         return 0
-    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(served, **options)).run(sockets=[sock])
     return 0
 
 

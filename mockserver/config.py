@@ -53,6 +53,7 @@ class Config:
     journal_size: int = 1000
     history_size: int = 1000
     log_level: str = "info"
+    record: Path | None = None  # write the contract of what clients do to this file (`morpheus-contract verify`)
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -301,6 +302,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         help="info (default): one line per request (method, path, status, key prefix, time); warning: none",
     )
+    add(
+        "--record",
+        type=Path,
+        default=env("RECORD"),
+        metavar="FILE",
+        help="record every gateway call and its answer, by key or X-Morpheus-Scenario header, to FILE "
+        "(a contract for `morpheus-contract verify FILE`)",
+    )
     return parser
 
 
@@ -336,6 +345,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         store=args.store or None,
         workers=args.workers,
         log_level=args.log_level,
+        record=args.record,
     )
 
 
@@ -352,6 +362,8 @@ def problems(config: Config) -> list[str]:
         )
     if config.workers > 1 and config.store is None:
         found.append(f"--workers {config.workers} needs --store redis://...: each worker would keep its own sessions")
+    if config.record is not None and config.workers > 1:
+        found.append(f"--record needs one worker (got --workers {config.workers}): each would write its own file")
     if config.workers < 1:
         found.append(f"--workers must be at least 1, got {config.workers}")
     if config.max_body_size < 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from mockserver.__main__ import http_protocol, listen
 from mockserver.config import Config, SelfCheck
 from mockserver.domain import FaultKind, QueuedReply, ToolCallReply, key_prefix
+from mockserver.recording import Track
 from mockserver.web.app import create_app
 from mockserver.web.state import MockState
 from openapi import Spec
@@ -135,18 +136,21 @@ class ServedMock:
 class MockClock:
     """The mock's clock: what expiry (R6) and faults with a duration go by."""
 
-    def __init__(self, state: MockState) -> None:
+    def __init__(self, state: MockState, note: Callable[..., None] | None = None) -> None:
         self._state = state
+        self._note = note or _unrecorded  # a clock move is a control the test's recording notes
 
     def now(self) -> float:
         return self._state.clock.now()
 
     def advance(self, seconds: float) -> float:
         """Move time forward; returns the new time. Sessions past their end are expired from now on."""
+        self._note("advance_clock", {"seconds": seconds})
         return float(self._controllable().advance(seconds))
 
     def set(self, now: float) -> float:
         """Jump to `now` (Unix seconds)."""
+        self._note("set_clock", {"now": now})
         return float(self._controllable().set(now))
 
     def _controllable(self) -> Any:
@@ -183,6 +187,17 @@ class MorpheusMock:
         self.url = url
         self._state: MockState = app.state.mock
         self._keys: list[str] = list(self._state.config.keys)
+        self.track: Track | None = None  # this test's recorded sequence (`--morpheus-record`): controls are noted
+        self._note: Callable[..., None] = _unrecorded
+
+    def record(self, track: Track) -> None:
+        """Record this test's calls and controls in `track` (its keys are the test's keys, in order)."""
+        self.track, self._note = track, track.control
+        track.keys[:] = self._keys
+        self._keys = track.keys
+        if not self._state.config.automation:  # the marker's automation=False: as every key's setting off
+            for key in self._keys:
+                track.control("set_automation", {"enabled": False}, prefix=key_prefix(key))
 
     def __repr__(self) -> str:
         return f"MorpheusMock({self.url!r}, keys={len(self._keys)})"
@@ -220,11 +235,14 @@ class MorpheusMock:
         """
         fault_kind = _fault_kind(kind)
         prefix = None if key is None else key_prefix(key)
+        self._note("arm_fault", {"kind": fault_kind.value, **({} if prefix is None else {"key": prefix}), **options})
         armed = self._state.faults.arm(fault_kind, key=prefix, **options)
         return ArmedFault(self, fault_kind, prefix, armed.to_json())
 
     def clear_faults(self, kind: str | None = None, key: str | None = None) -> int:
         """Disarm faults (of a kind, of a key; default all) and return how many there were."""
+        given = {"kind": kind, "key": None if key is None else key_prefix(key)}
+        self._note("clear_faults", query={name: value for name, value in given.items() if value is not None})
         return self._state.faults.clear(
             None if kind is None else _fault_kind(kind), None if key is None else key_prefix(key)
         )
@@ -266,6 +284,7 @@ class MorpheusMock:
             chunk_delay=chunk_delay,
             raw_body=raw_body,
         )
+        self._note("queue_reply", _reply_body(reply))
         return self._state.replies.push(reply).to_json()
 
     @property
@@ -277,6 +296,9 @@ class MorpheusMock:
         self, key: str | None = None, *, enabled: bool | None = None, duration: int | None = None
     ) -> dict[str, object]:
         """Change (or just read) a key's automation setting: off, chat needing a new session answers 403."""
+        changes = {name: value for name, value in (("enabled", enabled), ("duration", duration)) if value is not None}
+        if changes:
+            self._note("set_automation", changes, prefix=key_prefix(key or self.key))
         setting = self._state.automation.change(key_prefix(key or self.key), enabled=enabled, duration=duration)
         system = self._state.automation.system
         return {"enabled": setting.enabled, "duration": setting.duration, "system": system}
@@ -284,7 +306,7 @@ class MorpheusMock:
     # time
     @property
     def clock(self) -> MockClock:
-        return MockClock(self._state)
+        return MockClock(self._state, self._note)
 
     # state
     def session(self, key: str | None = None) -> dict[str, Any] | None:
@@ -304,8 +326,13 @@ class MorpheusMock:
 
     def reset(self) -> None:
         """Forget every session, the history and the journal (keys, faults and the clock stay)."""
+        self._note("reset_state")
         self._state.book.reset()
         self._state.journal.clear()
+
+
+def _unrecorded(*control: object, **options: object) -> None:
+    """What noting a control does when the run does not record."""
 
 
 def _fault_kind(kind: str) -> FaultKind:
@@ -314,6 +341,24 @@ def _fault_kind(kind: str) -> FaultKind:
     except ValueError:
         kinds = ", ".join(kind.value for kind in FaultKind)
         raise MockTestingError(f"unknown fault kind {kind!r}; the kinds are: {kinds}") from None
+
+
+def _reply_body(reply: QueuedReply) -> dict[str, Any]:
+    """A queued reply as the admin API takes it (`POST /__admin/replies`)."""
+    body: dict[str, Any] = {
+        "key": reply.key,
+        "content": reply.content,
+        "finish_reason": reply.finish_reason,
+        "break_after": reply.break_after,
+        "raw_body": reply.raw_body,
+    }
+    if reply.tool_calls:
+        body["tool_calls"] = [{"name": call.name, "arguments": call.arguments} for call in reply.tool_calls]
+    if reply.error_status is not None:
+        body["error"] = {"status": reply.error_status, "body": reply.error_body}
+    if reply.chunk_delay:
+        body["chunk_delay"] = reply.chunk_delay
+    return {name: value for name, value in body.items() if value is not None}
 
 
 def build_mock(options: MockOptions, url: str, spec: Spec) -> MorpheusMock:

@@ -144,6 +144,23 @@ async def revoke_key(state: MockState, request: Request) -> Response:
     return JSONResponse({"prefix": prefix, "revoked": True})
 
 
+async def get_scenario(state: MockState, request: Request) -> Response:
+    return JSONResponse(_scenario(state))
+
+
+async def set_scenario(state: MockState, request: Request) -> Response:
+    body = await _json_object(request)
+    name = body.get("name", "")
+    if set(body) != {"name"} or not (name is None or (isinstance(name, str) and name.strip())):
+        raise _invalid('the body must be {"name": "<scenario>"} or {"name": null}')
+    state.scenario.name = None if name is None else name.strip()
+    return JSONResponse(_scenario(state))
+
+
+def _scenario(state: MockState) -> dict[str, object]:
+    return {"name": state.scenario.name, "recording": state.config.record is not None}
+
+
 async def get_clock(state: MockState, request: Request) -> Response:
     return JSONResponse(_clock(state))
 
@@ -339,6 +356,7 @@ ROUTES: list[tuple[str, dict[str, AdminEndpoint]]] = [
     ("/clock/advance", {"POST": advance_clock}),
     ("/faults", {"GET": list_faults, "POST": arm_fault, "DELETE": clear_faults}),
     ("/journal", {"GET": get_journal, "DELETE": clear_journal}),
+    ("/recording/scenario", {"GET": get_scenario, "PUT": set_scenario}),
 ]
 
 

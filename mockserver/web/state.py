@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -80,6 +80,13 @@ class LocalView:
         return contextlib.nullcontext()
 
 
+@dataclass
+class Scenario:
+    """Where a recording mock files requests without a scenario header (`PUT /__admin/recording/scenario`)."""
+
+    name: str | None = None
+
+
 @dataclass(frozen=True)
 class MockState:
     """The mock's world: keys, sessions, tables, faults, clock, ids, journal and the contract."""
@@ -102,6 +109,7 @@ class MockState:
     upstream: Upstream  # the proxy-router: the book calls its session steps, chat and embeddings the rest
     sleeper: Sleeper  # the gateway's pauses between its attempts at the proxy-router
     view: View
+    scenario: Scenario = field(default_factory=Scenario)
 
 
 @dataclass(frozen=True)
