@@ -102,7 +102,7 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
     return Settings(
         base_url=_url(option.base_url or None, "--base-url") or _url(env_default("base_url"), ENV["base_url"]),
         api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
-        allow_spend=bool(option.allow_spend) or _switch("allow_spend"),
+        allow_spend=bool(option.allow_spend) or switch("allow_spend"),
         max_sessions=_number(option, "max_sessions"),
         rate_limit=_number(option, "rate_limit"),
         session_duration=_whole(option, "session_duration"),
@@ -111,7 +111,7 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
         stateful_runs=_whole(option, "stateful_runs"),
         concurrency=_whole(option, "concurrency"),
         skip_rules=skip_rules,
-        allow_chat=bool(option.allow_chat) or _switch("allow_chat"),
+        allow_chat=bool(option.allow_chat) or switch("allow_chat"),
         max_chats=_number(option, "max_chats"),
     )
 
@@ -155,9 +155,9 @@ def _number(option: object, dest: str) -> Any:
 SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def _switch(dest: str) -> bool:
+def switch(dest: str, environ: Mapping[str, str] = os.environ) -> bool:
     """A MORPHEUS_* variable of an on/off option: `MORPHEUS_ALLOW_SPEND=0` is off, never on because it is set."""
-    text = env_default(dest)
+    text = env_default(dest, environ)
     if text is None:
         return False
     value = SWITCH.get(text.strip().lower())

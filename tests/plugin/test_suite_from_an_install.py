@@ -28,6 +28,7 @@ from contracts.options import (
     settings_from,
 )
 from contracts.settings import ENV, MOCK_KEYS
+from contracts.verify import settings_of
 from tests.gallery.mutants import example_job_env
 from tests.plugin.conftest import ROOT, Kit
 from tests.served import serving
@@ -242,6 +243,14 @@ def test_a_switch_variable_reads_0_and_off_as_off(value: str, allowed: bool, mon
     monkeypatch.setenv(ENV["allow_spend"], "maybe")
     with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_ALLOW_SPEND: expected 1/0, true/false, yes/no or on/off"):
         settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+
+
+def test_verify_reads_the_chat_switch_as_the_suite_does() -> None:
+    args = SimpleNamespace(
+        base_url=None, api_keys=[], max_sessions=None, rate_limit=None, allow_chat=False, max_chats=None
+    )
+    assert settings_of(args, {ENV["allow_chat"]: "0"}).allow_chat is False  # type: ignore[arg-type]
+    assert settings_of(args, {ENV["allow_chat"]: "yes"}).allow_chat is True  # type: ignore[arg-type]
 
 
 def test_a_diff_target_needs_a_scheme_too() -> None:
