@@ -36,7 +36,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(arg in HELP for arg in args):
         print(usage())
         return 0
-    return int(pytest.main([str(SUITE), *KIT_ARGS, *args]))
+    return int(pytest.main([str(SUITE), *KIT_ARGS, *args], plugins=[OneLineErrors()]))
+
+
+class OneLineErrors:
+    """A flag pytest cannot parse (`--bogus`, `--junitxml` with no file) is one line that says what to do,
+    not argparse's usage text, `pytest.main(): error: ...` and pytest's inifile and rootdir lines."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_cmdline_parse(self) -> Iterator[None]:
+        try:
+            return (yield)
+        except pytest.UsageError as error:
+            raise pytest.UsageError(one_line(str(error))) from None
+
+
+def one_line(message: str) -> str:
+    """argparse's error, said by this program, with where to find the options."""
+    lines = message.splitlines()
+    said = next((line.split(": error: ", 1)[1] for line in lines if ": error: " in line), lines[0] if lines else "")
+    return f"{PROG}: {said} ({PROG} --help lists the options)"
 
 
 def usage() -> str:
@@ -76,8 +95,8 @@ METAVARS = {"url": "URL", "key": "KEY", "id": "ID", "rule": "RULE", "json": "FIL
 def _metavar(names: Sequence[str], attrs: dict[str, Any]) -> str:
     if attrs.get("nargs") == 0:  # a flag
         return ""
-    if attrs.get("type") in (int, float):
-        return " N"
+    if attrs.get("metavar"):
+        return f" {attrs['metavar']}"
     return " " + METAVARS.get(names[-1].rsplit("-", 1)[-1], "VALUE")
 
 

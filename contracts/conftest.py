@@ -8,8 +8,9 @@ and kept in pytest's stash; the hooks live in `contracts/plugin.py`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +19,11 @@ import requests
 from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
 from contracts.chat_budget import ChatMeter
 from contracts.client import Client
+from contracts.early import write_stop_reports
 from contracts.inprocess import start_mock
-from contracts.options import hypothesis_home, settings_from
+from contracts.options import PACKAGE, SUITE, as_checkout, hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
-from contracts.redact import redact
+from contracts.redact import excerpt, redact
 from contracts.runtime import Run, read_models
 from contracts.safety import MACHINE_SHARE, Ledger, cap_share
 from contracts.settings import MOCK_KEYS, Settings, key_share
@@ -32,6 +34,15 @@ PROFILE = "morpheus-contract"  # the generated cases' Hypothesis settings (--exa
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    try:
+        _configure(config)
+    except pytest.UsageError as error:  # the run stops before its first test: its reports still say why
+        if not hasattr(config, "workerinput"):
+            write_stop_reports(getattr(config.option, "xmlpath", None), config.option.summary_json, str(error))
+        raise
+
+
+def _configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "contract(rules, operations, sessions): the rules and operations a contract test covers, and the "
@@ -55,11 +66,34 @@ def pytest_configure(config: pytest.Config) -> None:
         count = int(config.option.numprocesses)
         for index in range(count):  # refuse a pool or cap too small here, before any worker starts
             _share(settings, index, count)
+        if not settings.in_process:  # and a target or a key that would stop every worker, with one line
+            probe(Client(settings.base_url or "", settings.api_keys, settings.requests_per_second), settings.api_keys)
         return
     index, count = _worker(config)
     # Parallel workers against one target share its clock: one worker moving it would expire the others'
     # sessions mid-check, so none of them moves it (in-process, every worker has a mock of its own).
     config.stash[RUN] = open_run(_share(settings, index, count), may_move_time=settings.in_process or count == 1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module:
+    """The suite's test modules have the ids they have in a checkout (`contracts/test_auth.py`, JUnit classname
+    `contracts.test_auth`) wherever the kit is installed: pytest would name them by their path from its rootdir
+    (`.venv/lib/python3.11/site-packages/contracts/...`), which changes from machine to machine."""
+    nodeid = f"{PACKAGE}/{module_path.relative_to(SUITE).as_posix()}"
+    return pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """A report names the suite's files as a checkout does, never by the path of the install."""
+    report: pytest.TestReport = yield
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+        path, line, reason = report.longrepr
+        report.longrepr = (as_checkout(path), line, reason)
+    elif report.longrepr is not None:
+        report.longrepr = as_checkout(str(report.longrepr))
+    return report
 
 
 def _share(settings: Settings, index: int, count: int) -> Settings:
@@ -99,7 +133,7 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
     ledger, chats = Ledger(settings.session_cap), ChatMeter(settings.chat_cap)
     client.session.listeners += [ledger.observe, chats.observe]
     try:
-        models = probe(client, keys[0])
+        models = probe(client, keys)
         clock = _admin_json(client, CLOCK.path)
         controls_faults = _admin_json(client, FAULTS.path) is not None
     except BaseException:
@@ -113,26 +147,37 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
     return run
 
 
-def probe(client: Client, key: str) -> dict[str, str]:
-    """Fail fast, with one clear line, when the target is not the session API; return its models."""
+def probe(client: Client, keys: tuple[str, ...]) -> dict[str, str]:
+    """Fail fast, with one clear line, when the target is not the session API or refuses one of the keys;
+    return its models. Every key is tried before the first test, so a wrong second key is not blamed on the
+    gateway by the rules that use it."""
     url = f"{client.base_url}{PING.path}"
+    response = _ping(client, keys[0])
+    if response.status_code == 404:
+        raise pytest.UsageError(
+            f"the target has no session API: POST {url} answered 404 {excerpt(response.text)}. "
+            "Check --base-url (the gateway removed /api/v1/session/* in v1.15.0)."
+        )
+    _gateway_shaped(PING.operation_id, f"POST {url}", response)
+    for position, key in enumerate(keys, start=1):
+        answer = response if position == 1 else _ping(client, key)
+        if answer.status_code == 401:
+            raise pytest.UsageError(
+                f"the target refused API key {position} of {len(keys)} ({key[:9]}…): {excerpt(answer.text)}. "
+                "Check --api-key / MORPHEUS_API_KEYS."
+            )
+    models = client.get(LIST_MODELS.path)
+    _gateway_shaped(LIST_MODELS.operation_id, f"GET {client.base_url}{LIST_MODELS.path}", models)
+    return read_models(models.json())
+
+
+def _ping(client: Client, key: str) -> requests.Response:
     try:
-        response = client.post(PING.path, key=key)
+        return client.post(PING.path, key=key)
     except requests.RequestException as error:
         raise pytest.UsageError(
             f"cannot reach the target at {client.base_url}: {type(error).__name__}: {redact(str(error), [key])}"
         ) from None
-    if response.status_code == 404:
-        raise pytest.UsageError(
-            f"the target has no session API: POST {url} answered 404 {_snippet(response)}. "
-            "Check --base-url (the gateway removed /api/v1/session/* in v1.15.0)."
-        )
-    _gateway_shaped(PING.operation_id, f"POST {url}", response)
-    if response.status_code == 401:
-        raise pytest.UsageError(f"the target refused the first API key ({key[:9]}…): {_snippet(response)}")
-    models = client.get(LIST_MODELS.path)
-    _gateway_shaped(LIST_MODELS.operation_id, f"GET {client.base_url}{LIST_MODELS.path}", models)
-    return read_models(models.json())
 
 
 def _gateway_shaped(operation_id: str, request: str, response: requests.Response) -> None:
@@ -148,7 +193,7 @@ def _gateway_shaped(operation_id: str, request: str, response: requests.Response
         return
     raise pytest.UsageError(
         f"the target does not answer like the gateway: {request} answered {response.status_code} "
-        f"{media_type or 'without a content type'} {_snippet(response)}. Check --base-url."
+        f"{media_type or 'without a content type'} {excerpt(response.text)}. Check --base-url."
     )
 
 
@@ -158,10 +203,6 @@ def _is_json(response: requests.Response) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _snippet(response: requests.Response) -> str:
-    return " ".join(response.text[:100].split())
 
 
 def _admin_json(client: Client, path: str) -> Any:

@@ -11,22 +11,25 @@ reads it) and, for a run of the suite, turns off pytest's cache so the user's fo
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from contracts.settings import ENV, Settings, env_default, split_keys
 
 SUITE = Path(__file__).resolve().parent
-KIT_ARGS = ("-p", "no:cacheprovider")  # what `morpheus-contract` adds after the suite's path (contracts/__main__.py)
+# What `morpheus-contract` adds after the suite's path (contracts/__main__.py): no cache, and the user's folder
+# as the rootdir, so that pytest shows the tests' ids (`contracts/test_auth.py::...`) as they are.
+KIT_ARGS = ("-p", "no:cacheprovider", "--rootdir=.")
 DROPPED = ("-k", "--api-key", "--deselect")  # replaced by the test's own -k; keys are never printed
 PACKAGE = SUITE.name
-Number = TypeVar("Number", int, float)
 
 
 BASE_URL_PLUGIN = "base_url"  # pytest-base-url's entry point (pytest-playwright and pytest-selenium install it)
@@ -39,11 +42,17 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         add("--base-url", help="the target; none: the in-process mock")
     add("--api-key", action="append", dest="api_keys", default=[], help="an API key of the target; twice for R7")
     add("--allow-spend", action="store_true", default=None, help="also call approve (spends tokens)")
-    add("--max-sessions", type=int, help="cap on sessions a run opens (default 20 against a URL; 0 = none)")
-    add("--rate-limit", type=float, help="requests per second (default 20 against a URL; 0 = none)")
-    add("--session-duration", type=int, help="sessionDuration of the sessions the run opens")
+    add("--max-sessions", metavar="N", help="cap on sessions a run opens (default 20 against a URL; 0 = none)")
+    add("--rate-limit", metavar="N", help="requests per second (default 20 against a URL; 0 = none)")
+    add("--session-duration", metavar="N", help="sessionDuration (seconds) of the sessions the run opens")
     add("--bid-id", action="append", dest="bid_ids", default=[], help="a bid id the run may open sessions on")
-    add("--skip-rule", action="append", dest="skip_rules", default=[], help="accept that a rule (R1-R8) is not checked")
+    add(
+        "--skip-rule",
+        action="append",
+        dest="skip_rules",
+        default=[],
+        help="accept that a rule (R1-R8, C1-C6) is not checked",
+    )
     add(
         "--allow-chat",
         action="store_true",
@@ -52,12 +61,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     )
     add(
         "--max-chats",
-        type=int,
+        metavar="N",
         help="cap on chat and embeddings requests a run sends (default 30 against a URL; 0 = none)",
     )
-    add("--examples", type=int, help="generated examples per operation")
-    add("--stateful-runs", type=int, help="state-machine runs per key set")
-    add("--concurrency", type=int, help="parallel creates in the R8 contract")
+    add("--examples", metavar="N", help="generated examples per operation")
+    add("--stateful-runs", metavar="N", help="state-machine runs per key set")
+    add("--concurrency", metavar="N", help="parallel creates in the R8 contract")
     add("--summary-json", default=None, help="also write the run's summary as JSON to this file")
     add("--diff-against", default=None, help="also send a seeded request sequence to this URL and compare (or 'mock')")
     add("--diff-api-key", action="append", default=[], help="key(s) of the --diff-against target (default: the run's)")
@@ -87,40 +96,94 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
     unknown = [rule for rule in skip_rules if rule not in rules]
     if unknown:
         raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(rules)})")
+    against = getattr(option, "diff_against", None)
+    if against and against != "mock":
+        _url(against, "--diff-against")
     return Settings(
-        base_url=option.base_url or env_default("base_url"),
+        base_url=_url(option.base_url or None, "--base-url") or _url(env_default("base_url"), ENV["base_url"]),
         api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
-        allow_spend=bool(option.allow_spend or env_default("allow_spend")),
-        max_sessions=_number(option, "max_sessions", int),
-        rate_limit=_number(option, "rate_limit", float),
+        allow_spend=bool(option.allow_spend) or switch("allow_spend"),
+        max_sessions=_number(option, "max_sessions"),
+        rate_limit=_number(option, "rate_limit"),
         session_duration=_whole(option, "session_duration"),
         bid_ids=tuple(option.bid_ids) or split_keys(env_default("bid_ids")),
         examples=_whole(option, "examples"),
         stateful_runs=_whole(option, "stateful_runs"),
         concurrency=_whole(option, "concurrency"),
         skip_rules=skip_rules,
-        allow_chat=bool(option.allow_chat or env_default("allow_chat")),
-        max_chats=_number(option, "max_chats", int),
+        allow_chat=bool(option.allow_chat) or switch("allow_chat"),
+        max_chats=_number(option, "max_chats"),
     )
 
 
 def _whole(option: object, dest: str) -> int:
-    value = _number(option, dest, int)
-    return int(str(default_of(dest))) if value is None else value
+    value = _number(option, dest)
+    return int(str(default_of(dest))) if value is None else int(value)
 
 
-def _number(option: object, dest: str, kind: Callable[[str], Number]) -> Number | None:
-    given: Number | None = getattr(option, dest)
-    if given is not None:
-        return given
-    value = env_default(dest)
+# Each numeric option: whole or not, and its least value (a rate, a cap: 0 means none).
+LIMITS: dict[str, tuple[Callable[[str], float], int]] = {
+    "max_sessions": (int, 0),
+    "rate_limit": (float, 0),
+    "session_duration": (int, 1),
+    "examples": (int, 1),
+    "stateful_runs": (int, 1),
+    "concurrency": (int, 1),
+    "max_chats": (int, 0),
+}
+
+
+def _number(option: object, dest: str) -> Any:
+    """The option's number (given, else its variable's, else None), checked the same way for both: a bad one
+    stops the run with one line that names the flag or the variable and says what it takes."""
+    given: str | None = getattr(option, dest)
+    name = "--" + dest.replace("_", "-") if given is not None else ENV[dest]
+    text = given if given is not None else env_default(dest)
+    if text is None:
+        return None
+    kind, least = LIMITS[dest]
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < least:
+        what = "a whole number" if kind is int else "a number"
+        raise pytest.UsageError(f"{name}: expected {what} of at least {least}, got {text!r}") from None
+    return value
+
+
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def switch(dest: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """A MORPHEUS_* variable of an on/off option: `MORPHEUS_ALLOW_SPEND=0` is off, never on because it is set."""
+    text = env_default(dest, environ)
+    if text is None:
+        return False
+    value = SWITCH.get(text.strip().lower())
+    if value is None:
+        raise pytest.UsageError(f"{ENV[dest]}: expected 1/0, true/false, yes/no or on/off, got {text!r}")
+    return value
+
+
+def _url(value: str | None, name: str) -> str | None:
+    """A target URL as given, once it names a scheme and a host (`staging.example` alone would reach nothing)."""
     if value is None:
         return None
-    try:
-        return kind(value)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise pytest.UsageError(f"{ENV[dest]}: expected {what}, got {value!r}") from None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise pytest.UsageError(f"{name} {value!r}: not a URL: add http:// or https:// (https://staging.example)")
+    return value
+
+
+def as_checkout(text: str, cwd: Path | None = None) -> str:
+    """`text` (a report's traceback or skip location) with the folder the kit is installed in left out of every
+    path: `contracts/test_auth.py:62`, `hypothesis/core.py:120`, the same on every machine."""
+    installed = SUITE.parent
+    relative = os.path.relpath(installed, cwd or Path.cwd())  # pytest shows a path relative to the folder when shorter
+    if relative != os.curdir:  # first: the absolute path may end the relative one (../../work/kit/)
+        text = text.replace(f"{relative}{os.sep}", "")
+    return text.replace(f"{installed}{os.sep}", "")
 
 
 def hypothesis_home(environ: Mapping[str, str] = os.environ) -> Path:
@@ -156,8 +219,9 @@ def replay_command(args: Sequence[str], nodeid: str) -> str:
     """The command that re-runs one test from any folder as this run ran it: the same program and options,
     `-k` the test's name (every run is derandomized, so it replays the same cases); keys stay in
     MORPHEUS_API_KEYS or go back in by hand, as they are never printed."""
-    kit = args[:1] == [str(SUITE)] and tuple(args[1:3]) == KIT_ARGS
-    program, rest = (["morpheus-contract"], args[3:]) if kit else (["pytest", "--pyargs", PACKAGE], args)
+    after = 1 + len(KIT_ARGS)
+    kit = args[:1] == [str(SUITE)] and tuple(args[1:after]) == KIT_ARGS
+    program, rest = (["morpheus-contract"], args[after:]) if kit else (["pytest", "--pyargs", PACKAGE], args)
     kept: list[str] = []
     keys = False
     words = iter(rest)

@@ -33,6 +33,7 @@ from contracts.answers import AnswerError, expect_answer
 from contracts.api import ADMIN, AUTOMATION, CHAT_OPERATIONS, CLOSE, FAULTS
 from contracts.diff import HASH, Shapes
 from contracts.judge import recorded, replayed
+from contracts.options import switch
 from contracts.runtime import Run
 from contracts.safety import close_all
 from contracts.settings import ENV, Settings, split_keys
@@ -107,7 +108,7 @@ def settings_of(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
         api_keys=tuple(args.api_keys) or split_keys(environ.get(ENV["api_keys"])),
         max_sessions=number("max_sessions", int),
         rate_limit=number("rate_limit", float),
-        allow_chat=bool(args.allow_chat or environ.get(ENV["allow_chat"])),
+        allow_chat=bool(args.allow_chat) or switch("allow_chat", environ),  # MORPHEUS_ALLOW_CHAT=0 is off
         max_chats=number("max_chats", int),
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from mockserver.config import Config, ConfigError, config_from_args, log_config, startup_warnings
-from mockserver.domain import DomainError
+from mockserver.domain import DomainError, key_prefix
 from mockserver.recording import ServedRecording
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
@@ -30,19 +30,29 @@ DEMO_KEY = "sk-Demo01." + "0123456789abcdef" * 4
 
 def banner(config: Config, key_count: int, url: str) -> str:
     """What the mock prints on start: where it listens, its keys, and a curl that works."""
-    key = config.keys[0] if config.keys else "<your key>"
+    authorization, where = _curl_key(config.keys[0] if config.keys else None)
     lines = [
         f"Morpheus mock gateway (session API of v1.14.0) on {url}",
         f"  keys: {key_count} registered" + (", and any well-formed key is accepted" if config.accept_any_key else ""),
         f"  API docs: {url}/docs; admin dashboard: {url}/__admin"
         if config.admin
         else f"  API docs: {url}/docs; admin API: off (--admin to enable)",
-        "  try:",
+        f"  try{where}:",
         f"    curl -X POST '{url}/api/v1/session/modelsession?model_id={EXAMPLE_MODEL}' \\",
-        f"      -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\",
+        f"      -H {authorization} -H 'Content-Type: application/json' \\",
         """      -d '{"sessionDuration": 3600, "directPayment": false, "failover": false}'""",
     ]
     return "\n".join(lines)
+
+
+def _curl_key(key: str | None) -> tuple[str, str]:
+    """The curl's Authorization header, and what the `try` line says of it. A key is printed by its prefix only
+    (the curl reads it from $KEY); the public demo key of `make mock` is printed whole, so its curl works as is."""
+    if key is None:
+        return "'Authorization: Bearer <your key>'", ""
+    if key == DEMO_KEY:
+        return f"'Authorization: Bearer {key}'", ""
+    return '"Authorization: Bearer $KEY"', f" (with KEY set to your key {key_prefix(key)}…)"
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -68,7 +68,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (a ConfigError), not the usage text and a second line."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message} (morpheus-mock --help lists the options)")
+        said = message.removeprefix("argument ")  # `--port: expected ...`, as its variable's `MORPHEUS_MOCK_PORT: ...`
+        raise ConfigError(f"{said} (morpheus-mock --help lists the options)")
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def _env_number(environ: Mapping[str, str], name: str, kind: Whole | Seconds, de
 def _env_choice(environ: Mapping[str, str], name: str, choices: list[str], default: str) -> str:
     value = environ.get(ENV_PREFIX + name, "").strip() or default
     if value not in choices:
-        raise ConfigError(f"{ENV_PREFIX}{name}={value!r}: use one of {', '.join(choices)}")
+        listed = ", ".join(repr(choice) for choice in choices)  # as argparse says it of the flag
+        raise ConfigError(f"{ENV_PREFIX}{name}: invalid choice: {value!r} (choose from {listed})")
     return value
 
 
@@ -194,21 +196,28 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--key",
         action="append",
         dest="keys",
-        default=split_list(env("KEY")),
         metavar="KEY",
-        help="add a full API key (sk-XXXXXX.<64 hex>); repeatable",
+        help="a full API key (sk-XXXXXX.<64 hex>); repeatable; given, the keys of MORPHEUS_MOCK_KEY are not used",
     )
-    add(
-        "--keys",
-        type=Path,
-        dest="keys_file",
-        default=env("KEYS"),
-        metavar="FILE",
-        help="a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'; "
-        "'orphan KEY' for a key with no user",
-    )
-    add("--models", type=Path, dest="models_file", default=env("MODELS"), metavar="FILE", help="a models JSON file")
-    add("--bids", type=Path, dest="bids_file", default=env("BIDS"), metavar="FILE", help="a bids JSON file")
+    for flag, text in (
+        (
+            "--keys",
+            "a keys file: one key per line; 'legacy sk-XXXXXX' for a prefix-only key; 'revoked KEY'; "
+            "'orphan KEY' for a key with no user",
+        ),
+        (
+            "--models",
+            'the model table, JSON: {"default": NAME, "models": [items in the /api/v1/models shape]} '
+            "(example: examples/models.json; the wheel ships it as mockserver/examples/models.json)",
+        ),
+        (
+            "--bids",
+            'the bid table, JSON: {"strict": BOOL, "bids": [...]} (example: examples/bids.json, in the wheel '
+            "mockserver/examples/bids.json)",
+        ),
+    ):
+        name = flag.removeprefix("--")
+        add(flag, type=Path, dest=f"{name}_file", default=env(name.upper()), metavar="FILE", help=text)
     whole("--seed", "SEED", NOT_NEGATIVE, None, "make session ids reproducible")
     add(
         "--accept-any-key",
@@ -227,7 +236,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         choices=["on", "off"],
         default=_env_choice(environ, "AUTOMATION", ["on", "off"], "on"),
         help="the gateway's system-wide session automation: off, chat completions that need a new session "
-        "answer 403 and embeddings 500 (default on; MORPHEUS_MOCK_AUTOMATION)",
+        "answer 403, embeddings and a modelsession with sessionDuration 0 a 500 (default on; MORPHEUS_MOCK_AUTOMATION)",
     )
     add("--admin", action="store_true", default=_env_flag(environ, "ADMIN"), help="enable the /__admin API")
     add("--admin-token", default=env("ADMIN_TOKEN"), help="require this token (X-Admin-Token) on /__admin")
@@ -287,7 +296,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     whole("--workers", "WORKERS", POSITIVE, 1, "worker processes (more than one needs --store)")
     whole("--journal-size", "JOURNAL_SIZE", POSITIVE, 1000, "requests the admin journal keeps (default 1000)")
     whole("--history-size", "HISTORY_SIZE", POSITIVE, 1000, "ended sessions the admin history keeps (default 1000)")
-    add("--log-level", default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, "info"), choices=LOG_LEVELS)
+    add(
+        "--log-level",
+        default=_env_choice(environ, "LOG_LEVEL", LOG_LEVELS, "info"),
+        choices=LOG_LEVELS,
+        help="info (default): one line per request (method, path, status, key prefix, time); warning: none",
+    )
     add(
         "--record",
         type=Path,
@@ -309,7 +323,7 @@ def config_from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     return Config(
         host=args.host,
         port=args.port,
-        keys=tuple(args.keys),
+        keys=tuple(args.keys or split_list(environ.get(ENV_PREFIX + "KEY"))),  # an option wins over its variable
         keys_file=args.keys_file,
         models_file=args.models_file,
         bids_file=args.bids_file,

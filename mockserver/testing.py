@@ -40,6 +40,8 @@ class FaultOptions(TypedDict, total=False):
     message: str | None  # the upstream error text to report
     seconds: float  # latency faults: the delay
     operation: str | None  # latency faults: one operationId
+    status: int | None  # create_fail, approve_error, chat_upstream_error: the upstream's status
+    body: str | None  # the same faults: the upstream's raw body
     retries: bool  # a use is one call of the client, its retries included
     duration: float | None  # disarm after this many seconds of the mock's clock
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from mockserver.__main__ import listen
+from mockserver.__main__ import DEMO_KEY, banner, listen
+from mockserver.config import Config
 from tests.conftest import KEY
 from tests.served import Served, serving
 
@@ -29,11 +30,15 @@ def served() -> Iterator[Served]:
 
 
 def _curl(banner: list[str], model: str | None = None) -> dict[str, Any]:
-    command = "".join(banner[3:]).split("try:", 1)[-1]
+    command = "".join(banner[4:])
     if model is not None:
         command = command.replace("model_id=mistral-31-24b", f"model_id={model}")
     run = subprocess.run(
-        ["bash", "-c", command.strip() + " --silent --show-error"], capture_output=True, text=True, timeout=30
+        ["bash", "-c", command.strip() + " --silent --show-error"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "KEY": KEY},  # as the banner's `try` line asks
     )
     assert run.returncode == 0, run.stderr
     body: dict[str, Any] = json.loads(run.stdout)
@@ -46,6 +51,8 @@ def test_the_printed_curl_opens_a_session_and_r1_r2_hold(served: Served) -> None
         r"Morpheus mock gateway \(session API of v1\.14\.0\) on http://127\.0\.0\.1:\d+$", banner[0].strip()
     )
     assert banner[1].strip() == "keys: 1 registered"
+    assert banner[3].strip() == "try (with KEY set to your key sk-AbC123…):"
+    assert KEY not in "".join(banner)  # keys appear by prefix only
     first = _curl(banner)
     assert first["success"] is True
     assert first["api_key_prefix"] == "sk-AbC123"
@@ -100,14 +107,14 @@ def test_connections_to_the_listening_socket_have_nagle_turned_off_under_plain_a
         (
             ["--port", "70000"],
             {},
-            "morpheus-mock: argument --port: expected a whole number from 0 to 65535, got '70000'",
+            "morpheus-mock: --port: expected a whole number from 0 to 65535, got '70000'",
         ),
         (
             [],
             {"MORPHEUS_MOCK_PORT": "abc"},
             "morpheus-mock: MORPHEUS_MOCK_PORT: expected a whole number from 0 to 65535",
         ),
-        (["--workers", "0"], {}, "morpheus-mock: argument --workers: expected a whole number of at least 1, got '0'"),
+        (["--workers", "0"], {}, "morpheus-mock: --workers: expected a whole number of at least 1, got '0'"),
     ],
 )
 def test_a_bad_flag_or_variable_is_one_line_on_stderr_and_exit_2(
@@ -136,3 +143,9 @@ def test_a_mock_with_no_key_warns_and_logs_each_request() -> None:
     assert "--accept-any-key" in log
     assert re.search(r"INFO:     POST /api/v1/session/pingsession 401 key=sk-AbC123 \d+\.\d ms", log), log
     assert KEY not in log
+
+
+def test_the_banner_prints_only_the_public_demo_key_whole() -> None:
+    demo = banner(Config(keys=(DEMO_KEY,)), 1, "http://h:1")
+    assert f"-H 'Authorization: Bearer {DEMO_KEY}'" in demo  # `make mock`'s curl works as printed
+    assert "-H 'Authorization: Bearer <your key>'" in banner(Config(), 0, "http://h:1")

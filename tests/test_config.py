@@ -159,24 +159,32 @@ def test_the_issue_7_flags_are_read() -> None:
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
-        (["--port", "70000"], {}, "argument --port: expected a whole number from 0 to 65535, got '70000'"),
-        (["--port", "x"], {}, "argument --port: expected a whole number from 0 to 65535, got 'x'"),
+        (["--port", "70000"], {}, "--port: expected a whole number from 0 to 65535, got '70000'"),
+        (["--port", "x"], {}, "--port: expected a whole number from 0 to 65535, got 'x'"),
         ([], {"MORPHEUS_MOCK_PORT": "abc"}, "MORPHEUS_MOCK_PORT: expected a whole number from 0 to 65535, got 'abc'"),
-        (["--workers", "0"], {}, "argument --workers: expected a whole number of at least 1, got '0'"),
+        (["--workers", "0"], {}, "--workers: expected a whole number of at least 1, got '0'"),
         ([], {"MORPHEUS_MOCK_WORKERS": "0"}, "MORPHEUS_MOCK_WORKERS: expected a whole number of at least 1, got '0'"),
-        (["--max-body-size", "-1"], {}, "argument --max-body-size: expected a whole number of at least 0, got '-1'"),
-        (["--journal-size", "0"], {}, "argument --journal-size: expected a whole number of at least 1"),
+        (["--max-body-size", "-1"], {}, "--max-body-size: expected a whole number of at least 0, got '-1'"),
+        (["--journal-size", "0"], {}, "--journal-size: expected a whole number of at least 1"),
         ([], {"MORPHEUS_MOCK_SEED": "seven"}, "MORPHEUS_MOCK_SEED: expected a whole number of at least 0, got 'seven'"),
         (
             ["--chain-latency", "61"],
             {},
-            "argument --chain-latency: expected a number of seconds from 0 to 60, got '61'",
+            "--chain-latency: expected a number of seconds from 0 to 60, got '61'",
         ),
         ([], {"MORPHEUS_MOCK_CHAIN_LATENCY": "soon"}, "MORPHEUS_MOCK_CHAIN_LATENCY: expected a number of seconds"),
-        (["--self-check", "loud"], {}, "argument --self-check: invalid choice: 'loud'"),
+        (["--self-check", "loud"], {}, "--self-check: invalid choice: 'loud'"),
         (["--nope"], {}, "unrecognized arguments: --nope"),
-        ([], {"MORPHEUS_MOCK_SELF_CHECK": "loud"}, "MORPHEUS_MOCK_SELF_CHECK='loud': use one of raise, log, off"),
-        ([], {"MORPHEUS_MOCK_LOG_LEVEL": "chatty"}, "MORPHEUS_MOCK_LOG_LEVEL='chatty': use one of critical, error"),
+        (
+            [],
+            {"MORPHEUS_MOCK_SELF_CHECK": "loud"},
+            "MORPHEUS_MOCK_SELF_CHECK: invalid choice: 'loud' (choose from 'raise', 'log', 'off')",
+        ),
+        (
+            [],
+            {"MORPHEUS_MOCK_LOG_LEVEL": "chatty"},
+            "MORPHEUS_MOCK_LOG_LEVEL: invalid choice: 'chatty' (choose from 'critical', 'error'",
+        ),
     ],
 )
 def test_a_bad_flag_or_variable_is_one_line_that_names_it(
@@ -225,5 +233,14 @@ def test_automation_is_on_by_default_and_turned_off_by_flag_or_variable() -> Non
     assert config_from_args(["--automation", "off"], {}).automation is False
     assert config_from_args([], {"MORPHEUS_MOCK_AUTOMATION": "off"}).automation is False
     assert config_from_args(["--automation", "on"], {"MORPHEUS_MOCK_AUTOMATION": "off"}).automation is True
-    with pytest.raises(ConfigError, match="MORPHEUS_MOCK_AUTOMATION='no': use one of on, off"):
+    with pytest.raises(
+        ConfigError, match=r"MORPHEUS_MOCK_AUTOMATION: invalid choice: 'no' \(choose from 'on', 'off'\)"
+    ):
         config_from_args([], {"MORPHEUS_MOCK_AUTOMATION": "no"})
+
+
+def test_key_flags_replace_the_keys_of_the_variable_as_every_option_wins_over_its_variable() -> None:
+    key_a, key_b, key_c = ("sk-AbC123." + "0" * 64, "sk-XyZ789." + "1" * 64, "sk-Qqq111." + "2" * 64)
+    environ = {"MORPHEUS_MOCK_KEY": key_a}
+    assert config_from_args(["--key", key_b, "--key", key_c], environ).keys == (key_b, key_c)
+    assert config_from_args([], environ).keys == (key_a,)

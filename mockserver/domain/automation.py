@@ -32,6 +32,11 @@ class AutomationSettings:
     def setting(self, key: str) -> Automation:
         return self._slots.get(key) or Automation()
 
+    def effective(self, key: str) -> Automation:
+        """The key's setting as the gateway applies it: enabled only when the system flag is on too."""
+        setting = self.setting(key)
+        return replace(setting, enabled=self.system and setting.enabled)
+
     def change(self, key: str, *, enabled: bool | None = None, duration: int | None = None) -> Automation:
         """Change the fields given; the others keep their value.
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeGuard, TypeVar, cast
 
+from mockserver.domain.automation import AutomationSettings
 from mockserver.domain.clock import Clock
 from mockserver.domain.errors import AutomationDisabled, ChatSessionFailed, CloseFailed, CreateFailed, DomainError
 from mockserver.domain.faults import FIRST_TRY, Attempt, FaultPlan
@@ -39,6 +40,7 @@ from mockserver.domain.upstream import (
     CHAT_FAILED,
     CLOSE_FAILED,
     VERIFY_FAILED,
+    automation_off,
     duration_failure,
     expiry_failure,
     unique_violation,
@@ -122,19 +124,19 @@ class SessionBook:
         ids: IdSource,
         upstream: Upstream | None = None,
         *,
-        default_duration: int = 3600,
         min_duration: int = 300,
         sync_interval: float = 60.0,
         bid_open_seconds: float = 0.05,
+        automation: AutomationSettings | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
         self.upstream = upstream or _untroubled(store, clock)
-        self.default_duration = default_duration
         self.min_duration = min_duration
         self.sync_interval = sync_interval  # 0: no background sync
         self.bid_open_seconds = bid_open_seconds  # how long the chain takes to open a bid session
+        self.automation = AutomationSettings(system=True) if automation is None else automation  # for duration 0
 
     def create_model_session(
         self,
@@ -148,15 +150,20 @@ class SessionBook:
         """R1: reuse the session on the same model; R2: else close the old one and open a new one.
 
         The upstream is called as the gateway does: the old session's close (a switch), the open,
-        then the verification of the new or reused session.
+        then the verification of the new or reused session. A `duration` of 0 is falsy at the gateway: a new
+        session then takes the key's automation setting (its duration; when automation is off for the key or
+        system-wide, the gateway's 500, after the old session's close).
 
         Raises:
             CreateFailed: the upstream refused the open, a duration the chain or the gateway rejects,
-                or a failed verification (the upstream's, or the session is closed on chain). The
-                gateway row is rolled back; what the request did on chain stays done.
+                automation off for a duration of 0, or a failed verification (the upstream's, or the
+                session is closed on chain). The gateway row is rolled back; what the request did on
+                chain stays done.
         """
         asked = _Asked(self.upstream, key, attempt)
         opening = Opening(SessionKind.MODEL, requested, duration)
+        automation = self.automation.effective(key)
+        lasting = duration or automation.duration
 
         def decide(record: KeyRecord, now: float) -> _Step[Session]:
             current, chain = record.active, record.chain
@@ -164,7 +171,9 @@ class SessionBook:
                 return _verified(current, current, chain, asked, ())
             if current is not None and not current.is_expired(now) and asked.close(current.session_id):
                 chain = _closed(chain, current)  # a failed close is ignored: the old session stays open on chain
-            opened = self._open(key, opening, resolved, now, asked, chain)
+            if not duration and not automation.enabled:
+                return _Step(automation_off(), current, chain)
+            opened = self._open(key, opening, resolved, now, asked, chain, lasting)
             if isinstance(opened, _Step):
                 return opened
             new, chain = opened
@@ -203,7 +212,7 @@ class SessionBook:
                 chain = _closed(chain, current)  # a failed close is ignored by the gateway
             if not automation:
                 return _Step(AutomationDisabled(AUTOMATION_DISABLED), current, chain)
-            opened = self._open(key, opening, resolved, now, asked, chain)
+            opened = self._open(key, opening, resolved, now, asked, chain, duration)
             if isinstance(opened, _Step):
                 return replace(opened, result=_chat_failure(opened.result))
             new, chain = opened
@@ -229,7 +238,8 @@ class SessionBook:
 
         def decide(record: KeyRecord, now: float) -> _Step[PendingBid]:
             refusal = asked.open(opening)
-            failure = _failure(SessionKind.BID, refusal, duration or self.default_duration, self.min_duration)
+            # no automation branch on this route: a 0 reaches the chain as 0, which refuses it (SessionTooShort)
+            failure = _failure(SessionKind.BID, refusal, duration, self.min_duration)
             seen = None if record.active is None else record.active.session_id
             result: PendingBid | DomainError = failure or PendingBid(key, bid_id, duration, seen)
             return _Step(result, record.active, record.chain)
@@ -245,7 +255,7 @@ class SessionBook:
         """
 
         def decide(record: KeyRecord, now: float) -> _Step[Session]:
-            duration = pending.duration or self.default_duration
+            duration = pending.duration
             session_id = self.ids.session_id()
             new = Session(session_id, pending.key, SessionKind.BID, pending.bid_id, pending.bid_id, now, now + duration)
             chain = _opened(record.chain, new)
@@ -335,10 +345,10 @@ class SessionBook:
         return self.store.history(key, limit)
 
     def _open(
-        self, key: str, opening: Opening, model: str, now: float, asked: _Asked, chain: Chain
+        self, key: str, opening: Opening, model: str, now: float, asked: _Asked, chain: Chain, duration: int
     ) -> tuple[Session, Chain] | _Step[Session]:
-        """The upstream opens a new model session on `model`, or why not (a failed `_Step` that keeps `chain`)."""
-        duration = opening.duration or self.default_duration  # 0 is falsy at the gateway: the automation default
+        """The upstream opens a new model session on `model` for `duration` seconds, or why not (a failed
+        `_Step` that keeps `chain`)."""
         failure = _failure(opening.kind, asked.open(opening), duration, self.min_duration)
         if failure is not None:
             return _Step(failure, None, chain)

@@ -19,7 +19,7 @@ from mockserver.domain.errors import (
 from mockserver.domain.faults import Fault, FaultKind
 from mockserver.domain.keys import NO_USER
 from mockserver.domain.sessions import SessionKind
-from mockserver.domain.upstream import AUTOMATION_DISABLED, upstream_failure
+from mockserver.domain.upstream import automation_off, upstream_failure
 
 KEY_NOT_FOUND = "API key not found"
 NO_SIGNING_KEY = "No private key found and no fallback key configured"
@@ -79,7 +79,7 @@ def _model_error(fault: Fault, requested: str) -> DomainError:
     if fault.kind in texts:
         return CreateRefused(texts[fault.kind])
     if fault.kind is FaultKind.AUTOMATION_DISABLED:
-        return CreateFailed(f"Unexpected error: {AUTOMATION_DISABLED}")
+        return automation_off()
     return CreateFailed("Unexpected error: 500: Failed to create new session")
 
 

@@ -39,6 +39,12 @@ def upstream_text(status: int, error: str, body: str | None = None) -> str:
     return f"HTTP {status}: {body}"
 
 
+def automation_off() -> CreateFailed:
+    """modelsession's 500 when a `sessionDuration` of 0 asks for the key's automation setting and automation is
+    off for the key or system-wide (`session_service.create_automated_session` at v1.14.0)."""
+    return CreateFailed(f"Unexpected error: {AUTOMATION_DISABLED}")
+
+
 def upstream_failure(kind: SessionKind, status: int, error: str, body: str | None = None) -> CreateFailed:
     """The gateway's 500 text when the proxy-router answers `status` with `body` (`{"error": error}`)."""
     answer = upstream_text(status, error, body)

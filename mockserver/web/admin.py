@@ -250,7 +250,7 @@ def _automation(state: MockState, prefix: str) -> dict[str, Any]:
         "enabled": setting.enabled,
         "duration": setting.duration,
         "system": state.automation.system,
-        "effective": state.automation.system and setting.enabled,
+        "effective": state.automation.effective(prefix).enabled,
     }
 
 

@@ -281,12 +281,12 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     if not session_id:
         if _take(state, FaultKind.KEY_ROW_VANISHED, call) is not None:
             raise CreateRefused(NO_ACTIVE_SESSION)  # the key's row was not found under the session lock
-        setting = state.automation.setting(key)
+        setting = state.automation.effective(key)
         session = state.book.session_for_chat(
             key,
             model.blockchain_id,
             requested or "",
-            automation=state.automation.system and setting.enabled,
+            automation=setting.enabled,
             duration=setting.duration,
             attempt=call.attempt,
         )

@@ -121,18 +121,27 @@ class GatewayMiddleware:
 
 
 def access_log(entry: JournalEntry, elapsed: float) -> None:
-    """One line per request at INFO: method, path, status, key prefix (or -) and time taken.
+    """One line per request at INFO: method, path, status, key prefix (or -) and time taken; what the client
+    sent (path, query, the key's prefix) cannot start a line of its own: checked in one pass, escaped if needed.
 
     Served, the line goes straight to the handler's batch (`logbatch.direct`); anywhere else it is
     `Logger.info` without its search of the stack for the caller (the record names this function).
     """
     target = f"{entry.path}?{entry.query}" if entry.query else entry.path
-    args = (entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+    line = _ACCESS_LINE % (entry.method, target, entry.status, entry.key or "-", elapsed * 1000)
+    if not line.isprintable():  # the client's path, query or key holds a newline or a terminal escape
+        line = printable(line)
     handler = direct(ACCESS_LOG, logging.INFO)
     if handler is not None:  # served: straight into the turn's batch, no LogRecord
-        handler.write(logging.INFO, _ACCESS_LINE % args)
+        handler.write(logging.INFO, line)
         return
-    ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, _LINE, _ACCESS_LINE, args, None))
+    ACCESS_LOG.handle(ACCESS_LOG.makeRecord(ACCESS_LOG.name, logging.INFO, __file__, _LINE, line, (), None))
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could end a log line or forge one (newlines, terminal escapes, any
+    other control or separator character) written as its Python escape: `\\n`, `\\x1b`, `\\u2028`."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 _ACCESS_LINE = "%s %s %d key=%s %.1f ms"

@@ -140,6 +140,7 @@ def build_state(
     replies = ReplyQueue(shared.replies)
     bids = BidTable.from_file(config.bids_file) if config.bids_file else BidTable()
     upstream = SimulatedUpstream(config.seed, clock, faults, replies, bids, shared.store)
+    automation = AutomationSettings(config.automation, shared.automation)
     book = SessionBook(
         shared.store,
         clock,
@@ -147,6 +148,7 @@ def build_state(
         upstream,
         min_duration=config.min_session_duration,
         bid_open_seconds=config.chain_latency,
+        automation=automation,  # a modelsession's sessionDuration of 0 reads it
     )
     return MockState(
         config=config,
@@ -162,7 +164,7 @@ def build_state(
         bids=bids,
         faults=faults,
         journal=shared.journal,
-        automation=AutomationSettings(config.automation, shared.automation),
+        automation=automation,
         replies=replies,
         upstream=upstream,
         sleeper=sleeper,

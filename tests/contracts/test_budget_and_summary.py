@@ -23,6 +23,7 @@ from contracts.api import CHAT_RULES, CLOSE, MODEL_SESSION, PING, RULES
 from contracts.client import Client
 from contracts.conftest import Budget, probe
 from contracts.machine import SessionRules
+from contracts.redact import excerpt
 from contracts.runtime import Run, read_models
 from contracts.safety import GENERATED_SHARE, MACHINE_SHARE, Ledger, cap_share, close_all
 from contracts.settings import Settings
@@ -262,7 +263,11 @@ def test_teardown_checks_each_close(gateway: tuple[LiveServer, dict[str, bool]])
 
 
 def test_the_probe_reads_the_models_or_stops_with_one_line() -> None:
+    wrong = "sk-Wrong2." + "0123456789abcdef" * 4
+
     def ping(request: Request) -> Response:
+        if request.headers["authorization"] == f"Bearer {wrong}":
+            return JSONResponse({"detail": "Invalid API key"}, status_code=401)
         return JSONResponse(
             {"status": "no_session", "message": "No active session found for this API key", "success": False}
         )
@@ -275,13 +280,35 @@ def test_the_probe_reads_the_models_or_stops_with_one_line() -> None:
 
     good = Starlette(routes=[Route(PING.path, ping, methods=["POST"]), Route("/api/v1/models", models)])
     with LiveServer(good) as server:
-        assert probe(Client(server.url, [KEY], None), KEY) == {"m": "0x" + "1" * 64, "0x" + "1" * 64: "0x" + "1" * 64}
+        assert probe(Client(server.url, [KEY], None), (KEY,)) == {
+            "m": "0x" + "1" * 64,
+            "0x" + "1" * 64: "0x" + "1" * 64,
+        }
+        second = (
+            r"^the target refused API key 2 of 2 \(sk-Wrong2…\): \{\"detail\":\"Invalid API key\"\}\. Check --api-key"
+        )
+        with pytest.raises(pytest.UsageError, match=second):  # before any test: not blamed on the gateway
+            probe(Client(server.url, [KEY, wrong], None), (KEY, wrong))
     refusing = Starlette(routes=[Route(PING.path, refused, methods=["POST"])])
-    with LiveServer(refusing) as server, pytest.raises(pytest.UsageError, match=r"refused the first API key"):
-        probe(Client(server.url, [KEY], None), KEY)
+    with LiveServer(refusing) as server, pytest.raises(pytest.UsageError, match=r"refused API key 1 of 1 \(sk-AbC123…"):
+        probe(Client(server.url, [KEY], None), (KEY,))
     with pytest.raises(pytest.UsageError, match=r"cannot reach the target at http://127\.0\.0\.1:9: ConnectionError"):
-        probe(Client("http://127.0.0.1:9", [KEY], None), KEY)
+        probe(Client("http://127.0.0.1:9", [KEY], None), (KEY,))
     assert read_models(["not", "a", "list"]) == {}
+
+
+def test_an_answer_is_quoted_as_a_clean_excerpt() -> None:
+    page = (
+        "<!DOCTYPE HTML>\n<html><head><title>Error response</title><style>p {}</style></head><body>"
+        "<h1>Error response</h1>\n<p>Error code: 501</p><p>Message: Unsupported method (&#x27;POST&#x27;).</p>"
+        "<p>Error code explanation: 501 - Server does not support this operation.</p></body></html>"
+    )
+    assert excerpt(page) == (
+        "Error response Error code: 501 Message: Unsupported method ('POST'). "
+        "Error code explanation: 501 - Server does not…"
+    )
+    assert excerpt("x" * 130) == "x" * 120 + "…"  # one long word: cut at the limit
+    assert excerpt('{"detail":\n"key sk-AbC123.0123abcd\x1b[31m"}') == '{"detail": "key sk-AbC123… [31m"}'
 
 
 def test_at_the_ci_jobs_cap_the_checks_extra_creates_leave_the_state_machine_its_share() -> None:

@@ -173,6 +173,24 @@ def test_a_target_that_is_not_the_gateway_stops_the_run_with_one_line(status: in
 POOL = (*MOCK_KEYS, "sk-Contr3." + "0123456789abcdef" * 4, "sk-Contr4." + "0123456789abcdef" * 4)
 
 
+def test_a_refused_key_stops_a_parallel_run_before_any_worker_starts(tmp_path: Path) -> None:
+    wrong = "sk-Wrong4." + "0123456789abcdef" * 4
+    report = tmp_path / "contract.xml"
+    with LiveServer(create_app(Config(keys=POOL[:3]))) as server:
+        run = _contract("--base-url", server.url, *_keys(*POOL[:3], wrong), "-n", "2", f"--junitxml={report}")
+    assert run.returncode == 4, run.stdout[-2000:] + run.stderr[-2000:]
+    (line,) = [text for text in run.stderr.splitlines() if text.strip()]
+    assert line.startswith("ERROR: the target refused API key 4 of 4 (sk-Wrong4…)"), line
+    assert 'name="the run starts"' in report.read_text()
+
+
+def test_in_process_a_parallel_worker_starts_a_mock_of_its_own() -> None:
+    """With no URL the controller has no target to try: a worker starts and probes a mock of its own."""
+    run = _contract("-n", "1", "-k", "test_the_models_list_needs_no_key", "-q")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "1 passed" in run.stdout
+
+
 def test_parallel_workers_each_take_their_share_of_the_key_pool() -> None:
     """pytest -n 2 against one served mock: each worker runs the whole suite with two keys of its own;
     the summary is printed once, each key named once."""

@@ -26,7 +26,7 @@ from mockserver.domain import (
 )
 from mockserver.domain.book import CHAIN_LIMIT
 from mockserver.domain.store import Change, Ended, T
-from mockserver.domain.upstream import CHAT_FAILED
+from mockserver.domain.upstream import AUTOMATION_DISABLED, CHAT_FAILED
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, T0, Arm, BookFactory
 
 CREATE_FAILED = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"provider unavailable"}'
@@ -165,16 +165,37 @@ def test_book_durations(book: SessionBook, duration: int, expires: float) -> Non
     assert _open(book, duration=duration).expires_at == expires
 
 
-def test_book_zero_duration_uses_the_configured_default(make_book: BookFactory) -> None:
-    book = make_book(default_duration=900, min_duration=60)
+def test_book_zero_duration_takes_the_keys_automation_duration(make_book: BookFactory) -> None:
+    book = make_book(min_duration=60)
+    book.automation.change(KEY, duration=900)
     assert _open(book, duration=0).expires_at == T0 + 900
     assert _open(book, LLAMA, 60).expires_at == T0 + 60
 
 
-def test_book_default_shorter_than_minimum_fails_like_the_chain(make_book: BookFactory) -> None:
-    book = make_book(default_duration=100)
+def test_book_an_automation_duration_shorter_than_the_minimum_fails_like_the_chain(book: SessionBook) -> None:
+    book.automation.change(KEY, duration=100)
     with pytest.raises(CreateFailed, match="SessionTooShort"):
         _open(book, duration=0)
+
+
+@pytest.mark.parametrize("off", ["for the key", "system-wide"])
+def test_book_zero_duration_with_automation_off_is_the_gateways_500_after_the_old_sessions_close(
+    book: SessionBook, off: str
+) -> None:
+    """v1.14.0 (`session_service.py:151-167`): the reuse check and the old session's close come first; then
+    the automation check raises, the row is rolled back and the close on chain stays done."""
+    old = _open(book)
+    if off == "system-wide":
+        book.automation.system = False
+    else:
+        book.automation.change(KEY, enabled=False)
+    assert _open(book, duration=0) == old  # reused: no automation check
+    with pytest.raises(CreateFailed) as caught:
+        _open(book, LLAMA, duration=0)
+    assert caught.value.detail == f"Unexpected error: {AUTOMATION_DISABLED}"
+    assert book.active(KEY) == old  # still the key's row, dead on chain
+    assert book.record(KEY).chain == ()
+    assert _open(book, LLAMA, 300).expires_at == T0 + 300  # a duration given: no automation check
 
 
 @pytest.mark.parametrize(
@@ -237,10 +258,19 @@ def test_book_a_switch_whose_close_fails_leaves_the_old_one_open_on_chain(book: 
 def test_book_r3_bid_session_deactivates_the_old_one(book: SessionBook, clock: FakeClock) -> None:
     old = _open(book)
     clock.advance(5)
-    bid = book.create_bid_session(KEY, BID, 0)
+    bid = book.create_bid_session(KEY, BID, 3600)
     assert bid == Session(bid.session_id, KEY, SessionKind.BID, BID, BID, T0 + 5, T0 + 3605)
     assert book.active(KEY) == bid
     assert _reasons(book) == [(old.session_id, "deactivated")]
+
+
+def test_book_a_zero_duration_bid_reaches_the_chain_as_0_which_refuses_it(book: SessionBook) -> None:
+    """bidsession has no automation branch (`session/index.py:203` at v1.14.0): 0 is sent as given."""
+    old = _open(book)
+    with pytest.raises(CreateFailed) as caught:
+        book.create_bid_session(KEY, BID, 0)
+    assert caught.value.detail == BID_TOO_SHORT
+    assert book.active(KEY) == old
 
 
 def test_book_r3_bid_session_never_reuses(book: SessionBook) -> None:

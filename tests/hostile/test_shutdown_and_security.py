@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from mockserver.config import Config, problems
-from tests.served import KEYS, Served, serving
+from tests.served import KEYS, Served, send_raw, serving
 
 
 def _ping_into(served: Served, answers: list[Any]) -> None:
@@ -80,3 +80,34 @@ def test_the_mock_refuses_to_start_an_open_admin_api() -> None:
     )
     assert run.returncode == 2
     assert "--admin on 0.0.0.0 (not loopback) needs --admin-token" in run.stderr
+
+
+FORGED = "INFO:     GET /forged 200 key=sk-Admin1"
+
+
+@pytest.mark.parametrize(
+    ("field", "request_line", "headers", "shown"),
+    [
+        ("path", "/api/v1/session/pingsession%0A" + FORGED.replace(" ", "%20"), "", "pingsession\\nINFO:"),
+        ("query", "/api/v1/session/pingsession?x=1%0A" + FORGED.replace(" ", "%20"), "", "?x=1\\nINFO:"),
+        ("query", "/api/v1/session/pingsession?x=%1b[2J%e2%80%a8", "", "?x=\\x1b[2J\\u2028 "),
+        # HTTP parsers refuse C0 controls in a header; C1 ones (8-bit CSI, NEL) pass as latin-1
+        ("key", "/api/v1/session/pingsession", "Authorization: Bearer sk-\x9b2J\x85x.1\r\n", "key=sk-\\x9b2J\\x85x. "),
+    ],
+)
+def test_the_access_line_cannot_be_forged_by_what_the_client_sends(
+    field: str, request_line: str, headers: str, shown: str
+) -> None:
+    """A newline or a terminal escape in the path, the query or the key's prefix is written escaped: the
+    request stays one line of the log, and no raw control character reaches the terminal."""
+    with serving() as served:
+        request = f"POST {request_line} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n{headers}Connection: close\r\n\r\n"
+        send_raw(served.host, served.port, request.encode("latin-1"))
+        served.process.terminate()
+        served.process.wait(timeout=15)
+        log = served.log.read_text(encoding="utf-8")
+    (line,) = [line for line in log.splitlines() if "pingsession" in line]
+    assert line.startswith("INFO:     POST /api/v1/session/pingsession"), line
+    assert shown in line, line
+    assert not any(text.startswith("INFO:     GET /forged") for text in log.splitlines())
+    assert all(char.isprintable() for char in log.replace("\n", "")), repr(log)

@@ -6,17 +6,29 @@ was asked to write."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import requests
 
-from contracts.options import declares_base_url, hypothesis_home, replay_command, runs_the_suite, settings_from
+from contracts.options import (
+    as_checkout,
+    declares_base_url,
+    hypothesis_home,
+    replay_command,
+    runs_the_suite,
+    settings_from,
+)
 from contracts.settings import ENV, MOCK_KEYS
+from contracts.verify import settings_of
 from tests.gallery.mutants import example_job_env
 from tests.plugin.conftest import ROOT, Kit
 from tests.served import serving
@@ -55,8 +67,16 @@ def test_the_example_ci_job_passes_in_a_fresh_folder_against_a_served_mock(kit: 
             done = shell(command, tmp_path, env)
             assert done.returncode == 0, f"{command}:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     assert re.search(r"^  R7  passed +\(\d+ checked", done.stdout, re.MULTILINE), done.stdout[-3000:]
-    assert 'failures="0"' in (tmp_path / "reports" / "contract.xml").read_text()
+    report = (tmp_path / "reports" / "contract.xml").read_text()
+    assert 'failures="0"' in report
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reports"]  # no .hypothesis, no .pytest_cache
+    # the ids of a checkout, whatever the path of the install: the same CI test history on every machine
+    classnames = set(re.findall(r'classname="([^"]+)"', report))
+    assert "contracts.test_auth" in classnames, classnames
+    assert all(name.startswith("contracts.test_") for name in classnames), classnames
+    assert "contracts/test_auth.py " in done.stdout  # pytest's progress line, relative to the user's folder
+    assert str(kit.venv) not in done.stdout + report  # no machine-specific path of the install
+    assert "PytestAssertRewriteWarning" not in done.stdout + done.stderr
 
 
 def test_the_replay_command_a_failure_prints_reruns_it_from_another_folder(kit: Kit, tmp_path: Path) -> None:
@@ -74,10 +94,60 @@ def test_the_replay_command_a_failure_prints_reruns_it_from_another_folder(kit: 
         again = shell(replay[1], second, env)
         broken.communicate("")
     (test,) = re.findall(r"^FAILED (\S+)", failed.stdout, re.MULTILINE)
+    assert test.startswith("contracts/test_auth.py::test_bad_keys_are_refused["), test  # as from a checkout
     assert replay[1] == f"pytest --pyargs contracts -x -q -k {test.split('::')[-1].split('[')[0]}"
     assert again.returncode == 1
     assert re.findall(r"^FAILED (\S+)", again.stdout, re.MULTILINE) == [test]
     assert [path.name for path in (*first.iterdir(), *second.iterdir())] == []  # no litter
+
+
+WRONG = "sk-Wrong2." + "0123456789abcdef" * 4
+FORGED = "x=1%0AINFO:%20%20%20%20%20GET%20/forged%20200%20key=sk-Admin1%1b[2J"
+
+
+def test_from_an_install_a_refused_key_or_a_bad_option_stops_the_run_with_one_line_and_a_report(
+    kit: Kit, tmp_path: Path
+) -> None:
+    """Every key is tried before the first test, the reports of a run that stops early are still written, bad
+    flags and variables are one line; the installed mock's log cannot be forged and its banner shows keys by
+    prefix."""
+    (models,) = kit.venv.glob("lib/python*/site-packages/mockserver/examples/models.json")  # --models' example
+    with serving("--models", str(models), program=[str(kit.bin / "morpheus-mock")]) as mock:
+        assert MOCK_KEYS[0] not in "".join(mock.banner)
+        assert f"your key {MOCK_KEYS[0][:9]}…" in mock.banner[3]
+        target = {ENV["base_url"]: mock.url, ENV["api_keys"]: f"{MOCK_KEYS[0]} {WRONG}"}
+        reports = "--junitxml reports/contract.xml --summary-json reports/summary.json"
+        stopped = shell(f"morpheus-contract {reports}", tmp_path, kit.environ(**target))
+        requests.post(f"{mock.url}/api/v1/session/pingsession?{FORGED}", timeout=10)
+        mock.process.terminate()
+        mock.process.wait(timeout=15)
+        log = mock.log.read_text()
+    (line,) = [text for text in stopped.stderr.splitlines() if text.strip()]
+    reason = 'the target refused API key 2 of 2 (sk-Wrong2…): {"detail":"Invalid API key"}.'
+    assert stopped.returncode == 4, stopped.stderr
+    assert line.startswith(f"ERROR: {reason}"), stopped.stderr
+    assert "R7" not in stopped.stdout  # no test ran: nothing is blamed on the gateway
+    (case,) = ET.parse(tmp_path / "reports" / "contract.xml").getroot().iter("testcase")
+    failure = case.find("failure")
+    assert (case.get("classname"), case.get("name")) == ("contracts", "the run starts")
+    assert failure is not None
+    assert str(failure.get("message")).startswith(reason)
+    summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
+    assert summary["failed_run"] is True
+    assert summary["stopped"].startswith(reason)
+    assert WRONG not in stopped.stdout + stopped.stderr + (tmp_path / "reports" / "contract.xml").read_text()
+    assert "?x=1\\nINFO:     GET /forged 200 key=sk-Admin1\\x1b[2J 401" in log, log
+    assert not any(text.startswith("INFO:     GET /forged") for text in log.splitlines())
+    for command, said in [
+        ("morpheus-contract --rate-limit abc", "--rate-limit: expected a number of at least 0, got 'abc'"),
+        ("morpheus-contract --bogus", "morpheus-contract: unrecognized arguments: --bogus (morpheus-contract"),
+        ("morpheus-contract --base-url staging.example --api-key sk-x", "not a URL: add http:// or https://"),
+    ]:
+        done = shell(command, tmp_path, kit.environ())
+        (line,) = [text for text in done.stderr.splitlines() if text.strip()]
+        assert done.returncode == 4, (command, done.stdout, done.stderr)
+        assert said in line, (command, line)
+        assert done.stdout == "", (command, done.stdout)
 
 
 @pytest.mark.parametrize("plugin", ["pytest-base-url's", "the suite's own"])
@@ -143,13 +213,60 @@ def test_a_run_of_the_suite_is_told_from_its_command_line(
 
 
 def test_the_replay_command_keeps_the_runs_options_but_its_keys_and_selection() -> None:
-    kit = [SUITE, "-p", "no:cacheprovider", "--base-url", "http://h", "--api-key", "sk-1", "-kauth", "--examples", "2"]
+    kit = [
+        SUITE,
+        "-p",
+        "no:cacheprovider",
+        "--rootdir=.",
+        "--base-url",
+        "http://h",
+        "--api-key",
+        "sk-1",
+        "-kauth",
+        "--examples",
+        "2",
+    ]
     assert replay_command(kit, "contracts/test_auth.py::test_x[POST /a]") == (
         "morpheus-contract --base-url http://h --examples 2 -k test_x"
         "   (with your --api-key options: keys are never printed)"
     )
     plain = ["--pyargs", "contracts", "--api-key=sk-1", "--deselect", "contracts/a.py::b", "-x", "-k", "a or b"]
     assert replay_command(plain, "contracts/test_auth.py::test_y").startswith("pytest --pyargs contracts -x -k test_y")
+
+
+@pytest.mark.parametrize(("value", "allowed"), [("1", True), ("yes", True), ("On", True), ("0", False), ("off", False)])
+def test_a_switch_variable_reads_0_and_off_as_off(value: str, allowed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV["allow_spend"], value)
+    monkeypatch.setenv(ENV["allow_chat"], value)
+    settings = settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+    assert (settings.allow_spend, settings.allow_chat) == (allowed, allowed)  # `=0` never spends tokens
+    monkeypatch.setenv(ENV["allow_spend"], "maybe")
+    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_ALLOW_SPEND: expected 1/0, true/false, yes/no or on/off"):
+        settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+
+
+def test_verify_reads_the_chat_switch_as_the_suite_does() -> None:
+    args = SimpleNamespace(
+        base_url=None, api_keys=[], max_sessions=None, rate_limit=None, allow_chat=False, max_chats=None
+    )
+    assert settings_of(args, {ENV["allow_chat"]: "0"}).allow_chat is False  # type: ignore[arg-type]
+    assert settings_of(args, {ENV["allow_chat"]: "yes"}).allow_chat is True  # type: ignore[arg-type]
+
+
+def test_a_diff_target_needs_a_scheme_too() -> None:
+    with pytest.raises(pytest.UsageError, match=r"^--diff-against 'b\.example': not a URL: add http:// or https://"):
+        settings_from(_options(diff_against="b.example"), ("R1",))  # type: ignore[arg-type]
+    assert settings_from(_options(diff_against="mock"), ("R1",)).base_url is None  # type: ignore[arg-type]
+    assert settings_from(_options(diff_against="http://b"), ("R1",)).base_url is None  # type: ignore[arg-type]
+
+
+def test_reports_leave_the_folder_of_the_install_out_of_every_path(tmp_path: Path) -> None:
+    installed = Path(SUITE).parent
+    text = f"{installed}/contracts/test_auth.py:62: skipped; ./x"
+    assert as_checkout(text, tmp_path) == "contracts/test_auth.py:62: skipped; ./x"
+    relative = os.path.relpath(installed, tmp_path)
+    assert as_checkout(f"{relative}/hypothesis/core.py:120: Error", tmp_path) == "hypothesis/core.py:120: Error"
+    assert as_checkout("./contracts/a.py", installed) == "./contracts/a.py"  # run from the folder itself
 
 
 def test_hypothesis_keeps_its_caches_in_the_users_cache_folder() -> None:
@@ -169,19 +286,49 @@ def test_an_option_wins_over_its_variable_which_wins_over_the_default(monkeypatc
     monkeypatch.setenv(ENV["examples"], "7")
     monkeypatch.setenv(ENV["rate_limit"], "2.5")
     monkeypatch.setenv(ENV["allow_spend"], "1")
-    settings = settings_from(_options(stateful_runs=3, examples=None), ("R1",))  # type: ignore[arg-type]
+    settings = settings_from(_options(stateful_runs="3", examples=None), ("R1",))  # type: ignore[arg-type]
     assert (settings.examples, settings.rate_limit, settings.stateful_runs) == (7, 2.5, 3)
     assert (settings.concurrency, settings.session_duration, settings.allow_spend) == (8, 300, True)
-    assert settings_from(_options(examples=4), ("R1",)).examples == 4  # type: ignore[arg-type]
+    assert settings_from(_options(examples="4"), ("R1",)).examples == 4  # type: ignore[arg-type]
+    given = settings_from(_options(base_url="https://staging.example"), ("R1",))  # type: ignore[arg-type]
+    assert given.base_url == "https://staging.example"
 
 
 def test_a_bad_variable_is_one_line_for_a_contract_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV["max_sessions"], "ten")
-    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_MAX_SESSIONS: expected a whole number, got 'ten'$"):
+    with pytest.raises(
+        pytest.UsageError, match=r"^MORPHEUS_MAX_SESSIONS: expected a whole number of at least 0, got 'ten'$"
+    ):
         settings_from(_options(), ("R1",))  # type: ignore[arg-type]
     monkeypatch.setenv(ENV["max_sessions"], "1")
     monkeypatch.setenv(ENV["rate_limit"], "fast")
-    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_RATE_LIMIT: expected a number, got 'fast'$"):
+    with pytest.raises(pytest.UsageError, match=r"^MORPHEUS_RATE_LIMIT: expected a number of at least 0, got 'fast'$"):
         settings_from(_options(), ("R1",))  # type: ignore[arg-type]
     with pytest.raises(pytest.UsageError, match="R9: not a session rule"):
         settings_from(_options(skip_rules=["r9"]), ("R1",))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("dest", "value", "expected"),
+    [
+        ("rate_limit", "abc", ": expected a number of at least 0, got 'abc'"),
+        ("rate_limit", "nan", ": expected a number of at least 0, got 'nan'"),
+        ("max_sessions", "-1", ": expected a whole number of at least 0, got '-1'"),
+        ("max_chats", "1.5", ": expected a whole number of at least 0, got '1.5'"),
+        ("examples", "0", ": expected a whole number of at least 1, got '0'"),
+        ("concurrency", "-3", ": expected a whole number of at least 1, got '-3'"),
+        ("base_url", "staging.example", " 'staging.example': not a URL: add http:// or https://"),
+        ("base_url", "ftp://staging.example", " 'ftp://staging.example': not a URL: add http:// or https://"),
+    ],
+)
+def test_a_bad_flag_and_its_variable_get_the_same_one_line(
+    dest: str, value: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = "--" + dest.replace("_", "-")
+    with pytest.raises(pytest.UsageError) as from_flag:
+        settings_from(_options(**{dest: value}), ("R1",))  # type: ignore[arg-type]
+    monkeypatch.setenv(ENV[dest], value)
+    with pytest.raises(pytest.UsageError) as from_variable:
+        settings_from(_options(), ("R1",))  # type: ignore[arg-type]
+    assert str(from_flag.value).startswith(flag + expected)
+    assert str(from_variable.value) == ENV[dest] + str(from_flag.value).removeprefix(flag)

@@ -61,3 +61,12 @@ def test_served_the_line_goes_to_the_batch_without_a_log_record(
 
 def _no_record(*args: object, **kwargs: object) -> logging.LogRecord:
     raise AssertionError("a LogRecord was made for the access line")
+
+
+def test_a_newline_or_escape_the_client_sent_is_logged_escaped(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="mockserver.access"):
+        client.get("/api/v1/models?x=%0AINFO:%20GET%20/forged%1b[2J%25s")
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "mockserver.access"]
+    assert re.fullmatch(r"GET /api/v1/models\?x=\\nINFO: GET /forged\\x1b\[2J%s 200 key=- \d+\.\d ms", line), line

@@ -21,6 +21,7 @@ from tests.conftest import KEY, ClientFactory
 from tests.web.helpers import SESSION, approve, arm, auth, bid_session, close, model_session, ping
 
 TOO_SHORT = 'Error from proxy router: Failed to create session: HTTP 500: {"error":"SessionTooShort"}'
+BID_TOO_SHORT = TOO_SHORT.replace("create session", "create bid session")
 
 
 def test_every_response_carries_x_process_time(client: TestClient) -> None:
@@ -80,6 +81,38 @@ def test_durations_under_the_chains_minimum_fail_as_the_proxy_router(client: Tes
     response = model_session(client, sessionDuration=299)
     assert (response.status_code, response.json()) == (500, {"detail": TOO_SHORT})
     assert model_session(client, sessionDuration=300).status_code == 200
+
+
+AUTOMATION_OFF = {
+    "detail": "Unexpected error: Session automation is disabled. Please enable it in your Account settings to use Chat."
+}
+
+
+def test_a_zero_duration_modelsession_follows_the_keys_automation_setting(make_client: ClientFactory) -> None:
+    """v1.14.0 reads `sessionDuration: 0` as "the key's automation setting" (gateway-behaviour.md, the
+    modelsession body; session_service.py:151-167): its duration, or a 500 when automation is off."""
+    client = make_client()
+    client.put("/__admin/keys/sk-AbC123/automation", json={"duration": 900}).raise_for_status()
+    assert model_session(client, sessionDuration=0).status_code == 200
+    session = client.get("/__admin/state/sk-AbC123").json()["session"]
+    assert session["expires_at"] - session["created_at"] == 900
+    client.put("/__admin/keys/sk-AbC123/automation", json={"enabled": False}).raise_for_status()
+    assert model_session(client, sessionDuration=0).status_code == 200  # the same model: reused, no check
+    switch = model_session(client, "llama-3.3-70b", sessionDuration=0)
+    assert (switch.status_code, switch.json()) == (500, AUTOMATION_OFF)
+    assert ping(client).json()["status"] == "dead"  # closed on chain first, still the key's row (observed 4.1)
+    assert model_session(client, "llama-3.3-70b", sessionDuration=300).status_code == 200  # a duration: no check
+    system_off = make_client(automation=False)
+    answer = model_session(system_off, sessionDuration=0)
+    assert (answer.status_code, answer.json()) == (500, AUTOMATION_OFF)
+    assert ping(system_off).json()["status"] == "no_session"
+
+
+def test_a_zero_duration_bidsession_reaches_the_chain_which_refuses_it(client: TestClient) -> None:
+    """bidsession has no automation branch (session/index.py:203): the 0 is sent upstream as given, and the
+    chain refuses any duration under 300 s (SessionTooShort, the 500 of a 299 s bid)."""
+    zero, short = bid_session(client, sessionDuration=0), bid_session(client, sessionDuration=299)
+    assert (zero.status_code, zero.json()) == (short.status_code, short.json()) == (500, {"detail": BID_TOO_SHORT})
 
 
 def test_the_minimum_duration_is_configurable(make_client: ClientFactory) -> None:

@@ -42,8 +42,9 @@ def test_failed_golden_cases_are_answered_identically(client: TestClient, case: 
 def _expected_create(case: dict[str, Any]) -> tuple[int, float | None, str | None]:
     """(status, session length, 500 detail) that the business logic gives for the coerced duration."""
     duration = case["response"]["body"]["body"]["sessionDuration"]
-    length = 3600 if duration == 0 else duration
-    what = "session" if "modelsession" in case["request"]["path"] else "bid session"
+    model = "modelsession" in case["request"]["path"]
+    length = 3600 if duration == 0 and model else duration  # modelsession's 0: the key's automation duration
+    what = "session" if model else "bid session"  # bidsession sends 0 to the chain as given
     if length < 300:
         return 500, None, TOO_SHORT.format(what=what)
     if length >= 2**63:
