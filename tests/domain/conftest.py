@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def faults(clock: FakeClock) -> FaultPlan:
 
 @pytest.fixture
 def make_book(clock: FakeClock, store: InMemoryStore, faults: FaultPlan) -> BookFactory:
-    def make(**options: int) -> SessionBook:
+    def make(**options: Any) -> SessionBook:  # SessionBook's keyword options (ints, floats, settings)
         upstream = SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable(), store)
         return SessionBook(store, clock, IdSource(7), upstream, **options)
 
