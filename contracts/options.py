@@ -98,13 +98,14 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
         raise pytest.UsageError(f"--skip-rule {unknown[0]}: not a session rule of the spec ({', '.join(rules)})")
     against = getattr(option, "diff_against", None)
     if against and against != "mock":
-        _url(against, "--diff-against")
+        target_url(against, "--diff-against")
     return Settings(
-        base_url=_url(option.base_url or None, "--base-url") or _url(env_default("base_url"), ENV["base_url"]),
+        base_url=target_url(option.base_url or None, "--base-url")
+        or target_url(env_default("base_url"), ENV["base_url"]),
         api_keys=tuple(option.api_keys) or split_keys(env_default("api_keys")),
         allow_spend=bool(option.allow_spend) or switch("allow_spend"),
-        max_sessions=_number(option, "max_sessions"),
-        rate_limit=_number(option, "rate_limit"),
+        max_sessions=number(option, "max_sessions"),
+        rate_limit=number(option, "rate_limit"),
         session_duration=_whole(option, "session_duration"),
         bid_ids=tuple(option.bid_ids) or split_keys(env_default("bid_ids")),
         examples=_whole(option, "examples"),
@@ -112,12 +113,12 @@ def settings_from(config: pytest.Config, rules: Sequence[str]) -> Settings:
         concurrency=_whole(option, "concurrency"),
         skip_rules=skip_rules,
         allow_chat=bool(option.allow_chat) or switch("allow_chat"),
-        max_chats=_number(option, "max_chats"),
+        max_chats=number(option, "max_chats"),
     )
 
 
 def _whole(option: object, dest: str) -> int:
-    value = _number(option, dest)
+    value = number(option, dest)
     return int(str(default_of(dest))) if value is None else int(value)
 
 
@@ -133,12 +134,12 @@ LIMITS: dict[str, tuple[Callable[[str], float], int]] = {
 }
 
 
-def _number(option: object, dest: str) -> Any:
+def number(option: object, dest: str, environ: Mapping[str, str] = os.environ) -> Any:
     """The option's number (given, else its variable's, else None), checked the same way for both: a bad one
     stops the run with one line that names the flag or the variable and says what it takes."""
     given: str | None = getattr(option, dest)
     name = "--" + dest.replace("_", "-") if given is not None else ENV[dest]
-    text = given if given is not None else env_default(dest)
+    text = given if given is not None else env_default(dest, environ)
     if text is None:
         return None
     kind, least = LIMITS[dest]
@@ -166,7 +167,7 @@ def switch(dest: str, environ: Mapping[str, str] = os.environ) -> bool:
     return value
 
 
-def _url(value: str | None, name: str) -> str | None:
+def target_url(value: str | None, name: str) -> str | None:
     """A target URL as given, once it names a scheme and a host (`staging.example` alone would reach nothing)."""
     if value is None:
         return None

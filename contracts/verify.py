@@ -29,11 +29,12 @@ from typing import Any, NoReturn
 import pytest
 import requests
 
+from contracts import options
 from contracts.answers import AnswerError, expect_answer
 from contracts.api import ADMIN, AUTOMATION, CHAT_OPERATIONS, CLOSE, FAULTS
 from contracts.diff import HASH, Shapes
 from contracts.judge import recorded, replayed
-from contracts.options import switch
+from contracts.options import switch, target_url
 from contracts.runtime import Run
 from contracts.safety import close_all
 from contracts.settings import ENV, Settings, split_keys
@@ -78,38 +79,27 @@ def parser() -> argparse.ArgumentParser:
     )
     add(
         "--max-sessions",
-        type=int,
         metavar="N",
         help=f"cap on sessions opened (env {ENV['max_sessions']}; 20 against a URL)",
     )
-    add(
-        "--rate-limit", type=float, metavar="R", help=f"requests per second (env {ENV['rate_limit']}; 20 against a URL)"
-    )
+    add("--rate-limit", metavar="R", help=f"requests per second (env {ENV['rate_limit']}; 20 against a URL)")
     add("--allow-chat", action="store_true", default=None, help=f"replay chat and embeddings (env {ENV['allow_chat']})")
-    add("--max-chats", type=int, metavar="N", help=f"cap on chat and embeddings requests (env {ENV['max_chats']}; 30)")
+    add("--max-chats", metavar="N", help=f"cap on chat and embeddings requests (env {ENV['max_chats']}; 30)")
     add("--junitxml", type=Path, metavar="FILE", help="write a JUnit XML report: one case per recorded test")
     return parse
 
 
 def settings_of(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
-    """The options, each over its MORPHEUS_* variable (the suite's names and defaults)."""
-
-    def number(name: str, kind: type[int] | type[float]) -> Any:
-        given = getattr(args, name)
-        if given is not None or not environ.get(ENV[name]):
-            return given
-        try:
-            return kind(environ[ENV[name]])
-        except ValueError:
-            raise pytest.UsageError(f"{ENV[name]}: expected a number, got {environ[ENV[name]]!r}") from None
-
+    """The options, each over its MORPHEUS_* variable, read and refused as the suite reads them."""
+    base_url = args.base_url or None
     return Settings(
-        base_url=args.base_url or environ.get(ENV["base_url"]) or None,
+        base_url=target_url(base_url, "--base-url")
+        or target_url(environ.get(ENV["base_url"]) or None, ENV["base_url"]),
         api_keys=tuple(args.api_keys) or split_keys(environ.get(ENV["api_keys"])),
-        max_sessions=number("max_sessions", int),
-        rate_limit=number("rate_limit", float),
+        max_sessions=options.number(args, "max_sessions", environ),
+        rate_limit=options.number(args, "rate_limit", environ),
         allow_chat=bool(args.allow_chat) or switch("allow_chat", environ),  # MORPHEUS_ALLOW_CHAT=0 is off
-        max_chats=number("max_chats", int),
+        max_chats=options.number(args, "max_chats", environ),
     )
 
 
