@@ -21,7 +21,7 @@ from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.early import write_stop_reports
 from contracts.inprocess import start_mock
-from contracts.options import PACKAGE, SUITE, as_checkout, hypothesis_home, settings_from
+from contracts.options import PACKAGE, SESSION_STARTED, SUITE, as_checkout, hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
 from contracts.redact import excerpt, redact
 from contracts.runtime import Run, read_models
@@ -33,13 +33,34 @@ from openapi import UndocumentedResponse, Validators, load_spec
 PROFILE = "morpheus-contract"  # the generated cases' Hypothesis settings (--examples)
 
 
+STOPPED = pytest.StashKey[str]()  # why a run that found this file while collecting stops before its first test
+
+
 def pytest_configure(config: pytest.Config) -> None:
     try:
         _configure(config)
     except pytest.UsageError as error:  # the run stops before its first test: its reports still say why
+        if config.stash.get(SESSION_STARTED, False):  # `pytest --pyargs contracts`: pytest is collecting, where
+            config.stash[STOPPED] = str(error)  # a raise would read as a collection error with a traceback
+            return
         if not hasattr(config, "workerinput"):
-            write_stop_reports(getattr(config.option, "xmlpath", None), config.option.summary_json, str(error))
+            _write_stop_reports(config, str(error))
         raise
+
+
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    if STOPPED in config.stash:  # the collection is over: stop there, with the one line
+        pytest.exit(f"ERROR: {config.stash[STOPPED]}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STOPPED in config.stash:  # after pytest's own JUnit report (written at session finish, with no test)
+        _write_stop_reports(config, config.stash[STOPPED])
+
+
+def _write_stop_reports(config: pytest.Config, reason: str) -> None:
+    write_stop_reports(getattr(config.option, "xmlpath", None), config.option.summary_json, reason)
 
 
 def _configure(config: pytest.Config) -> None:

@@ -210,6 +210,13 @@ def runs_the_suite(args: Sequence[str], pyargs: bool) -> bool:
     return False
 
 
+SESSION_STARTED = pytest.StashKey[bool]()  # the suite's conftest loads after this only under `--pyargs contracts`
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION_STARTED] = True
+
+
 def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
     """A run of the suite leaves no `.pytest_cache` in the user's folder (as `-p no:cacheprovider`)."""
     if runs_the_suite(args, bool(early_config.known_args_namespace.pyargs)):

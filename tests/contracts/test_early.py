@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from contracts.conftest import pytest_configure
+from contracts.conftest import pytest_collection_modifyitems, pytest_configure, pytest_unconfigure
+from contracts.options import SESSION_STARTED
 
 REASON = "the target refused API key 2 of 2 (sk-Wrong2…): Invalid API key. Check --api-key / MORPHEUS_API_KEYS."
 
 
 class _Stopping(SimpleNamespace):
     """A config whose run stops at once, as a refused key stops it."""
+
+    def __init__(self, **fields: object) -> None:
+        super().__init__(**fields)
+        self.stash = pytest.Stash()
 
     def addinivalue_line(self, name: str, line: str) -> None:
         raise pytest.UsageError(REASON)
@@ -51,4 +57,29 @@ def test_a_run_asked_for_no_report_writes_none(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     with pytest.raises(pytest.UsageError):
         pytest_configure(_Stopping(option=SimpleNamespace(xmlpath=None, summary_json=None)))  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_finds_the_suite_while_collecting_stops_after_the_collection(tmp_path: Path) -> None:
+    """`pytest --pyargs contracts`: pytest loads the suite's conftest while it collects, where a raise would be a
+    collection error with a traceback; the run stops once the collection ends, with the one line and exit 4,
+    and the reports are written after pytest's own (which has no test)."""
+    xml = tmp_path / "contract.xml"
+    config = _Stopping(option=SimpleNamespace(xmlpath=str(xml), summary_json=None))
+    config.stash[SESSION_STARTED] = True
+    pytest_configure(config)  # type: ignore[arg-type]
+    assert not xml.exists()
+    with pytest.raises(pytest.exit.Exception, match=f"^ERROR: {re.escape(REASON)}$") as stopped:
+        pytest_collection_modifyitems(config)  # type: ignore[arg-type]
+    assert stopped.value.returncode == pytest.ExitCode.USAGE_ERROR
+    xml.write_text("<testsuites/>")  # pytest's junitxml, written at session finish
+    pytest_unconfigure(config)  # type: ignore[arg-type]
+    (case,) = ET.parse(xml).getroot().iter("testcase")
+    assert case.get("name") == "the run starts"
+
+
+def test_a_run_that_did_not_stop_collects_and_ends_as_usual(tmp_path: Path) -> None:
+    config = _Stopping(option=SimpleNamespace(xmlpath=str(tmp_path / "contract.xml"), summary_json=None))
+    pytest_collection_modifyitems(config)  # type: ignore[arg-type]
+    pytest_unconfigure(config)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []

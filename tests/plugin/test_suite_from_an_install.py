@@ -118,6 +118,8 @@ def test_from_an_install_a_refused_key_or_a_bad_option_stops_the_run_with_one_li
         target = {ENV["base_url"]: mock.url, ENV["api_keys"]: f"{MOCK_KEYS[0]} {WRONG}"}
         reports = "--junitxml reports/contract.xml --summary-json reports/summary.json"
         stopped = shell(f"morpheus-contract {reports}", tmp_path, kit.environ(**target))
+        # pytest finds the suite's conftest while it collects: the same stop, not a collection error
+        pyargs = shell("pytest --pyargs contracts -q --junitxml reports/pyargs.xml", tmp_path, kit.environ(**target))
         requests.post(f"{mock.url}/api/v1/session/pingsession?{FORGED}", timeout=10)
         mock.process.terminate()
         mock.process.wait(timeout=15)
@@ -135,6 +137,12 @@ def test_from_an_install_a_refused_key_or_a_bad_option_stops_the_run_with_one_li
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     assert summary["failed_run"] is True
     assert summary["stopped"].startswith(reason)
+    assert pyargs.returncode == 4, pyargs.stdout[-3000:]
+    assert f"ERROR: {reason}" in pyargs.stdout
+    assert "Traceback" not in pyargs.stdout + pyargs.stderr
+    assert "error during collection" not in pyargs.stdout
+    (case,) = ET.parse(tmp_path / "reports" / "pyargs.xml").getroot().iter("testcase")
+    assert (case.get("classname"), case.get("name")) == ("contracts", "the run starts")
     assert WRONG not in stopped.stdout + stopped.stderr + (tmp_path / "reports" / "contract.xml").read_text()
     assert "?x=1\\nINFO:     GET /forged 200 key=sk-Admin1\\x1b[2J 401" in log, log
     assert not any(text.startswith("INFO:     GET /forged") for text in log.splitlines())
