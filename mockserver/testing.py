@@ -9,6 +9,7 @@ the controls (faults, clock, state, journal) that the admin API offers over HTTP
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from mockserver.__main__ import http_protocol, listen
 from mockserver.config import Config, SelfCheck
-from mockserver.domain import FaultKind, QueuedReply, ToolCallReply, key_prefix
+from mockserver.domain import SYNC_INTERVAL, FaultKind, OffsetClock, QueuedReply, ToolCallReply, key_prefix
 from mockserver.recording import Track
 from mockserver.web.app import create_app
 from mockserver.web.state import MockState
@@ -361,6 +362,13 @@ def _reply_body(reply: QueuedReply) -> dict[str, Any]:
     return {name: value for name, value in body.items() if value is not None}
 
 
-def build_mock(options: MockOptions, url: str, spec: Spec) -> MorpheusMock:
-    """A fresh mock app for one test, reached at `url`."""
-    return MorpheusMock(create_app(options.config(), spec=spec), url)
+def build_mock(options: MockOptions, url: str, spec: Spec, now: Callable[[], float] = time.time) -> MorpheusMock:
+    """A fresh mock app for one test, reached at `url`.
+
+    Its clock starts one second after one of the gateway's 60 s sync passes (up to a minute behind the wall
+    clock), so whether a pass falls between two steps of a test depends on the test's own clock moves, never on
+    the minute it runs in: an expired session reads `expired` until the next pass, then is gone.
+    """
+    wall = now()
+    clock = OffsetClock(math.floor(wall / SYNC_INTERVAL) * SYNC_INTERVAL + 1 - wall, source=now)
+    return MorpheusMock(create_app(options.config(), spec=spec, clock=clock), url)

@@ -2,7 +2,7 @@
 
 from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, approve
 from mockserver.domain.automation import Automation, AutomationSettings
-from mockserver.domain.book import PendingBid, SessionBook
+from mockserver.domain.book import SYNC_INTERVAL, PendingBid, SessionBook
 from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
 from mockserver.domain.clock import (
     FAKE_START,
@@ -99,6 +99,7 @@ __all__ = [
     "INVALID_KEY",
     "MAX_TIME",
     "SESSION_TOO_SHORT",
+    "SYNC_INTERVAL",
     "VERIFY_FAILED",
     "ApiKey",
     "ApproveOutcome",

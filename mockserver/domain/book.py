@@ -52,6 +52,9 @@ CHAIN_LIMIT = 64
 """At most this many sessions are kept open on chain per key (the oldest orphans are forgotten first)."""
 
 
+SYNC_INTERVAL = 60.0  # the gateway's background loop: a sync pass every 60 s (src/main.py:295 at v1.14.0)
+
+
 @dataclass(frozen=True)
 class _Step(Generic[T]):
     """What one request decided: its result (or error), the row it commits on success, the chain it leaves."""
@@ -125,7 +128,7 @@ class SessionBook:
         upstream: Upstream | None = None,
         *,
         min_duration: int = 300,
-        sync_interval: float = 60.0,
+        sync_interval: float = SYNC_INTERVAL,
         bid_open_seconds: float = 0.05,
         automation: AutomationSettings | None = None,
     ) -> None:

@@ -6,8 +6,19 @@ from typing import Any
 
 import pytest
 import requests
+from starlette.testclient import TestClient
 
-from mockserver.testing import DEFAULT_KEY, MockTestingError, MorpheusMock, ServedMock, Switchboard, make_key
+from mockserver.testing import (
+    DEFAULT_KEY,
+    MockOptions,
+    MockTestingError,
+    MorpheusMock,
+    ServedMock,
+    Switchboard,
+    build_mock,
+    make_key,
+)
+from openapi import load_spec
 
 MODEL_SESSION = "/api/v1/session/modelsession"
 BODY = {"sessionDuration": 3600, "directPayment": False, "failover": False}
@@ -108,8 +119,6 @@ def test_reset_forgets_sessions_and_the_journal(morpheus_mock: MorpheusMock) -> 
 
 
 def test_the_in_process_variant_has_an_asgi_app_and_no_server(morpheus_mock_asgi: MorpheusMock) -> None:
-    from starlette.testclient import TestClient
-
     assert morpheus_mock_asgi.url == "http://morpheus-mock.test"
     with TestClient(morpheus_mock_asgi.app, base_url=morpheus_mock_asgi.url) as client:
         reply = client.post(MODEL_SESSION, params={"model_id": "m"}, json=BODY, headers=morpheus_mock_asgi.headers())
@@ -137,3 +146,20 @@ def test_a_server_that_cannot_start_says_so() -> None:
     server.server.startup = refuse  # type: ignore[method-assign]
     with pytest.raises(MockTestingError, match="did not start"):
         server.start(timeout=5)
+
+
+@pytest.mark.parametrize("into_the_minute", [0.0, 30.25, 59.75])
+def test_expiry_reads_the_same_whatever_minute_a_test_runs_in(into_the_minute: float) -> None:
+    """Each test's clock starts 1 s after one of the gateway's 60 s sync passes: a 600 s session, the clock moved
+    601 s, is `expired` (the pass that retires it comes later), whether the test ran at 12:00:00 or 12:00:59."""
+    wall = [1_800_000_000.0 + into_the_minute]
+    mock = build_mock(MockOptions(), "http://morpheus-mock.test", load_spec(), now=lambda: wall[0])
+    assert mock.clock.now() == 1_800_000_001.0  # up to a minute behind the wall clock, never ahead of it by more
+    with TestClient(mock.app, base_url=mock.url) as client:
+        body = {**BODY, "sessionDuration": 600}
+        assert client.post(MODEL_SESSION, params={"model_id": "m"}, json=body, headers=mock.headers()).is_success
+        wall[0] += 0.5  # the test's own time passes too
+        mock.clock.advance(601)
+        assert mock.session()["expired"] is True  # type: ignore[index]
+        mock.clock.advance(60)  # the next pass retires it
+        assert mock.session() is None
