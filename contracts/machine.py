@@ -166,8 +166,8 @@ class SessionRules(RuleBasedStateMachine):
     def _roaming(self) -> bool:
         """The other rules draw freely once no untried transition is within reach (every one the target
         offers was tried, or none can be reached with the budget left); until then `explore` takes every step."""
-        if self.model_a is None:
-            return True
+        if self.model_a is None or self.carry is None:
+            return True  # no cap: runs are shrunk, so no step may depend on what earlier runs tried
         mark = (self.sent, self.run.steps)
         if self._roams[0] != mark:
             candidates = self._candidates()
@@ -214,6 +214,8 @@ class SessionRules(RuleBasedStateMachine):
         all of them (the same list: nothing untried is within one step)."""
         tried = self.run.coverage.tried
         untried = [pick for pick in candidates if pick[1].name not in tried]
+        if self.carry is None:  # no cap: runs are shrunk and replayed, so the draw ignores earlier runs
+            return candidates
         if untried:
             return untried
         now = self.run.now()
