@@ -101,6 +101,8 @@ class SessionRules(RuleBasedStateMachine):
         self.table = TRANSITIONS if len(keys) > 1 else ONE_KEY
         self.sent = 0  # requests in this sequence
         self._roams: tuple[tuple[int, int], bool] = ((-1, -1), True)  # (requests, steps) when judged, roaming
+        self._clock: tuple[tuple[int, int], float] = ((-1, -1), 0.0)  # (requests, clock moves) when read, time
+        self.moved = 0  # times this run moved the target's clock
         self.last_key: str | None = None
         self.last_models: dict[int, str] = {}  # key index -> the model_id of its last modelsession step
         self.automation_duration = AUTOMATION_DURATION
@@ -124,18 +126,13 @@ class SessionRules(RuleBasedStateMachine):
         note(f"keys: {', '.join(key[:9] + '…' for key in self.keys)}; time control: {self.run.controls_time}")
 
     def teardown(self) -> None:
-        """Faults armed in this run and never used must not reach the next test. The first key's live model
-        session is left to the generated creates, which reuse it (they open nothing)."""
+        """Faults armed in this run and never used must not reach the next test."""
         for key in self.keys:
             self.run.clear_faults(key)
         sequence = self.sent + (self.carry.sent if self.carry is not None else 0)
         if self.carry is not None:
             self.carry.sent = sequence
         self.run.coverage.longest = max(self.run.coverage.longest, sequence)
-        held, now = self.oracle.book(self.keys[0]).session, self.run.now()
-        names = [name for name in self.run.model_names if held is not None and self.run.models[name] == held.on]
-        alive = self.oracle.life(self.keys[0], now) is Life.ALIVE and not self.oracle.book(self.keys[0]).closed_on_chain
-        self.run.generated = (held.session_id, names[0]) if held is not None and names and alive else None
 
     def _send(self, operation: Operation, key: str, **kwargs: Any) -> requests.Response:
         self.run.steps += 1
@@ -160,7 +157,7 @@ class SessionRules(RuleBasedStateMachine):
     def _free(self, key: int, model_id: str) -> bool:
         """A modelsession that opens nothing: the key's live session is on this model (R1)."""
         chosen = self.keys[key]
-        reusable = self.oracle.reusable(chosen, model_id, self.run.now()) is not None
+        reusable = self.oracle.reusable(chosen, model_id, self._now()) is not None
         return reusable and not self.oracle.book(chosen).closed_on_chain and self.run.ledger.below_cap()
 
     def _roaming(self) -> bool:
@@ -168,11 +165,19 @@ class SessionRules(RuleBasedStateMachine):
         offers was tried, or none can be reached with the budget left); until then `explore` takes every step."""
         if self.model_a is None or self.carry is None:
             return True  # no cap: runs are shrunk, so no step may depend on what earlier runs tried
-        mark = (self.sent, self.run.steps)
+        mark = (self.sent, self.moved)
         if self._roams[0] != mark:
             candidates = self._candidates()
             self._roams = (mark, not candidates or self._pool(candidates) is candidates)
         return self._roams[1]
+
+    def _now(self) -> float:
+        """The target's clock for choosing a step, read once between requests (on the mock each read is a
+        request, and preconditions ask often); judging a step reads it afresh."""
+        mark = (self.sent, self.moved)
+        if self._clock[0] != mark:
+            self._clock = (mark, self.run.now())
+        return self._clock[1]
 
     def _state(self, key: str, now: float) -> State | None:
         """The key's state in contracts/transitions.py (None: one the table leaves out, e.g. expired)."""
@@ -193,7 +198,7 @@ class SessionRules(RuleBasedStateMachine):
     def _candidates(self, states: list[State | None] | None = None) -> list[tuple[int, Transition]]:
         """(key index, transition) pairs the keys' states (now, or as given), the target and the budget allow."""
         if states is None:
-            now = self.run.now()
+            now = self._now()
             states = [self._state(key, now) for key in self.keys]
         may_open, offers, found = self._may_open(), self.run.offers, []
         for index, state in enumerate(states):
@@ -216,19 +221,25 @@ class SessionRules(RuleBasedStateMachine):
         untried = [pick for pick in candidates if pick[1].name not in tried]
         if self.carry is None:  # no cap: runs are shrunk and replayed, so the draw ignores earlier runs
             return candidates
-        if untried:
-            return untried
-        now = self.run.now()
+        # Across two keys the transitions only two keys can try come first (the one-key test tries the rest).
+        across = any(transition.other for transition in self.run.coverage.untried(self.table))
+        first = [pick for pick in untried if pick[1].other] if across else untried
+        # A step that keeps the key where it is and opens nothing first: it leaves the way to the rest open.
+        staying = [pick for pick in first if pick[1].source is pick[1].target and not pick[1].opens]
+        if first:
+            return staying or first
+        now = self._now()
         states = [self._state(key, now) for key in self.keys]
-        ahead = [pick for pick in candidates if self._opens_the_way(states, *pick)]
-        return ahead or candidates
+        ahead = [pick for pick in candidates if self._opens_the_way(states, *pick, across=across)]
+        return ahead or untried or candidates
 
-    def _opens_the_way(self, states: list[State | None], index: int, transition: Transition) -> bool:
+    def _opens_the_way(self, states: list[State | None], index: int, transition: Transition, *, across: bool) -> bool:
+        """Whether an untried transition (one across two keys, while any is left) is allowed after `transition`."""
         after = [transition.target if number == index else state for number, state in enumerate(states)]
         starved = set(self.run.coverage.starved)
-        untried = any(pick[1].name not in self.run.coverage.tried for pick in self._candidates(after))
+        allowed = self._candidates(after)
         self.run.coverage.starved = starved  # a look ahead is no evidence of the budget
-        return untried
+        return any(pick[1].name not in self.run.coverage.tried and (pick[1].other or not across) for pick in allowed)
 
     @precondition(lambda self: self.model_a is not None)
     @rule(data=st.data())
@@ -239,11 +250,11 @@ class SessionRules(RuleBasedStateMachine):
         if not candidates:
             return
         index, transition = data.draw(st.sampled_from(self._pool(candidates)), label="transition")
-        key, now = self.keys[index], self.run.now()
+        key, now = self.keys[index], self._now()
         before = [self._state(chosen, now) for chosen in self.keys]
         note(f"transition for key {index}: {transition.name}")
         self._act(index, transition.action, data)
-        after = self._state(key, self.run.now())
+        after = self._state(key, self._now())
         other = before[1 - index] if len(before) > 1 else None
         self.run.coverage.try_(
             candidate
@@ -291,7 +302,7 @@ class SessionRules(RuleBasedStateMachine):
     )
     def create_model_session(self, key: int, model_id: str, duration: int) -> None:
         book = self.oracle.book(self.keys[key])
-        if book.closed_on_chain and self.oracle.reusable(self.keys[key], model_id, self.run.now()) is None:
+        if book.closed_on_chain and self.oracle.reusable(self.keys[key], model_id, self._now()) is None:
             return  # another model after a failed switch: `explore` tries it (failed -> model B)
         if not self._free(key, model_id) and not self._may_open():
             return  # it would open a session the budget has no room for
@@ -481,6 +492,7 @@ class SessionRules(RuleBasedStateMachine):
         """One admin step on the mock (one rule, so that the requests keep most of the steps): move
         the clock, or arm a dead ping or a failing close for one key, once."""
         if action == "advance_clock":
+            self.moved += 1
             self.run.advance_clock(seconds)
             note(f"(admin) advance the clock {seconds} s")
             return
