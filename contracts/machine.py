@@ -9,9 +9,10 @@ run's keys, so a falsifying example never shows one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from hypothesis import note, strategies as st
@@ -61,6 +62,31 @@ class Carry:
 
     oracle: Oracle | None = None
     sent: int = 0
+    failure: AssertionError | None = None  # the first broken check (Hypothesis' replay of it may go otherwise)
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _remembered(step: F) -> F:
+    """A step whose first broken check the carry keeps: under a cap the target's state goes on between
+    runs, so Hypothesis' replay of a failing run is not the run that failed (contracts/test_session_rules.py
+    reports the failure itself)."""
+
+    @functools.wraps(step)
+    def remembering(machine: SessionRules, *args: Any, **kwargs: Any) -> None:
+        try:
+            step(machine, *args, **kwargs)
+        except AssertionError as error:
+            carry = machine.carry
+            if carry is not None and carry.failure is None:
+                error.add_note(
+                    "The requests before it (keys cut to their prefix):\n" + "\n".join(machine.run.client.log[-40:])
+                )
+                carry.failure = error
+            raise
+
+    return cast("F", remembering)
 
 
 def _from(choices: Callable[[SessionRules], Sequence[T]]) -> st.SearchStrategy[T]:
@@ -243,6 +269,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model_a is not None)
     @rule(data=st.data())
+    @_remembered
     def explore(self, data: st.DataObject) -> None:
         """One transition of a key's session (contracts/transitions.py), drawn uniformly from the ones not
         tried yet that the states and the budget allow, then at random."""
@@ -300,6 +327,7 @@ class SessionRules(RuleBasedStateMachine):
         model_id=_from(lambda m: m.model_ids),
         duration=_from(lambda m: m.durations),
     )
+    @_remembered
     def create_model_session(self, key: int, model_id: str, duration: int) -> None:
         book = self.oracle.book(self.keys[key])
         if book.closed_on_chain and self.oracle.reusable(self.keys[key], model_id, self._now()) is None:
@@ -314,6 +342,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.last_models) and self._roaming() and (self._may_open() or self._holds_model()))
     @rule(last=_from(lambda m: sorted(m.last_models.items())), duration=_from(lambda m: m.durations))
+    @_remembered
     def create_on_the_last_model_again(self, last: tuple[int, str], duration: int) -> None:
         """A key's last model again: where reuse (R1), switching back (R2) and reopening after a close (R4)
         or an expiry (R6) go wrong. Drawn uniformly, a model is seldom the one a key used last."""
@@ -330,7 +359,11 @@ class SessionRules(RuleBasedStateMachine):
                 self.checked("R1")
                 return
             reuse = None  # the background sync retired the row, or another model: a new session
-        body = self._ok(MODEL_SESSION, response)
+        # The rule a wrong answer breaks: reuse (R1), a switch from a live session (R2), a create after a close (R4).
+        rule_id = (
+            "R1" if reuse else "R2" if current is not None else "R4" if oracle.book(key).ended_by == "R4" else "R1"
+        )
+        body: dict[str, Any] = expect_answer(MODEL_SESSION, response, rule=rule_id)
         session_id = body["session_id"]
         if body["model"] != model_id:
             raise AnswerError(f"`model` must echo the model_id sent ({model_id!r}), got {body['model']!r}")
@@ -367,6 +400,7 @@ class SessionRules(RuleBasedStateMachine):
         bid=_from(lambda m: m.run.bids),
         duration=_from(lambda m: m.durations),
     )
+    @_remembered
     def create_bid_session(self, key: int, bid: str, duration: int) -> None:
         now, chosen, mark = self.run.now(), self.keys[key], self.run.ids.mark()
         if self.oracle.book(chosen).closed_on_chain:
@@ -383,6 +417,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def ping_session(self, key: int) -> None:
         chosen, previous_key, now = self.keys[key], self.last_key, self.run.now()
         life, book = self.oracle.life(chosen, now), self.oracle.book(chosen)
@@ -434,6 +469,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def close_session(self, key: int) -> None:
         chosen, previous_key, now = self.keys[key], self.last_key, self.run.now()
         life, book = self.oracle.life(chosen, now), self.oracle.book(chosen)
@@ -479,6 +515,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self.run.spend_allowed and self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def approve_spending(self, key: int) -> None:
         self._ok(APPROVE, self._send(APPROVE, self.keys[key], params={"amount": "1"}))
 
@@ -488,6 +525,7 @@ class SessionRules(RuleBasedStateMachine):
         key=_from(lambda m: range(len(m.keys))),
         seconds=st.sampled_from([61, 299, 1000, 3700]),
     )
+    @_remembered
     def steer_the_target(self, action: str, key: int, seconds: int) -> None:
         """One admin step on the mock (one rule, so that the requests keep most of the steps): move
         the clock, or arm a dead ping or a failing close for one key, once."""
@@ -515,6 +553,7 @@ class SessionRules(RuleBasedStateMachine):
         stream=st.booleans(),
         given=st.booleans(),
     )
+    @_remembered
     def chat_completion(self, key: int, model_id: str, stream: bool, given: bool) -> None:
         """A chat (C1-C3, C5, C6): reuse, replace or open the key's session; with `given`, the key's own
         session id in the body while asking for any model (C5: nothing may change)."""
@@ -522,6 +561,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self._may_chat())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def create_embeddings(self, key: int) -> None:
         """Embeddings on the default embeddings model: the key's one session moves to it (C4)."""
         self._chat(EMBEDDINGS, self.keys[key], None)

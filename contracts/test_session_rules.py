@@ -8,6 +8,7 @@ from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from contracts.api import RULES, SESSION_OPERATIONS, labels
@@ -45,6 +46,10 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
     machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget, check, carry))
     try:
         run_state_machine_as_test(machine, settings=_settings(run))
+    except Flaky as flaky:  # a replay under a cap went otherwise: the failure is the one the run met first
+        if carry is None or carry.failure is None:
+            raise
+        raise carry.failure from flaky
     except AssertionError as error:
         error.add_note("The run is derandomized: the Replay command printed with this failure replays this sequence.")
         raise
