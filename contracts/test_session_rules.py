@@ -45,11 +45,7 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
     carry = Carry() if run.ledger.cap is not None else None
     machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget, check, carry))
     try:
-        run_state_machine_as_test(machine, settings=_settings(run))
-    except Flaky as flaky:  # a replay under a cap went otherwise: the failure is the one the run met first
-        if carry is None or carry.failure is None:
-            raise
-        raise carry.failure from flaky
+        _run_machine(machine, run, carry)
     except AssertionError as error:
         error.add_note("The run is derandomized: the Replay command printed with this failure replays this sequence.")
         raise
@@ -57,6 +53,15 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
 
 # Each machine test asks for sessions of what the fixed checks leave (4 and 5 at the default cap of 20; at
 # the CI job's 10, 2 each): across two keys, 5 reach the four transitions only two keys can try.
+def _run_machine(machine: type[SessionRules], run: Run, carry: Carry | None) -> None:
+    try:
+        run_state_machine_as_test(machine, settings=_settings(run))
+    except Flaky as flaky:  # a replay under a cap went otherwise: the failure is the one the run met first
+        if carry is None or carry.failure is None:
+            raise
+        raise carry.failure from flaky
+
+
 @pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS), sessions=4, share=1)
 def test_session_rules_for_one_key(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
     _run(run, run.keys[:1], budget, check)
