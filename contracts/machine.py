@@ -250,10 +250,12 @@ class SessionRules(RuleBasedStateMachine):
         # Across two keys the transitions only two keys can try come first (the one-key test tries the rest).
         across = any(transition.other for transition in self.run.coverage.untried(self.table))
         first = [pick for pick in untried if pick[1].other] if across else untried
-        # A step that keeps the key where it is and opens nothing first: it leaves the way to the rest open.
+        # Steps that keep the key where it is and open nothing first, then opens and the failed switch (each
+        # reaches a state with more to try), then the free steps that end a session (getting back costs an open).
         staying = [pick for pick in first if pick[1].source is pick[1].target and not pick[1].opens]
+        opening = [pick for pick in first if pick[1].opens or pick[1].action is Action.FAIL_SWITCH]
         if first:
-            return staying or first
+            return staying or opening or first
         now = self._now()
         states = [self._state(key, now) for key in self.keys]
         ahead = [pick for pick in candidates if self._opens_the_way(states, *pick, across=across)]
@@ -293,11 +295,13 @@ class SessionRules(RuleBasedStateMachine):
     def _act(self, index: int, action: Action, data: st.DataObject) -> None:
         key, a, b = self.keys[index], str(self.model_a), str(self.model_b)
         if action in (Action.MODEL_A, Action.MODEL_A_OTHER_DURATION, Action.MODEL_B):
-            duration = self.open_duration
-            if action is Action.MODEL_A_OTHER_DURATION:
-                duration = data.draw(st.sampled_from(self.reuse_durations), label="duration")
             self.last_models[index] = b if action is Action.MODEL_B else a
-            self._create_model_session(key, self.last_models[index], duration)
+            reusing = self._free(index, self.last_models[index])
+            durations: tuple[int, ...] = (self.open_duration,)
+            if reusing:  # reuses come in twos (a counter that goes wrong late shows), each duration once
+                durations = self.reuse_durations if action is Action.MODEL_A_OTHER_DURATION else durations * 2
+            for duration in durations:
+                self._create_model_session(key, self.last_models[index], duration)
         elif action is Action.BID:
             self.create_bid_session(index, data.draw(st.sampled_from(self.run.bids), label="bid"), self.open_duration)
         elif action is Action.CLOSE:
