@@ -66,12 +66,12 @@ class Ledger:
 
     def share_out(self, shares: list[tuple[int, str, int]]) -> None:
         """Reserve (rank, owner, sessions) asks from what the cap leaves beyond the fixed reservations,
-        rank by rank, split evenly within a rank (each gets at most what it asks)."""
+        rank by rank, split evenly within a rank (the first ones get the odd session; each at most what it asks)."""
         left = None if self.cap is None else self.cap - sum(self.reserved.values())
         for rank in sorted({share[0] for share in shares}):
             group = [(owner, asked) for level, owner, asked in shares if level == rank]
             for index, (owner, asked) in enumerate(group):
-                given = asked if left is None else max(min(asked, left // (len(group) - index)), 0)
+                given = asked if left is None else max(min(asked, -(-left // (len(group) - index))), 0)
                 self.reserve(owner, given)
                 left = None if left is None else left - given
 
