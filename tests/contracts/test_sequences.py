@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import requests
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
+from contracts import test_conformance
 from contracts.answers import RuleBroken
 from contracts.api import BID_SESSION, CLOSE, MODEL_SESSION, PING
+from contracts.client import Client
 from contracts.ids import SessionIds
+from contracts.safety import Ledger
 from contracts.summary import Summary
 from contracts.transitions import ONE_KEY, TRANSITIONS, TWO_KEYS, Action, Coverage, State, merge
+from tests.live import LiveServer
 
 KEY, OTHER = "sk-AbC123." + "0" * 64, "sk-XyZ789." + "1" * 64
 S1, S2 = "0x" + "a1" * 32, "0x" + "b2" * 32
@@ -104,3 +114,14 @@ def test_answers_that_name_no_session_are_passed_over() -> None:
     ids.observe(_answer(CLOSE.path, {"message": "No active session found to close", "session_id": None}))
     assert ids.owner == {}
     assert ids.answers == 5
+
+
+def test_a_generated_modelsession_is_not_steered_when_a_ping_is_not_json() -> None:
+    async def text(request: Request) -> Response:
+        return PlainTextResponse("not json")
+
+    with LiveServer(Starlette(routes=[Route(PING.path, text, methods=["POST"])])) as server:
+        run = SimpleNamespace(ledger=Ledger(cap=5), keys=(KEY,), client=Client(server.url, (KEY,), None))
+        case = SimpleNamespace(operation=SimpleNamespace(path=MODEL_SESSION.path), query={"model_id": "m"})
+        assert test_conformance._reuses(case, cast(Any, run)) is None
+        assert case.query == {"model_id": "m"}
