@@ -117,11 +117,12 @@ def _guard(case: Any, run: Run) -> str | None:
         return key if _chat_guard(case, run) else None
     if case.operation.path not in CREATE_PATHS or not positive:
         return key
-    # A modelsession may open the session it and the next ones reuse (its reservation); either leaves one
-    # session under the cap, so that the reuses (sent only below the cap) stay possible.
-    owner = GENERATED if case.operation.path == MODEL_SESSION.path else None
+    # A modelsession may open the session it and the next ones reuse (its reservation) and leaves one
+    # session under the cap, so that the reuses (sent only below the cap) stay possible; a bidsession leaves
+    # that one and the modelsession's.
+    owner, keep = (GENERATED, 1) if case.operation.path == MODEL_SESSION.path else (None, 2)
     reused = _reuses(case, run)
-    if reused is None and not run.ledger.may_open(owner, keep=1):
+    if reused is None and not run.ledger.may_open(owner, keep=keep):
         run.ledger.hold_back(f"valid {case.operation.path.rsplit('/', 1)[-1]} (session cap reached)")
         return None
     if not run.settings.in_process and isinstance(case.body, dict) and "sessionDuration" in case.body:
