@@ -250,16 +250,24 @@ class SessionRules(RuleBasedStateMachine):
         # Across two keys the transitions only two keys can try come first (the one-key test tries the rest).
         across = any(transition.other for transition in self.run.coverage.untried(self.table))
         first = [pick for pick in untried if pick[1].other] if across else untried
-        # Steps that keep the key where it is and open nothing first, then opens and the failed switch (each
-        # reaches a state with more to try), then the free steps that end a session (getting back costs an open).
+        # Steps that keep the key where it is and open nothing first, then the failed switch (free, and the
+        # switch out of it opens the session a switch would), then opens (each reaches a state with more to
+        # try), then the free steps that end a session (getting back costs an open).
         staying = [pick for pick in first if pick[1].source is pick[1].target and not pick[1].opens]
-        opening = [pick for pick in first if pick[1].opens or pick[1].action is Action.FAIL_SWITCH]
+        failing = [pick for pick in first if pick[1].action is Action.FAIL_SWITCH]
+        opening = self._most_ahead([pick for pick in first if pick[1].opens])
         if first:
-            return staying or opening or first
+            return staying or failing or opening or first
         now = self._now()
         states = [self._state(key, now) for key in self.keys]
         ahead = [pick for pick in candidates if self._opens_the_way(states, *pick, across=across)]
         return ahead or untried or candidates
+
+    def _most_ahead(self, picks: list[tuple[int, Transition]]) -> list[tuple[int, Transition]]:
+        """The opens whose target state has the most untried transitions (the budget buys the most there)."""
+        left = self.run.coverage.untried(self.table)
+        ahead = [sum(transition.source is pick[1].target for transition in left) for pick in picks]
+        return [pick for pick, count in zip(picks, ahead, strict=True) if count == max(ahead)]
 
     def _opens_the_way(self, states: list[State | None], index: int, transition: Transition, *, across: bool) -> bool:
         """Whether an untried transition (one across two keys, while any is left) is allowed after `transition`."""
@@ -282,7 +290,11 @@ class SessionRules(RuleBasedStateMachine):
         key, now = self.keys[index], self._now()
         before = [self._state(chosen, now) for chosen in self.keys]
         note(f"transition for key {index}: {transition.name}")
-        self._act(index, transition.action, data)
+        try:
+            self._act(index, transition.action, data)
+        except AssertionError:  # it was tried, and broke a check
+            self.run.coverage.tried.add(transition.name)
+            raise
         after = self._state(key, self._now())
         other = before[1 - index] if len(before) > 1 else None
         self.run.coverage.try_(
