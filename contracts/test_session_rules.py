@@ -52,7 +52,7 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
 
 
 # Each machine test asks for sessions of what the fixed checks leave (4 and 5 at the default cap of 20; at
-# the CI job's 10, 2 each): across two keys, 5 reach the four transitions only two keys can try.
+# the CI job's 10, 3 and 2): across two keys, 5 reach the four transitions only two keys can try.
 def _run_machine(machine: type[SessionRules], run: Run, carry: Carry | None) -> None:
     try:
         run_state_machine_as_test(machine, settings=_settings(run))
