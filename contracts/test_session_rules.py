@@ -51,8 +51,6 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
         raise
 
 
-# Each machine test asks for sessions of what the fixed checks leave (4 and 5 at the default cap of 20; at
-# the CI job's 10, 3 and 2): across two keys, 5 reach the four transitions only two keys can try.
 def _run_machine(machine: type[SessionRules], run: Run, carry: Carry | None) -> None:
     try:
         run_state_machine_as_test(machine, settings=_settings(run))
@@ -62,6 +60,8 @@ def _run_machine(machine: type[SessionRules], run: Run, carry: Carry | None) -> 
         raise carry.failure from flaky
 
 
+# Each machine test asks for sessions of what the fixed checks leave (4 and 5 at the default cap of 20; at
+# the CI job's 10, 3 and 2): across two keys, 5 reach the four transitions only two keys can try.
 @pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS), sessions=4, share=1)
 def test_session_rules_for_one_key(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
     _run(run, run.keys[:1], budget, check)
