@@ -20,6 +20,7 @@ from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
 from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.early import write_stop_reports
+from contracts.ids import SessionIds
 from contracts.inprocess import start_mock
 from contracts.options import PACKAGE, SESSION_STARTED, SUITE, as_checkout, hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
@@ -66,8 +67,9 @@ def _write_stop_reports(config: pytest.Config, reason: str) -> None:
 def _configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "contract(rules, operations, sessions): the rules and operations a contract test covers, and the "
-        "sessions the session budget reserves for it",
+        "contract(rules, operations, sessions, share, needs): the rules and operations a contract test covers, "
+        "the sessions the session budget reserves for it (with share=RANK: at most, from what the fixed "
+        "reservations leave), and what the target must offer for it (bids, time, two keys, two models)",
     )
     settings = settings_from(config, RULES)
     import hypothesis  # here, not at the top: `python -m contracts` imports this module before pytest starts
@@ -151,8 +153,8 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
     client = Client(base_url, keys, settings.requests_per_second)
-    ledger, chats = Ledger(settings.session_cap), ChatMeter(settings.chat_cap)
-    client.session.listeners += [ledger.observe, chats.observe]
+    ledger, chats, ids = Ledger(settings.session_cap), ChatMeter(settings.chat_cap), SessionIds()
+    client.session.listeners += [ledger.observe, chats.observe, ids.observe]
     try:
         models = probe(client, keys)
         clock = _admin_json(client, CLOCK.path)
@@ -161,7 +163,9 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         stop()
         raise
     controls_time = clock is not None and may_move_time
-    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop, chats=chats)
+    run = Run(
+        settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop, chats=chats, ids=ids
+    )
     run.clock_at_start = float(clock["now"]) if controls_time else None
     if clock is not None and not may_move_time:
         run.time_note = "parallel workers share the target's clock (run without -n to check R6)"
@@ -269,9 +273,11 @@ class Budget:
         """Sessions the run opened since this test began."""
         return len(self.run.ledger.opened) - self.opened_before
 
-    def need(self, sessions: int, what: str) -> None:
-        """Skip the test, saying why, unless it may open `sessions` more sessions."""
-        if not self.run.ledger.may_open(self.owner, sessions):
+    def need(self, sessions: int, what: str, *, reserved: bool = False) -> None:
+        """Skip the test, saying why, unless it may open `sessions` more sessions (with `reserved`: unless its
+        reservation holds them, under a cap)."""
+        short = reserved and self.run.ledger.cap is not None and self.run.ledger.reserved.get(self.owner, 0) < sessions
+        if short or not self.run.ledger.may_open(self.owner, sessions):
             pytest.skip(f"the session cap ({self.run.ledger.cap}) leaves no room for {what}: raise --max-sessions")
 
 

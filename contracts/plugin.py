@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from contracts.api import MODEL_SESSION
 from contracts.options import replay_command
 from contracts.redact import redact
 from contracts.runtime import Run
@@ -18,6 +19,8 @@ from contracts.safety import close_all
 from contracts.summary import USER_SKIPPED, Summary
 
 RUN = pytest.StashKey[Run]()
+GENERATED_OWNER = "the generated modelsessions"  # their reservation's owner (contracts/test_conformance.py)
+CHAT_SESSIONS = 4  # the sessions the chat scenarios open against a faithful gateway (they reserve none)
 # The authentication refusals run first (they open no session and cost a request each, so a broken
 # authentication fails the run in seconds); then the rule checks, in this order: the fixed scenarios
 # (chat's, then the session routes'; short, cheap), R8, the state machine; then the refused-create probe,
@@ -27,9 +30,9 @@ RULES_FIRST = (
     "test_chat_rules.py",  # only with chat allowed; a session only where the cap leaves one beyond the others'
     "test_rule_scenarios.py",
     "test_concurrency.py",
-    "test_session_rules.py",
     "test_errors.py",
     "test_failure_paths.py",
+    "test_session_rules.py",  # last: the first key's session it leaves is the one the generated creates reuse
 )
 
 
@@ -67,7 +70,9 @@ class ContractPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """For the tests that will run (after -k / -m): reserve each one's sessions, tell the summary
-        what each covers."""
+        what each covers. A reservation whose `needs=` the target does not offer (bids, time, two keys,
+        two models) is not made: its test skips."""
+        shares: list[tuple[int, str, int]] = []
         for item in session.items:
             if item.name.startswith("test_conformance[") and not contract_marker(item):
                 operation = item.name.split("[", 1)[1].rstrip("]")
@@ -78,8 +83,20 @@ class ContractPlugin:
             rules, operations = tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
             self.summary.describe(item.nodeid, rules, operations)
             item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
-            if self.run is not None and marker.kwargs.get("sessions") and not item.get_closest_marker("skip"):
-                self.run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+            run = self.run
+            if run is None or not marker.kwargs.get("sessions") or item.get_closest_marker("skip"):
+                continue
+            if set(marker.kwargs.get("needs", ())) - run.offers:
+                continue
+            if marker.kwargs.get("share"):
+                shares.append((int(marker.kwargs["share"]), item.nodeid, int(marker.kwargs["sessions"])))
+            else:
+                run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+        if self.run is not None:
+            if any(item.name.startswith(f"test_conformance[{MODEL_SESSION.label}") for item in session.items):
+                shares.append((2, GENERATED_OWNER, 1))  # the session the generated modelsessions then reuse
+            chats = any(item.nodeid.split("::")[0].endswith("test_chat_rules.py") for item in session.items)
+            self.run.ledger.share_out(shares, keep=CHAT_SESSIONS if chats and self.run.settings.chat_allowed else 0)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
