@@ -9,7 +9,8 @@ its admin API, one small override), and the suite runs against it as users run i
 in another process, once per configuration:
 
 - quick:   limits off (no session cap, no rate limit), two keys, fewer generated examples;
-- default: the defaults against a URL: cap 20, 20 requests/s, one key, default generation;
+- default: the defaults against a URL (cap 20, 20 requests/s, default generation) with two keys and one bid id
+           (`--bid-id`, a bid the served mock accepts), as the README's first run against a gateway;
 - ci:      the example CI job (`examples/contract-staging.yml`): its MORPHEUS_* settings (cap 10,
            10 requests/s), two keys in MORPHEUS_API_KEYS.
 
@@ -50,6 +51,7 @@ QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--ma
 TARGET_ENV = (ENV["base_url"], ENV["api_keys"])
 _ENV_LINE = re.compile(r"^\s+(MORPHEUS_[A-Z_]+):\s*\"?([^\"#]*?)\"?\s*(?:#.*)?$")
 RUN_TIMEOUT = 600
+BID = "0x" + "bd" * 32  # the default configuration's --bid-id: the served mock (no bid table) accepts any bid
 # One burst of two creates (all the example CI job's cap leaves R8) caught a 3 ms race 97 times in 100 with
 # two busy loops beside it on two cores, 92 in 100 with three: three runs miss it about once in 2,000.
 RACE_RUNS = 3
@@ -102,7 +104,13 @@ def configurations() -> dict[str, Configuration]:
     example = example_job_env()
     listed = (
         Configuration("quick", "limits off, two keys, 10 examples, 15 state-machine runs", 2, QUICK),
-        Configuration("default", "the defaults against a URL: cap 20, 20 requests/s, one key, no chat", 1, chat=False),
+        Configuration(
+            "default",
+            "the defaults against a URL: cap 20, 20 requests/s, two keys, one --bid-id, no chat",
+            2,
+            ("--bid-id", BID),
+            chat=False,
+        ),
         Configuration(
             "ci", "the example CI job: " + ", ".join(f"{k}={v}" for k, v in example.items()), 2, (), example, True
         ),

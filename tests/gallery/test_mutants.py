@@ -2,10 +2,10 @@
 
 Each variant is served over HTTP by a separate process and the suite runs against it in one of its own
 (tests/gallery/mutants.py), here at the two settings users run: the defaults against a URL (cap 20,
-20 requests/s, one key; chat is opt-in against a URL, so no chat variant can show there) and the example
-CI job's, with its chat lines turned on for the chat variants. The third configuration (limits off) runs in
-`make mutants` only: it proves less and would add about a third to the cost. A variant that survives fails
-the build: sharpen the suite.
+20 requests/s) with two keys and one bid id (chat is opt-in against a URL, so no chat variant can show
+there) and the example CI job's, with its chat lines turned on for the chat variants. The third
+configuration (limits off) runs in `make mutants` only: it proves less and would add about a third to the
+cost. A variant that survives fails the build: sharpen the suite.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contracts.api import CHAT_RULES, RULES
 from contracts.settings import ENV, MOCK_KEYS
 from tests.gallery import mutants
 from tests.gallery.mutants import (
+    BID,
     CHAT_SESSIONS,
     Job,
     Result,
@@ -97,9 +98,10 @@ def test_the_configurations_are_the_settings_users_run() -> None:
     assert job == {ENV["max_sessions"]: "10", ENV["rate_limit"]: "10"}
     assert CONFIGURATIONS["ci"].env == job
     assert CONFIGURATIONS["ci"].keys == 2
-    assert CONFIGURATIONS["default"].keys == 1
+    assert CONFIGURATIONS["default"].keys == 2
     url = "http://127.0.0.1:1"
-    assert CONFIGURATIONS["default"].command(url) == (["--base-url", url, "--api-key", MOCK_KEYS[0]], {})
+    keys = ["--api-key", MOCK_KEYS[0], "--api-key", MOCK_KEYS[1]]
+    assert CONFIGURATIONS["default"].command(url) == (["--base-url", url, *keys, "--bid-id", BID], {})
     assert CONFIGURATIONS["ci"].command(url) == (
         [],
         {**job, ENV["base_url"]: url, ENV["api_keys"]: " ".join(MOCK_KEYS)},
@@ -117,10 +119,10 @@ def test_chat_variants_run_the_suite_as_users_turn_chat_on() -> None:
     assert all(variant.chat for variant in GALLERY if variant.rule in CHAT_RULES)
 
 
-def test_only_a_missing_second_key_or_chat_left_off_makes_a_variant_invisible() -> None:
+def test_only_chat_left_off_makes_a_variant_invisible() -> None:
     invisible = {(c, n) for c in USERS_SETTINGS for n in VARIANTS} - set(APPLICABLE)
     chat = {("default", name) for name, variant in VARIANTS.items() if variant.chat}  # chat is opt-in against a URL
-    assert invisible == {("default", "close-ends-every-key"), *chat}  # R7: one key's close ending another's
+    assert invisible == chat  # both settings have two keys: the R7 variants show at both
 
 
 @pytest.mark.parametrize(("configuration", "name"), APPLICABLE)
