@@ -18,6 +18,7 @@ import requests
 from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING, RULES
 from contracts.chat_budget import ChatMeter
 from contracts.client import Client
+from contracts.ids import SessionIds
 from contracts.inprocess import start_mock
 from contracts.options import hypothesis_home, settings_from
 from contracts.plugin import RUN, ContractPlugin
@@ -34,8 +35,9 @@ PROFILE = "morpheus-contract"  # the generated cases' Hypothesis settings (--exa
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "contract(rules, operations, sessions): the rules and operations a contract test covers, and the "
-        "sessions the session budget reserves for it",
+        "contract(rules, operations, sessions, share, needs): the rules and operations a contract test covers, "
+        "the sessions the session budget reserves for it (with share=RANK: at most, from what the fixed "
+        "reservations leave), and what the target must offer for it (bids, time, two keys, two models)",
     )
     settings = settings_from(config, RULES)
     import hypothesis  # here, not at the top: `python -m contracts` imports this module before pytest starts
@@ -96,8 +98,8 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
     client = Client(base_url, keys, settings.requests_per_second)
-    ledger, chats = Ledger(settings.session_cap), ChatMeter(settings.chat_cap)
-    client.session.listeners += [ledger.observe, chats.observe]
+    ledger, chats, ids = Ledger(settings.session_cap), ChatMeter(settings.chat_cap), SessionIds()
+    client.session.listeners += [ledger.observe, chats.observe, ids.observe]
     try:
         models = probe(client, keys[0])
         clock = _admin_json(client, CLOCK.path)
@@ -106,7 +108,9 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
         stop()
         raise
     controls_time = clock is not None and may_move_time
-    run = Run(settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop, chats=chats)
+    run = Run(
+        settings, base_url, keys, client, ledger, controls_time, controls_faults, models, stop, chats=chats, ids=ids
+    )
     run.clock_at_start = float(clock["now"]) if controls_time else None
     if clock is not None and not may_move_time:
         run.time_note = "parallel workers share the target's clock (run without -n to check R6)"

@@ -10,6 +10,7 @@ run's keys, so a falsifying example never shows one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
@@ -22,12 +23,23 @@ from contracts.chat import automation_path, chat_body, embeddings_body, expect_s
 from contracts.conftest import Budget
 from contracts.oracle import EMBEDDINGS_DEFAULT, Life, Oracle
 from contracts.runtime import Run
-from contracts.safety import GENERATED_SHARE, MACHINE_SHARE
+from contracts.safety import GENERATED_SHARE
+from contracts.transitions import ONE_KEY, TRANSITIONS, Action, State, Transition
 from openapi import Operation
 
 T = TypeVar("T")
 UNKNOWN_MODEL = "no-such-model"
 CLOSE_FAILED = "Error closing session: 500: Failed to close session"
+# A switch the chain refuses (under its 5-minute minimum) after the gateway closed the old session
+# (observed-v1.14.0.md 1.1): it opens nothing and costs no stake.
+TOO_SHORT = 299
+REFUSED = "Error from proxy router: Failed to create session: "
+# A create on the model of a session the chain closed under a failed switch: the gateway reuses its row,
+# the verification sees it closed (observed-v1.14.0.md 1.1).
+NOT_VALID = "Unexpected error: 500: Session created but not valid in proxy router"
+# What a reuse asks for against a URL besides the run's own duration: a faithful gateway opens nothing for
+# it (R1: any duration, same session, not extended), and neither can expire within a run's time limit.
+REUSE_DURATIONS = (600, 3600)
 AUTOMATION_DURATION = 3600  # how long a session chat opens lasts: the gateway's default automation setting
 MESSAGES = {
     Life.ALIVE: {"Session closed successfully"},
@@ -41,6 +53,16 @@ STEP_RULES = {
 }
 
 
+@dataclass
+class Carry:
+    """What one test's machine runs hand on under a session cap: the oracle (so each run goes on from the
+    keys' sessions the last one left, instead of closing them and spending a session to get back) and the
+    requests the test's sequence has sent so far."""
+
+    oracle: Oracle | None = None
+    sent: int = 0
+
+
 def _from(choices: Callable[[SessionRules], Sequence[T]]) -> st.SearchStrategy[T]:
     """A value sampled from what the running machine offers (its keys, models, bids, durations)."""
     return st.runner().flatmap(lambda machine: st.sampled_from(choices(machine)))
@@ -49,16 +71,36 @@ def _from(choices: Callable[[SessionRules], Sequence[T]]) -> st.SearchStrategy[T
 class SessionRules(RuleBasedStateMachine):
     """The session rules over sequences of requests for one key, or two (R7).
 
-    Build one per run with `functools.partial(SessionRules, run, keys, budget, checked)`: `budget` is the
-    test's session budget, `checked(rule)` records each rule a step really exercised.
+    Build one per run with `functools.partial(SessionRules, run, keys, budget, checked, carry)`: `budget` is
+    the test's session budget, `checked(rule)` records each rule a step really exercised, `carry` (under a
+    session cap) what the test's previous runs left.
     """
 
-    def __init__(self, run: Run, keys: tuple[str, ...], budget: Budget, checked: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        run: Run,
+        keys: tuple[str, ...],
+        budget: Budget,
+        checked: Callable[[str], None],
+        carry: Carry | None = None,
+    ) -> None:
         super().__init__()
-        self.run, self.keys, self.budget, self.checked = run, keys, budget, checked
+        self.run, self.keys, self.budget, self.checked, self.carry = run, keys, budget, checked, carry
         self.oracle = Oracle(models=dict(run.models), default_model=run.default_model)
+        self.goes_on = carry is not None and carry.oracle is not None
+        if carry is not None:
+            carry.oracle = self.oracle = carry.oracle or self.oracle
         self.model_ids = sorted(run.models) + ([UNKNOWN_MODEL] if run.default_model else [])
         self.durations = (300, 600, 3600) if run.controls_time else (run.settings.session_duration,)
+        # Opens ask for the run's duration (the least stake); reuses vary it (R1 across durations).
+        self.open_duration = run.settings.session_duration
+        self.reuse_durations = tuple(sorted({*self.durations, *REUSE_DURATIONS} - {self.open_duration}))
+        names = run.model_names
+        self.model_a = names[0] if names else None
+        self.model_b = next((name for name in names if run.models[name] != run.models[names[0]]), None)
+        self.table = TRANSITIONS if len(keys) > 1 else ONE_KEY
+        self.sent = 0  # requests in this sequence
+        self._roams: tuple[tuple[int, int], bool] = ((-1, -1), True)  # (requests, steps) when judged, roaming
         self.last_key: str | None = None
         self.last_models: dict[int, str] = {}  # key index -> the model_id of its last modelsession step
         self.automation_duration = AUTOMATION_DURATION
@@ -68,7 +110,9 @@ class SessionRules(RuleBasedStateMachine):
 
     @initialize()
     def start_clean(self) -> None:
-        """Every key starts with no session and no armed fault."""
+        """Every key starts with no session and no armed fault (under a cap, only the test's first run)."""
+        if self.goes_on:
+            return
         for key in self.keys:
             if self.run.controls_faults:
                 self.run.forget(key)
@@ -80,12 +124,22 @@ class SessionRules(RuleBasedStateMachine):
         note(f"keys: {', '.join(key[:9] + '…' for key in self.keys)}; time control: {self.run.controls_time}")
 
     def teardown(self) -> None:
-        """Faults armed in this run and never used must not reach the next test."""
+        """Faults armed in this run and never used must not reach the next test. The first key's live model
+        session is left to the generated creates, which reuse it (they open nothing)."""
         for key in self.keys:
             self.run.clear_faults(key)
+        sequence = self.sent + (self.carry.sent if self.carry is not None else 0)
+        if self.carry is not None:
+            self.carry.sent = sequence
+        self.run.coverage.longest = max(self.run.coverage.longest, sequence)
+        held, now = self.oracle.book(self.keys[0]).session, self.run.now()
+        names = [name for name in self.run.model_names if held is not None and self.run.models[name] == held.on]
+        alive = self.oracle.life(self.keys[0], now) is Life.ALIVE and not self.oracle.book(self.keys[0]).closed_on_chain
+        self.run.generated = (held.session_id, names[0]) if held is not None and names and alive else None
 
     def _send(self, operation: Operation, key: str, **kwargs: Any) -> requests.Response:
         self.run.steps += 1
+        self.sent += 1
         response = self.run.client.post(operation.path, key=key, **kwargs)
         log = self.run.client.log
         note(f"{log[-1] if log else operation.path}\n    -> {response.status_code} {response.text[:300]}")
@@ -99,21 +153,155 @@ class SessionRules(RuleBasedStateMachine):
         return body
 
     def _may_open(self) -> bool:
-        """Within the machine's share, while the budget has room; beyond it, leaving the generated cases theirs."""
-        keep = 0 if self.budget.spent() < MACHINE_SHARE else GENERATED_SHARE
+        """Within the test's reservation, while the budget has room; beyond it, leaving the generated cases theirs."""
+        keep = 0 if self.budget.spent() < self.run.ledger.reserved.get(self.budget.owner, 0) else GENERATED_SHARE
         return self.run.ledger.may_open(self.budget.owner, keep=keep)
 
-    @precondition(lambda self: bool(self.model_ids) and self._may_open())
+    def _free(self, key: int, model_id: str) -> bool:
+        """A modelsession that opens nothing: the key's live session is on this model (R1)."""
+        chosen = self.keys[key]
+        reusable = self.oracle.reusable(chosen, model_id, self.run.now()) is not None
+        return reusable and not self.oracle.book(chosen).closed_on_chain and self.run.ledger.below_cap()
+
+    def _roaming(self) -> bool:
+        """The other rules draw freely once no untried transition is within reach (every one the target
+        offers was tried, or none can be reached with the budget left); until then `explore` takes every step."""
+        if self.model_a is None or self.carry is None:
+            return True  # no cap: runs are shrunk, so no step may depend on what earlier runs tried
+        mark = (self.sent, self.run.steps)
+        if self._roams[0] != mark:
+            candidates = self._candidates()
+            self._roams = (mark, not candidates or self._pool(candidates) is candidates)
+        return self._roams[1]
+
+    def _state(self, key: str, now: float) -> State | None:
+        """The key's state in contracts/transitions.py (None: one the table leaves out, e.g. expired)."""
+        book, life = self.oracle.book(key), self.oracle.life(key, now)
+        known = book.session
+        if known is None:
+            return State.NONE if book.ended_by is None else State.CLOSED
+        if life is not Life.ALIVE:
+            return None
+        on_a = known.kind == "model" and self.model_a is not None and known.on == self.run.models[self.model_a]
+        if book.closed_on_chain:
+            return State.FAILED if on_a else None
+        if known.kind == "bid":
+            return State.BID
+        on_b = known.kind == "model" and self.model_b is not None and known.on == self.run.models[self.model_b]
+        return State.A if on_a else State.B if on_b else None
+
+    def _candidates(self, states: list[State | None] | None = None) -> list[tuple[int, Transition]]:
+        """(key index, transition) pairs the keys' states (now, or as given), the target and the budget allow."""
+        if states is None:
+            now = self.run.now()
+            states = [self._state(key, now) for key in self.keys]
+        may_open, offers, found = self._may_open(), self.run.offers, []
+        for index, state in enumerate(states):
+            other = states[1 - index] if len(states) > 1 else None
+            for transition in self.table:
+                if transition.source is not state or transition.other not in (None, other):
+                    continue
+                if transition.needs - offers:
+                    continue
+                if transition.opens and not may_open:
+                    self.run.coverage.starved.add(transition.name)
+                    continue
+                found.append((index, transition))
+        return found
+
+    def _pool(self, candidates: list[tuple[int, Transition]]) -> list[tuple[int, Transition]]:
+        """The untried candidates; else those after which an untried one is allowed (for either key); else
+        all of them (the same list: nothing untried is within one step)."""
+        tried = self.run.coverage.tried
+        untried = [pick for pick in candidates if pick[1].name not in tried]
+        if self.carry is None:  # no cap: runs are shrunk and replayed, so the draw ignores earlier runs
+            return candidates
+        if untried:
+            return untried
+        now = self.run.now()
+        states = [self._state(key, now) for key in self.keys]
+        ahead = [pick for pick in candidates if self._opens_the_way(states, *pick)]
+        return ahead or candidates
+
+    def _opens_the_way(self, states: list[State | None], index: int, transition: Transition) -> bool:
+        after = [transition.target if number == index else state for number, state in enumerate(states)]
+        starved = set(self.run.coverage.starved)
+        untried = any(pick[1].name not in self.run.coverage.tried for pick in self._candidates(after))
+        self.run.coverage.starved = starved  # a look ahead is no evidence of the budget
+        return untried
+
+    @precondition(lambda self: self.model_a is not None)
+    @rule(data=st.data())
+    def explore(self, data: st.DataObject) -> None:
+        """One transition of a key's session (contracts/transitions.py), drawn uniformly from the ones not
+        tried yet that the states and the budget allow, then at random."""
+        candidates = self._candidates()
+        if not candidates:
+            return
+        index, transition = data.draw(st.sampled_from(self._pool(candidates)), label="transition")
+        key, now = self.keys[index], self.run.now()
+        before = [self._state(chosen, now) for chosen in self.keys]
+        note(f"transition for key {index}: {transition.name}")
+        self._act(index, transition.action, data)
+        after = self._state(key, self.run.now())
+        other = before[1 - index] if len(before) > 1 else None
+        self.run.coverage.try_(
+            candidate
+            for candidate in self.table
+            if (candidate.source, candidate.action, candidate.target) == (before[index], transition.action, after)
+            and candidate.other in (None, other)
+        )
+
+    def _act(self, index: int, action: Action, data: st.DataObject) -> None:
+        key, a, b = self.keys[index], str(self.model_a), str(self.model_b)
+        if action in (Action.MODEL_A, Action.MODEL_A_OTHER_DURATION, Action.MODEL_B):
+            duration = self.open_duration
+            if action is Action.MODEL_A_OTHER_DURATION:
+                duration = data.draw(st.sampled_from(self.reuse_durations), label="duration")
+            self.last_models[index] = b if action is Action.MODEL_B else a
+            self._create_model_session(key, self.last_models[index], duration)
+        elif action is Action.BID:
+            self.create_bid_session(index, data.draw(st.sampled_from(self.run.bids), label="bid"), self.open_duration)
+        elif action is Action.CLOSE:
+            self.close_session(index)
+        elif action is Action.PING:
+            self.ping_session(index)
+        else:
+            self._fail_switch(key, b)
+
+    def _fail_switch(self, key: str, model_id: str) -> None:
+        """A switch the chain refuses: a 500, and the gateway still holds the old session, closed on chain
+        (observed-v1.14.0.md 1.1)."""
+        now = self.run.now()
+        response = self._send(MODEL_SESSION, key, params={"model_id": model_id}, json=_body(TOO_SHORT))
+        detail = expect_answer(MODEL_SESSION, response, status=500, rule="R2")["detail"]
+        expect(
+            isinstance(detail, str) and detail.startswith(REFUSED),
+            "R2",
+            f"a {TOO_SHORT} s modelsession on another model must be refused upstream ({REFUSED}...), got {detail!r}",
+        )
+        self.oracle.failed_create(key, "model", model_id, now)
+        self.checked("R2")
+
+    @precondition(lambda self: bool(self.model_ids) and self._roaming() and (self._may_open() or self._holds_model()))
     @rule(
         key=_from(lambda m: range(len(m.keys))),
         model_id=_from(lambda m: m.model_ids),
         duration=_from(lambda m: m.durations),
     )
     def create_model_session(self, key: int, model_id: str, duration: int) -> None:
+        book = self.oracle.book(self.keys[key])
+        if book.closed_on_chain and self.oracle.reusable(self.keys[key], model_id, self.run.now()) is None:
+            return  # another model after a failed switch: `explore` tries it (failed -> model B)
+        if not self._free(key, model_id) and not self._may_open():
+            return  # it would open a session the budget has no room for
         self.last_models[key] = model_id
         self._create_model_session(self.keys[key], model_id, duration)
 
-    @precondition(lambda self: bool(self.last_models) and self._may_open())
+    def _holds_model(self) -> bool:
+        return any(self._free(key, model) for key, model in self.last_models.items())
+
+    @precondition(lambda self: bool(self.last_models) and self._roaming() and (self._may_open() or self._holds_model()))
     @rule(last=_from(lambda m: sorted(m.last_models.items())), duration=_from(lambda m: m.durations))
     def create_on_the_last_model_again(self, last: tuple[int, str], duration: int) -> None:
         """A key's last model again: where reuse (R1), switching back (R2) and reopening after a close (R4)
@@ -121,11 +309,17 @@ class SessionRules(RuleBasedStateMachine):
         self.create_model_session(*last, duration)
 
     def _create_model_session(self, key: str, model_id: str, duration: int) -> None:
-        now, oracle = self.run.now(), self.oracle
+        now, oracle, mark = self.run.now(), self.oracle, self.run.ids.mark()
         reuse, life, current = oracle.reusable(key, model_id, now), oracle.life(key, now), oracle.book(key).session
-        body = self._ok(
-            MODEL_SESSION, self._send(MODEL_SESSION, key, params={"model_id": model_id}, json=_body(duration))
-        )
+        response = self._send(MODEL_SESSION, key, params={"model_id": model_id}, json=_body(duration))
+        if oracle.book(key).closed_on_chain and life is Life.ALIVE:
+            if reuse is not None and response.status_code == 500:  # its row is reused, the chain says closed
+                detail = expect_answer(MODEL_SESSION, response, status=500, rule="R1")["detail"]
+                expect(detail == NOT_VALID, "R1", f"a create on a session closed on chain must fail {NOT_VALID!r}")
+                self.checked("R1")
+                return
+            reuse = None  # the background sync retired the row, or another model: a new session
+        body = self._ok(MODEL_SESSION, response)
         session_id = body["session_id"]
         if body["model"] != model_id:
             raise AnswerError(f"`model` must echo the model_id sent ({model_id!r}), got {body['model']!r}")
@@ -148,32 +342,35 @@ class SessionRules(RuleBasedStateMachine):
                 f"{'expired' if rule_id == 'R6' else 'on another model or a bid'}), but it returned the old one",
             )
         expect(
-            session_id not in oracle.seen,
+            session_id not in oracle.seen and not self.run.ids.seen_before(session_id, mark),
             oracle.blame(session_id, "R2"),
-            f"modelsession returned {session_id}, a session that had already ended",
+            f"modelsession returned {session_id} as a new session, but this run has seen it before",
         )
         if current is not None:
             self.checked("R6" if life is Life.EXPIRED else "R2")
         oracle.opened(key, session_id, "model", str(oracle.resolve(model_id)), now + duration)
 
-    @precondition(lambda self: bool(self.run.bids) and self._may_open())
+    @precondition(lambda self: bool(self.run.bids) and self._roaming() and self._may_open())
     @rule(
         key=_from(lambda m: range(len(m.keys))),
         bid=_from(lambda m: m.run.bids),
         duration=_from(lambda m: m.durations),
     )
     def create_bid_session(self, key: int, bid: str, duration: int) -> None:
-        now, chosen = self.run.now(), self.keys[key]
+        now, chosen, mark = self.run.now(), self.keys[key], self.run.ids.mark()
+        if self.oracle.book(chosen).closed_on_chain:
+            return  # a bid after a failed switch: v1.14.0's answer was never observed
         body = self._ok(BID_SESSION, self._send(BID_SESSION, chosen, params={"bid_id": bid}, json=_body(duration)))
         session_id = body["session_id"]
         expect(
-            session_id not in self.oracle.seen,
+            session_id not in self.oracle.seen and not self.run.ids.seen_before(session_id, mark),
             self.oracle.blame(session_id, "R3"),
             f"bidsession must open a new session, but returned {session_id}, which this run has seen before",
         )
         self.checked("R3")
         self.oracle.opened(chosen, session_id, "bid", bid, now + duration, rule="R3")
 
+    @precondition(lambda self: self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
     def ping_session(self, key: int) -> None:
         chosen, previous_key, now = self.keys[key], self.last_key, self.run.now()
@@ -181,6 +378,19 @@ class SessionRules(RuleBasedStateMachine):
         body = self._ok(PING, self._send(PING, chosen))
         status, known = body["status"], book.session
         self.checked("R5")
+        if known is not None and book.closed_on_chain:
+            answer = (status, body.get("session_id"))
+            held = self.oracle.ping_answers(chosen) | (
+                {("expired", known.session_id)} if life is not Life.ALIVE else set()
+            )
+            expect(
+                answer in held,
+                "R5",
+                f"after a failed switch a ping must answer one of {sorted(held, key=str)} "
+                f"(the session the gateway still holds is closed on chain), got {answer}",
+            )
+            self.oracle.forget(chosen, "R5")
+            return
         if known is None:
             rule_id = self.oracle.blame(body.get("session_id"), book.ended_by or "R5")
             expect(
@@ -211,6 +421,7 @@ class SessionRules(RuleBasedStateMachine):
             self.checked("R6")
             self.oracle.forget(chosen, "R6")
 
+    @precondition(lambda self: self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
     def close_session(self, key: int) -> None:
         chosen, previous_key, now = self.keys[key], self.last_key, self.run.now()
@@ -226,6 +437,17 @@ class SessionRules(RuleBasedStateMachine):
             return  # R4: the session stays active
         body = self._ok(CLOSE, response)
         self.checked("R4")
+        if known is not None and book.closed_on_chain:
+            answer = (body["message"], body["session_id"])
+            allowed = {(message, known.session_id) for message in MESSAGES[Life.EITHER]}
+            expect(
+                answer in allowed | {("No active session found to close", None)},
+                "R4",
+                f"close after a failed switch must end the session the gateway still holds ({known.session_id}) "
+                f"or find none (the sync retired it), got {body}",
+            )
+            self.oracle.forget(chosen, "R4")
+            return
         if known is None:
             expect(
                 (body["message"], body["session_id"]) == ("No active session found to close", None),
@@ -244,12 +466,12 @@ class SessionRules(RuleBasedStateMachine):
         )
         self.oracle.forget(chosen, "R4")
 
-    @precondition(lambda self: self.run.spend_allowed)
+    @precondition(lambda self: self.run.spend_allowed and self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
     def approve_spending(self, key: int) -> None:
         self._ok(APPROVE, self._send(APPROVE, self.keys[key], params={"amount": "1"}))
 
-    @precondition(lambda self: self.run.controls_time or self.run.controls_faults)
+    @precondition(lambda self: (self.run.controls_time or self.run.controls_faults) and self._roaming())
     @rule(
         action=_from(lambda m: m.controls),
         key=_from(lambda m: range(len(m.keys))),
@@ -272,7 +494,7 @@ class SessionRules(RuleBasedStateMachine):
             book.pending_close_fail += 1
 
     def _may_chat(self) -> bool:
-        return self.run.settings.chat_allowed and self.run.chats.room(1) and self._may_open()
+        return self.run.settings.chat_allowed and self.run.chats.room(1) and self._may_open() and self._roaming()
 
     @precondition(lambda self: bool(self.model_ids) and self._may_chat())
     @rule(

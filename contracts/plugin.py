@@ -27,9 +27,9 @@ RULES_FIRST = (
     "test_chat_rules.py",  # only with chat allowed; a session only where the cap leaves one beyond the others'
     "test_rule_scenarios.py",
     "test_concurrency.py",
-    "test_session_rules.py",
     "test_errors.py",
     "test_failure_paths.py",
+    "test_session_rules.py",  # last: the first key's session it leaves is the one the generated creates reuse
 )
 
 
@@ -67,7 +67,9 @@ class ContractPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """For the tests that will run (after -k / -m): reserve each one's sessions, tell the summary
-        what each covers."""
+        what each covers. A reservation whose `needs=` the target does not offer (bids, time, two keys,
+        two models) is not made: its test skips."""
+        shares: list[tuple[int, str, int]] = []
         for item in session.items:
             if item.name.startswith("test_conformance[") and not contract_marker(item):
                 operation = item.name.split("[", 1)[1].rstrip("]")
@@ -78,8 +80,17 @@ class ContractPlugin:
             rules, operations = tuple(marker.kwargs.get("rules", ())), tuple(marker.kwargs.get("operations", ()))
             self.summary.describe(item.nodeid, rules, operations)
             item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
-            if self.run is not None and marker.kwargs.get("sessions") and not item.get_closest_marker("skip"):
-                self.run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+            run = self.run
+            if run is None or not marker.kwargs.get("sessions") or item.get_closest_marker("skip"):
+                continue
+            if set(marker.kwargs.get("needs", ())) - run.offers:
+                continue
+            if marker.kwargs.get("share"):
+                shares.append((int(marker.kwargs["share"]), item.nodeid, int(marker.kwargs["sessions"])))
+            else:
+                run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+        if self.run is not None:
+            self.run.ledger.share_out(shares)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -13,8 +13,10 @@ from contracts.answers import expect_answer
 from contracts.api import ADVANCE_CLOCK, CLOCK, CLOSE, FAULTS, KEY_STATE
 from contracts.chat_budget import ChatMeter
 from contracts.client import Client
+from contracts.ids import SessionIds
 from contracts.safety import Ledger
 from contracts.settings import Settings
+from contracts.transitions import Coverage
 
 DEFAULT_MODEL_NAME = "mistral-31-24b"  # the gateway's DEFAULT_FALLBACK_MODEL
 
@@ -36,6 +38,9 @@ class Run:
     cases: int = 0  # Schemathesis cases generated (and judged) in this process
     steps: int = 0  # state-machine steps taken in this process
     chats: ChatMeter = field(default_factory=ChatMeter)  # chat and embeddings requests sent, and their cap
+    ids: SessionIds = field(default_factory=SessionIds)  # every session id the run's answers named
+    coverage: Coverage = field(default_factory=Coverage)  # the state machine's transitions tried
+    generated: tuple[str, str] | None = None  # (session id, model_id): the first key's session generated creates reuse
 
     @property
     def spend_allowed(self) -> bool:
@@ -79,7 +84,21 @@ class Run:
             "chats": self.chats.sent,
             "chat_cap": self.chats.cap,
             "teardown_problems": teardown_problems,
+            **self.coverage.report(self.offers, self.ledger.cap),
         }
+
+    @property
+    def offers(self) -> frozenset[str]:
+        """What the target offers the state machine's transitions (contracts/transitions.py) and the checks'
+        reservations (a `contract` marker's `needs=`)."""
+        two_models = len({self.models[name] for name in self.model_names}) >= 2
+        offered = (
+            ("two models", two_models),
+            ("bids", bool(self.bids)),
+            ("two keys", len(self.keys) >= 2),
+            ("time", self.controls_time),
+        )
+        return frozenset(name for name, offered_ in offered if offered_)
 
     def fresh(self, key: str) -> None:
         """Start a fixed scenario clean: the key's session closed and (on the mock) no fault armed for it."""

@@ -18,6 +18,7 @@ from typing import Any
 from contracts.api import CHAT_RULES, RULES
 from contracts.chat_budget import NOT_ALLOWED
 from contracts.settings import Settings
+from contracts.transitions import merge
 
 CLOSED_ALL = "every key's session closed"
 _BROKEN = re.compile(rf"\b({'|'.join(map(re.escape, RULES))}) broken: ([^\n]*)")  # the spec's rule ids
@@ -203,8 +204,18 @@ class Summary:
             f"teardown: {'; '.join(problems) or CLOSED_ALL}",
             f"generated: {sum(worker['cases'] for worker in self.workers)} Schemathesis cases, "
             f"{sum(worker['steps'] for worker in self.workers)} state-machine steps",
+            *self._transition_lines(),
             f"requests sent: {sum(worker['requests'] for worker in self.workers)}   wall time: {elapsed:.1f} s",
         ]
+
+    def _transition_lines(self) -> list[str]:
+        """The state machine's transitions tried (contracts/transitions.py) and the longest sequence sent."""
+        reasons, longest = merge(self.workers)
+        if not reasons:
+            return []
+        tried = sum(reason is None for reason in reasons.values())
+        lines = [f"transitions: {tried}/{len(reasons)} tried; longest sequence sent: {longest} requests"]
+        return lines + [f"  NOT TRIED {name}: {reason}" for name, reason in reasons.items() if reason is not None]
 
     def _chat_line(self) -> str:
         if not self.workers[0].get("chat_allowed"):

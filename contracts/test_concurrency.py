@@ -100,7 +100,7 @@ def _one_model_burst(run: Run, budget: Budget, model: dict[str, str], size: int)
     _only_one_left(run, ids[0])
 
 
-@pytest.mark.contract(rules=("R8",), operations=labels(BID_SESSION), sessions=2)
+@pytest.mark.contract(rules=("R8",), operations=labels(BID_SESSION), sessions=2, needs=("bids",))
 def test_r8_parallel_bidsessions_leave_one_active_session(
     run: Run, budget: Budget, check: Callable[[str], None]
 ) -> None:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ensure_resource_availability, use_after_free
 
-from contracts.api import APPROVE, CREATES, PING
+from contracts.api import APPROVE, CREATES, MODEL_SESSION, PING
 from contracts.chat_budget import CHAT_PATHS, NOT_ALLOWED
 from contracts.checks import (
     body_matches_the_gateway_contract,
@@ -82,17 +82,45 @@ def _count_chat_session(run: Run) -> None:
         run.ledger.count(body["session_id"])
 
 
+def _reuses(case: Any, run: Run) -> bool:
+    """Under a session cap, a valid modelsession is steered to the free path: the model of the first key's
+    session that an earlier one opened (or the state machine left), while a ping (free) still finds that
+    session alive; a faithful gateway returns it (R1) and opens nothing."""
+    if run.ledger.cap is None or case.operation.path != MODEL_SESSION.path or run.generated is None:
+        return False
+    session_id, model_id = run.generated
+    try:
+        held = run.client.post(PING.path, key=run.keys[0]).json()
+    except ValueError:  # not JSON: the ping's own case reports it
+        held = None
+    if not isinstance(held, dict) or (held.get("status"), held.get("session_id")) != ("alive", session_id):
+        run.generated = None
+        return False
+    case.query = {**(case.query or {}), "model_id": model_id}
+    return run.ledger.below_cap()
+
+
+def _remember(case: Any, run: Run, response: Any) -> None:
+    """The session a valid modelsession got is the one the next ones reuse."""
+    if case.operation.path != MODEL_SESSION.path or not _positive(case) or response.status_code != 200:
+        return
+    body, model_id = response.json(), (case.query or {}).get("model_id")
+    if isinstance(body, dict) and isinstance(body.get("session_id"), str) and isinstance(model_id, str):
+        run.generated = (body["session_id"], model_id)
+
+
 def _guard(case: Any, run: Run) -> bool:
-    """Staging safety before a request: False holds it back. A valid create is sent only while the
-    session budget leaves sessions beyond every rule check's reservation, and against a URL asks for
-    the run's short duration instead of the generated one. An invalid one (a negative case) opens
-    nothing on a gateway that refuses it, so the cap does not hold it back."""
+    """Staging safety before a request: False holds it back. A valid create that opens a session is sent
+    only while the session budget leaves sessions beyond every rule check's reservation (a valid
+    modelsession first goes the free way, `_reuses`), and against a URL asks for the run's short duration
+    instead of the generated one. An invalid one (a negative case) opens nothing on a gateway that refuses
+    it, so the cap does not hold it back."""
     if case.operation.path in CHAT_PATHS:
         return _chat_guard(case, run)
     if case.operation.path not in CREATE_PATHS:
         return True
     positive = _positive(case)
-    if positive and not run.ledger.may_open():
+    if positive and not _reuses(case, run) and not run.ledger.may_open():
         run.ledger.hold_back("valid create (session cap reached)")
         return False
     if not run.settings.in_process and positive and isinstance(case.body, dict) and "sessionDuration" in case.body:
@@ -117,6 +145,7 @@ def test_conformance(case: Any, run: Run) -> None:
     response = case.call(base_url=run.base_url, session=run.client.session)
     if case.operation.path in CHAT_PATHS and response.status_code == 200:
         _count_chat_session(run)
+    _remember(case, run, response)
     case.validate_response(
         response,
         excluded_checks=EXCLUDED_CHECKS,

@@ -159,7 +159,7 @@ def test_r2_another_model_replaces_the_session(run: Run, keys: Keys, check: Call
     steps.leave()
 
 
-@pytest.mark.contract(rules=("R3",), operations=labels(BID_SESSION, PING), sessions=1)
+@pytest.mark.contract(rules=("R3",), operations=labels(BID_SESSION, PING), sessions=1, needs=("bids",))
 def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
     if not run.bids:
         pytest.skip("no bid ids: pass --bid-id to let the run open bid sessions")
@@ -172,7 +172,7 @@ def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Call
     steps.leave()
 
 
-@pytest.mark.contract(rules=("R6",), operations=labels(PING, MODEL_SESSION), sessions=1)
+@pytest.mark.contract(rules=("R6",), operations=labels(PING, MODEL_SESSION), sessions=1, needs=("time",))
 def test_r6_an_expired_session_counts_as_none(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
     if not run.controls_time:
         pytest.skip(f"R6 (expiry) needs the mock's admin clock: {run.time_note}")
@@ -197,7 +197,9 @@ def test_r6_an_expired_session_counts_as_none(run: Run, keys: Keys, check: Calla
         keys.second.leave()
 
 
-@pytest.mark.contract(rules=("R7",), operations=labels(MODEL_SESSION, BID_SESSION, PING), sessions=1)
+@pytest.mark.contract(
+    rules=("R7",), operations=labels(MODEL_SESSION, BID_SESSION, PING), sessions=1, needs=("two keys",)
+)
 def test_r7_the_other_keys_actions_leave_the_session_alone(
     run: Run, keys: Keys, budget: Budget, check: Callable[[str], None]
 ) -> None:

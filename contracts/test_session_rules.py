@@ -12,7 +12,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from contracts.api import RULES, SESSION_OPERATIONS, labels
 from contracts.conftest import Budget
-from contracts.machine import SessionRules
+from contracts.machine import Carry, SessionRules
 from contracts.runtime import Run
 
 MACHINE_RULES = tuple(rule for rule in RULES if rule != "R8")
@@ -40,7 +40,9 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
     budget.need(1, "the state machine's creates")
     run.client.reset_log()
     # Hypothesis builds each run's machine with this factory (typed as a class, called without arguments).
-    machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget, check))
+    # Under a session cap each run goes on from the sessions the last one left (no session spent getting back).
+    carry = Carry() if run.ledger.cap is not None else None
+    machine = cast("type[SessionRules]", functools.partial(SessionRules, run, keys, budget, check, carry))
     try:
         run_state_machine_as_test(machine, settings=_settings(run))
     except AssertionError as error:
@@ -48,12 +50,15 @@ def _run(run: Run, keys: tuple[str, ...], budget: Budget, check: Callable[[str],
         raise
 
 
-@pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS))
+# Each machine test asks for 4 sessions of what the fixed checks leave (at the CI job's cap of 10, 2 each).
+@pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS), sessions=4, share=1)
 def test_session_rules_for_one_key(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
     _run(run, run.keys[:1], budget, check)
 
 
-@pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS))
+@pytest.mark.contract(
+    rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS), sessions=4, share=1, needs=("two keys",)
+)
 def test_session_rules_for_two_keys(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
     if len(run.keys) < 2:
         pytest.skip(TWO_KEYS)

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts import (
+    machine,
     test_concurrency,
     test_differential,
     test_errors,
@@ -222,7 +223,7 @@ def _rolling_back_gateway() -> Starlette:
 
     async def create(request: Request) -> Response:
         if (await request.json())["sessionDuration"] < 300:
-            return JSONResponse({"detail": test_failure_paths.REFUSED + "SessionTooShort"}, status_code=500)
+            return JSONResponse({"detail": machine.REFUSED + "SessionTooShort"}, status_code=500)
         held["session"] = SESSION_ID
         body = {"success": True, "message": "Session created and associated with API key", "session_id": SESSION_ID}
         return JSONResponse({**body, "api_key_prefix": KEY[:9], "model": request.query_params["model_id"]})
