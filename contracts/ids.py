@@ -30,6 +30,7 @@ class SessionIds:
         self.owner: dict[str, str] = {}  # session id -> the key whose answer named it first
         self.first_seen: dict[str, int] = {}  # session id -> the number of the answer that named it first
         self.ended: dict[str, str] = {}  # session id -> the rule that ended it (R4 close, R6 expired ping)
+        self.models: dict[str, str] = {}  # session id -> the model_id a modelsession that named it echoed
         self.answers = 0
         self._lock = threading.Lock()
 
@@ -42,6 +43,11 @@ class SessionIds:
         with self._lock:
             return self.first_seen.get(session_id, mark) < mark
 
+    def model_of(self, session_id: object) -> str | None:
+        """The model_id a modelsession that named this session was sent (None: no modelsession named it)."""
+        with self._lock:
+            return self.models.get(session_id) if isinstance(session_id, str) else None
+
     def observe(self, response: requests.Response) -> None:
         operation = NAMING.get(urlsplit(str(response.request.url)).path)
         body = _json(response) if operation is not None and response.status_code == 200 else None
@@ -52,6 +58,8 @@ class SessionIds:
             if operation is None or body is None or not isinstance(session_id, str):
                 return
             owner = self.owner.setdefault(session_id, key)
+            if operation is MODEL_SESSION and isinstance(body.get("model"), str):
+                self.models.setdefault(session_id, str(body["model"]))
             self.first_seen.setdefault(session_id, self.answers)
             ended = self.ended.get(session_id)
             expired = operation is PING and body.get("status") == "expired"

@@ -9,9 +9,10 @@ run's keys, so a falsifying example never shows one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from hypothesis import note, strategies as st
@@ -61,6 +62,31 @@ class Carry:
 
     oracle: Oracle | None = None
     sent: int = 0
+    failure: AssertionError | None = None  # the first broken check (Hypothesis' replay of it may go otherwise)
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _remembered(step: F) -> F:
+    """A step whose first broken check the carry keeps: under a cap the target's state goes on between
+    runs, so Hypothesis' replay of a failing run is not the run that failed (contracts/test_session_rules.py
+    reports the failure itself)."""
+
+    @functools.wraps(step)
+    def remembering(machine: SessionRules, *args: Any, **kwargs: Any) -> None:
+        try:
+            step(machine, *args, **kwargs)
+        except AssertionError as error:
+            carry = machine.carry
+            if carry is not None and carry.failure is None:
+                error.add_note(
+                    "The requests before it (keys cut to their prefix):\n" + "\n".join(machine.run.client.log[-40:])
+                )
+                carry.failure = error
+            raise
+
+    return cast("F", remembering)
 
 
 def _from(choices: Callable[[SessionRules], Sequence[T]]) -> st.SearchStrategy[T]:
@@ -101,6 +127,8 @@ class SessionRules(RuleBasedStateMachine):
         self.table = TRANSITIONS if len(keys) > 1 else ONE_KEY
         self.sent = 0  # requests in this sequence
         self._roams: tuple[tuple[int, int], bool] = ((-1, -1), True)  # (requests, steps) when judged, roaming
+        self._clock: tuple[tuple[int, int], float] = ((-1, -1), 0.0)  # (requests, clock moves) when read, time
+        self.moved = 0  # times this run moved the target's clock
         self.last_key: str | None = None
         self.last_models: dict[int, str] = {}  # key index -> the model_id of its last modelsession step
         self.automation_duration = AUTOMATION_DURATION
@@ -124,18 +152,13 @@ class SessionRules(RuleBasedStateMachine):
         note(f"keys: {', '.join(key[:9] + '…' for key in self.keys)}; time control: {self.run.controls_time}")
 
     def teardown(self) -> None:
-        """Faults armed in this run and never used must not reach the next test. The first key's live model
-        session is left to the generated creates, which reuse it (they open nothing)."""
+        """Faults armed in this run and never used must not reach the next test."""
         for key in self.keys:
             self.run.clear_faults(key)
         sequence = self.sent + (self.carry.sent if self.carry is not None else 0)
         if self.carry is not None:
             self.carry.sent = sequence
         self.run.coverage.longest = max(self.run.coverage.longest, sequence)
-        held, now = self.oracle.book(self.keys[0]).session, self.run.now()
-        names = [name for name in self.run.model_names if held is not None and self.run.models[name] == held.on]
-        alive = self.oracle.life(self.keys[0], now) is Life.ALIVE and not self.oracle.book(self.keys[0]).closed_on_chain
-        self.run.generated = (held.session_id, names[0]) if held is not None and names and alive else None
 
     def _send(self, operation: Operation, key: str, **kwargs: Any) -> requests.Response:
         self.run.steps += 1
@@ -160,7 +183,7 @@ class SessionRules(RuleBasedStateMachine):
     def _free(self, key: int, model_id: str) -> bool:
         """A modelsession that opens nothing: the key's live session is on this model (R1)."""
         chosen = self.keys[key]
-        reusable = self.oracle.reusable(chosen, model_id, self.run.now()) is not None
+        reusable = self.oracle.reusable(chosen, model_id, self._now()) is not None
         return reusable and not self.oracle.book(chosen).closed_on_chain and self.run.ledger.below_cap()
 
     def _roaming(self) -> bool:
@@ -168,11 +191,19 @@ class SessionRules(RuleBasedStateMachine):
         offers was tried, or none can be reached with the budget left); until then `explore` takes every step."""
         if self.model_a is None or self.carry is None:
             return True  # no cap: runs are shrunk, so no step may depend on what earlier runs tried
-        mark = (self.sent, self.run.steps)
+        mark = (self.sent, self.moved)
         if self._roams[0] != mark:
             candidates = self._candidates()
             self._roams = (mark, not candidates or self._pool(candidates) is candidates)
         return self._roams[1]
+
+    def _now(self) -> float:
+        """The target's clock for choosing a step, read once between requests (on the mock each read is a
+        request, and preconditions ask often); judging a step reads it afresh."""
+        mark = (self.sent, self.moved)
+        if self._clock[0] != mark:
+            self._clock = (mark, self.run.now())
+        return self._clock[1]
 
     def _state(self, key: str, now: float) -> State | None:
         """The key's state in contracts/transitions.py (None: one the table leaves out, e.g. expired)."""
@@ -193,7 +224,7 @@ class SessionRules(RuleBasedStateMachine):
     def _candidates(self, states: list[State | None] | None = None) -> list[tuple[int, Transition]]:
         """(key index, transition) pairs the keys' states (now, or as given), the target and the budget allow."""
         if states is None:
-            now = self.run.now()
+            now = self._now()
             states = [self._state(key, now) for key in self.keys]
         may_open, offers, found = self._may_open(), self.run.offers, []
         for index, state in enumerate(states):
@@ -216,22 +247,29 @@ class SessionRules(RuleBasedStateMachine):
         untried = [pick for pick in candidates if pick[1].name not in tried]
         if self.carry is None:  # no cap: runs are shrunk and replayed, so the draw ignores earlier runs
             return candidates
-        if untried:
-            return untried
-        now = self.run.now()
+        # Across two keys the transitions only two keys can try come first (the one-key test tries the rest).
+        across = any(transition.other for transition in self.run.coverage.untried(self.table))
+        first = [pick for pick in untried if pick[1].other] if across else untried
+        # A step that keeps the key where it is and opens nothing first: it leaves the way to the rest open.
+        staying = [pick for pick in first if pick[1].source is pick[1].target and not pick[1].opens]
+        if first:
+            return staying or first
+        now = self._now()
         states = [self._state(key, now) for key in self.keys]
-        ahead = [pick for pick in candidates if self._opens_the_way(states, *pick)]
-        return ahead or candidates
+        ahead = [pick for pick in candidates if self._opens_the_way(states, *pick, across=across)]
+        return ahead or untried or candidates
 
-    def _opens_the_way(self, states: list[State | None], index: int, transition: Transition) -> bool:
+    def _opens_the_way(self, states: list[State | None], index: int, transition: Transition, *, across: bool) -> bool:
+        """Whether an untried transition (one across two keys, while any is left) is allowed after `transition`."""
         after = [transition.target if number == index else state for number, state in enumerate(states)]
         starved = set(self.run.coverage.starved)
-        untried = any(pick[1].name not in self.run.coverage.tried for pick in self._candidates(after))
+        allowed = self._candidates(after)
         self.run.coverage.starved = starved  # a look ahead is no evidence of the budget
-        return untried
+        return any(pick[1].name not in self.run.coverage.tried and (pick[1].other or not across) for pick in allowed)
 
     @precondition(lambda self: self.model_a is not None)
     @rule(data=st.data())
+    @_remembered
     def explore(self, data: st.DataObject) -> None:
         """One transition of a key's session (contracts/transitions.py), drawn uniformly from the ones not
         tried yet that the states and the budget allow, then at random."""
@@ -239,11 +277,11 @@ class SessionRules(RuleBasedStateMachine):
         if not candidates:
             return
         index, transition = data.draw(st.sampled_from(self._pool(candidates)), label="transition")
-        key, now = self.keys[index], self.run.now()
+        key, now = self.keys[index], self._now()
         before = [self._state(chosen, now) for chosen in self.keys]
         note(f"transition for key {index}: {transition.name}")
         self._act(index, transition.action, data)
-        after = self._state(key, self.run.now())
+        after = self._state(key, self._now())
         other = before[1 - index] if len(before) > 1 else None
         self.run.coverage.try_(
             candidate
@@ -289,9 +327,10 @@ class SessionRules(RuleBasedStateMachine):
         model_id=_from(lambda m: m.model_ids),
         duration=_from(lambda m: m.durations),
     )
+    @_remembered
     def create_model_session(self, key: int, model_id: str, duration: int) -> None:
         book = self.oracle.book(self.keys[key])
-        if book.closed_on_chain and self.oracle.reusable(self.keys[key], model_id, self.run.now()) is None:
+        if book.closed_on_chain and self.oracle.reusable(self.keys[key], model_id, self._now()) is None:
             return  # another model after a failed switch: `explore` tries it (failed -> model B)
         if not self._free(key, model_id) and not self._may_open():
             return  # it would open a session the budget has no room for
@@ -303,6 +342,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.last_models) and self._roaming() and (self._may_open() or self._holds_model()))
     @rule(last=_from(lambda m: sorted(m.last_models.items())), duration=_from(lambda m: m.durations))
+    @_remembered
     def create_on_the_last_model_again(self, last: tuple[int, str], duration: int) -> None:
         """A key's last model again: where reuse (R1), switching back (R2) and reopening after a close (R4)
         or an expiry (R6) go wrong. Drawn uniformly, a model is seldom the one a key used last."""
@@ -319,7 +359,11 @@ class SessionRules(RuleBasedStateMachine):
                 self.checked("R1")
                 return
             reuse = None  # the background sync retired the row, or another model: a new session
-        body = self._ok(MODEL_SESSION, response)
+        # The rule a wrong answer breaks: reuse (R1), a switch from a live session (R2), a create after a close (R4).
+        rule_id = (
+            "R1" if reuse else "R2" if current is not None else "R4" if oracle.book(key).ended_by == "R4" else "R1"
+        )
+        body: dict[str, Any] = expect_answer(MODEL_SESSION, response, rule=rule_id)
         session_id = body["session_id"]
         if body["model"] != model_id:
             raise AnswerError(f"`model` must echo the model_id sent ({model_id!r}), got {body['model']!r}")
@@ -356,6 +400,7 @@ class SessionRules(RuleBasedStateMachine):
         bid=_from(lambda m: m.run.bids),
         duration=_from(lambda m: m.durations),
     )
+    @_remembered
     def create_bid_session(self, key: int, bid: str, duration: int) -> None:
         now, chosen, mark = self.run.now(), self.keys[key], self.run.ids.mark()
         if self.oracle.book(chosen).closed_on_chain:
@@ -372,6 +417,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def ping_session(self, key: int) -> None:
         chosen, previous_key, now = self.keys[key], self.last_key, self.run.now()
         life, book = self.oracle.life(chosen, now), self.oracle.book(chosen)
@@ -423,6 +469,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def close_session(self, key: int) -> None:
         chosen, previous_key, now = self.keys[key], self.last_key, self.run.now()
         life, book = self.oracle.life(chosen, now), self.oracle.book(chosen)
@@ -468,6 +515,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self.run.spend_allowed and self._roaming())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def approve_spending(self, key: int) -> None:
         self._ok(APPROVE, self._send(APPROVE, self.keys[key], params={"amount": "1"}))
 
@@ -477,10 +525,12 @@ class SessionRules(RuleBasedStateMachine):
         key=_from(lambda m: range(len(m.keys))),
         seconds=st.sampled_from([61, 299, 1000, 3700]),
     )
+    @_remembered
     def steer_the_target(self, action: str, key: int, seconds: int) -> None:
         """One admin step on the mock (one rule, so that the requests keep most of the steps): move
         the clock, or arm a dead ping or a failing close for one key, once."""
         if action == "advance_clock":
+            self.moved += 1
             self.run.advance_clock(seconds)
             note(f"(admin) advance the clock {seconds} s")
             return
@@ -503,6 +553,7 @@ class SessionRules(RuleBasedStateMachine):
         stream=st.booleans(),
         given=st.booleans(),
     )
+    @_remembered
     def chat_completion(self, key: int, model_id: str, stream: bool, given: bool) -> None:
         """A chat (C1-C3, C5, C6): reuse, replace or open the key's session; with `given`, the key's own
         session id in the body while asking for any model (C5: nothing may change)."""
@@ -510,6 +561,7 @@ class SessionRules(RuleBasedStateMachine):
 
     @precondition(lambda self: self._may_chat())
     @rule(key=_from(lambda m: range(len(m.keys))))
+    @_remembered
     def create_embeddings(self, key: int) -> None:
         """Embeddings on the default embeddings model: the key's one session moves to it (C4)."""
         self._chat(EMBEDDINGS, self.keys[key], None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from contracts.api import MODEL_SESSION
 from contracts.options import replay_command
 from contracts.redact import redact
 from contracts.runtime import Run
@@ -18,6 +19,7 @@ from contracts.safety import close_all
 from contracts.summary import USER_SKIPPED, Summary
 
 RUN = pytest.StashKey[Run]()
+GENERATED_OWNER = "the generated modelsessions"  # their reservation's owner (contracts/test_conformance.py)
 # The authentication refusals run first (they open no session and cost a request each, so a broken
 # authentication fails the run in seconds); then the rule checks, in this order: the fixed scenarios
 # (chat's, then the session routes'; short, cheap), R8, the state machine; then the refused-create probe,
@@ -90,6 +92,8 @@ class ContractPlugin:
             else:
                 run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
         if self.run is not None:
+            if any(item.name.startswith(f"test_conformance[{MODEL_SESSION.label}") for item in session.items):
+                shares.append((2, GENERATED_OWNER, 1))  # the session the generated modelsessions then reuse
             self.run.ledger.share_out(shares)
 
     @pytest.hookimpl(tryfirst=True)

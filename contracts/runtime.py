@@ -40,7 +40,6 @@ class Run:
     chats: ChatMeter = field(default_factory=ChatMeter)  # chat and embeddings requests sent, and their cap
     ids: SessionIds = field(default_factory=SessionIds)  # every session id the run's answers named
     coverage: Coverage = field(default_factory=Coverage)  # the state machine's transitions tried
-    generated: tuple[str, str] | None = None  # (session id, model_id): the first key's session generated creates reuse
 
     @property
     def spend_allowed(self) -> bool:

@@ -20,13 +20,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ensure_resource_availability, use_after_free
 
-from contracts.api import APPROVE, CREATES, MODEL_SESSION, PING
+from contracts.api import APPROVE, BID_SESSION, CLOSE, CREATES, MODEL_SESSION, PING
 from contracts.chat_budget import CHAT_PATHS, NOT_ALLOWED
 from contracts.checks import (
     body_matches_the_gateway_contract,
     server_errors_are_the_gateways,
     streams_match_the_gateway_contract,
 )
+from contracts.plugin import GENERATED_OWNER as GENERATED
 from contracts.runtime import Run
 from openapi import SPEC_PATH
 
@@ -83,30 +84,20 @@ def _count_chat_session(run: Run) -> None:
 
 
 def _reuses(case: Any, run: Run) -> bool:
-    """Under a session cap, a valid modelsession is steered to the free path: the model of the first key's
-    session that an earlier one opened (or the state machine left), while a ping (free) still finds that
-    session alive; a faithful gateway returns it (R1) and opens nothing."""
-    if run.ledger.cap is None or case.operation.path != MODEL_SESSION.path or run.generated is None:
+    """Under a session cap, a valid modelsession is steered to the free path: when a ping (free) finds the
+    first key's session alive and a modelsession of this run named it, the case asks for that model; a
+    faithful gateway returns the session (R1) and opens nothing."""
+    if run.ledger.cap is None or case.operation.path != MODEL_SESSION.path:
         return False
-    session_id, model_id = run.generated
     try:
         held = run.client.post(PING.path, key=run.keys[0]).json()
     except ValueError:  # not JSON: the ping's own case reports it
-        held = None
-    if not isinstance(held, dict) or (held.get("status"), held.get("session_id")) != ("alive", session_id):
-        run.generated = None
+        return False
+    model_id = run.ids.model_of(held.get("session_id")) if isinstance(held, dict) else None
+    if model_id is None or held.get("status") != "alive":
         return False
     case.query = {**(case.query or {}), "model_id": model_id}
     return run.ledger.below_cap()
-
-
-def _remember(case: Any, run: Run, response: Any) -> None:
-    """The session a valid modelsession got is the one the next ones reuse."""
-    if case.operation.path != MODEL_SESSION.path or not _positive(case) or response.status_code != 200:
-        return
-    body, model_id = response.json(), (case.query or {}).get("model_id")
-    if isinstance(body, dict) and isinstance(body.get("session_id"), str) and isinstance(model_id, str):
-        run.generated = (body["session_id"], model_id)
 
 
 def _guard(case: Any, run: Run) -> bool:
@@ -120,8 +111,11 @@ def _guard(case: Any, run: Run) -> bool:
     if case.operation.path not in CREATE_PATHS:
         return True
     positive = _positive(case)
-    if positive and not _reuses(case, run) and not run.ledger.may_open():
-        run.ledger.hold_back("valid create (session cap reached)")
+    # A modelsession may open the session it and the next ones reuse (its reservation); a bidsession leaves
+    # one session under the cap, so that the reuses (sent only below the cap) stay possible.
+    owner, keep = (GENERATED, 0) if case.operation.path == MODEL_SESSION.path else (None, 1)
+    if positive and not _reuses(case, run) and not run.ledger.may_open(owner, keep=keep):
+        run.ledger.hold_back(f"valid {case.operation.path.rsplit('/', 1)[-1]} (session cap reached)")
         return False
     if not run.settings.in_process and positive and isinstance(case.body, dict) and "sessionDuration" in case.body:
         case.body = {**case.body, "sessionDuration": run.settings.session_duration}
@@ -141,11 +135,13 @@ def test_conformance(case: Any, run: Run) -> None:
     run.cases += 1
     if not _guard(case, run):
         return
-    _with_key(case, run.keys[0])
+    # A valid bidsession opens a session and a close ends one: on the last key, so that the first key keeps
+    # the session the generated modelsessions reuse.
+    elsewhere = case.operation.path == CLOSE.path or (case.operation.path == BID_SESSION.path and _positive(case))
+    _with_key(case, run.keys[-1] if elsewhere else run.keys[0])
     response = case.call(base_url=run.base_url, session=run.client.session)
     if case.operation.path in CHAT_PATHS and response.status_code == 200:
         _count_chat_session(run)
-    _remember(case, run, response)
     case.validate_response(
         response,
         excluded_checks=EXCLUDED_CHECKS,

@@ -84,7 +84,7 @@ ONE_KEY = (
     Transition(S.FAILED, A.MODEL_B, S.B, opens=True),
 )
 TWO_KEYS = (
-    Transition(S.CLOSED, A.MODEL_A, S.A, opens=True, other=S.A),
+    Transition(S.NONE, A.MODEL_A, S.A, opens=True, other=S.A),
     Transition(S.A, A.MODEL_A, S.A, other=S.A),
     Transition(S.A, A.MODEL_B, S.B, opens=True, other=S.B),
     Transition(S.A, A.CLOSE, S.CLOSED, other=S.A),

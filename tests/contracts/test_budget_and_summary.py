@@ -284,29 +284,49 @@ def test_the_probe_reads_the_models_or_stops_with_one_line() -> None:
     assert read_models(["not", "a", "list"]) == {}
 
 
-def test_at_the_ci_jobs_cap_the_checks_extra_creates_leave_the_state_machine_its_share() -> None:
-    """Cap 10 (examples/contract-staging.yml): once the fixed checks have opened 7 sessions, R8 has no room
-    for another burst and R7 none for another create, yet the state machine may open 3 (MACHINE_SHARE);
-    beyond its share it leaves the generated cases their 2."""
+def test_the_machine_tests_share_what_the_fixed_reservations_leave() -> None:
+    """Cap 10 (examples/contract-staging.yml) without bids or a clock: R1 2, R2 1, R7 1 and R8 2 are fixed,
+    so each machine test gets 2 and the failed switch none; at the default cap of 20 with bids they get
+    their 4 and 5, the failed switch and the generated modelsessions 1 each. Without a cap every ask stands."""
+    fixed = {"r1": 2, "r2": 1, "r7": 1, "r8": 2}
+    shares = [(1, "one key", 4), (1, "two keys", 5), (2, "failed switch", 1), (2, "generated", 1)]
+    ci = Ledger(cap=10)
+    for owner, sessions in fixed.items():
+        ci.reserve(owner, sessions)
+    ci.share_out(shares)
+    assert {owner: ci.reserved[owner] for _, owner, _ in shares} == {
+        "one key": 2,
+        "two keys": 2,
+        "failed switch": 0,
+        "generated": 0,
+    }
+    default = Ledger(cap=20)
+    for owner, sessions in {**fixed, "r3": 1, "r8 bids": 2}.items():
+        default.reserve(owner, sessions)
+    default.share_out(shares)
+    assert [default.reserved[owner] for _, owner, _ in shares] == [4, 5, 1, 1]
+    unlimited = Ledger(cap=None)
+    unlimited.share_out(shares)
+    assert [unlimited.reserved[owner] for _, owner, _ in shares] == [4, 5, 1, 1]
+
+
+def test_the_machine_opens_its_reservation_then_leaves_the_generated_cases_theirs() -> None:
+    """Its reservation first; beyond it, while GENERATED_SHARE stays free; the checks' extra creates leave
+    MACHINE_SHARE beyond every reservation."""
     run = SimpleNamespace(
         ledger=Ledger(cap=10),
         models={},
+        model_names=[],
         default_model=None,
         controls_time=False,
         controls_faults=False,
         settings=Settings(base_url="http://127.0.0.1:1", max_sessions=10),
     )
-    run.ledger.opened |= {f"0x{index}" for index in range(7)}
-    assert Budget(cast(Run, run), "test_r8").spare() == 0
+    run.ledger.opened |= {f"0x{index}" for index in range(4)}
+    run.ledger.reserve("test_session_rules", 2)
+    assert Budget(cast(Run, run), "test_r8").spare() == 10 - 4 - 2 - MACHINE_SHARE
     machine = SessionRules(cast(Run, run), (KEY,), Budget(cast(Run, run), "test_session_rules"), lambda rule: None)
-    for opened in range(MACHINE_SHARE):
-        assert machine._may_open(), f"the machine's share ends after {opened} session(s)"
+    for opened in range(10 - 4 - GENERATED_SHARE):
+        assert machine._may_open(), f"the machine stops after {opened} session(s)"
         run.ledger.opened.add(f"0xm{opened}")
-    assert not machine._may_open()  # 10 opened: the cap
-    roomy = SimpleNamespace(**{**vars(run), "ledger": Ledger(cap=20)})
-    roomy.ledger.opened |= {f"0x{index}" for index in range(7)}
-    machine = SessionRules(cast(Run, roomy), (KEY,), Budget(cast(Run, roomy), "test_session_rules"), lambda rule: None)
-    for opened in range(20 - 7 - GENERATED_SHARE):
-        assert machine._may_open()
-        roomy.ledger.opened.add(f"0xm{opened}")
     assert not machine._may_open()  # the generated cases' share is left
