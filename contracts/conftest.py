@@ -211,9 +211,11 @@ class Budget:
         """Sessions the run opened since this test began."""
         return len(self.run.ledger.opened) - self.opened_before
 
-    def need(self, sessions: int, what: str) -> None:
-        """Skip the test, saying why, unless it may open `sessions` more sessions."""
-        if not self.run.ledger.may_open(self.owner, sessions):
+    def need(self, sessions: int, what: str, *, reserved: bool = False) -> None:
+        """Skip the test, saying why, unless it may open `sessions` more sessions (with `reserved`: unless its
+        reservation holds them, under a cap)."""
+        short = reserved and self.run.ledger.cap is not None and self.run.ledger.reserved.get(self.owner, 0) < sessions
+        if short or not self.run.ledger.may_open(self.owner, sessions):
             pytest.skip(f"the session cap ({self.run.ledger.cap}) leaves no room for {what}: raise --max-sessions")
 
 

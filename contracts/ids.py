@@ -28,7 +28,7 @@ ENDED_BY_CLOSE = frozenset({"Session closed successfully", "Expired session mark
 class SessionIds:
     def __init__(self) -> None:
         self.owner: dict[str, str] = {}  # session id -> the key whose answer named it first
-        self.first_seen: dict[str, int] = {}  # session id -> the number of the answer that named it first
+        self.first_seen: dict[str, int] = {}  # session id -> the number of the answer that named it first (from 0)
         self.ended: dict[str, str] = {}  # session id -> the rule that ended it (R4 close, R6 expired ping)
         self.models: dict[str, str] = {}  # session id -> the model_id a modelsession that named it echoed
         self.answers = 0
@@ -54,13 +54,13 @@ class SessionIds:
         session_id = body.get("session_id") if body is not None else None
         key = str(response.request.headers.get("Authorization", "")).removeprefix("Bearer ")
         with self._lock:
-            self.answers += 1
+            number, self.answers = self.answers, self.answers + 1
             if operation is None or body is None or not isinstance(session_id, str):
                 return
             owner = self.owner.setdefault(session_id, key)
             if operation is MODEL_SESSION and isinstance(body.get("model"), str):
                 self.models.setdefault(session_id, str(body["model"]))
-            self.first_seen.setdefault(session_id, self.answers)
+            self.first_seen.setdefault(session_id, number)
             ended = self.ended.get(session_id)
             expired = operation is PING and body.get("status") == "expired"
             if expired or (operation is CLOSE and body.get("message") in ENDED_BY_CLOSE):

@@ -250,14 +250,24 @@ class SessionRules(RuleBasedStateMachine):
         # Across two keys the transitions only two keys can try come first (the one-key test tries the rest).
         across = any(transition.other for transition in self.run.coverage.untried(self.table))
         first = [pick for pick in untried if pick[1].other] if across else untried
-        # A step that keeps the key where it is and opens nothing first: it leaves the way to the rest open.
+        # Steps that keep the key where it is and open nothing first, then the failed switch (free, and the
+        # switch out of it opens the session a switch would), then opens (each reaches a state with more to
+        # try), then the free steps that end a session (getting back costs an open).
         staying = [pick for pick in first if pick[1].source is pick[1].target and not pick[1].opens]
+        failing = [pick for pick in first if pick[1].action is Action.FAIL_SWITCH]
+        opening = self._most_ahead([pick for pick in first if pick[1].opens])
         if first:
-            return staying or first
+            return staying or failing or opening or first
         now = self._now()
         states = [self._state(key, now) for key in self.keys]
         ahead = [pick for pick in candidates if self._opens_the_way(states, *pick, across=across)]
         return ahead or untried or candidates
+
+    def _most_ahead(self, picks: list[tuple[int, Transition]]) -> list[tuple[int, Transition]]:
+        """The opens whose target state has the most untried transitions (the budget buys the most there)."""
+        left = self.run.coverage.untried(self.table)
+        ahead = [sum(transition.source is pick[1].target for transition in left) for pick in picks]
+        return [pick for pick, count in zip(picks, ahead, strict=True) if count == max(ahead)]
 
     def _opens_the_way(self, states: list[State | None], index: int, transition: Transition, *, across: bool) -> bool:
         """Whether an untried transition (one across two keys, while any is left) is allowed after `transition`."""
@@ -280,7 +290,11 @@ class SessionRules(RuleBasedStateMachine):
         key, now = self.keys[index], self._now()
         before = [self._state(chosen, now) for chosen in self.keys]
         note(f"transition for key {index}: {transition.name}")
-        self._act(index, transition.action, data)
+        try:
+            self._act(index, transition.action, data)
+        except AssertionError:  # it was tried, and broke a check
+            self.run.coverage.tried.add(transition.name)
+            raise
         after = self._state(key, self._now())
         other = before[1 - index] if len(before) > 1 else None
         self.run.coverage.try_(
@@ -293,11 +307,13 @@ class SessionRules(RuleBasedStateMachine):
     def _act(self, index: int, action: Action, data: st.DataObject) -> None:
         key, a, b = self.keys[index], str(self.model_a), str(self.model_b)
         if action in (Action.MODEL_A, Action.MODEL_A_OTHER_DURATION, Action.MODEL_B):
-            duration = self.open_duration
-            if action is Action.MODEL_A_OTHER_DURATION:
-                duration = data.draw(st.sampled_from(self.reuse_durations), label="duration")
             self.last_models[index] = b if action is Action.MODEL_B else a
-            self._create_model_session(key, self.last_models[index], duration)
+            reusing = self._free(index, self.last_models[index])
+            durations: tuple[int, ...] = (self.open_duration,)
+            if reusing:  # reuses come in twos (a counter that goes wrong late shows), each duration once
+                durations = self.reuse_durations if action is Action.MODEL_A_OTHER_DURATION else durations * 2
+            for duration in durations:
+                self._create_model_session(key, self.last_models[index], duration)
         elif action is Action.BID:
             self.create_bid_session(index, data.draw(st.sampled_from(self.run.bids), label="bid"), self.open_duration)
         elif action is Action.CLOSE:

@@ -27,7 +27,9 @@ from contracts.client import Client
 
 CREATE_PATHS = frozenset(operation.path for operation in CREATES)
 MACHINE_SHARE = 1  # sessions the checks' extra creates leave beyond every reservation (to the generated cases)
-GENERATED_SHARE = 1  # sessions the state machine leaves, beyond its reservation, to the generated cases
+# Sessions the state machine leaves, beyond its reservation, to the generated cases: the one their
+# modelsessions open and reuse, and one under the cap (a reuse is sent only below it).
+GENERATED_SHARE = 2
 
 
 class Ledger:
@@ -64,12 +66,12 @@ class Ledger:
 
     def share_out(self, shares: list[tuple[int, str, int]]) -> None:
         """Reserve (rank, owner, sessions) asks from what the cap leaves beyond the fixed reservations,
-        rank by rank, split evenly within a rank (each gets at most what it asks)."""
+        rank by rank, split evenly within a rank (the first ones get the odd session; each at most what it asks)."""
         left = None if self.cap is None else self.cap - sum(self.reserved.values())
         for rank in sorted({share[0] for share in shares}):
             group = [(owner, asked) for level, owner, asked in shares if level == rank]
             for index, (owner, asked) in enumerate(group):
-                given = asked if left is None else max(min(asked, left // (len(group) - index)), 0)
+                given = asked if left is None else max(min(asked, -(-left // (len(group) - index))), 0)
                 self.reserve(owner, given)
                 left = None if left is None else left - given
 

@@ -83,43 +83,51 @@ def _count_chat_session(run: Run) -> None:
         run.ledger.count(body["session_id"])
 
 
-def _reuses(case: Any, run: Run) -> bool:
-    """Under a session cap, a valid modelsession is steered to the free path: when a ping (free) finds the
-    first key's session alive and a modelsession of this run named it, the case asks for that model; a
-    faithful gateway returns the session (R1) and opens nothing."""
-    if run.ledger.cap is None or case.operation.path != MODEL_SESSION.path:
-        return False
-    try:
-        held = run.client.post(PING.path, key=run.keys[0]).json()
-    except ValueError:  # not JSON: the ping's own case reports it
-        return False
-    model_id = run.ids.model_of(held.get("session_id")) if isinstance(held, dict) else None
-    if model_id is None or held.get("status") != "alive":
-        return False
-    case.query = {**(case.query or {}), "model_id": model_id}
-    return run.ledger.below_cap()
+def _reuses(case: Any, run: Run) -> str | None:
+    """Under a session cap, a valid modelsession is steered to the free path: the first key whose session a
+    ping (free) finds alive, when a modelsession of this run named that session, and the case asks for its
+    model; a faithful gateway returns the session (R1) and opens nothing. Returns that key (None: no such
+    key, or the run is at its cap: a gateway that opened a session anyway would take it past the cap)."""
+    if run.ledger.cap is None or case.operation.path != MODEL_SESSION.path or not run.ledger.below_cap():
+        return None
+    for key in run.keys:
+        try:
+            held = run.client.post(PING.path, key=key).json()
+        except ValueError:  # not JSON: the ping's own case reports it
+            return None
+        model_id = run.ids.model_of(held.get("session_id")) if isinstance(held, dict) else None
+        if model_id is not None and held.get("status") == "alive":
+            case.query = {**(case.query or {}), "model_id": model_id}
+            return key
+    return None
 
 
-def _guard(case: Any, run: Run) -> bool:
-    """Staging safety before a request: False holds it back. A valid create that opens a session is sent
-    only while the session budget leaves sessions beyond every rule check's reservation (a valid
-    modelsession first goes the free way, `_reuses`), and against a URL asks for the run's short duration
-    instead of the generated one. An invalid one (a negative case) opens nothing on a gateway that refuses
-    it, so the cap does not hold it back."""
-    if case.operation.path in CHAT_PATHS:
-        return _chat_guard(case, run)
-    if case.operation.path not in CREATE_PATHS:
-        return True
+def _guard(case: Any, run: Run) -> str | None:
+    """Staging safety before a request: None holds it back, else the key to send it with. A valid create
+    that opens a session is sent only while the session budget leaves sessions beyond every rule check's
+    reservation (a valid modelsession first goes the free way, `_reuses`), and against a URL asks for the
+    run's short duration instead of the generated one. An invalid one (a negative case) opens nothing on a
+    gateway that refuses it, so the cap does not hold it back."""
     positive = _positive(case)
-    # A modelsession may open the session it and the next ones reuse (its reservation); a bidsession leaves
-    # one session under the cap, so that the reuses (sent only below the cap) stay possible.
-    owner, keep = (GENERATED, 0) if case.operation.path == MODEL_SESSION.path else (None, 1)
-    if positive and not _reuses(case, run) and not run.ledger.may_open(owner, keep=keep):
+    # A valid bidsession opens a session and a close ends one: on the last key, so that the first key keeps
+    # the session the generated modelsessions reuse.
+    elsewhere = case.operation.path == CLOSE.path or (case.operation.path == BID_SESSION.path and positive)
+    key = run.keys[-1] if elsewhere else run.keys[0]
+    if case.operation.path in CHAT_PATHS:
+        return key if _chat_guard(case, run) else None
+    if case.operation.path not in CREATE_PATHS or not positive:
+        return key
+    # A modelsession may open the session it and the next ones reuse (its reservation) and leaves one
+    # session under the cap, so that the reuses (sent only below the cap) stay possible; a bidsession leaves
+    # that one and the modelsession's.
+    owner, keep = (GENERATED, 1) if case.operation.path == MODEL_SESSION.path else (None, 2)
+    reused = _reuses(case, run)
+    if reused is None and not run.ledger.may_open(owner, keep=keep):
         run.ledger.hold_back(f"valid {case.operation.path.rsplit('/', 1)[-1]} (session cap reached)")
-        return False
-    if not run.settings.in_process and positive and isinstance(case.body, dict) and "sessionDuration" in case.body:
+        return None
+    if not run.settings.in_process and isinstance(case.body, dict) and "sessionDuration" in case.body:
         case.body = {**case.body, "sessionDuration": run.settings.session_duration}
-    return True
+    return reused or key
 
 
 @schema.parametrize()
@@ -133,12 +141,10 @@ def test_conformance(case: Any, run: Run) -> None:
     if case.operation.path == APPROVE.path and not run.spend_allowed:
         pytest.skip("approve is never sent without --allow-spend")
     run.cases += 1
-    if not _guard(case, run):
+    key = _guard(case, run)
+    if key is None:
         return
-    # A valid bidsession opens a session and a close ends one: on the last key, so that the first key keeps
-    # the session the generated modelsessions reuse.
-    elsewhere = case.operation.path == CLOSE.path or (case.operation.path == BID_SESSION.path and _positive(case))
-    _with_key(case, run.keys[-1] if elsewhere else run.keys[0])
+    _with_key(case, key)
     response = case.call(base_url=run.base_url, session=run.client.session)
     if case.operation.path in CHAT_PATHS and response.status_code == 200:
         _count_chat_session(run)

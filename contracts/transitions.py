@@ -63,7 +63,6 @@ class Transition:
 S, A = State, Action
 ONE_KEY = (
     Transition(S.NONE, A.MODEL_A, S.A, opens=True),
-    Transition(S.NONE, A.BID, S.BID, opens=True),
     Transition(S.A, A.MODEL_A, S.A),
     Transition(S.A, A.MODEL_A_OTHER_DURATION, S.A),
     Transition(S.A, A.PING, S.A),
@@ -77,7 +76,6 @@ ONE_KEY = (
     Transition(S.BID, A.BID, S.BID, opens=True),
     Transition(S.BID, A.CLOSE, S.CLOSED),
     Transition(S.CLOSED, A.MODEL_A, S.A, opens=True),
-    Transition(S.CLOSED, A.BID, S.BID, opens=True),
     Transition(S.CLOSED, A.CLOSE, S.CLOSED),
     Transition(S.FAILED, A.CLOSE, S.CLOSED),
     Transition(S.FAILED, A.PING, S.CLOSED),

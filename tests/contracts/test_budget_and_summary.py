@@ -305,6 +305,11 @@ def test_the_machine_tests_share_what_the_fixed_reservations_leave() -> None:
         default.reserve(owner, sessions)
     default.share_out(shares)
     assert [default.reserved[owner] for _, owner, _ in shares] == [4, 5, 1, 1]
+    clocked = Ledger(cap=20)  # R6 too: one session fewer to share, and the failed switch still gets one
+    for owner, sessions in {**fixed, "r3": 1, "r8 bids": 2, "r6": 1}.items():
+        clocked.reserve(owner, sessions)
+    clocked.share_out(shares)
+    assert [clocked.reserved[owner] for _, owner, _ in shares] == [4, 5, 1, 0]
     unlimited = Ledger(cap=None)
     unlimited.share_out(shares)
     assert [unlimited.reserved[owner] for _, owner, _ in shares] == [4, 5, 1, 1]

@@ -8,9 +8,10 @@ import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from hypothesis.errors import Flaky
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,11 +32,12 @@ from contracts.api import CHAT, CLOCK, CLOSE, EMBEDDINGS, LIST_MODELS, MODEL_SES
 from contracts.chat import automation_path
 from contracts.client import Client
 from contracts.conftest import Budget, open_run
-from contracts.machine import SessionRules
+from contracts.machine import Carry, SessionRules
 from contracts.runtime import Run
 from contracts.safety import Ledger
 from contracts.settings import MOCK_KEYS, Settings
 from contracts.test_rule_scenarios import Held, Steps
+from contracts.transitions import Action, State
 from mockserver.config import Config
 from mockserver.web.app import create_app
 from tests.gallery.variants import VARIANTS
@@ -269,3 +271,57 @@ def test_the_differential_run_passes_a_faithful_target_and_fails_a_broken_one() 
         differs = pytest.raises(AssertionError, match=r"step\(s\) differ; the first:\n +#\d+ bad_(json|body) ")
         with LiveServer(_mock("422-detail-string")) as broken, differs:
             test_differential.test_the_target_answers_like_the_other_one(_asked(broken.url), run)
+
+
+def test_after_a_failed_switch_the_machine_follows_v1_14_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    """observed-v1.14.0.md 1.1: a create on the old model fails verification (the row survives); another
+    model after it, or a bid, is left to `explore`; with no budget left a create that would open is not sent."""
+    checked: list[str] = []
+    with _run(_mock()) as run:
+        machine = _machine(run, checked, monkeypatch)
+        first, second = run.model_names[:2]
+        machine.create_model_session(0, first, 300)
+        assert machine._state(KEY, run.now()) is State.A
+        machine._fail_switch(KEY, second)
+        assert machine._state(KEY, run.now()) is State.FAILED
+        sent = machine.sent
+        machine.create_model_session(0, second, 300)  # failed -> model B is explore's
+        machine.create_bid_session(0, run.bids[0], 300)  # never observed on v1.14.0: not sent
+        assert machine.sent == sent
+        machine.create_model_session(0, first, 300)  # the row is reused, the chain says closed
+        assert machine._state(KEY, run.now()) is State.FAILED
+        assert "R1" in checked
+        machine.ping_session(0)
+        assert machine._state(KEY, run.now()) is State.CLOSED
+        run.ledger.cap = len(run.ledger.opened)  # the cap reached: a create that would open is held back
+        machine.create_model_session(0, second, 300)
+        assert machine.sent == sent + 2
+
+
+def test_the_machine_leaves_out_what_the_table_does_not_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An expired session is no state of the table, and with every key there `explore` sends nothing; a
+    target without bids offers no bid transition."""
+    with _run(_mock()) as run:
+        machine = _machine(run, [], monkeypatch)
+        machine.create_model_session(0, run.model_names[0], 300)
+        run.advance_clock(301)
+        assert machine._state(KEY, run.now()) is None
+        monkeypatch.setattr(Run, "bids", property(lambda self: ()))
+        assert all(transition.action is not Action.BID for _, transition in machine._candidates())
+        machine.keys = machine.keys[:1]
+        sent = machine.sent
+        machine.explore(cast(Any, None))
+        assert machine.sent == sent
+
+
+def test_a_replay_that_goes_otherwise_without_a_remembered_failure_stays_flaky(monkeypatch: pytest.MonkeyPatch) -> None:
+    def flaky(*args: object, **kwargs: object) -> None:
+        raise Flaky("the replay went otherwise")
+
+    monkeypatch.setattr(test_session_rules, "run_state_machine_as_test", flaky)
+    monkeypatch.setattr(test_session_rules, "_settings", lambda run: None)
+    with pytest.raises(Flaky):
+        test_session_rules._run_machine(SessionRules, cast(Run, None), None)
+    carry = Carry(failure=RuleBroken("R1", "the first failure"))
+    with pytest.raises(RuleBroken, match="the first failure"):
+        test_session_rules._run_machine(SessionRules, cast(Run, None), carry)
