@@ -10,6 +10,8 @@ cost. A variant that survives fails the build: sharpen the suite.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from contracts.api import CHAT_RULES, RULES
@@ -125,7 +127,16 @@ def test_only_chat_left_off_makes_a_variant_invisible() -> None:
     assert invisible == chat  # both settings have two keys: the R7 variants show at both
 
 
-@pytest.mark.parametrize(("configuration", "name"), APPLICABLE)
+def _proof(configuration: str, name: str) -> object:
+    """A variant the suite is known to miss at these settings (its `missed_at`) is a strict xfail: the day the
+    suite catches it, the test fails until the gap is dropped from the gallery."""
+    if configuration not in VARIANTS[name].missed_at:
+        return pytest.param(configuration, name)
+    gap = pytest.mark.xfail(strict=True, reason=f"the suite is known to miss {name} at {configuration} settings")
+    return pytest.param(configuration, name, marks=gap)
+
+
+@pytest.mark.parametrize(("configuration", "name"), [_proof(*job) for job in APPLICABLE])
 def test_the_suite_catches_the_variant(results: dict[tuple[str, str], Result], configuration: str, name: str) -> None:
     result, variant = results[(configuration, name)], VARIANTS[name]
     if variant.faithful:
@@ -134,3 +145,16 @@ def test_the_suite_catches_the_variant(results: dict[tuple[str, str], Result], c
         return
     assert result.outcome == "caught", f"{name} ({variant.breaks}) survived the suite at {configuration} settings"
     assert result.proven, f"{name} was caught by {result.by}, but the summary says {variant.rule} {result.named!r}"
+
+
+def test_a_known_miss_is_expected_and_the_table_says_when_it_is_caught() -> None:
+    variant = replace(VARIANTS["reuse-opens-new"], missed_at=("ci",))
+    assert (expectation(variant, CONFIGURATIONS["ci"]), expectation(variant, CONFIGURATIONS["default"])) == (
+        "missed",
+        "caught",
+    )
+    missed = Result("ci", variant.name, "R1", "missed", 0, "-", "passed   (2 checked)", 1.0)
+    assert missed.proven
+    assert "known misses: 1" in table([missed])
+    caught = replace(missed, code=1, by="test_r1_the_same_model_returns_the_same_session", named="FAILED   R1 broken")
+    assert "caught now: drop it from missed_at" in table([caught])

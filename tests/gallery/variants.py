@@ -52,6 +52,7 @@ class Variant:
     keys_needed: int = 1  # fewer keys than this cannot see the bug (R7 needs a second key)
     chat: bool = False  # only chat shows the bug: the suite must be run with --allow-chat
     race: bool = False  # only requests that meet within a time window show the bug: a run may miss it
+    missed_at: tuple[str, ...] = ()  # configurations at which the suite is known to miss it still (a gap, not a pass)
 
 
 def _swap(attribute: str, cls: type) -> Apply:
