@@ -304,10 +304,18 @@ def test_the_machine_leaves_out_what_the_table_does_not_name(monkeypatch: pytest
     with _run(_mock()) as run:
         machine = _machine(run, [], monkeypatch)
         machine.create_model_session(0, run.model_names[0], 300)
-        run.advance_clock(301)
-        assert machine._state(KEY, run.now()) is None
         monkeypatch.setattr(Run, "bids", property(lambda self: ()))
-        assert all(transition.action is not Action.BID for _, transition in machine._candidates())
+        assert {transition.action for _, transition in machine._candidates()} == {
+            Action.MODEL_A,
+            Action.MODEL_A_OTHER_DURATION,
+            Action.MODEL_B,
+            Action.PING,
+            Action.CLOSE,
+            Action.FAIL_SWITCH,
+        }
+        run.advance_clock(301)
+        machine.moved += 1  # as its own clock step counts the move (the clock is read once between requests)
+        assert machine._state(KEY, run.now()) is None
         machine.keys = machine.keys[:1]
         sent = machine.sent
         machine.explore(cast(Any, None))
