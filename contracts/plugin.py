@@ -20,6 +20,7 @@ from contracts.summary import USER_SKIPPED, Summary
 
 RUN = pytest.StashKey[Run]()
 GENERATED_OWNER = "the generated modelsessions"  # their reservation's owner (contracts/test_conformance.py)
+CHAT_SESSIONS = 4  # the sessions the chat scenarios open against a faithful gateway (they reserve none)
 # The authentication refusals run first (they open no session and cost a request each, so a broken
 # authentication fails the run in seconds); then the rule checks, in this order: the fixed scenarios
 # (chat's, then the session routes'; short, cheap), R8, the state machine; then the refused-create probe,
@@ -94,7 +95,8 @@ class ContractPlugin:
         if self.run is not None:
             if any(item.name.startswith(f"test_conformance[{MODEL_SESSION.label}") for item in session.items):
                 shares.append((2, GENERATED_OWNER, 1))  # the session the generated modelsessions then reuse
-            self.run.ledger.share_out(shares)
+            chats = any(item.nodeid.split("::")[0].endswith("test_chat_rules.py") for item in session.items)
+            self.run.ledger.share_out(shares, keep=CHAT_SESSIONS if chats and self.run.settings.chat_allowed else 0)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -64,10 +64,11 @@ class Ledger:
         with self._lock:
             self.reserved[owner] = sessions
 
-    def share_out(self, shares: list[tuple[int, str, int]]) -> None:
-        """Reserve (rank, owner, sessions) asks from what the cap leaves beyond the fixed reservations,
-        rank by rank, split evenly within a rank (the first ones get the odd session; each at most what it asks)."""
-        left = None if self.cap is None else self.cap - sum(self.reserved.values())
+    def share_out(self, shares: list[tuple[int, str, int]], keep: int = 0) -> None:
+        """Reserve (rank, owner, sessions) asks from what the cap leaves beyond the fixed reservations and
+        `keep` (the chat scenarios' sessions, which they do not reserve), rank by rank, split evenly within a
+        rank (the first ones get the odd session; each at most what it asks)."""
+        left = None if self.cap is None else max(self.cap - sum(self.reserved.values()) - keep, 0)
         for rank in sorted({share[0] for share in shares}):
             group = [(owner, asked) for level, owner, asked in shares if level == rank]
             for index, (owner, asked) in enumerate(group):
