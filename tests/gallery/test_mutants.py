@@ -128,11 +128,11 @@ def test_only_chat_left_off_makes_a_variant_invisible() -> None:
 
 
 def _proof(configuration: str, name: str) -> object:
-    """A variant the suite is known to miss at these settings (its `missed_at`) is a strict xfail: the day the
-    suite catches it, the test fails until the gap is dropped from the gallery."""
+    """A variant the suite is known to miss at these settings (its `missed_at`) is an xfail, a gap on record; the
+    day the suite catches it, the test XPASSes and the table says to drop it from `missed_at`."""
     if configuration not in VARIANTS[name].missed_at:
         return pytest.param(configuration, name)
-    gap = pytest.mark.xfail(strict=True, reason=f"the suite is known to miss {name} at {configuration} settings")
+    gap = pytest.mark.xfail(strict=False, reason=f"the suite is known to miss {name} at {configuration} settings")
     return pytest.param(configuration, name, marks=gap)
 
 

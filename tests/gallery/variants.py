@@ -729,6 +729,8 @@ GALLERY: tuple[Variant, ...] = (
         _bids_like_v1_14_0,
         faithful=True,
     ),
+    # The sequence bugs: `missed_at` records where the suite still misses one (tests/gallery/test_mutants.py
+    # expects that miss; its table says when a run catches it after all).
     Variant(
         "create-after-close-revives",
         "R4",
@@ -741,12 +743,14 @@ GALLERY: tuple[Variant, ...] = (
         "R2",
         "switching back to a model hands back its closed session (a reuse cache the switch leaves): A, B, A",
         _swap("book", SwitchLeavesTheCache),
+        missed_at=("ci",),
     ),
     Variant(
         "model-after-bid-500",
         "R2",
         "a modelsession right after a bidsession answers 500 (the switch looks the bid id up as a model): bid, A",
         _swap("book", ModelAfterBidFails),
+        missed_at=("default", "ci"),
     ),
     Variant(
         "reuse-needs-same-duration",
@@ -772,6 +776,7 @@ GALLERY: tuple[Variant, ...] = (
         "a failed switch leaves the new model on the old session's row, so a create on it reuses the closed old "
         "session and fails its verification: A, B 299 s (500), B (500)",
         _swap("book", FailedSwitchKeepsNewModel),
+        missed_at=("ci",),
     ),
     Variant(
         "keys-share-model-sessions",
@@ -786,12 +791,14 @@ GALLERY: tuple[Variant, ...] = (
         "a session id is the hash of the key and its count of open sessions, which a close lowers: create A, "
         "close, create B gets A's id",
         _swap("book", IdsCountOpenSessions),
+        missed_at=("ci",),
     ),
     Variant(
         "bid-reused-like-a-model",
         "R3",
         "a second bidsession on the same bid hands back the key's bid session instead of opening one: bid, bid",
         _swap("book", BidReusedLikeAModel),
+        missed_at=("default", "ci"),
     ),
     Variant(
         "no-api-key-prefix",
