@@ -9,7 +9,8 @@ its admin API, one small override), and the suite runs against it as users run i
 in another process, once per configuration:
 
 - quick:   limits off (no session cap, no rate limit), two keys, fewer generated examples;
-- default: the defaults against a URL: cap 20, 20 requests/s, one key, default generation;
+- default: the defaults against a URL (cap 20, 20 requests/s, default generation) with two keys and one bid id
+           (`--bid-id`, a bid the served mock accepts), as the README's first run against a gateway;
 - ci:      the example CI job (`examples/contract-staging.yml`): its MORPHEUS_* settings (cap 10,
            10 requests/s), two keys in MORPHEUS_API_KEYS.
 
@@ -50,6 +51,7 @@ QUICK = ("--examples", "10", "--stateful-runs", "15", "--rate-limit", "0", "--ma
 TARGET_ENV = (ENV["base_url"], ENV["api_keys"])
 _ENV_LINE = re.compile(r"^\s+(MORPHEUS_[A-Z_]+):\s*\"?([^\"#]*?)\"?\s*(?:#.*)?$")
 RUN_TIMEOUT = 600
+BID = "0x" + "bd" * 32  # the default configuration's --bid-id: the served mock (no bid table) accepts any bid
 # One burst of two creates (all the example CI job's cap leaves R8) caught a 3 ms race 97 times in 100 with
 # two busy loops beside it on two cores, 92 in 100 with three: three runs miss it about once in 2,000.
 RACE_RUNS = 3
@@ -102,7 +104,13 @@ def configurations() -> dict[str, Configuration]:
     example = example_job_env()
     listed = (
         Configuration("quick", "limits off, two keys, 10 examples, 15 state-machine runs", 2, QUICK),
-        Configuration("default", "the defaults against a URL: cap 20, 20 requests/s, one key, no chat", 1, chat=False),
+        Configuration(
+            "default",
+            "the defaults against a URL: cap 20, 20 requests/s, two keys, one --bid-id, no chat",
+            2,
+            ("--bid-id", BID),
+            chat=False,
+        ),
         Configuration(
             "ci", "the example CI job: " + ", ".join(f"{k}={v}" for k, v in example.items()), 2, (), example, True
         ),
@@ -115,7 +123,9 @@ class Result:
     configuration: str
     name: str
     rule: str
-    expected: str  # "caught", "passes" (a faithful variant), or "n/a" (the configuration cannot see it)
+    # "caught", "passes" (a faithful variant), "n/a" (the configuration cannot see it) or "missed" (a known gap
+    # of the suite at this configuration: the variant's `missed_at`)
+    expected: str
     code: int  # the suite's exit code (-1: not run)
     by: str  # the first failing test
     named: str  # the summary's line for the variant's rule
@@ -135,7 +145,7 @@ class Result:
     @property
     def proven(self) -> bool:
         """Caught (under its own rule, for a session rule) or, for a faithful variant, passed with its rule checked."""
-        if self.expected == "n/a":
+        if self.expected in ("n/a", "missed"):
             return True
         if self.expected == "passes":
             return self.outcome == "passed" and self.named.startswith("passed")
@@ -154,6 +164,8 @@ def is_rule(rule: str) -> bool:
 def expectation(variant: Variant, configuration: Configuration) -> str:
     if configuration.keys < variant.keys_needed or (variant.chat and not configuration.chat):
         return "n/a"
+    if configuration.name in variant.missed_at:
+        return "missed"
     return "passes" if variant.faithful else "caught"
 
 
@@ -297,6 +309,8 @@ def table(results: Sequence[Result]) -> str:
         for r in mine:
             named = ("yes" if names_its_rule(r) else "NO") if is_rule(r.rule) and r.expected == "caught" else "-"
             mark = "" if r.proven else "   <-- NOT PROVEN"
+            if r.expected == "missed" and r.outcome == "caught" and names_its_rule(r):
+                mark = "   <-- caught now: drop it from missed_at"
             by, seconds = r.by[:50], f"{r.seconds:6.1f}"
             rows.append(
                 f"  {r.name:30} {r.rule:7} {r.expected:8} {r.outcome:8} {named:10} {by:50} {seconds} {r.runs:4}{mark}"
@@ -307,7 +321,8 @@ def table(results: Sequence[Result]) -> str:
         rows.append(
             f"  caught {caught}/{len(broken)} broken variants; faithful variants passed "
             f"{sum(r.proven for r in faithful)}/{len(faithful)}; not applicable: "
-            f"{sum(r.expected == 'n/a' for r in mine)}; {sum(r.seconds for r in mine):.0f} s of runs"
+            f"{sum(r.expected == 'n/a' for r in mine)}; known misses: {sum(r.expected == 'missed' for r in mine)}; "
+            f"{sum(r.seconds for r in mine):.0f} s of runs"
         )
     return "\n".join(rows)
 

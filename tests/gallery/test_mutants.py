@@ -2,13 +2,15 @@
 
 Each variant is served over HTTP by a separate process and the suite runs against it in one of its own
 (tests/gallery/mutants.py), here at the two settings users run: the defaults against a URL (cap 20,
-20 requests/s, one key; chat is opt-in against a URL, so no chat variant can show there) and the example
-CI job's, with its chat lines turned on for the chat variants. The third configuration (limits off) runs in
-`make mutants` only: it proves less and would add about a third to the cost. A variant that survives fails
-the build: sharpen the suite.
+20 requests/s) with two keys and one bid id (chat is opt-in against a URL, so no chat variant can show
+there) and the example CI job's, with its chat lines turned on for the chat variants. The third
+configuration (limits off) runs in `make mutants` only: it proves less and would add about a third to the
+cost. A variant that survives fails the build: sharpen the suite.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -16,6 +18,7 @@ from contracts.api import CHAT_RULES, RULES
 from contracts.settings import ENV, MOCK_KEYS
 from tests.gallery import mutants
 from tests.gallery.mutants import (
+    BID,
     CHAT_SESSIONS,
     Job,
     Result,
@@ -97,9 +100,10 @@ def test_the_configurations_are_the_settings_users_run() -> None:
     assert job == {ENV["max_sessions"]: "10", ENV["rate_limit"]: "10"}
     assert CONFIGURATIONS["ci"].env == job
     assert CONFIGURATIONS["ci"].keys == 2
-    assert CONFIGURATIONS["default"].keys == 1
+    assert CONFIGURATIONS["default"].keys == 2
     url = "http://127.0.0.1:1"
-    assert CONFIGURATIONS["default"].command(url) == (["--base-url", url, "--api-key", MOCK_KEYS[0]], {})
+    keys = ["--api-key", MOCK_KEYS[0], "--api-key", MOCK_KEYS[1]]
+    assert CONFIGURATIONS["default"].command(url) == (["--base-url", url, *keys, "--bid-id", BID], {})
     assert CONFIGURATIONS["ci"].command(url) == (
         [],
         {**job, ENV["base_url"]: url, ENV["api_keys"]: " ".join(MOCK_KEYS)},
@@ -117,13 +121,22 @@ def test_chat_variants_run_the_suite_as_users_turn_chat_on() -> None:
     assert all(variant.chat for variant in GALLERY if variant.rule in CHAT_RULES)
 
 
-def test_only_a_missing_second_key_or_chat_left_off_makes_a_variant_invisible() -> None:
+def test_only_chat_left_off_makes_a_variant_invisible() -> None:
     invisible = {(c, n) for c in USERS_SETTINGS for n in VARIANTS} - set(APPLICABLE)
     chat = {("default", name) for name, variant in VARIANTS.items() if variant.chat}  # chat is opt-in against a URL
-    assert invisible == {("default", "close-ends-every-key"), *chat}  # R7: one key's close ending another's
+    assert invisible == chat  # both settings have two keys: the R7 variants show at both
 
 
-@pytest.mark.parametrize(("configuration", "name"), APPLICABLE)
+def _proof(configuration: str, name: str) -> object:
+    """A variant the suite is known to miss at these settings (its `missed_at`) is an xfail, a gap on record; the
+    day the suite catches it, the test XPASSes and the table says to drop it from `missed_at`."""
+    if configuration not in VARIANTS[name].missed_at:
+        return pytest.param(configuration, name)
+    gap = pytest.mark.xfail(strict=False, reason=f"the suite is known to miss {name} at {configuration} settings")
+    return pytest.param(configuration, name, marks=gap)
+
+
+@pytest.mark.parametrize(("configuration", "name"), [_proof(*job) for job in APPLICABLE])
 def test_the_suite_catches_the_variant(results: dict[tuple[str, str], Result], configuration: str, name: str) -> None:
     result, variant = results[(configuration, name)], VARIANTS[name]
     if variant.faithful:
@@ -132,3 +145,16 @@ def test_the_suite_catches_the_variant(results: dict[tuple[str, str], Result], c
         return
     assert result.outcome == "caught", f"{name} ({variant.breaks}) survived the suite at {configuration} settings"
     assert result.proven, f"{name} was caught by {result.by}, but the summary says {variant.rule} {result.named!r}"
+
+
+def test_a_known_miss_is_expected_and_the_table_says_when_it_is_caught() -> None:
+    variant = replace(VARIANTS["reuse-opens-new"], missed_at=("ci",))
+    assert (expectation(variant, CONFIGURATIONS["ci"]), expectation(variant, CONFIGURATIONS["default"])) == (
+        "missed",
+        "caught",
+    )
+    missed = Result("ci", variant.name, "R1", "missed", 0, "-", "passed   (2 checked)", 1.0)
+    assert missed.proven
+    assert "known misses: 1" in table([missed])
+    caught = replace(missed, code=1, by="test_r1_the_same_model_returns_the_same_session", named="FAILED   R1 broken")
+    assert "caught now: drop it from missed_at" in table([caught])

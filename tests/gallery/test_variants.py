@@ -96,3 +96,119 @@ def test_modelsession_echoes_the_resolved_blockchain_id() -> None:
     answer = client.post(f"{SESSION}/modelsession", params={"model_id": "mistral-31-24b"}, json=BODY, headers=AUTH)
     assert answer.status_code == 200
     assert answer.json()["model"].startswith("0x")
+
+
+MISTRAL, LLAMA = "mistral-31-24b", "llama-3.3-70b"
+OTHER_KEY = {"Authorization": f"Bearer {MOCK_KEYS[1]}"}
+
+
+class Calls:
+    """One variant's mock, called in process: each call's JSON answer (the status checked where it matters)."""
+
+    def __init__(self, name: str) -> None:
+        self.client = TestClient(_variant(name))
+
+    def model(self, model: str, duration: int = 3600, headers: dict[str, str] = AUTH, status: int = 200) -> Any:
+        body = {**BODY, "sessionDuration": duration}
+        answer = self.client.post(f"{SESSION}/modelsession", params={"model_id": model}, json=body, headers=headers)
+        assert answer.status_code == status, answer.text
+        return answer.json().get("session_id", answer.json())
+
+    def bid(self) -> Any:
+        answer = self.client.post(f"{SESSION}/bidsession", params={"bid_id": BID}, json=BODY, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["session_id"]
+
+    def close(self, headers: dict[str, str] = AUTH) -> Any:
+        return self.client.post(f"{SESSION}/closesession", headers=headers).json()
+
+    def ping(self, headers: dict[str, str] = AUTH) -> Any:
+        body = self.client.post(f"{SESSION}/pingsession", headers=headers).json()
+        return body["status"], body.get("session_id")
+
+
+def test_a_create_after_a_close_revives_the_closed_session() -> None:
+    calls = Calls("create-after-close-revives")
+    first = calls.model(MISTRAL)
+    assert calls.close()["session_id"] == first
+    assert calls.model(MISTRAL) == first  # v1.14.0: a new session
+    assert calls.model(LLAMA) != first  # a switch is unchanged
+
+
+def test_switching_back_revives_the_first_models_session() -> None:
+    calls = Calls("switch-back-revives")
+    first = calls.model(MISTRAL)
+    second = calls.model(LLAMA)
+    assert second != first
+    assert calls.model(MISTRAL) == first  # v1.14.0: a third session
+    calls.close()
+    assert calls.model(MISTRAL) not in (first, second)  # after a close: a new one, as always
+
+
+def test_a_model_create_after_a_bid_answers_500() -> None:
+    calls = Calls("model-after-bid-500")
+    calls.model(MISTRAL)
+    bid = calls.bid()
+    assert calls.model(LLAMA, status=500)["detail"].startswith("Unexpected error")
+    assert calls.ping() == ("alive", bid)
+    calls.close()
+    assert calls.model(LLAMA) != bid  # with no bid session, creates work
+
+
+def test_reuse_only_when_the_duration_matches_too() -> None:
+    calls = Calls("reuse-needs-same-duration")
+    first = calls.model(MISTRAL, 600)
+    assert calls.model(MISTRAL, 600) == first
+    other = calls.model(MISTRAL, 3600)
+    assert other != first  # v1.14.0: the same session (R1 is judged across durations)
+    assert calls.ping() == ("alive", other)
+
+
+def test_a_key_over_its_quota_keeps_its_session_on_any_model() -> None:
+    calls = Calls("quota-keeps-current")
+    opened = [calls.model(model) for model in (MISTRAL, LLAMA, MISTRAL)]
+    assert len(set(opened)) == 3  # the first three switches are fine
+    assert calls.model(LLAMA) == opened[-1]  # the fourth returns the mistral session
+    assert calls.model(MISTRAL, headers=OTHER_KEY) != opened[-1]  # the other key has its own quota
+
+
+def test_the_third_reuse_opens_a_new_session() -> None:
+    calls = Calls("third-reuse-opens-new")
+    first = calls.model(MISTRAL)
+    assert [calls.model(MISTRAL) for _ in range(2)] == [first, first]
+    assert calls.model(MISTRAL) != first  # v1.14.0: the same session, however often it is asked for
+
+
+def test_a_failed_switch_leaves_the_new_model_on_the_old_row() -> None:
+    calls = Calls("failed-switch-keeps-new-model")
+    first = calls.model(MISTRAL)
+    calls.model(LLAMA, 299, status=500)
+    # v1.14.0: a new session (the old row is mistral's); here the closed mistral session is reused, and fails
+    assert calls.model(LLAMA, status=500)["detail"].endswith("Session created but not valid in proxy router")
+    assert calls.ping() == ("dead", first)
+
+
+def test_a_key_gets_another_keys_session_on_the_same_model() -> None:
+    calls = Calls("keys-share-model-sessions")
+    first = calls.model(MISTRAL)
+    assert calls.model(MISTRAL, headers=OTHER_KEY) == first  # v1.14.0: one session per key
+    assert calls.ping(OTHER_KEY) == ("alive", first)
+    assert calls.model(LLAMA, headers=OTHER_KEY) != first
+
+
+def test_a_close_hands_the_closed_sessions_id_to_the_next_session() -> None:
+    calls = Calls("ids-count-open-sessions")
+    first = calls.model(MISTRAL)
+    second = calls.model(LLAMA)
+    assert second != first  # a switch counts on
+    calls.close()
+    assert calls.model(MISTRAL) == second  # a new session on another model, with the closed one's id
+    assert calls.model(MISTRAL, headers=OTHER_KEY) not in (first, second)
+
+
+def test_a_second_bidsession_returns_the_first() -> None:
+    calls = Calls("bid-reused-like-a-model")
+    first = calls.bid()
+    assert calls.bid() == first  # v1.14.0: every bidsession opens a new session
+    calls.close()
+    assert calls.bid() != first

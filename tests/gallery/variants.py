@@ -8,11 +8,12 @@ kind of response on its way out.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -26,12 +27,14 @@ from mockserver.domain import (
     Attempt,
     CloseKind,
     CloseOutcome,
+    CreateFailed,
     InMemoryStore,
     KeyRegistry,
     PingKind,
     PingOutcome,
     Session,
     SessionBook,
+    SessionKind,
 )
 from mockserver.domain.book import PendingBid
 from mockserver.domain.store import EMPTY, Change, Ended, T
@@ -49,6 +52,7 @@ class Variant:
     keys_needed: int = 1  # fewer keys than this cannot see the bug (R7 needs a second key)
     chat: bool = False  # only chat shows the bug: the suite must be run with --allow-chat
     race: bool = False  # only requests that meet within a time window show the bug: a run may miss it
+    missed_at: tuple[str, ...] = ()  # configurations at which the suite is known to miss it still (a gap, not a pass)
 
 
 def _swap(attribute: str, cls: type) -> Apply:
@@ -235,6 +239,202 @@ def _bids_like_v1_14_0(app: Starlette) -> ASGIApp:
             done.set()
 
     return gateway
+
+
+# --- behaviour: sequences (state that outlives its session, is shared across keys, or counts wrong) ---
+
+
+def _memory(book: SessionBook, name: str) -> dict[Any, Any]:
+    """What a broken gateway keeps beside its session rows (a cache, a counter), in the book's own dict: a
+    variant swaps the book's class, so the state is created on first use."""
+    kept: dict[Any, Any] = book.__dict__.setdefault(f"gallery_{name}", {})
+    return kept
+
+
+def _unexpired(session: Session | None, now: float) -> TypeGuard[Session]:
+    return session is not None and not session.is_expired(now)
+
+
+def _make_active(book: SessionBook, key: str, session: Session) -> None:
+    """The key's row becomes `session`, open on chain as far as the gateway's pings can tell."""
+    book.store.transact(
+        key,
+        lambda record: (
+            replace(
+                record,
+                active=session,
+                chain=(*(s for s in record.chain if s.session_id != session.session_id), session),
+            ),
+            None,
+        ),
+    )
+
+
+class _ModelCache(SessionBook):
+    """Reuse looks in a cache of the sessions each key opened, by model, that nothing ever invalidates."""
+
+    def revives(self, current: Session | None, now: float) -> bool:
+        raise NotImplementedError
+
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        cache, now = _memory(self, "cache"), self.clock.now()
+        cached = cache.get((key, resolved))
+        if _unexpired(cached, now) and self.revives(self.store.active(key), now):
+            _make_active(self, key, cached)
+            return cached
+        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        cache[(key, resolved)] = session
+        return session
+
+
+class CloseLeavesTheCache(_ModelCache):
+    def revives(self, current: Session | None, now: float) -> bool:
+        return current is None  # the key's session was closed: the cache still has it
+
+
+class SwitchLeavesTheCache(_ModelCache):
+    def revives(self, current: Session | None, now: float) -> bool:
+        return _unexpired(current, now)  # a switch closed this model's session: the cache still has it
+
+
+class ModelAfterBidFails(SessionBook):
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        current = self.store.active(key)
+        if _unexpired(current, self.clock.now()) and current.kind is SessionKind.BID:
+            # the switch looks the old session's model up in the model table to close it: a bid id is not there
+            raise CreateFailed(f"Unexpected error: model {current.model} not found")
+        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+
+
+class ReuseNeedsSameDuration(SessionBook):
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        current, wanted = self.store.active(key), duration or self.default_duration
+        if (
+            _unexpired(current, self.clock.now())
+            and current.model == resolved
+            and round(current.expires_at - current.created_at) != wanted
+        ):
+            # the lookup matches the model AND the duration: it misses, so the row is replaced by a new session
+            self.store.transact(key, lambda record: (replace(record, active=None), None))
+        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+
+
+class QuotaKeepsCurrent(SessionBook):
+    """A key that has opened `QUOTA` sessions is over its quota: it gets the session it holds, on any model."""
+
+    quota = 3
+
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        opened, current = _memory(self, "opened"), self.store.active(key)
+        if opened.get(key, 0) >= self.quota and _unexpired(current, self.clock.now()):
+            return current
+        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        if current is None or session.session_id != current.session_id:
+            opened[key] = opened.get(key, 0) + 1
+        return session
+
+
+class ReuseRotates(SessionBook):
+    """A reuse counter meant for the logs is read as a limit: the `LIMIT`-th reuse of a session opens a new one."""
+
+    limit = 3
+
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        reuses, current = _memory(self, "reuses"), self.store.active(key)
+        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        if current is None or session.session_id != current.session_id:
+            return session
+        reuses[session.session_id] = reuses.get(session.session_id, 0) + 1
+        if reuses[session.session_id] < self.limit:
+            return session
+        self.store.transact(key, lambda record: (replace(record, active=None), None))
+        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+
+
+class FailedSwitchKeepsNewModel(SessionBook):
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        current = self.store.active(key)
+        try:
+            return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        except CreateFailed:
+            if _unexpired(current, self.clock.now()) and current.model != resolved:
+                # the row's model was written before the open, and the rollback left that write in
+                changed = replace(current, model=resolved, requested=requested)
+                self.store.transact(key, lambda record: (replace(record, active=changed), None))
+            raise
+
+
+class KeysShareModelSessions(SessionBook):
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        now = self.clock.now()
+        if not _reusable_here(self.store.active(key), resolved, now):
+            # the reuse query forgot its `api_key_id`: any key's session on the model will do
+            for other in self.store.keys():  # noqa: SIM118 - a SessionStore, not a dict
+                theirs = self.store.active(other)
+                if other != key and _reusable_here(theirs, resolved, now):
+                    _make_active(self, key, theirs)
+                    return theirs
+        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+
+
+def _reusable_here(session: Session | None, resolved: str, now: float) -> TypeGuard[Session]:
+    return _unexpired(session, now) and session.kind is SessionKind.MODEL and session.model == resolved
+
+
+class IdsCountOpenSessions(SessionBook):
+    """Session ids are the hash of the key and its count of open sessions, which a close brings back down."""
+
+    def create_model_session(
+        self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
+        counts, before = _memory(self, "open"), self.store.active(key)
+        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        if before is not None and session.session_id == before.session_id:
+            return session
+        number = counts.get(key, 0)
+        counts[key] = number + 1
+        numbered = replace(session, session_id="0x" + hashlib.sha256(f"{key}:{number}".encode()).hexdigest())
+        self.store.transact(
+            key,
+            lambda record: (
+                replace(record, active=numbered, chain=(*(s for s in record.chain if s != session), numbered)),
+                None,
+            ),
+        )
+        return numbered
+
+    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+        outcome = super().close(key, attempt=attempt)
+        if outcome.kind is CloseKind.CLOSED:
+            counts = _memory(self, "open")
+            counts[key] = max(counts.get(key, 0) - 1, 0)
+        return outcome
+
+
+class BidReusedLikeAModel(SessionBook):
+    def finish_bid(self, pending: PendingBid) -> Session:
+        current = self.store.active(pending.key)
+        if (
+            _unexpired(current, self.clock.now())
+            and current.kind is SessionKind.BID
+            and current.model == pending.bid_id
+        ):
+            return current  # the model route's reuse, applied to bids: the `model` column holds the bid id
+        return super().finish_bid(pending)
 
 
 # --- behaviour: authentication ---------------------------------------------------------------------
@@ -528,6 +728,77 @@ GALLERY: tuple[Variant, ...] = (
         "parallel bidsessions: one 200, the others v1.14.0's unique-index 500; one session stays active",
         _bids_like_v1_14_0,
         faithful=True,
+    ),
+    # The sequence bugs: `missed_at` records where the suite still misses one (tests/gallery/test_mutants.py
+    # expects that miss; its table says when a run catches it after all).
+    Variant(
+        "create-after-close-revives",
+        "R4",
+        "a create after a close hands back the closed session (a reuse cache the close leaves): create A, close, "
+        "create A",
+        _swap("book", CloseLeavesTheCache),
+    ),
+    Variant(
+        "switch-back-revives",
+        "R2",
+        "switching back to a model hands back its closed session (a reuse cache the switch leaves): A, B, A",
+        _swap("book", SwitchLeavesTheCache),
+        missed_at=("ci",),
+    ),
+    Variant(
+        "model-after-bid-500",
+        "R2",
+        "a modelsession right after a bidsession answers 500 (the switch looks the bid id up as a model): bid, A",
+        _swap("book", ModelAfterBidFails),
+        missed_at=("default", "ci"),
+    ),
+    Variant(
+        "reuse-needs-same-duration",
+        "R1",
+        "a same-model create reuses the session only when the sessionDuration matches too: A 600 s, A 3600 s",
+        _swap("book", ReuseNeedsSameDuration),
+    ),
+    Variant(
+        "quota-keeps-current",
+        "R2",
+        "once a key has opened 3 sessions, a create on another model returns the session it holds: A, B, A, B",
+        _swap("book", QuotaKeepsCurrent),
+    ),
+    Variant(
+        "third-reuse-opens-new",
+        "R1",
+        "a reuse counter read as a limit: the third reuse of a session opens a new one: A, A, A, A",
+        _swap("book", ReuseRotates),
+    ),
+    Variant(
+        "failed-switch-keeps-new-model",
+        "R2",
+        "a failed switch leaves the new model on the old session's row, so a create on it reuses the closed old "
+        "session and fails its verification: A, B 299 s (500), B (500)",
+        _swap("book", FailedSwitchKeepsNewModel),
+        missed_at=("ci",),
+    ),
+    Variant(
+        "keys-share-model-sessions",
+        "R7",
+        "the reuse lookup ignores the key: a key's create on a model another key holds gets that key's session",
+        _swap("book", KeysShareModelSessions),
+        keys_needed=2,
+    ),
+    Variant(
+        "ids-count-open-sessions",
+        "R4",
+        "a session id is the hash of the key and its count of open sessions, which a close lowers: create A, "
+        "close, create B gets A's id",
+        _swap("book", IdsCountOpenSessions),
+        missed_at=("ci",),
+    ),
+    Variant(
+        "bid-reused-like-a-model",
+        "R3",
+        "a second bidsession on the same bid hands back the key's bid session instead of opening one: bid, bid",
+        _swap("book", BidReusedLikeAModel),
+        missed_at=("default", "ci"),
     ),
     Variant(
         "no-api-key-prefix",
