@@ -314,7 +314,7 @@ class ReuseNeedsSameDuration(SessionBook):
     def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        current, wanted = self.store.active(key), duration or self.default_duration
+        current, wanted = self.store.active(key), duration or self.automation.effective(key).duration
         if (
             _unexpired(current, self.clock.now())
             and current.model == resolved
