@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from contracts.answers import RuleBroken, body_errors, expect
-from contracts.api import CLOSE, MODEL_SESSION, PING
+from contracts.api import CHAT, CLOSE, MODEL_SESSION, PING
 from contracts.checks import body_matches_the_gateway_contract, server_errors_are_the_gateways
 from contracts.client import Client
 from contracts.redact import redact, shown
@@ -60,6 +60,8 @@ def test_a_500_must_carry_one_of_the_gateways_texts() -> None:
     assert server_errors_are_the_gateways(None, _answer(422, b"{}"), create) is True
     gateway = b'{"detail": "Error from proxy router: Failed to create session: SessionTooShort"}'
     assert server_errors_are_the_gateways(None, _answer(500, gateway), create) is None
+    upstream = b'{"error": {"message": "provider down", "type": "upstream_error"}}'  # chat's: the body check's
+    assert server_errors_are_the_gateways(None, _answer(500, upstream), _case(CHAT.operation_id)) is None
     for body in (b"<html>Internal Server Error</html>", b'{"detail": "boom"}', b'{"detail": ["x"]}'):
         with pytest.raises(AssertionError, match="500 with a body the gateway never sends"):
             server_errors_are_the_gateways(None, _answer(500, body), create)

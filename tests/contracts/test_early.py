@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,8 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from contracts.conftest import pytest_collection_modifyitems, pytest_configure, pytest_unconfigure
-from contracts.options import SESSION_STARTED
+from contracts.conftest import (
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_makereport,
+    pytest_unconfigure,
+)
+from contracts.options import SESSION_STARTED, SUITE
 
 REASON = "the target refused API key 2 of 2 (sk-Wrong2…): Invalid API key. Check --api-key / MORPHEUS_API_KEYS."
 
@@ -83,3 +89,13 @@ def test_a_run_that_did_not_stop_collects_and_ends_as_usual(tmp_path: Path) -> N
     pytest_collection_modifyitems(config)  # type: ignore[arg-type]
     pytest_unconfigure(config)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_report_names_the_suite_as_a_checkout_does() -> None:
+    """A failed test's traceback names `contracts/test_auth.py`, never the folder the kit is installed in."""
+    wrapper = pytest_runtest_makereport(None, None)  # type: ignore[arg-type]
+    next(wrapper)
+    failed = SimpleNamespace(longrepr=f"{SUITE}{os.sep}test_auth.py:62: AssertionError")
+    with pytest.raises(StopIteration) as done:
+        wrapper.send(failed)
+    assert done.value.value.longrepr == "contracts/test_auth.py:62: AssertionError"

@@ -208,6 +208,12 @@ def test_verify_options_and_targets_it_cannot_use_are_one_line(
         assert contract_main(["verify", str(recording), *argv]) == 2
         (said,) = capsys.readouterr().err.strip().splitlines()
         assert said.startswith(f"morpheus-contract verify: {line}")
+    with pytest.raises(SystemExit, match="2"):
+        contract_main(["verify", str(recording), "--bogus"])
+    (said,) = capsys.readouterr().err.strip().splitlines()
+    assert said == (
+        "morpheus-contract verify: unrecognized arguments: --bogus (morpheus-contract verify --help lists the options)"
+    )
     assert contract_main(["verify", str(recording), "--base-url", "http://127.0.0.1:9"]) == 2
     assert "needs at least one --api-key" in capsys.readouterr().err
     monkeypatch.setenv("MORPHEUS_MAX_SESSIONS", "ten")
