@@ -2,7 +2,7 @@
 
 `Slots` are named values changed atomically one name at a time (the same shape as
 `SessionStore.transact`): the fault plan keeps its armed faults in one slot, the key registry one
-slot per key prefix. `LocalSlots` keeps them in this process; `mockserver.redis_shared.RedisSlots`
+slot per key prefix. `LocalSlots` keeps them in this process; `mockserver.store.redis.slots.RedisSlots`
 keeps them in Redis, so every worker and host that shares the store sees one plan and one registry.
 A `change` may run more than once (optimistic retries in Redis): it computes, it does not act.
 """

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mockserver.domain import DomainError, FaultKind, QueuedReply, ToolCallReply, key_prefix
-from mockserver.redis_store import StoreError
+from mockserver.store import StoreError
 from mockserver.web.state import MockState
 
 PREFIX = "/__admin"

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import JournalEntry, key_prefix
 from mockserver.logbatch import direct
-from mockserver.redis_store import StoreError
+from mockserver.store import StoreError
 from mockserver.web.admin import PREFIX as ADMIN_PREFIX
 from mockserver.web.pipeline import CLIENT_CLOSED, LEFT_MID_STREAM, UPSTREAM_CALLS, OperationEndpoint, send_stream
 from mockserver.web.state import MockState

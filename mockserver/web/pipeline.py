@@ -33,7 +33,7 @@ from mockserver.domain import (
     KeyLookupFailed,
     auth_error,
 )
-from mockserver.redis_store import StoreError
+from mockserver.store import StoreError
 from mockserver.web.errors import SelfCheckFailed
 from mockserver.web.handlers import HANDLERS, Answered, Call, Reply, StreamReply
 from mockserver.web.state import MockState

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -12,45 +10,27 @@ from typing import Protocol
 from mockserver.config import Config
 from mockserver.domain import (
     ApiKey,
-    Automation,
     AutomationSettings,
     BidTable,
     Clock,
-    Counter,
     DomainError,
     FakeClock,
-    Fault,
     FaultPlan,
     IdSource,
-    InMemoryStore,
-    Journal,
     JournalLog,
     KeyRegistry,
-    LocalCounter,
-    LocalSlots,
     ModelTable,
     NoPause,
-    OffsetClock,
-    QueuedReply,
     ReplyQueue,
     SessionBook,
-    SessionStore,
     SimulatedUpstream,
     Sleeper,
     Slots,
     Upstream,
     WallSleeper,
 )
-from mockserver.redis_shared import (
-    AutomationCodec,
-    FaultsCodec,
-    KeysCodec,
-    RedisCounter,
-    RedisJournal,
-    RedisSlots,
-    RepliesCodec,
-)
-from mockserver.redis_store import RedisClock, RedisStore, RedisView, StoreUnavailable, connect
+from mockserver.store import StoreUnavailable, View
+from mockserver.store.assembly import shared_state
 from mockserver.web.errors import WebError
 from mockserver.web.selfcheck import ResponseChecks
 from mockserver.web.validation_models import OperationModels, request_models
@@ -61,23 +41,6 @@ class ControllableClock(Clock, Protocol):
     def set(self, t: float) -> float: ...
 
     def advance(self, seconds: float) -> float: ...
-
-
-class View(Protocol):
-    """How a worker sees the shared state: `fresh(key)` wraps one request for a key (see `RedisView`)."""
-
-    reads_ahead: bool  # whether `fresh` wants the request's key
-
-    def fresh(self, key: str | None = None) -> AbstractContextManager[None]: ...
-
-
-class LocalView:
-    """This process's own state is always fresh: a request needs no look at anything first."""
-
-    reads_ahead = False
-
-    def fresh(self, key: str | None = None) -> AbstractContextManager[None]:
-        return contextlib.nullcontext()
 
 
 @dataclass
@@ -112,26 +75,14 @@ class MockState:
     scenario: Scenario = field(default_factory=Scenario)
 
 
-@dataclass(frozen=True)
-class Shared:
-    """What every worker of one mock must agree on: in this process, or in the store (`--store`)."""
-
-    store: SessionStore
-    clock: Clock
-    counter: Counter
-    faults: Slots[tuple[Fault, ...]]
-    keys: Slots[tuple[ApiKey, ...]]
-    journal: JournalLog
-    automation: Slots[Automation]
-    replies: Slots[tuple[QueuedReply, ...]]
-    view: View
-
-
 def build_state(
     config: Config, *, clock: Clock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
 ) -> MockState:
     spec = spec or load_spec()
-    shared = shared_state(config)
+    try:
+        shared = shared_state(config)
+    except StoreUnavailable as error:
+        raise WebError(str(error)) from None
     clock = clock or shared.clock
     sleeper = sleeper or default_sleeper(config, clock)
     ids = IdSource(config.seed, counter=shared.counter)
@@ -177,38 +128,6 @@ def default_sleeper(config: Config, clock: Clock) -> Sleeper:
     if not config.retry_pause:
         return NoPause()
     return clock if isinstance(clock, FakeClock) else WallSleeper()
-
-
-def shared_state(config: Config) -> Shared:
-    """This process's memory (the default), or Redis (`--store`): sessions, clock, ids, faults, keys, journal."""
-    if config.store is None:
-        return Shared(
-            InMemoryStore(history_limit=config.history_size),
-            OffsetClock(),
-            LocalCounter(),
-            LocalSlots(),
-            LocalSlots(),
-            Journal(config.journal_size),
-            LocalSlots(),
-            LocalSlots(),
-            LocalView(),
-        )
-    try:
-        client = connect(config.store)
-    except StoreUnavailable as error:
-        raise WebError(str(error)) from None
-    view = RedisView(client)  # one per worker: the faults, the keys, the clock offset it has read; records ahead
-    return Shared(
-        RedisStore(client, history_limit=config.history_size, view=view),
-        RedisClock(client, view=view),
-        RedisCounter(client),
-        RedisSlots(client, "faults", FaultsCodec(), view=view),
-        RedisSlots(client, "keys", KeysCodec(), view=view),
-        RedisJournal(client, config.journal_size, wire=view.wire),
-        RedisSlots(client, "automation", AutomationCodec(), view=view),
-        RedisSlots(client, "replies", RepliesCodec(), view=view),
-        view,
-    )
 
 
 def load_keys(config: Config, slots: Slots[tuple[ApiKey, ...]] | None = None) -> KeyRegistry:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from mockserver.redis_store import connect
+from mockserver.store.redis.wire import connect
 
 
 def free_port() -> int:

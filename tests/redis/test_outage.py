@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from mockserver.redis_store import RedisStore, connect
+from mockserver.store.redis.store import RedisStore
+from mockserver.store.redis.wire import connect
 from tests.redis.conftest import free_port
 from tests.served import KEYS, Served, serving
 

@@ -19,7 +19,11 @@ from mockserver.domain import (
     SessionKind,
 )
 from mockserver.domain.store import EMPTY
-from mockserver.redis_store import RedisClock, RedisStore, StoreUnavailable, connect, decode, encode, encode_record
+from mockserver.store import StoreUnavailable
+from mockserver.store.redis.clock import RedisClock
+from mockserver.store.redis.codecs import decode, encode, encode_record
+from mockserver.store.redis.store import RedisStore
+from mockserver.store.redis.wire import connect
 
 SESSION = Session("0x" + "ab" * 32, "sk-AbC123", SessionKind.MODEL, "0xm", "m", 10.0, 3610.0)
 

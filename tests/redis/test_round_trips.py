@@ -10,8 +10,14 @@ from starlette.testclient import TestClient
 from mockserver.config import Config
 from mockserver.domain import Fault, FaultKind, FaultPlan, KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
-from mockserver.redis_shared import FaultsCodec, RedisSlots
-from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, RedisView, StoreBusy, Wire, encode_record
+from mockserver.store import StoreBusy
+from mockserver.store.redis.clock import RedisClock
+from mockserver.store.redis.codecs import FaultsCodec, encode_record
+from mockserver.store.redis.slots import RedisSlots
+from mockserver.store.redis.store import RedisStore
+from mockserver.store.redis.transaction import ATTEMPTS
+from mockserver.store.redis.view import RedisView
+from mockserver.store.redis.wire import Wire
 from mockserver.web.app import create_app
 from tests.served import KEYS
 

@@ -26,16 +26,13 @@ from mockserver.domain import (
     SessionKind,
     ToolCallReply,
 )
-from mockserver.redis_shared import (
-    AutomationCodec,
-    FaultsCodec,
-    KeysCodec,
-    RedisCounter,
-    RedisJournal,
-    RedisSlots,
-    RepliesCodec,
-)
-from mockserver.redis_store import ATTEMPTS, RedisClock, RedisStore, StoreBusy, StoreUnavailable, optimistic
+from mockserver.store import StoreBusy, StoreUnavailable
+from mockserver.store.redis.clock import RedisClock
+from mockserver.store.redis.codecs import AutomationCodec, FaultsCodec, KeysCodec, RepliesCodec
+from mockserver.store.redis.journal import RedisJournal
+from mockserver.store.redis.slots import RedisCounter, RedisSlots
+from mockserver.store.redis.store import RedisStore
+from mockserver.store.redis.transaction import ATTEMPTS, optimistic
 from mockserver.web.app import create_app
 from tests.served import KEYS
 

@@ -15,7 +15,8 @@ import requests
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
-from mockserver.redis_store import RedisClock, RedisStore
+from mockserver.store.redis.clock import RedisClock
+from mockserver.store.redis.store import RedisStore
 from mockserver.web.app import ARGV_VARIABLE, app_from_environment, create_app
 from mockserver.web.errors import WebError
 from tests.served import KEYS, Served, serving

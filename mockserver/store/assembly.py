@@ -1,0 +1,89 @@
+"""The storage assembly: one `Shared` bundle from `Config.store`, in this process or in Redis.
+
+This is the one module that imports `mockserver.store.redis`, and only when the config names a Redis
+URL: the in-memory mock never imports redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mockserver.config import Config
+from mockserver.domain import (
+    ApiKey,
+    Automation,
+    Clock,
+    Counter,
+    Fault,
+    InMemoryStore,
+    Journal,
+    JournalLog,
+    LocalCounter,
+    LocalSlots,
+    OffsetClock,
+    QueuedReply,
+    SessionStore,
+    Slots,
+)
+from mockserver.store.view import LocalView, View
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every worker of one mock must agree on: in this process, or in the store (`--store`)."""
+
+    store: SessionStore
+    clock: Clock
+    counter: Counter
+    faults: Slots[tuple[Fault, ...]]
+    keys: Slots[tuple[ApiKey, ...]]
+    journal: JournalLog
+    automation: Slots[Automation]
+    replies: Slots[tuple[QueuedReply, ...]]
+    view: View
+
+
+def shared_state(config: Config) -> Shared:
+    """This process's memory (the default), or Redis (`--store`): sessions, clock, ids, faults, keys, journal.
+
+    Raises:
+        StoreUnavailable: the Redis store named cannot be reached.
+    """
+    if config.store is None:
+        return Shared(
+            InMemoryStore(history_limit=config.history_size),
+            OffsetClock(),
+            LocalCounter(),
+            LocalSlots(),
+            LocalSlots(),
+            Journal(config.journal_size),
+            LocalSlots(),
+            LocalSlots(),
+            LocalView(),
+        )
+    return in_redis(config.store, history_size=config.history_size, journal_size=config.journal_size)
+
+
+def in_redis(url: str, *, history_size: int, journal_size: int) -> Shared:
+    """Every piece in the Redis store at `url`, read by one `RedisView` per worker."""
+    from mockserver.store.redis.clock import RedisClock
+    from mockserver.store.redis.codecs import AutomationCodec, FaultsCodec, KeysCodec, RepliesCodec
+    from mockserver.store.redis.journal import RedisJournal
+    from mockserver.store.redis.slots import RedisCounter, RedisSlots
+    from mockserver.store.redis.store import RedisStore
+    from mockserver.store.redis.view import RedisView
+    from mockserver.store.redis.wire import connect
+
+    client = connect(url)
+    view = RedisView(client)  # one per worker: the faults, the keys, the clock offset it has read; records ahead
+    return Shared(
+        RedisStore(client, history_limit=history_size, view=view),
+        RedisClock(client, view=view),
+        RedisCounter(client),
+        RedisSlots(client, "faults", FaultsCodec(), view=view),
+        RedisSlots(client, "keys", KeysCodec(), view=view),
+        RedisJournal(client, journal_size, wire=view.wire),
+        RedisSlots(client, "automation", AutomationCodec(), view=view),
+        RedisSlots(client, "replies", RepliesCodec(), view=view),
+        view,
+    )

@@ -1,0 +1,117 @@
+"""How the domain's values are written to Redis and read back (JSON text); no Redis here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Protocol, TypeVar
+
+from mockserver.domain import (
+    ApiKey,
+    Automation,
+    Fault,
+    FaultKind,
+    JournalEntry,
+    KeyRecord,
+    QueuedReply,
+    Session,
+    SessionKind,
+    ToolCallReply,
+)
+from mockserver.domain.faults import Broken
+from mockserver.domain.store import EMPTY
+
+V = TypeVar("V")
+
+
+class Codec(Protocol[V]):
+    """How a slot's value is written to Redis and read back."""
+
+    def dumps(self, value: V) -> str: ...
+
+    def loads(self, raw: bytes | str) -> V: ...
+
+
+def encode(session: Session) -> str:
+    return json.dumps({**asdict(session), "kind": str(session.kind)})
+
+
+def decode(raw: bytes | str | None) -> Session | None:
+    return None if raw is None else decode_session(raw)
+
+
+def decode_session(raw: bytes | str) -> Session:
+    return _from_fields(json.loads(raw))
+
+
+def _from_fields(fields: dict[str, Any]) -> Session:
+    return Session(**{**fields, "kind": SessionKind(fields["kind"])})
+
+
+def encode_record(record: KeyRecord) -> str:
+    active = None if record.active is None else {**asdict(record.active), "kind": str(record.active.kind)}
+    chain = [{**asdict(session), "kind": str(session.kind)} for session in record.chain]
+    return json.dumps({"active": active, "chain": chain, "synced_at": record.synced_at})
+
+
+def decode_record(raw: bytes | str | None) -> KeyRecord:
+    if raw is None:
+        return EMPTY
+    fields = json.loads(raw)
+    active = None if fields["active"] is None else _from_fields(fields["active"])
+    return KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])
+
+
+class FaultsCodec:
+    """Armed faults as a JSON list of their fields."""
+
+    def dumps(self, value: tuple[Fault, ...]) -> str:
+        return json.dumps([{**asdict(fault), "kind": fault.kind.value} for fault in value])
+
+    def loads(self, raw: bytes | str) -> tuple[Fault, ...]:
+        return tuple(_fault(fields) for fields in json.loads(raw))
+
+
+def _fault(fields: dict[str, Any]) -> Fault:
+    broke = fields.get("broke")
+    return Fault(**{**fields, "kind": FaultKind(fields["kind"]), "broke": None if broke is None else Broken(**broke)})
+
+
+class KeysCodec:
+    """A prefix's registered keys (prefix, hash of the full key, revoked) as a JSON list."""
+
+    def dumps(self, value: tuple[ApiKey, ...]) -> str:
+        return json.dumps([asdict(entry) for entry in value])
+
+    def loads(self, raw: bytes | str) -> tuple[ApiKey, ...]:
+        return tuple(ApiKey(**fields) for fields in json.loads(raw))
+
+
+class AutomationCodec:
+    """A key's automation setting as a JSON object."""
+
+    def dumps(self, value: Automation) -> str:
+        return json.dumps(asdict(value))
+
+    def loads(self, raw: bytes | str) -> Automation:
+        return Automation(**json.loads(raw))
+
+
+class RepliesCodec:
+    """The provider's reply queue as a JSON list of the replies' fields."""
+
+    def dumps(self, value: tuple[QueuedReply, ...]) -> str:
+        return json.dumps([asdict(reply) for reply in value])
+
+    def loads(self, raw: bytes | str) -> tuple[QueuedReply, ...]:
+        return tuple(_reply(fields) for fields in json.loads(raw))
+
+
+def _reply(fields: dict[str, Any]) -> QueuedReply:
+    return QueuedReply(**{**fields, "tool_calls": tuple(ToolCallReply(**call) for call in fields["tool_calls"])})
+
+
+def journal_entry(raw: bytes | str) -> JournalEntry:
+    """An entry as written (a JSON list), its upstream statuses a tuple again (none in an older entry)."""
+    entry = JournalEntry(*json.loads(raw))
+    return entry._replace(upstream=tuple(entry.upstream))

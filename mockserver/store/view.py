@@ -1,0 +1,24 @@
+"""How a worker sees the shared state during one request: the `View` protocol and this process's `LocalView`."""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+
+class View(Protocol):
+    """How a worker sees the shared state: `fresh(key)` wraps one request for a key (see `RedisView`)."""
+
+    reads_ahead: bool  # whether `fresh` wants the request's key
+
+    def fresh(self, key: str | None = None) -> AbstractContextManager[None]: ...
+
+
+class LocalView:
+    """This process's own state is always fresh: a request needs no look at anything first."""
+
+    reads_ahead = False
+
+    def fresh(self, key: str | None = None) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
