@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 from mockserver import domain
+from tests.imports import imported_modules
 
 DOMAIN = Path(domain.__file__).parent
 MODULES = sorted(DOMAIN.glob("*.py"))
@@ -27,16 +28,9 @@ def test_layering_all_lists_exactly_the_public_names() -> None:
     )
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    return names
-
-
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
 def test_layering_domain_imports_only_stdlib_and_itself(path: Path) -> None:
-    for name in _imports(path):
+    for name in imported_modules(path):
         top = name.split(".")[0]
         assert top in sys.stdlib_module_names or name.startswith("mockserver.domain") or top == "__future__", name
 
