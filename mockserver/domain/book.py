@@ -20,10 +20,9 @@ from typing import Any, Generic, TypeGuard, TypeVar, cast
 from mockserver.domain.automation import AutomationSettings
 from mockserver.domain.clock import Clock
 from mockserver.domain.errors import AutomationDisabled, ChatSessionFailed, CloseFailed, CreateFailed, DomainError
-from mockserver.domain.faults import FIRST_TRY, Attempt, FaultPlan
+from mockserver.domain.faults import FIRST_TRY, Attempt
 from mockserver.domain.ids import IdSource
-from mockserver.domain.models import BidTable
-from mockserver.domain.provider import Opening, ReplyQueue, SimulatedUpstream, Upstream
+from mockserver.domain.provider import Opening, Upstream
 from mockserver.domain.sessions import (
     CloseKind,
     CloseOutcome,
@@ -116,8 +115,8 @@ class SessionBook:
     Every operation is ONE `store.transact` on its key (R8; a bidsession is two, with the chain's
     answer in between) and touches no other key (R7). Expiry is lazy (R6): an expired row counts as
     none on the next operation for its key, until a sync pass retires it. The book calls `upstream`
-    (the proxy-router) at the step where the gateway does, with the client's `attempt`; without
-    one it is a `SimulatedUpstream` with no faults armed.
+    (the proxy-router) at the step where the gateway does, with the client's `attempt`, and tells a
+    chat what the chain says of the session it names (`chain_error`).
     """
 
     def __init__(
@@ -125,7 +124,7 @@ class SessionBook:
         store: SessionStore,
         clock: Clock,
         ids: IdSource,
-        upstream: Upstream | None = None,
+        upstream: Upstream,
         *,
         min_duration: int = 300,
         sync_interval: float = SYNC_INTERVAL,
@@ -135,7 +134,7 @@ class SessionBook:
         self.store = store
         self.clock = clock
         self.ids = ids
-        self.upstream = upstream or _untroubled(store, clock)
+        self.upstream = upstream
         self.min_duration = min_duration
         self.sync_interval = sync_interval  # 0: no background sync
         self.bid_open_seconds = bid_open_seconds  # how long the chain takes to open a bid session
@@ -336,6 +335,20 @@ class SessionBook:
         """The active row after the sync passes due, expired or not (an admin view)."""
         return self.record(key).active
 
+    def chain_error(self, key: str, session_id: str) -> str | None:
+        """What the chain says of the session a chat names (the proxy-router's answer, C5): None while any
+        key has it open on chain, "session expired" for one it knew (an active row or an ended session),
+        else "session not found". The key's own record is read first: its open session costs one read."""
+        own = self.store.record(key)
+        if own.open_on_chain(session_id):
+            return None
+        others = [self.store.record(k) for k in self.prefixes() if k != key]
+        if any(record.open_on_chain(session_id) for record in others):
+            return None
+        known = any(r.active is not None and r.active.session_id == session_id for r in (own, *others))
+        known = known or any(s.session_id == session_id for s in self.store.history(None, None))
+        return "session expired" if known else "session not found"
+
     def prefixes(self) -> tuple[str, ...]:
         """The keys (by prefix) that have an active row or a session open on chain."""
         return self.store.keys()
@@ -402,11 +415,6 @@ class SessionBook:
         if current is not None and current.is_expired(at):
             return replace(synced, active=None, chain=_closed(record.chain, current))
         return synced
-
-
-def _untroubled(store: SessionStore, clock: Clock) -> Upstream:
-    """The simulated proxy-router with no faults armed and no bid table: it opens, verifies and closes."""
-    return SimulatedUpstream(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable(), store)
 
 
 def _chat_failure(error: object) -> DomainError:

@@ -25,7 +25,6 @@ from mockserver.domain.faults import FIRST_TRY, Attempt, FaultKind, FaultPlan
 from mockserver.domain.models import BidTable
 from mockserver.domain.sessions import SessionKind
 from mockserver.domain.shared import LocalSlots, Slots
-from mockserver.domain.store import SessionStore
 from mockserver.domain.upstream import upstream_failure
 
 UNREACHABLE = "All connection attempts failed"
@@ -120,6 +119,7 @@ class Prompt:
     session_id: str
     model: str  # the session's model name, which the provider reports
     messages: Sequence[Mapping[str, Any]]
+    chain_error: str | None  # what the chain says of the session (`SessionBook.chain_error`): None while open
     attempt: Attempt = FIRST_TRY
 
 
@@ -190,8 +190,8 @@ class SimulatedUpstream:
 
     Every armed fault is taken from `faults` at the moment the gateway's step calls the proxy-router
     (with the client's `attempt`, so faults that cover retries see them); `bids` is the bid table a
-    strict mock checks bid sessions against; `sessions` is the chain's view of every key, which chat
-    asks about the session it names.
+    strict mock checks bid sessions against. What the chain says of the session a chat names comes in
+    the `Prompt` (the book's answer): the upstream reads no session state of its own.
     """
 
     def __init__(
@@ -201,14 +201,12 @@ class SimulatedUpstream:
         faults: FaultPlan,
         replies: ReplyQueue,
         bids: BidTable,
-        sessions: SessionStore,
     ) -> None:
         self.seed = 0 if seed is None else seed
         self.clock = clock
         self.faults = faults
         self.replies = replies
         self.bids = bids
-        self.sessions = sessions
 
     def complete(self, prompt: Prompt) -> Completion:
         self._check(prompt)
@@ -270,22 +268,11 @@ class SimulatedUpstream:
         fault = self.faults.take(FaultKind.CHAT_UPSTREAM_ERROR, prompt.key, attempt=prompt.attempt)
         if fault is not None:
             raise UpstreamFailed(fault.status or 500, fault.body or _error_body(fault.message or "provider error"))
-        state = self.session_state(prompt.key, prompt.session_id)
-        if state is not None:
-            raise UpstreamFailed(500, _error_body(state))
+        if prompt.chain_error is not None:
+            raise UpstreamFailed(500, _error_body(prompt.chain_error))
 
     def _digest(self, *parts: str) -> str:
         return hashlib.sha256("\x00".join((str(self.seed), *parts)).encode()).hexdigest()
-
-    def session_state(self, key: str, session_id: str) -> str | None:
-        """What the chain says of a session a chat names: None (open), "session expired" or "session not found"."""
-        others = self.sessions.keys()
-        records = [self.sessions.record(key), *(self.sessions.record(k) for k in others if k != key)]
-        if any(record.open_on_chain(session_id) for record in records):
-            return None
-        known = any(r.active is not None and r.active.session_id == session_id for r in records)
-        known = known or any(s.session_id == session_id for s in self.sessions.history(None, None))
-        return "session expired" if known else "session not found"
 
     # The session routes' calls, which the session book makes inside its transaction.
 

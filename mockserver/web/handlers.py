@@ -255,7 +255,8 @@ async def _attempts(
         if pause is None:
             return failure, tuple(statuses)
         await state.sleeper.sleep(pause)
-        prompt = replace(prompt, attempt=replace(prompt.attempt, retry=True))
+        again = state.book.chain_error(prompt.key, prompt.session_id)  # the chain asked again, as on every attempt
+        prompt = replace(prompt, chain_error=again, attempt=replace(prompt.attempt, retry=True))
 
 
 def _relayed(raw: str, session_id: str) -> tuple[int, Any]:
@@ -291,7 +292,7 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
             attempt=call.attempt,
         )
         session_id = session.session_id
-    return Prompt(key, session_id, model.name, messages, call.attempt)
+    return Prompt(key, session_id, model.name, messages, state.book.chain_error(key, session_id), call.attempt)
 
 
 async def _chat_frames(outcome: Completion | Failure) -> AsyncIterator[bytes]:

@@ -90,7 +90,7 @@ def build_state(
     faults = FaultPlan(shared.faults, clock)
     replies = ReplyQueue(shared.replies)
     bids = BidTable.from_file(config.bids_file) if config.bids_file else BidTable()
-    upstream = SimulatedUpstream(config.seed, clock, faults, replies, bids, shared.store)
+    upstream = SimulatedUpstream(config.seed, clock, faults, replies, bids)
     automation = AutomationSettings(config.automation, shared.automation)
     book = SessionBook(
         shared.store,

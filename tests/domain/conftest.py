@@ -51,7 +51,7 @@ def faults(clock: FakeClock) -> FaultPlan:
 @pytest.fixture
 def make_book(clock: FakeClock, store: InMemoryStore, faults: FaultPlan) -> BookFactory:
     def make(**options: Any) -> SessionBook:  # SessionBook's keyword options (ints, floats, settings)
-        upstream = SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable(), store)
+        upstream = SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable())
         return SessionBook(store, clock, IdSource(7), upstream, **options)
 
     return make

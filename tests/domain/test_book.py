@@ -88,9 +88,7 @@ class RetryingStore(InMemoryStore):
 
 def _retrying_book(clock: FakeClock, faults: FaultPlan) -> SessionBook:
     store = RetryingStore()
-    return SessionBook(
-        store, clock, IdSource(1), SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable(), store)
-    )
+    return SessionBook(store, clock, IdSource(1), SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable()))
 
 
 def test_book_draws_an_armed_fault_once_when_a_transaction_is_retried(clock: FakeClock, faults: FaultPlan) -> None:
@@ -441,6 +439,22 @@ def test_book_r7_same_model_on_two_keys_gives_two_sessions(book: SessionBook) ->
     assert _open(book).session_id != _open(book, key=OTHER_KEY).session_id
 
 
+def test_book_tells_a_chat_what_the_chain_says_of_the_session_it_names(book: SessionBook, arm: Arm) -> None:
+    mine, other = _open(book), _open(book, key=OTHER_KEY)
+    assert book.chain_error(KEY, mine.session_id) is None  # open on the key's own chain
+    assert book.chain_error(KEY, other.session_id) is None  # open on another key's chain (C5: any session id)
+    assert book.chain_error(KEY, "0xunknown") == "session not found"
+    _open(book, LLAMA)  # the switch closes `mine`: it joins the history
+    assert book.chain_error(OTHER_KEY, mine.session_id) == "session expired"
+
+
+def test_book_an_active_row_the_chain_closed_is_an_expired_session_to_a_chat(book: SessionBook, arm: Arm) -> None:
+    first = _open(book)
+    with arm(verify_fail=True), pytest.raises(CreateFailed):
+        book.create_model_session(KEY, "x", MISTRAL, 3600)  # the row stays, the chain closed it
+    assert book.chain_error(KEY, first.session_id) == "session expired"
+
+
 def test_book_r6_active_is_an_admin_view_that_does_not_expire_before_the_sync(
     make_book: BookFactory, clock: FakeClock
 ) -> None:
@@ -491,7 +505,8 @@ def test_book_history_limit(book: SessionBook) -> None:
 
 def test_book_ids_are_reproducible_under_a_seed(clock: FakeClock) -> None:
     def run() -> list[str]:
-        book = SessionBook(InMemoryStore(), clock, IdSource(7))
+        upstream = SimulatedUpstream(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable())
+        book = SessionBook(InMemoryStore(), clock, IdSource(7), upstream)
         return [_open(book, model).session_id for model in (MISTRAL, LLAMA, MISTRAL)]
 
     assert run() == run()

@@ -53,8 +53,8 @@ def _worker(book: SessionBook, seed: int, opened: list[str], errors: list[BaseEx
 class CoinUpstream(SimulatedUpstream):
     """A proxy-router whose bid opens fail 20% of the time, closes 30% and test chats half the time."""
 
-    def __init__(self, store: InMemoryStore, clock: FakeClock, seed: int) -> None:
-        super().__init__(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable(), store)
+    def __init__(self, clock: FakeClock, seed: int) -> None:
+        super().__init__(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable())
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
 
@@ -71,6 +71,11 @@ class CoinUpstream(SimulatedUpstream):
 
     def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
         return "gone" if self._heads(0.5) else None
+
+
+def _untroubled(clock: FakeClock) -> SimulatedUpstream:
+    """The proxy-router with no faults armed: it opens, verifies and closes."""
+    return SimulatedUpstream(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable())
 
 
 def _one_operation(book: SessionBook, rng: random.Random, opened: list[str]) -> None:
@@ -91,7 +96,7 @@ def _one_operation(book: SessionBook, rng: random.Random, opened: list[str]) -> 
 @pytest.mark.usefixtures("tight_switching")
 def test_book_r8_threads_on_one_key_leave_at_most_one_active_session() -> None:
     store, clock = InMemoryStore(history_limit=THREADS * OPERATIONS), FakeClock()
-    book = SessionBook(store, clock, IdSource(1), CoinUpstream(store, clock, 1))
+    book = SessionBook(store, clock, IdSource(1), CoinUpstream(clock, 1))
     other = book.create_model_session(OTHER_KEY, "m", MISTRAL, 3600)
     opened: list[str] = []
     errors: list[BaseException] = []
@@ -115,7 +120,8 @@ def test_book_r8_threads_on_one_key_leave_at_most_one_active_session() -> None:
 
 @pytest.mark.usefixtures("tight_switching")
 def test_book_r8_concurrent_same_model_requests_share_one_session() -> None:
-    book = SessionBook(InMemoryStore(), FakeClock(), IdSource(2))
+    clock = FakeClock()
+    book = SessionBook(InMemoryStore(), clock, IdSource(2), _untroubled(clock))
     barrier = threading.Barrier(THREADS)
     ids: list[str] = []
 

@@ -56,7 +56,7 @@ class BookMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         store = InMemoryStore(history_limit=100_000)
         self.faults = FaultPlan(clock=self.clock)
-        upstream = SimulatedUpstream(None, self.clock, self.faults, ReplyQueue(), BidTable(), store)
+        upstream = SimulatedUpstream(None, self.clock, self.faults, ReplyQueue(), BidTable())
         self.book = SessionBook(store, self.clock, IdSource(0), upstream, sync_interval=0)
         self.active: dict[str, Expected] = {}
         self.open: set[str] = set()  # session ids open on chain

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mockserver.domain import (
@@ -12,11 +14,13 @@ from mockserver.domain import (
     FakeClock,
     FaultKind,
     FaultPlan,
-    InMemoryStore,
     Opening,
+    Prompt,
     ReplyQueue,
     SessionKind,
     SimulatedUpstream,
+    UpstreamFailed,
+    UpstreamUnreachable,
 )
 from mockserver.domain.upstream import AUTOMATION_DISABLED, CHAT_FAILED
 from tests.domain.conftest import BID, KEY, OTHER_KEY
@@ -26,7 +30,7 @@ SESSION_ID = "0x" + "5e" * 32
 
 @pytest.fixture
 def upstream(clock: FakeClock, faults: FaultPlan) -> SimulatedUpstream:
-    return SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable([BID], strict=True), InMemoryStore())
+    return SimulatedUpstream(None, clock, faults, ReplyQueue(), BidTable([BID], strict=True))
 
 
 def test_a_strict_bid_table_refuses_an_unknown_bid_before_any_armed_fault(
@@ -70,3 +74,16 @@ def test_verify_close_and_the_test_chat_answer_from_their_own_faults(
     assert upstream.ping_session(KEY, SESSION_ID, FIRST_TRY) == CHAT_FAILED  # the default text: httpx's 500
     assert upstream.ping_error(KEY, FIRST_TRY) == "database is locked"
     assert faults.list() == ()
+
+
+def test_a_chat_on_a_session_the_chain_does_not_serve_fails_after_the_armed_faults(
+    upstream: SimulatedUpstream, faults: FaultPlan
+) -> None:
+    unserved = Prompt(KEY, SESSION_ID, "m", [{"role": "user", "content": "hi"}], "session expired")
+    faults.arm(FaultKind.CHAT_UNREACHABLE, key=KEY, count=1)
+    with pytest.raises(UpstreamUnreachable):
+        upstream.complete(unserved)  # the proxy-router's own failure first
+    with pytest.raises(UpstreamFailed, match="session expired") as failed:
+        upstream.embed(unserved, ["hi"], None, None)
+    assert (failed.value.status, failed.value.body) == (500, '{"error":"session expired"}')
+    assert upstream.complete(replace(unserved, chain_error=None)).body["model"] == "m"

@@ -9,14 +9,18 @@ import pytest
 import redis
 
 from mockserver.domain import (
+    BidTable,
     CloseKind,
     FakeClock,
+    FaultPlan,
     IdSource,
     InMemoryStore,
     KeyRecord,
+    ReplyQueue,
     Session,
     SessionBook,
     SessionKind,
+    SimulatedUpstream,
 )
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreUnavailable
@@ -119,7 +123,9 @@ def test_history_rewrite_retries_on_conflict(client: redis.Redis, monkeypatch: p
 )
 def test_r8_threads_racing_on_one_key_leave_one_session(client: redis.Redis, make_store: object) -> None:
     store = make_store(client)  # type: ignore[operator]
-    book = SessionBook(store, FakeClock(), IdSource(None))
+    clock = FakeClock()
+    upstream = SimulatedUpstream(None, clock, FaultPlan(clock=clock), ReplyQueue(), BidTable())
+    book = SessionBook(store, clock, IdSource(None), upstream)
     returned: list[str] = []
     lock = threading.Lock()
 
