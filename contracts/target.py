@@ -16,7 +16,6 @@ from contracts.api import CLOCK, FAULTS, LIST_MODELS, PING
 from contracts.chat_budget import ChatMeter
 from contracts.client import Client
 from contracts.ids import SessionIds
-from contracts.inprocess import start_mock
 from contracts.redact import excerpt, redact
 from contracts.runtime import Run, read_models
 from contracts.safety import Ledger
@@ -29,6 +28,8 @@ def open_run(settings: Settings, *, may_move_time: bool = True) -> Run:
     stop: Callable[[], None] = lambda: None  # noqa: E731
     keys, base_url = settings.api_keys, settings.base_url or ""
     if settings.in_process:
+        from contracts.inprocess import start_mock  # the mock is imported only when it is the target
+
         server = start_mock(MOCK_KEYS)
         keys, base_url, stop = MOCK_KEYS, server.url, server.stop
     client = Client(base_url, keys, settings.requests_per_second)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,20 +17,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from mockserver.__main__ import http_protocol, listen
 from mockserver.config import Config, SelfCheck
 from mockserver.domain import SYNC_INTERVAL, FaultKind, OffsetClock, QueuedReply, ToolCallReply, key_prefix
 from mockserver.recording import Track
+from mockserver.serving import ServerDidNotStart, ThreadedServer, http_protocol
 from mockserver.web.app import create_app
 from mockserver.web.state import MockState
 from openapi import Spec
 
 API_PREFIX = "/api/v1"
-LOOPBACK = "127.0.0.1"
 
 
 class FaultOptions(TypedDict, total=False):
@@ -98,40 +95,21 @@ class Switchboard:
         await self.app(scope, receive, send)
 
 
-class ServedMock:
-    """uvicorn in a thread of this process, on a free port of 127.0.0.1, serving a Switchboard."""
+class ServedMock(ThreadedServer):
+    """The one server of a test session: a Switchboard served in a thread on a free port of 127.0.0.1."""
 
     def __init__(self) -> None:
         self.switchboard = Switchboard()
-        self._socket = listen(LOOPBACK, 0)
-        self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            self.switchboard, lifespan="off", log_level="warning", access_log=False, http=http_protocol()
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, name="morpheus-mock", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        super().__init__(self.switchboard, lifespan="off", http=http_protocol())
 
     def start(self, timeout: float = 10.0) -> ServedMock:
         """Start serving; MockTestingError when the server is not up within `timeout` seconds."""
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise MockTestingError("the Morpheus mock server did not start")
-            time.sleep(0.005)
+        try:
+            super().start(timeout)
+        except ServerDidNotStart:
+            self.stop()
+            raise MockTestingError("the Morpheus mock server did not start") from None
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout)
-        self._socket.close()
 
 
 class MockClock:
