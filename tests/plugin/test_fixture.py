@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 from starlette.testclient import TestClient
 
 from mockserver.config import Config, SelfCheck, fixture_settings
-from mockserver.pytest_plugin import _MARKER_KEYWORDS
+from mockserver.pytest_plugin import _MARKER_KEYWORDS, _from_marker
 from mockserver.testing import (
     DEFAULT_KEY,
     MockOptions,
@@ -180,3 +181,8 @@ def test_the_fixture_takes_the_settings_of_the_option_table_with_their_defaults(
     assert MockOptions().config() == Config(
         keys=(DEFAULT_KEY,), admin=True, self_check=SelfCheck.RAISE, retry_pause=False
     )
+
+
+def test_a_marker_file_of_none_leaves_the_configured_one_and_others_are_relative_to_the_test(tmp_path: Path) -> None:
+    settings = _from_marker({"models": None, "bids": "bids.json", "seed": "3", "automation": 0}, tmp_path)
+    assert settings == {"bids_file": tmp_path / "bids.json", "seed": 3, "automation": False}
