@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +18,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from mockserver.serving import LOOPBACK, listen
 
 # The mix's most frequent answer: a modelsession 200 as the mock sends it.
 BODY = {
@@ -52,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http", default="auto", help="uvicorn --http (auto: httptools when installed)")
     parser.add_argument("--json-work", action="store_true", help="parse the body and answer a JSON object built for it")
     args = parser.parse_args(argv)
-    sock = socket.create_server(("127.0.0.1", args.port))
-    print(f"bare Starlette on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    sock = listen(LOOPBACK, args.port)  # the mock's own socket: Nagle off under plain asyncio too
+    print(f"bare Starlette on http://{LOOPBACK}:{sock.getsockname()[1]}", flush=True)
     app = create_app(json_work_endpoint=args.json_work)
     config = uvicorn.Config(app, log_level="info", access_log=False, loop=args.loop, http=args.http)
     uvicorn.Server(config).run(sockets=[sock])

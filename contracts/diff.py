@@ -26,6 +26,7 @@ from typing import Any
 
 from contracts.api import BID_SESSION, CLOSE, LIST_MODELS, MODEL_SESSION, PING
 from contracts.client import Client
+from contracts.runtime import DEFAULT_MODEL_NAME
 from contracts.settings import ENV, MOCK_KEYS, split_keys
 
 HASH = re.compile(r"^0x[0-9a-f]{64}$")
@@ -206,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b, stop_b = _side(args.b, b_keys)
     try:
         listed = a.client.get(LIST_MODELS.path).json().get("data", [])
-        models = [model["id"] for model in listed][:3] or ["mistral-31-24b"]
+        models = [model["id"] for model in listed][:3] or [DEFAULT_MODEL_NAME]
         keys = min(len(a.keys), len(b.keys))
         differences = run_diff(a, b, sequence(args.seed, args.steps, models, keys), report=print)
     finally:

@@ -20,8 +20,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from contracts.answers import AnswerError, RuleBroken, expect, expect_answer
 from contracts.api import APPROVE, BID_SESSION, CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING
+from contracts.budget import Budget
 from contracts.chat import automation_path, chat_body, embeddings_body, expect_stream, refused_for_automation
-from contracts.conftest import Budget
 from contracts.oracle import EMBEDDINGS_DEFAULT, Life, Oracle
 from contracts.runtime import Run
 from contracts.safety import GENERATED_SHARE

@@ -23,6 +23,7 @@ import requests
 
 from contracts.answers import expect, expect_answer
 from contracts.api import CHAT, CLOSE, EMBEDDINGS, MODEL_SESSION, PING, labels
+from contracts.budget import Budget
 from contracts.chat import (
     AUTOMATION_OFF,
     EMBEDDINGS_AUTOMATION_OFF,
@@ -35,7 +36,6 @@ from contracts.chat import (
     is_stream,
     need_chat,
 )
-from contracts.conftest import Budget
 from contracts.runtime import Run
 from openapi import Operation
 

@@ -15,7 +15,7 @@ import requests
 
 from contracts.answers import RuleBroken, expect, expect_answer
 from contracts.api import BID_SESSION, CLOSE, MODEL_SESSION, PING, labels
-from contracts.conftest import Budget
+from contracts.budget import Budget
 from contracts.runtime import Run
 from openapi import Operation
 

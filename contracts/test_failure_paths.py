@@ -14,7 +14,7 @@ import pytest
 
 from contracts.answers import RuleBroken, expect, expect_answer
 from contracts.api import MODEL_SESSION, PING, labels
-from contracts.conftest import Budget
+from contracts.budget import Budget
 from contracts.machine import REFUSED, TOO_SHORT
 from contracts.oracle import Oracle
 from contracts.runtime import Run

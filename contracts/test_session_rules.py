@@ -12,7 +12,7 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
 from contracts.api import RULES, SESSION_OPERATIONS, labels
-from contracts.conftest import Budget
+from contracts.budget import Budget
 from contracts.machine import Carry, SessionRules
 from contracts.runtime import Run
 

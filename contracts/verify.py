@@ -116,7 +116,7 @@ def main(argv: Sequence[str]) -> int:
             "morpheus-contract verify: --base-url needs at least one --api-key (or MORPHEUS_API_KEYS)", file=sys.stderr
         )
         return 2
-    from contracts.conftest import open_run  # the suite's own target, probe, client, ledger and chat meter
+    from contracts.target import open_run  # the suite's own target, probe, client, ledger and chat meter
 
     try:
         run = open_run(settings)

@@ -1,77 +1,27 @@
-"""`python -m mockserver` / `morpheus-mock`: flags and environment -> Config -> uvicorn. No logic here."""
+"""`python -m mockserver` / `morpheus-mock`: flags and environment -> Config -> uvicorn (the serving
+parts: `mockserver.serving`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import logging.config
 import os
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 
-from mockserver.config import Config, ConfigError, config_from_args, log_config, startup_warnings
-from mockserver.domain import DomainError, key_prefix
+from mockserver.config import ConfigError, config_from_args, log_config, startup_warnings
+from mockserver.domain import DomainError
 from mockserver.recording import ServedRecording
+from mockserver.serving import banner, http_protocol, listen
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
-from mockserver.web.protocol import JsonErrorsH11, JsonErrorsHttpTools
 
 APP_FACTORY = "mockserver.web.app:app_from_environment"
-
-EXAMPLE_MODEL = "mistral-31-24b"
-DEMO_KEY = "sk-Demo01." + "0123456789abcdef" * 4
-
-
-def banner(config: Config, key_count: int, url: str) -> str:
-    """What the mock prints on start: where it listens, its keys, and a curl that works."""
-    authorization, where = _curl_key(config.keys[0] if config.keys else None)
-    lines = [
-        f"Morpheus mock gateway (session API of v1.14.0) on {url}",
-        f"  keys: {key_count} registered" + (", and any well-formed key is accepted" if config.accept_any_key else ""),
-        f"  API docs: {url}/docs; admin dashboard: {url}/__admin"
-        if config.admin
-        else f"  API docs: {url}/docs; admin API: off (--admin to enable)",
-        f"  try{where}:",
-        f"    curl -X POST '{url}/api/v1/session/modelsession?model_id={EXAMPLE_MODEL}' \\",
-        f"      -H {authorization} -H 'Content-Type: application/json' \\",
-        """      -d '{"sessionDuration": 3600, "directPayment": false, "failover": false}'""",
-    ]
-    return "\n".join(lines)
-
-
-def _curl_key(key: str | None) -> tuple[str, str]:
-    """The curl's Authorization header, and what the `try` line says of it. A key is printed by its prefix only
-    (the curl reads it from $KEY); the public demo key of `make mock` is printed whole, so its curl works as is."""
-    if key is None:
-        return "'Authorization: Bearer <your key>'", ""
-    if key == DEMO_KEY:
-        return f"'Authorization: Bearer {key}'", ""
-    return '"Authorization: Bearer $KEY"', f" (with KEY set to your key {key_prefix(key)}…)"
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, made with its protocol named (IPPROTO_TCP).
-
-    asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections of a socket whose
-    protocol is IPPROTO_TCP; `socket.create_server` leaves it 0, and every answer uvicorn writes in
-    two parts then waited for the client's delayed ACK: 40 ms a request without uvloop.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        if os.name not in ("nt", "cygwin"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socket.create_server does
-        sock.bind((host, port))
-        sock.listen()
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,15 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     uvicorn.Server(uvicorn.Config(served, **options)).run(sockets=[sock])
     return 0
-
-
-def http_protocol() -> type[asyncio.Protocol]:
-    """uvicorn's fastest HTTP protocol here (httptools, else h11), answering unparsable requests in JSON."""
-    try:
-        import httptools  # noqa: F401
-    except ImportError:  # pragma: no cover - httptools is a dependency; h11 is uvicorn's own fallback
-        return JsonErrorsH11
-    return JsonErrorsHttpTools
 
 
 if __name__ == "__main__":

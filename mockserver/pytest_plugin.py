@@ -27,7 +27,18 @@ MARKER = "morpheus_mock"
 IN_PROCESS_URL = "http://morpheus-mock.test"
 RECORD_ENV = "MORPHEUS_RECORD"
 RECORDED_BY = "pytest --morpheus-record (the morpheus_mock fixture)"
-_OPTIONS = ("keys", "models", "bids", "seed", "accept_any_key", "automation", "retry_pause")
+# The marker's keywords, as its help shows them: the fixture's settings of the mock's option table
+# (`mockserver.config.fixture_settings`, checked by tests/plugin/test_fixture.py; not imported here, so that
+# loading the plugin imports nothing of the mock).
+_MARKER_KEYWORDS = {
+    "keys": "[...]",
+    "models": "FILE",
+    "bids": "FILE",
+    "seed": "N",
+    "accept_any_key": "BOOL",
+    "automation": "BOOL",
+    "retry_pause": "BOOL",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,11 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    keywords = ", ".join(f"{keyword}={shown}" for keyword, shown in _MARKER_KEYWORDS.items())
     config.addinivalue_line(
-        "markers",
-        f"{MARKER}(keys=[...], models=FILE, bids=FILE, seed=N, accept_any_key=False, automation=True, "
-        "retry_pause=False): "
-        "configure this test's Morpheus mock (paths relative to the test file)",
+        "markers", f"{MARKER}({keywords}): configure this test's Morpheus mock (paths relative to the test file)"
     )
 
 
@@ -144,9 +153,10 @@ def morpheus_mock_options(request: pytest.FixtureRequest) -> MockOptions:
     settings = _configured(request.config)
     marker = request.node.get_closest_marker(MARKER)
     if marker is not None:
-        unknown = set(marker.kwargs) - set(_OPTIONS)
+        unknown = set(marker.kwargs) - set(_MARKER_KEYWORDS)
         if marker.args or unknown:
-            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes only keyword arguments: {', '.join(_OPTIONS)}")
+            listed = ", ".join(_MARKER_KEYWORDS)
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes only keyword arguments: {listed}")
         settings.update(_from_marker(marker.kwargs, request.path.parent))
     return MockOptions(**settings)
 
@@ -211,15 +221,21 @@ def _seed(value: object) -> int | None:
 
 
 def _from_marker(kwargs: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The marker's settings as `MockOptions` fields: keys a tuple, files relative to the test's folder."""
+    from mockserver.config import File, Keys, Number, fixture_settings
+
     settings: dict[str, Any] = {}
-    if "keys" in kwargs:
-        settings["keys"] = tuple(kwargs["keys"])
-    for name in ("models", "bids"):
-        if kwargs.get(name) is not None:
-            settings[f"{name}_file"] = folder / kwargs[name]
-    if "seed" in kwargs:
-        settings["seed"] = _seed(kwargs["seed"])
-    for flag in ("accept_any_key", "automation", "retry_pause"):
-        if flag in kwargs:
-            settings[flag] = bool(kwargs[flag])
+    for setting in fixture_settings():
+        if setting.keyword not in kwargs:
+            continue
+        value = kwargs[setting.keyword]
+        if isinstance(setting.kind, Keys):
+            settings[setting.field] = tuple(value)
+        elif isinstance(setting.kind, File):
+            if value is not None:
+                settings[setting.field] = folder / value
+        elif isinstance(setting.kind, Number):
+            settings[setting.field] = _seed(value)
+        else:
+            settings[setting.field] = bool(value)
     return settings

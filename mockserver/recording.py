@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import key_prefix
+from mockserver.web.middleware import KEY_SHOWN, ShownKey
 from mockserver.web.pipeline import IDEMPOTENCY_HEADER, RETRY_COUNT_HEADER
 from mockserver.web.state import Scenario
 from openapi import ADMIN_SPEC_PATH, Operation, hide_keys, load_spec, new_recording, write_recording
@@ -33,7 +34,6 @@ SCENARIO_HEADER = b"x-morpheus-scenario"  # a served mock groups the requests th
 RETRY_HEADERS = (IDEMPOTENCY_HEADER, RETRY_COUNT_HEADER)  # how the mock tells an SDK's retries of one call
 NOT_CONTROLS = ("set_scenario",)  # an admin call that names the recording's sequences, not the gateway's state
 NO_KEY = "no key"  # a served mock's sequence of requests with no key the mock knows and no scenario
-_FULL_KEY = re.compile(r"(sk-[A-Za-z0-9]{6})[.][0-9A-Za-z]+")
 
 
 def _admin_operations() -> dict[str, Operation]:
@@ -254,8 +254,8 @@ class ServedRecording:
         return RecordingApp(app, self.choose, self.flush)
 
     def choose(self, scope: Scope, body: bytes) -> Track:
-        key = _key_of(_header(scope["headers"], b"authorization"))
-        named = key or _named_prefix(scope, body)
+        shown: ShownKey | None = scope.get(KEY_SHOWN)  # the mock's reading of the Authorization header
+        named = (shown.whole if shown is not None else None) or _named_prefix(scope, body)
         scenario = _header(scope["headers"], SCENARIO_HEADER).strip() or self.scenario.name
         if scenario:
             track = self._track(scenario)
@@ -285,11 +285,6 @@ class ServedRecording:
         if fresh:
             track.steps.extend(self.globals)
         return track
-
-
-def _key_of(authorization: str) -> str | None:
-    value = authorization.removeprefix("Bearer ").strip()
-    return value if _FULL_KEY.fullmatch(value) else None
 
 
 def _named_prefix(scope: Scope, body: bytes) -> str | None:

@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from mockserver.__main__ import http_protocol, listen
-from mockserver.config import Config, SelfCheck
+from mockserver.config import Config, SelfCheck, fixture_settings
 from mockserver.domain import SYNC_INTERVAL, FaultKind, OffsetClock, QueuedReply, ToolCallReply, key_prefix
 from mockserver.recording import Track
+from mockserver.serving import ServerDidNotStart, ThreadedServer, http_protocol
 from mockserver.web.app import create_app
 from mockserver.web.state import MockState
 from openapi import Spec
 
 API_PREFIX = "/api/v1"
-LOOPBACK = "127.0.0.1"
 
 
 class FaultOptions(TypedDict, total=False):
@@ -59,31 +56,28 @@ def make_key(number: int) -> str:
 DEFAULT_KEY = make_key(0)
 
 
+_FIXTURE = {setting.field: setting.default for setting in fixture_settings()}  # the table's, written once
+
+
 @dataclass(frozen=True)
 class MockOptions:
-    """How a test's mock is configured: plugin options and ini values, overridden by a test's marker."""
+    """How a test's mock is configured: plugin options and ini values, overridden by a test's marker. Its fields
+    are the `Config` fields the fixture takes (`config.fixture_settings`), with the fixture's defaults."""
 
-    keys: tuple[str, ...] = ()
-    models_file: Path | None = None
-    bids_file: Path | None = None
-    seed: int | None = None
-    accept_any_key: bool = False
-    automation: bool = True  # the system-wide flag (`--automation`): off, chat needing a new session is a 403
-    retry_pause: bool = False  # the gateway's 1-3 s pauses between its upstream attempts: skipped unless asked for
+    keys: tuple[str, ...] = _FIXTURE["keys"]
+    models_file: Path | None = _FIXTURE["models_file"]
+    bids_file: Path | None = _FIXTURE["bids_file"]
+    seed: int | None = _FIXTURE["seed"]
+    accept_any_key: bool = _FIXTURE["accept_any_key"]
+    automation: bool = _FIXTURE[
+        "automation"
+    ]  # the system-wide flag (`--automation`): off, chat needing a new session is a 403
+    retry_pause: bool = _FIXTURE["retry_pause"]  # the gateway's 1-3 s pauses between its upstream attempts
 
     def config(self) -> Config:
         """The mock's Config: the admin API on, responses checked against the spec (a break fails the test)."""
-        return Config(
-            keys=self.keys or (DEFAULT_KEY,),
-            models_file=self.models_file,
-            bids_file=self.bids_file,
-            seed=self.seed,
-            accept_any_key=self.accept_any_key,
-            automation=self.automation,
-            retry_pause=self.retry_pause,
-            admin=True,
-            self_check=SelfCheck.RAISE,
-        )
+        given = {each.name: getattr(self, each.name) for each in fields(self)}
+        return Config(**{**given, "keys": self.keys or (DEFAULT_KEY,)}, admin=True, self_check=SelfCheck.RAISE)
 
 
 class Switchboard:
@@ -98,40 +92,21 @@ class Switchboard:
         await self.app(scope, receive, send)
 
 
-class ServedMock:
-    """uvicorn in a thread of this process, on a free port of 127.0.0.1, serving a Switchboard."""
+class ServedMock(ThreadedServer):
+    """The one server of a test session: a Switchboard served in a thread on a free port of 127.0.0.1."""
 
     def __init__(self) -> None:
         self.switchboard = Switchboard()
-        self._socket = listen(LOOPBACK, 0)
-        self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            self.switchboard, lifespan="off", log_level="warning", access_log=False, http=http_protocol()
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, name="morpheus-mock", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        super().__init__(self.switchboard, lifespan="off", http=http_protocol())
 
     def start(self, timeout: float = 10.0) -> ServedMock:
         """Start serving; MockTestingError when the server is not up within `timeout` seconds."""
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise MockTestingError("the Morpheus mock server did not start")
-            time.sleep(0.005)
+        try:
+            super().start(timeout)
+        except ServerDidNotStart:
+            self.stop()
+            raise MockTestingError("the Morpheus mock server did not start") from None
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout)
-        self._socket.close()
 
 
 class MockClock:

@@ -17,7 +17,7 @@ import requests
 from contracts.settings import MOCK_KEYS
 
 KEYS = MOCK_KEYS
-BANNER_LINES = 7  # what `python -m mockserver` prints before it serves (mockserver.__main__.banner)
+BANNER_LINES = 7  # what `python -m mockserver` prints before it serves (mockserver.serving.banner)
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mockserver.__main__ import DEMO_KEY, banner, listen
 from mockserver.config import Config
+from mockserver.serving import DEMO_KEY, banner, listen
 from tests.conftest import KEY
 from tests.served import Served, serving
 

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from mockserver.config import (
+    ENV_PREFIX,
     Config,
     ConfigError,
     SelfCheck,
+    build_parser,
     config_from_args,
     log_config,
+    options,
     problems,
     split_list,
     startup_warnings,
@@ -244,3 +247,44 @@ def test_key_flags_replace_the_keys_of_the_variable_as_every_option_wins_over_it
     environ = {"MORPHEUS_MOCK_KEY": key_a}
     assert config_from_args(["--key", key_b, "--key", key_c], environ).keys == (key_b, key_c)
     assert config_from_args([], environ).keys == (key_a,)
+
+
+def _readme_option_rows() -> list[list[str]]:
+    """The cells of the README's table of the mock's options (flags / variables / meaning)."""
+    lines = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+    start = lines.index("| option | environment | meaning |") + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("| `--"):
+            break
+        rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]])
+    return rows
+
+
+def test_the_readme_option_table_is_the_field_table() -> None:
+    """Every option of `Config`'s table is a row of the README: its flag, its variable beside it, and its default
+    (when the help says one) in the row's text; and the README lists no option the mock does not have."""
+    table = {option.flag: (option, each.default) for each, option in options()}
+    listed = []
+    for flags_cell, variables_cell, meaning in _readme_option_rows():
+        flags = re.findall(r"`(--[a-z-]+)", flags_cell)
+        variables = [
+            name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name.removeprefix("_")
+            for name in re.findall(r"`((?:MORPHEUS_MOCK)?_[A-Z_]+)", variables_cell)
+        ]
+        assert [table[flag][0].variable for flag in flags] == variables, flags_cell
+        for flag in flags:
+            option, default = table[flag]
+            shown = option.shown(default)
+            assert shown is None or shown in meaning, (flag, shown, meaning)
+        listed += flags
+    assert sorted(listed) == sorted(table)  # every option once
+
+
+def test_every_option_names_its_variable_and_default_in_the_help() -> None:
+    helped = " ".join(build_parser({}).format_help().split())
+    for each, option in options():
+        assert " ".join(option.describe(each.default).split()) in helped
+        assert option.variable in option.describe(each.default)
+    assert "(default 8000; 0 = any free) (MORPHEUS_MOCK_PORT)" in helped
+    assert "raise, log or off (default log)" in helped

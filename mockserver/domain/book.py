@@ -52,6 +52,8 @@ CHAIN_LIMIT = 64
 
 
 SYNC_INTERVAL = 60.0  # the gateway's background loop: a sync pass every 60 s (src/main.py:295 at v1.14.0)
+MIN_DURATION = 300  # the shortest session the simulated chain accepts, in seconds (`--min-session-duration`)
+BID_OPEN_SECONDS = 0.05  # how long the simulated chain takes to open a bid session (`--chain-latency`)
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,9 @@ class SessionBook:
         ids: IdSource,
         upstream: Upstream,
         *,
-        min_duration: int = 300,
+        min_duration: int = MIN_DURATION,
         sync_interval: float = SYNC_INTERVAL,
-        bid_open_seconds: float = 0.05,
+        bid_open_seconds: float = BID_OPEN_SECONDS,
         automation: AutomationSettings | None = None,
     ) -> None:
         self.store = store

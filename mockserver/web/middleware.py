@@ -9,13 +9,16 @@ answer is the one the full stack gives, byte for byte; everything else takes the
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.domain import JournalEntry, key_prefix
+from mockserver.domain.keys import BEARER
 from mockserver.logbatch import direct
 from mockserver.store import StoreError
 from mockserver.web.admin import PREFIX as ADMIN_PREFIX
@@ -25,6 +28,8 @@ from mockserver.web.state import MockState
 logger = logging.getLogger("mockserver")
 ACCESS_LOG = logging.getLogger("mockserver.access")
 DASHBOARD_HEADER = b"x-mock-dashboard"
+KEY_SHOWN = "morpheus.key_shown"  # the scope's `ShownKey | None`, set once per request by `GatewayMiddleware`
+_WHOLE_KEY = re.compile(r"sk-[A-Za-z0-9]{6}[.][0-9A-Za-z]+")
 
 
 class GatewayMiddleware:
@@ -41,9 +46,11 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        shown = scope[KEY_SHOWN] = shown_key(authorization_of(scope))  # read once; the journal and a recording use it
         view = self.state.view
-        key = shown_key(authorization_of(scope)) if view.reads_ahead else None
-        with view.fresh(key):  # with --store: one look at the admin state's token and the key's record
+        with view.fresh(
+            shown.prefix if shown is not None and view.reads_ahead else None
+        ):  # with --store: one look at the admin state's token and the key's record
             await self._handle(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,7 +120,7 @@ class GatewayMiddleware:
             method=scope["method"],
             path=path,
             query=unquote(scope.get("query_string", b"").decode("latin-1")),
-            key=shown_key(authorization_of(scope)),
+            key=None if scope[KEY_SHOWN] is None else scope[KEY_SHOWN].prefix,
             operation_id=self.operations.get((scope["method"], path)),
             status=CLIENT_CLOSED if scope.get(LEFT_MID_STREAM) else status,
             upstream=scope.get(UPSTREAM_CALLS, ()),
@@ -161,12 +168,29 @@ def authorization_of(scope: Scope) -> str | None:
     return None
 
 
-def shown_key(authorization: str | None) -> str | None:
-    """The 9-character prefix of whatever key-like value the header holds; never the full key."""
+@dataclass(frozen=True, slots=True)
+class ShownKey:
+    """What a request's Authorization header shows of a key, for the journal, the access log and a recording
+    (`scope[KEY_SHOWN]`): the key-like value it holds and its 9-character prefix. The gateway's own reading,
+    which decides whether the key is let in, is `parse_authorization`."""
+
+    value: str
+    prefix: str
+
+    @property
+    def whole(self) -> str | None:
+        """The value, when it is a whole key (`sk-XXXXXX.` and a secret), not a bare or broken one."""
+        return self.value if _WHOLE_KEY.fullmatch(self.value) else None
+
+
+def shown_key(authorization: str | None) -> ShownKey | None:
+    """The header's value after `Bearer ` (and white space), when it looks like a key (`sk-...`); else None."""
     if not authorization:
         return None
-    value = authorization.removeprefix("Bearer ").strip()
-    return key_prefix(value) if value.startswith("sk-") else None
+    value = authorization.removeprefix(BEARER).strip()
+    if not value.startswith("sk-"):
+        return None
+    return ShownKey(value, key_prefix(value))
 
 
-__all__ = ["GatewayMiddleware", "shown_key"]
+__all__ = ["KEY_SHOWN", "GatewayMiddleware", "ShownKey", "shown_key"]

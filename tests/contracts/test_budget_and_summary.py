@@ -20,14 +20,15 @@ from starlette.routing import Route
 from contracts import client as client_module
 from contracts.answers import AnswerError, BodyContractError, RuleBroken, expect_answer
 from contracts.api import CHAT_RULES, CLOSE, MODEL_SESSION, PING, RULES
+from contracts.budget import Budget
 from contracts.client import Client
-from contracts.conftest import Budget, probe
 from contracts.machine import SessionRules
 from contracts.redact import excerpt
 from contracts.runtime import Run, read_models
 from contracts.safety import GENERATED_SHARE, MACHINE_SHARE, Ledger, cap_share, close_all
 from contracts.settings import Settings
 from contracts.summary import Summary
+from contracts.target import probe
 from tests.live import LiveServer
 
 KEY = "sk-AbC123." + "0123456789abcdef" * 4

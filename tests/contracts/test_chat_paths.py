@@ -15,9 +15,10 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Scope
 
 from contracts import test_chat_rules as scenarios
-from contracts.conftest import Budget, open_run
+from contracts.budget import Budget
 from contracts.runtime import Run
 from contracts.settings import MOCK_KEYS, Settings
+from contracts.target import open_run
 from mockserver.config import Config
 from mockserver.web.app import create_app
 from tests.contracts.test_rule_paths import MODEL, _lists

@@ -29,13 +29,14 @@ from contracts import (
 )
 from contracts.answers import AnswerError, RuleBroken
 from contracts.api import CHAT, CLOCK, CLOSE, EMBEDDINGS, LIST_MODELS, MODEL_SESSION, PING
+from contracts.budget import Budget
 from contracts.chat import automation_path
 from contracts.client import Client
-from contracts.conftest import Budget, open_run
 from contracts.machine import Carry, SessionRules
 from contracts.runtime import Run
 from contracts.safety import Ledger
 from contracts.settings import MOCK_KEYS, Settings
+from contracts.target import open_run
 from contracts.test_rule_scenarios import Held, Steps
 from contracts.transitions import Action, State
 from mockserver.config import Config

@@ -20,11 +20,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from contracts.__main__ import main as contract_main
-from contracts.conftest import open_run
 from contracts.diff import Shapes
 from contracts.inprocess import LiveServer
 from contracts.judge import replayed
 from contracts.settings import MOCK_KEYS, Settings
+from contracts.target import open_run
 from contracts.verify import _replay
 from mockserver.__main__ import main as mock_main
 from mockserver.config import Config, config_from_args, problems

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from starlette.testclient import TestClient
 
+from mockserver.config import Config, SelfCheck, fixture_settings
+from mockserver.pytest_plugin import _MARKER_KEYWORDS, _from_marker
 from mockserver.testing import (
     DEFAULT_KEY,
     MockOptions,
@@ -163,3 +167,22 @@ def test_expiry_reads_the_same_whatever_minute_a_test_runs_in(into_the_minute: f
         assert mock.session()["expired"] is True  # type: ignore[index]
         mock.clock.advance(60)  # the next pass retires it
         assert mock.session() is None
+
+
+def test_the_fixture_takes_the_settings_of_the_option_table_with_their_defaults() -> None:
+    """`MockOptions` and the marker are the fixture's rows of `Config`'s table: same names, same defaults (the
+    mock's, but the fixture's own pause: a test does not wait out the gateway's 1-3 s unless it asks to)."""
+    settings = fixture_settings()
+    assert list(_MARKER_KEYWORDS) == [setting.keyword for setting in settings]
+    defaults = {each.name: each.default for each in fields(MockOptions)}
+    assert defaults == {setting.field: setting.default for setting in settings}
+    assert defaults["retry_pause"] is False
+    assert Config().retry_pause is True
+    assert MockOptions().config() == Config(
+        keys=(DEFAULT_KEY,), admin=True, self_check=SelfCheck.RAISE, retry_pause=False
+    )
+
+
+def test_a_marker_file_of_none_leaves_the_configured_one_and_others_are_relative_to_the_test(tmp_path: Path) -> None:
+    settings = _from_marker({"models": None, "bids": "bids.json", "seed": "3", "automation": 0}, tmp_path)
+    assert settings == {"bids_file": tmp_path / "bids.json", "seed": 3, "automation": False}
