@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from mockserver.domain.book import BID_OPEN_SECONDS, MIN_DURATION
+from mockserver.domain.store import HISTORY_LIMIT
 from mockserver.logbatch import LOG_FORMAT
 
 ENV_PREFIX = "MORPHEUS_MOCK_"
@@ -440,7 +441,7 @@ class Config:
         metadata=_option("--journal-size", "requests the admin journal keeps (default {default})", Number(POSITIVE)),
     )
     history_size: int = field(
-        default=1000,
+        default=HISTORY_LIMIT,
         metadata=_option(
             "--history-size", "ended sessions the admin history keeps (default {default})", Number(POSITIVE)
         ),

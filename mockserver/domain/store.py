@@ -56,10 +56,13 @@ class SessionStore(Protocol):
     def record_ended(self, session: Session) -> None: ...
 
 
+HISTORY_LIMIT = 1000  # ended sessions the history keeps unless told (`--history-size`)
+
+
 class InMemoryStore:
     """A `SessionStore` for one process: one lock makes every `transact` atomic (R8)."""
 
-    def __init__(self, history_limit: int = 1000) -> None:
+    def __init__(self, history_limit: int = HISTORY_LIMIT) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, KeyRecord] = {}
         self._history: deque[Session] = deque(maxlen=history_limit)

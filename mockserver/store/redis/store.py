@@ -14,7 +14,7 @@ import redis
 from redis.client import Pipeline
 
 from mockserver.domain import KeyRecord, Session
-from mockserver.domain.store import Change, Ended, T
+from mockserver.domain.store import HISTORY_LIMIT, Change, Ended, T
 from mockserver.store.redis.codecs import decode_record, decode_session, encode, encode_record
 from mockserver.store.redis.transaction import Swap, Target, optimistic, swap
 from mockserver.store.redis.view import RedisView
@@ -29,7 +29,7 @@ class RedisStore:
         client: redis.Redis,
         *,
         namespace: str = DEFAULT_NAMESPACE,
-        history_limit: int = 1000,
+        history_limit: int = HISTORY_LIMIT,
         view: RedisView | None = None,
     ) -> None:
         self.client = client
