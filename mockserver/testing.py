@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,7 +24,15 @@ from starlette.types import Receive, Scope, Send
 
 from mockserver.__main__ import http_protocol, listen
 from mockserver.config import Config, SelfCheck
-from mockserver.domain import SYNC_INTERVAL, FaultKind, OffsetClock, QueuedReply, ToolCallReply, key_prefix
+from mockserver.domain import (
+    SYNC_INTERVAL,
+    FaultKind,
+    FaultOptions,
+    OffsetClock,
+    QueuedReply,
+    ToolCallReply,
+    key_prefix,
+)
 from mockserver.recording import Track
 from mockserver.web.app import create_app
 from mockserver.web.state import MockState
@@ -32,19 +40,6 @@ from openapi import Spec
 
 API_PREFIX = "/api/v1"
 LOOPBACK = "127.0.0.1"
-
-
-class FaultOptions(TypedDict, total=False):
-    """What a fault takes besides its kind and key (`FaultPlan.arm`)."""
-
-    count: int | None  # uses (calls, with `retries`); None: until cleared
-    message: str | None  # the upstream error text to report
-    seconds: float  # latency faults: the delay
-    operation: str | None  # latency faults: one operationId
-    status: int | None  # create_fail, approve_error, chat_upstream_error: the upstream's status
-    body: str | None  # the same faults: the upstream's raw body
-    retries: bool  # a use is one call of the client, its retries included
-    duration: float | None  # disarm after this many seconds of the mock's clock
 
 
 class MockTestingError(Exception):

@@ -21,6 +21,7 @@ from mockserver.domain import (
     FakeClock,
     Fault,
     FaultPlan,
+    GatewayDependencies,
     IdSource,
     InMemoryStore,
     Journal,
@@ -35,6 +36,7 @@ from mockserver.domain import (
     ReplyQueue,
     SessionBook,
     SessionStore,
+    SimulatedDependencies,
     SimulatedUpstream,
     Sleeper,
     Slots,
@@ -106,6 +108,7 @@ class MockState:
     journal: JournalLog
     automation: AutomationSettings
     replies: ReplyQueue
+    dependencies: GatewayDependencies  # the auth backend, key rows, models source, signing key (their faults)
     upstream: Upstream  # the proxy-router: the book calls its session steps, chat and embeddings the rest
     sleeper: Sleeper  # the gateway's pauses between its attempts at the proxy-router
     view: View
@@ -166,6 +169,7 @@ def build_state(
         journal=shared.journal,
         automation=automation,
         replies=replies,
+        dependencies=SimulatedDependencies(faults),
         upstream=upstream,
         sleeper=sleeper,
         view=shared.view,
