@@ -20,8 +20,7 @@ from jsonschema import ValidationError
 from openapi import Operation, Spec, Validators
 
 _WORDS = {"integer": "a int", "string": "a str", "boolean": "true or false", "object": "an object", "array": "a list"}
-_RANGES = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_INTEGER = re.compile(r"-?\d+")
 
 
 class Refused(Exception):
@@ -112,8 +111,6 @@ class AdminRequests:
             return f"'{missing}' must be {_words(self.spec.resolve(properties.get(missing, {})))}"
         if name is None:
             return "the body must be a JSON object"
-        if keyword in _RANGES and schema.get("type") == "integer":
-            return f"'{name}' must be an integer {_RANGES[keyword]} {error.validator_value}"
         return f"'{name}' must be {_words(schema)}"
 
     def _chain(self, pointer: str, path: Any, name: str | None) -> Iterator[tuple[str | None, Mapping[str, Any]]]:
@@ -132,25 +129,22 @@ def _words(schema: Mapping[str, Any]) -> str:
     """What a schema accepts, in the refusal's words."""
     if "enum" in schema:
         return "one of " + ", ".join(str(value) for value in schema["enum"])
-    kind = schema.get("type")
-    if kind == "number":
+    if schema.get("type") == "number":
         return f"a number >= {schema.get('minimum', schema.get('exclusiveMinimum', 0)):g}"
-    return _WORDS.get(kind, "valid") if isinstance(kind, str) else "valid"
+    return _WORDS.get(str(schema.get("type")), "valid")
 
 
 def _typed(raw: str, schema: Mapping[str, Any]) -> Any:
-    """A query string as its schema's number type reads it (left a string when it is no number)."""
-    kind = schema.get("type")
-    if kind in ("integer", "number") and _NUMBER.fullmatch(raw):
-        return int(raw) if kind == "integer" and raw.lstrip("-").isdigit() else float(raw)
-    return raw
+    """A query string as an integer schema reads it (left a string when it is no integer: the schema refuses it)."""
+    return int(raw) if schema.get("type") == "integer" and _INTEGER.fullmatch(raw) else raw
 
 
-def _query_parameters(spec: Spec, operation: Operation) -> Iterator[_Parameter]:
+def _query_parameters(spec: Spec, operation: Operation) -> list[_Parameter]:
+    """The operation's own query parameters (the path's `prefix` is Starlette's to match), with their schemas."""
     tokens = ("paths", operation.path, operation.method.lower(), "parameters")
-    for index, node in enumerate(operation.node.get("parameters", ())):
-        ref = node.get("$ref")
-        base = ref.removeprefix("#") if isinstance(ref, str) else spec.locate(*tokens, str(index))
-        parameter = spec.resolve(node)
-        if parameter["in"] == "query":
-            yield _Parameter(parameter["name"], f"{base}/schema", spec.resolve(parameter.get("schema", {})))
+    pointers = [spec.locate(*tokens, str(index), "schema") for index in range(len(operation.parameters))]
+    return [
+        _Parameter(parameter.name, pointer, spec.resolve(parameter.schema))
+        for parameter, pointer in zip(operation.parameters, pointers, strict=True)
+        if parameter.location == "query"
+    ]
