@@ -82,3 +82,4 @@ def test_a_scenario_name_of_blanks_is_refused(client: TestClient) -> None:
         'the body must be {"name": "<scenario>"} or {"name": null}',
     )
     assert client.put("/__admin/recording/scenario", json={"name": " checkout "}).json()["name"] == "checkout"
+    assert client.get("/__admin/recording/scenario").json() == {"name": "checkout", "recording": False}
