@@ -210,7 +210,7 @@ class Rule:
         low = self.minimum is not None and value < self.minimum
         low = low or (self.exclusive_minimum is not None and value <= self.exclusive_minimum)
         high = self.maximum is not None and value > self.maximum
-        if low or high or (self.finite and not math.isfinite(value)) or math.isnan(value):
+        if low or high or (self.finite and not math.isfinite(value)):
             return f"{name} must be {self.words}, got {value!r}"
         return None
 

@@ -24,6 +24,7 @@ from mockserver.redis_store import StoreError
 from mockserver.web.admin_requests import AdminRequests, Refused
 from mockserver.web.errors import check_handlers
 from mockserver.web.pipeline import report
+from mockserver.web.selfcheck import ResponseChecks
 from mockserver.web.state import MockState
 from openapi import ADMIN_SPEC_PATH, JSON, Operation, Spec, UndocumentedResponse, Validators, load_spec
 
@@ -305,18 +306,18 @@ def admin_routes(state: MockState) -> list[Route]:
     """One Route per admin.yaml path (so 405 answers carry every allowed method), dispatching on the method."""
     spec = load_spec(ADMIN_SPEC_PATH)
     validators = Validators(spec)
-    requests = AdminRequests(spec, validators)
+    requests, checks = AdminRequests(spec, validators), ResponseChecks(spec, validators)
     paths: dict[str, dict[str, Operation]] = {}
     for operation in spec.operations:
         paths.setdefault(operation.path, {})[operation.method] = operation
     return [
-        Route(path, _dispatcher(state, requests, validators, operations), methods=list(operations))
+        Route(path, _dispatcher(state, requests, checks, operations), methods=list(operations))
         for path, operations in paths.items()
     ]
 
 
 def _dispatcher(
-    state: MockState, requests: AdminRequests, validators: Validators, operations: dict[str, Operation]
+    state: MockState, requests: AdminRequests, checks: ResponseChecks, operations: dict[str, Operation]
 ) -> Callable[[Request], Awaitable[Response]]:
     async def dispatch(request: Request) -> Response:
         operation = operations[request.method]
@@ -337,17 +338,21 @@ def _dispatcher(
         media = JSON if status < 400 else PROBLEM
         response = JSONResponse(answer, status_code=status, media_type=media)
         if state.config.self_check is not SelfCheck.OFF:  # the JSON sent, as the client reads it
-            sent = json.loads(bytes(response.body))
-            report(state, operation_id, status, _problems(validators, operation_id, status, sent, media))
+            sent = bytes(response.body)
+            report(state, operation_id, status, _problems(checks, operation_id, status, sent, media))
         return response
 
     return dispatch
 
 
-def _problems(validators: Validators, operation_id: str, status: int, answer: Any, media: str) -> list[str]:
-    """The self-check of an admin answer against admin.yaml."""
+def _problems(checks: ResponseChecks, operation_id: str, status: int, sent: bytes, media: str) -> list[str]:
+    """The self-check of an admin answer against admin.yaml: JSON by the gateway's compiled checks, problems
+    (`application/problem+json`) by their schema."""
+    answer = json.loads(sent)
     try:
-        return [str(error) for error in validators.body_errors(operation_id, status, answer, media)]
+        if media == JSON:
+            return checks.problems(operation_id, status, answer, sent)
+        return [str(error) for error in checks.validators.body_errors(operation_id, status, answer, media)]
     except UndocumentedResponse as error:
         return [str(error)]
 
