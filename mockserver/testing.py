@@ -15,13 +15,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from mockserver.config import Config, SelfCheck, fixture_settings
-from mockserver.domain import SYNC_INTERVAL, FaultKind, OffsetClock, QueuedReply, ToolCallReply, key_prefix
+from mockserver.domain import (
+    SYNC_INTERVAL,
+    FaultKind,
+    FaultOptions,
+    OffsetClock,
+    QueuedReply,
+    ToolCallReply,
+    key_prefix,
+)
 from mockserver.recording import Track
 from mockserver.serving import ServerDidNotStart, ThreadedServer, http_protocol
 from mockserver.web.app import create_app
@@ -29,19 +37,6 @@ from mockserver.web.state import MockState
 from openapi import Spec
 
 API_PREFIX = "/api/v1"
-
-
-class FaultOptions(TypedDict, total=False):
-    """What a fault takes besides its kind and key (`FaultPlan.arm`)."""
-
-    count: int | None  # uses (calls, with `retries`); None: until cleared
-    message: str | None  # the upstream error text to report
-    seconds: float  # latency faults: the delay
-    operation: str | None  # latency faults: one operationId
-    status: int | None  # create_fail, approve_error, chat_upstream_error: the upstream's status
-    body: str | None  # the same faults: the upstream's raw body
-    retries: bool  # a use is one call of the client, its retries included
-    duration: float | None  # disarm after this many seconds of the mock's clock
 
 
 class MockTestingError(Exception):

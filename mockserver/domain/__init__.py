@@ -3,7 +3,7 @@
 from mockserver.domain.approval import APPROVE_ERROR_TYPE, ApproveOutcome, approve
 from mockserver.domain.automation import Automation, AutomationSettings
 from mockserver.domain.book import SYNC_INTERVAL, PendingBid, SessionBook
-from mockserver.domain.catalogue import AUTH_STEPS, CREATE_STEPS, auth_error, close_error, create_error
+from mockserver.domain.catalogue import STEPS, Step, auth_error, close_error, create_error
 from mockserver.domain.clock import (
     FAKE_START,
     MAX_TIME,
@@ -16,6 +16,7 @@ from mockserver.domain.clock import (
     WallSleeper,
     checked_time,
 )
+from mockserver.domain.dependencies import GatewayDependencies, SimulatedDependencies
 from mockserver.domain.errors import (
     AuthBackendFailed,
     AuthenticationFailed,
@@ -34,7 +35,16 @@ from mockserver.domain.errors import (
     UpstreamFailed,
     UpstreamUnreachable,
 )
-from mockserver.domain.faults import DEFAULT_MESSAGES, FIRST_TRY, Attempt, Fault, FaultKind, FaultPlan
+from mockserver.domain.faults import (
+    DEFAULT_MESSAGES,
+    FIRST_TRY,
+    Attempt,
+    Fault,
+    FaultKind,
+    FaultOptions,
+    FaultPlan,
+    FaultRequest,
+)
 from mockserver.domain.ids import IdSource
 from mockserver.domain.journal import Journal, JournalEntry, JournalLog
 from mockserver.domain.keys import (
@@ -85,12 +95,10 @@ from mockserver.domain.upstream import (
 __all__ = [
     "API_KEY_MISSING",
     "APPROVE_ERROR_TYPE",
-    "AUTH_STEPS",
     "AUTOMATION_DISABLED",
     "BID_NOT_FOUND",
     "BROKEN_STREAM",
     "CLOSE_FAILED",
-    "CREATE_STEPS",
     "DEFAULT_MESSAGES",
     "DEFAULT_MODEL",
     "FAKE_START",
@@ -99,6 +107,7 @@ __all__ = [
     "INVALID_KEY",
     "MAX_TIME",
     "SESSION_TOO_SHORT",
+    "STEPS",
     "SYNC_INTERVAL",
     "VERIFY_FAILED",
     "ApiKey",
@@ -124,7 +133,10 @@ __all__ = [
     "FakeClock",
     "Fault",
     "FaultKind",
+    "FaultOptions",
     "FaultPlan",
+    "FaultRequest",
+    "GatewayDependencies",
     "IdSource",
     "InMemoryStore",
     "InvalidFault",
@@ -154,9 +166,11 @@ __all__ = [
     "SessionBook",
     "SessionKind",
     "SessionStore",
+    "SimulatedDependencies",
     "SimulatedUpstream",
     "Sleeper",
     "Slots",
+    "Step",
     "SystemClock",
     "ToolCallReply",
     "UnknownKey",

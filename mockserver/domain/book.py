@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeGuard, TypeVar, cast
 
 from mockserver.domain.automation import AutomationSettings
+from mockserver.domain.catalogue import close_error
 from mockserver.domain.clock import Clock
 from mockserver.domain.errors import AutomationDisabled, ChatSessionFailed, CloseFailed, CreateFailed, DomainError
 from mockserver.domain.faults import FIRST_TRY, Attempt
@@ -277,8 +278,12 @@ class SessionBook:
         """R4: none, expired (marked inactive, no upstream call) or closed.
 
         Raises:
-            CloseFailed: the upstream's close of an active unexpired session failed; it stays active.
+            CloseFailed: the route's own unexpected error (the upstream's `close_error`, asked first: nothing
+                changes), or the upstream's close of an active unexpired session failed; it stays active.
         """
+        unexpected = self.upstream.close_error(key, attempt)
+        if unexpected is not None:
+            raise close_error(unexpected)
         asked = _Asked(self.upstream, key, attempt)
 
         def decide(record: KeyRecord, now: float) -> _Step[CloseOutcome]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
+from typing import Any, TypedDict, Unpack
 
 from mockserver.domain.clock import Clock, SystemClock
 from mockserver.domain.errors import InvalidFault
 from mockserver.domain.shared import LocalSlots, Slots
-from mockserver.domain.upstream import CHAT_FAILED
+from mockserver.domain.upstream import CHAT_FAILED, UNREACHABLE
 
 
 class FaultKind(Enum):
@@ -48,7 +50,7 @@ DEFAULT_MESSAGES = {
     FaultKind.AUTH_BACKEND: "connection refused",
     FaultKind.DEFAULT_MODEL_ERROR: "no active models",
     FaultKind.MISSING_ENVIRONMENT: "CHAIN_ID, DIAMOND_CONTRACT_ADDRESS",
-    FaultKind.UPSTREAM_UNREACHABLE: "All connection attempts failed",
+    FaultKind.UPSTREAM_UNREACHABLE: UNREACHABLE,
     FaultKind.CLOSE_ERROR: "connection refused",
     FaultKind.MODELS_ERROR: "connection refused",
 }
@@ -159,6 +161,179 @@ class Fault:
         }
 
 
+UPSTREAM_ANSWERS = (FaultKind.CREATE_FAIL, FaultKind.APPROVE_ERROR, FaultKind.CHAT_UPSTREAM_ERROR)
+"""The kinds that stand for an HTTP answer of the proxy-router, so `status` and `body` choose it."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The kinds an option applies to, and the refusal (`{kind}`: the FaultKind) when it is given for another."""
+
+    kinds: frozenset[FaultKind]
+    refusal: str
+
+
+LATENCY_ONLY = Scope(
+    frozenset({FaultKind.LATENCY}), "seconds and operation apply only to LATENCY faults, not to {kind.name}"
+)
+ANSWERS_ONLY = Scope(
+    frozenset(UPSTREAM_ANSWERS),
+    "status and body apply only to " + ", ".join(k.value for k in UPSTREAM_ANSWERS) + ", not to {kind.value}",
+)
+CALLS_ONLY = Scope(
+    frozenset(FaultKind) - {FaultKind.LATENCY}, "retries applies to faults that break a call, not to {kind.name}"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one fault option means and accepts: the one definition the admin spec, the fixture's `fault(...)`
+    and the README are checked against (tests/domain/test_fault_definition.py).
+
+    `words` name the accepted values in a refusal (`<name> must be <words>, got <value>`); `minimum`,
+    `exclusive_minimum` and `maximum` bound a number (`finite`: no NaN or infinity); `scope`: the kinds
+    it applies to (None: every kind).
+    """
+
+    doc: str
+    words: str = ""
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    maximum: float | None = None
+    finite: bool = False
+    scope: Scope | None = None
+
+    def refusal(self, name: str, value: object) -> str | None:
+        """Why `value` is out of bounds for the option `name`, if it is (`value` has the option's type)."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        low = self.minimum is not None and value < self.minimum
+        low = low or (self.exclusive_minimum is not None and value <= self.exclusive_minimum)
+        high = self.maximum is not None and value > self.maximum
+        if low or high or (self.finite and not math.isfinite(value)):
+            return f"{name} must be {self.words}, got {value!r}"
+        return None
+
+
+def option(default: object, rule: Rule) -> Any:
+    """A FaultRequest field: its default and its rule."""
+    return field(default=default, metadata={"rule": rule})
+
+
+@dataclass(frozen=True)
+class FaultRequest:
+    """A fault to arm: its kind and options, validated when made (the only place a fault request is checked).
+
+    Raises:
+        InvalidFault: an option of the wrong type, out of bounds, or given for a kind it does not apply to.
+    """
+
+    kind: FaultKind
+    key: str | None = option(None, Rule("A key prefix; absent = every key."))
+    count: int | None = option(
+        None,
+        Rule(
+            "How many uses (calls, with `retries`); absent = until cleared.",
+            "at least 1 (or omitted for a fault that lasts)",
+            minimum=1,
+        ),
+    )
+    message: str | None = option(None, Rule("The upstream error text to report (a default is used when absent)."))
+    seconds: float = option(
+        0.0, Rule("Added latency (latency faults).", "a finite number >= 0", minimum=0, finite=True, scope=LATENCY_ONLY)
+    )
+    operation: str | None = option(
+        None, Rule("An operationId (latency faults); absent = every operation.", scope=LATENCY_ONLY)
+    )
+    status: int | None = option(
+        None,
+        Rule(
+            "The upstream's HTTP status (default 500; 4xx is a client_error on approve and chat).",
+            "an HTTP error status (400-599)",
+            minimum=400,
+            maximum=599,
+            scope=ANSWERS_ONLY,
+        ),
+    )
+    body: str | None = option(
+        None, Rule('The upstream\'s raw body; default `{"error":"<message>"}`.', scope=ANSWERS_ONLY)
+    )
+    retries: bool = option(
+        False, Rule("A use is one call of the client, its retries included (not for latency).", scope=CALLS_ONLY)
+    )
+    duration: float | None = option(
+        None,
+        Rule(
+            "The fault disarms itself this many seconds (of the mock's clock) after arming.",
+            "a finite number of seconds > 0",
+            exclusive_minimum=0,
+            finite=True,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name, (types, rule) in fault_options().items():
+            value, default = getattr(self, name), FAULT_DEFAULTS[name]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise InvalidFault(f"{name} must be {_type_words(types)}, got {value!r}")
+            if rule.scope is not None and value != default and self.kind not in rule.scope.kinds:
+                raise InvalidFault(rule.scope.refusal.format(kind=self.kind))
+            refused = rule.refusal(name, value)
+            if refused is not None:
+                raise InvalidFault(refused)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> FaultRequest:
+        """A request from the admin API's JSON (`{"kind": ..., <options>}`)."""
+        kinds = {kind.value: kind for kind in FaultKind}
+        kind = body.get("kind")
+        if not isinstance(kind, str) or kind not in kinds:
+            raise InvalidFault(f"kind must be one of {', '.join(kinds)}, got {kind!r}")
+        unknown = set(body) - {"kind", *fault_options()}
+        if unknown:
+            raise InvalidFault(
+                f"unknown fields: {', '.join(sorted(unknown))}; allowed: kind, {', '.join(fault_options())}"
+            )
+        return cls(kinds[kind], **{name: value for name, value in body.items() if name != "kind"})
+
+
+_TYPES: dict[object, tuple[type, ...]] = {
+    "str | None": (str, type(None)),
+    "int | None": (int, type(None)),
+    "float": (int, float),
+    "float | None": (int, float, type(None)),
+    "bool": (bool,),
+}
+
+
+def fault_options() -> dict[str, tuple[tuple[type, ...], Rule]]:
+    """Each option of a FaultRequest (all but `kind`): the Python types it accepts and its rule, in order."""
+    return _OPTIONS
+
+
+def _type_words(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null"}
+    return " or ".join(dict.fromkeys(names[t] for t in types if not (t is int and float in types)))
+
+
+_OPTIONS = {f.name: (_TYPES[f.type], f.metadata["rule"]) for f in fields(FaultRequest) if f.name != "kind"}
+FAULT_DEFAULTS = {f.name: f.default for f in fields(FaultRequest) if f.name != "kind"}
+
+
+class FaultOptions(TypedDict, total=False):
+    """FaultRequest's options but `key`, as keyword arguments (`FaultPlan.arm`, the fixture's `fault(...)`): the
+    same names and types, checked against FaultRequest by tests/domain/test_fault_definition.py."""
+
+    count: int | None
+    message: str | None
+    seconds: float
+    operation: str | None
+    status: int | None
+    body: str | None
+    retries: bool
+    duration: float | None
+
+
 FAULTS = "faults"  # the one slot that holds the armed faults, oldest first
 
 
@@ -177,40 +352,21 @@ class FaultPlan:
     def __repr__(self) -> str:
         return f"FaultPlan({len(self.list())} armed)"
 
-    def arm(
-        self,
-        kind: FaultKind,
-        *,
-        key: str | None = None,
-        count: int | None = None,
-        message: str | None = None,
-        seconds: float = 0.0,
-        operation: str | None = None,
-        status: int | None = None,
-        body: str | None = None,
-        retries: bool = False,
-        duration: float | None = None,
-    ) -> Fault:
-        """Arm a fault for the next `count` matching operations (None: until cleared).
-
-        `retries`: count calls, not requests: the retries of a call the fault broke are broken too, free.
-        `duration`: the fault disarms itself this many seconds (of the plan's clock) from now.
+    def arm(self, kind: FaultKind, *, key: str | None = None, **options: Unpack[FaultOptions]) -> Fault:
+        """Arm a fault for the next `count` matching operations (None: until cleared); the options are
+        `FaultRequest`'s.
 
         Raises:
-            InvalidFault: `count` < 1, `seconds` negative or not finite, `duration` not a finite
-                number > 0, `seconds`/`operation` given for a kind other than LATENCY, `retries` for
-                LATENCY, `status`/`body` for a kind that is not an upstream answer, or a `status`
-                outside 400-599.
+            InvalidFault: the request is not valid (see `FaultRequest`).
         """
-        _validate(kind, count, seconds, operation)
-        _validate_answer(kind, status, body)
-        if retries and kind is FaultKind.LATENCY:
-            raise InvalidFault("retries applies to faults that break a call, not to LATENCY")
-        if duration is not None and not (math.isfinite(duration) and duration > 0):
-            raise InvalidFault(f"duration must be a finite number of seconds > 0, got {duration!r}")
-        text = DEFAULT_MESSAGES.get(kind) if message is None else message
-        until = None if duration is None else self._clock.now() + duration
-        fault = Fault(kind, key, count, text, float(seconds), operation, status, body, retries, until)
+        return self.arm_request(FaultRequest(kind, key, **options))
+
+    def arm_request(self, request: FaultRequest) -> Fault:
+        """Arm `request`: for `count` uses (None: until cleared), for `duration` seconds of the plan's clock."""
+        r = request
+        text = DEFAULT_MESSAGES.get(r.kind) if r.message is None else r.message
+        until = None if r.duration is None else self._clock.now() + r.duration
+        fault = Fault(r.kind, r.key, r.count, text, float(r.seconds), r.operation, r.status, r.body, r.retries, until)
         return self._slots.update(FAULTS, lambda faults: ((*(faults or ()), fault), fault))
 
     def take(
@@ -239,6 +395,14 @@ class FaultPlan:
             return _spend(faults, {chosen}, key, attempt, dropped), faults[chosen]
 
         return self._slots.update(FAULTS, change)
+
+    def take_first(self, kinds: Iterable[FaultKind], key: str, *, attempt: Attempt = FIRST_TRY) -> Fault | None:
+        """One use of the first of `kinds` (in their order) armed for `key` (see `take`); None if none is."""
+        for kind in kinds:
+            fault = self.take(kind, key, attempt=attempt)
+            if fault is not None:
+                return fault
+        return None
 
     def latency(self, key: str, operation: str) -> float:
         """The summed delay of every matching LATENCY fault, using up one use of each."""
@@ -270,27 +434,6 @@ class FaultPlan:
 def _live(faults: tuple[Fault, ...], now: float) -> tuple[Fault, ...]:
     """The armed faults whose duration has not run out at `now`."""
     return tuple(f for f in faults if not f.expired(now)) if any(f.until is not None for f in faults) else faults
-
-
-def _validate(kind: FaultKind, count: int | None, seconds: float, operation: str | None) -> None:
-    if count is not None and count < 1:
-        raise InvalidFault(f"count must be at least 1 (or omitted for a fault that lasts), got {count!r}")
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise InvalidFault(f"seconds must be a finite number >= 0, got {seconds!r}")
-    if kind is not FaultKind.LATENCY and (seconds or operation is not None):
-        raise InvalidFault(f"seconds and operation apply only to LATENCY faults, not to {kind.name}")
-
-
-UPSTREAM_ANSWERS = (FaultKind.CREATE_FAIL, FaultKind.APPROVE_ERROR, FaultKind.CHAT_UPSTREAM_ERROR)
-"""The kinds that stand for an HTTP answer of the proxy-router, so `status` and `body` choose it."""
-
-
-def _validate_answer(kind: FaultKind, status: int | None, body: str | None) -> None:
-    if kind not in UPSTREAM_ANSWERS and (status is not None or body is not None):
-        kinds = ", ".join(k.value for k in UPSTREAM_ANSWERS)
-        raise InvalidFault(f"status and body apply only to {kinds}, not to {kind.value}")
-    if status is not None and not 400 <= status <= 599:
-        raise InvalidFault(f"status must be an HTTP error status (400-599), got {status!r}")
 
 
 def _spend(

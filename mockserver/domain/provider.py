@@ -18,16 +18,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from mockserver.domain.catalogue import CREATE_STEPS, create_error
+from mockserver.domain.approval import ApproveOutcome, approve
+from mockserver.domain.catalogue import OPENING, STEPS, Step, chat_error, create_error
 from mockserver.domain.clock import Clock
-from mockserver.domain.errors import DomainError, InvalidFault, UpstreamFailed, UpstreamUnreachable
+from mockserver.domain.errors import DomainError, InvalidFault, UpstreamFailed
 from mockserver.domain.faults import FIRST_TRY, Attempt, FaultKind, FaultPlan
+from mockserver.domain.ids import IdSource
 from mockserver.domain.models import BidTable
 from mockserver.domain.sessions import SessionKind
 from mockserver.domain.shared import LocalSlots, Slots
-from mockserver.domain.upstream import upstream_failure
+from mockserver.domain.upstream import error_body, upstream_failure
 
-UNREACHABLE = "All connection attempts failed"
 BROKEN_STREAM = "peer closed connection without sending complete message body (incomplete chunked read)"
 PROVIDER_ERROR = '{"error":"provider error"}'
 _SENTENCE = (
@@ -174,6 +175,14 @@ class Upstream(Protocol):
         """pingsession's own unexpected error (the route's `except Exception`), asked before anything else."""
         ...
 
+    def close_error(self, key: str, attempt: Attempt) -> str | None:
+        """closesession's own unexpected error (the route's `except Exception`), asked before anything else."""
+        ...
+
+    def approve_spending(self, key: str, ids: IdSource, attempt: Attempt) -> ApproveOutcome:
+        """approve's call: a new transaction hash from `ids`, or the proxy-router's error."""
+        ...
+
     def complete(self, prompt: Prompt) -> Completion:
         """A chat completion; raises `UpstreamFailed` (an error status and its raw body) or `UpstreamUnreachable`."""
         ...
@@ -259,17 +268,11 @@ class SimulatedUpstream:
 
     def _check(self, prompt: Prompt) -> None:
         """The proxy-router's own failures: armed faults first, then a session it does not serve."""
-        fault = self.faults.take(FaultKind.CHAT_UNREACHABLE, prompt.key, attempt=prompt.attempt)
+        fault = self.faults.take_first(STEPS[Step.CHAT], prompt.key, attempt=prompt.attempt)
         if fault is not None:
-            raise UpstreamUnreachable(fault.message or UNREACHABLE)
-        fault = self.faults.take(FaultKind.SESSION_EXPIRED, prompt.key, attempt=prompt.attempt)
-        if fault is not None:
-            raise UpstreamFailed(500, _error_body("session expired"))
-        fault = self.faults.take(FaultKind.CHAT_UPSTREAM_ERROR, prompt.key, attempt=prompt.attempt)
-        if fault is not None:
-            raise UpstreamFailed(fault.status or 500, fault.body or _error_body(fault.message or "provider error"))
+            raise chat_error(fault)
         if prompt.chain_error is not None:
-            raise UpstreamFailed(500, _error_body(prompt.chain_error))
+            raise UpstreamFailed(500, error_body(prompt.chain_error))
 
     def _digest(self, *parts: str) -> str:
         return hashlib.sha256("\x00".join((str(self.seed), *parts)).encode()).hexdigest()
@@ -282,33 +285,34 @@ class SimulatedUpstream:
             reason = self.bids.failure(opening.requested)
             if reason is not None:
                 return upstream_failure(SessionKind.BID, 500, reason)
-        for step in CREATE_STEPS[opening.kind]:
-            if step is FaultKind.AUTOMATION_DISABLED and opening.duration != 0:
-                continue  # only a zero duration consults the automation setting
-            fault = self.faults.take(step, key, attempt=attempt)
-            if fault is not None:
-                return create_error(fault, opening.kind, opening.requested)
-        return None
+        # only a zero duration consults the automation setting
+        skipped = () if opening.duration == 0 else (FaultKind.AUTOMATION_DISABLED,)
+        steps = [kind for kind in STEPS[OPENING[opening.kind]] if kind not in skipped]
+        fault = self.faults.take_first(steps, key, attempt=attempt)
+        return None if fault is None else create_error(fault, opening.kind, opening.requested)
 
     def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
-        return self.faults.take(FaultKind.VERIFY_FAIL, key, attempt=attempt) is None
+        return self._armed(Step.VERIFY, key, attempt) is None
 
     def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
-        return self.faults.take(FaultKind.CLOSE_FAIL, key, attempt=attempt) is None
+        return self._armed(Step.CLOSE, key, attempt) is None
+
+    def close_error(self, key: str, attempt: Attempt) -> str | None:
+        return self._armed(Step.CLOSE_ROUTE, key, attempt)
 
     def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
-        return self._armed_text(FaultKind.PING_DEAD, key, attempt)
+        return self._armed(Step.PING, key, attempt)
 
     def ping_error(self, key: str, attempt: Attempt) -> str | None:
-        return self._armed_text(FaultKind.PING_ERROR, key, attempt)
+        return self._armed(Step.PING_ROUTE, key, attempt)
 
-    def _armed_text(self, kind: FaultKind, key: str, attempt: Attempt) -> str | None:
-        fault = self.faults.take(kind, key, attempt=attempt)
+    def approve_spending(self, key: str, ids: IdSource, attempt: Attempt) -> ApproveOutcome:
+        return approve(ids, fault=self.faults.take_first(STEPS[Step.APPROVE], key, attempt=attempt))
+
+    def _armed(self, step: Step, key: str, attempt: Attempt) -> str | None:
+        """The text of the first fault armed at `step` (one use of it), or None."""
+        fault = self.faults.take_first(STEPS[step], key, attempt=attempt)
         return None if fault is None else fault.text
-
-
-def _error_body(text: str) -> str:
-    return json.dumps({"error": text}, separators=(",", ":"))
 
 
 def _sentence(digest: str) -> str:

@@ -26,6 +26,8 @@ CHAT_FAILED = (
     "For more information check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/500"
 )
 """The ping's test chat on a session the chain has closed (httpx's text for the proxy-router's 500)."""
+UNREACHABLE = "All connection attempts failed"
+"""httpx's text when the proxy-router cannot be reached."""
 ACTIVE_UNIQUE = "sessions_active_api_key_unique"
 AUTOMATION_DISABLED = "Session automation is disabled. Please enable it in your Account settings to use Chat."
 
@@ -47,8 +49,17 @@ def automation_off() -> CreateFailed:
 
 def upstream_failure(kind: SessionKind, status: int, error: str, body: str | None = None) -> CreateFailed:
     """The gateway's 500 text when the proxy-router answers `status` with `body` (`{"error": error}`)."""
-    answer = upstream_text(status, error, body)
-    return CreateFailed(f"Error from proxy router: Failed to create {_WHAT[kind]}: {answer}")
+    return create_failure(kind, upstream_text(status, error, body))
+
+
+def create_failure(kind: SessionKind, detail: str) -> CreateFailed:
+    """The gateway's 500 when its call to the proxy-router to open a session fails."""
+    return CreateFailed(f"Error from proxy router: Failed to create {_WHAT[kind]}: {detail}")
+
+
+def error_body(text: str) -> str:
+    """The proxy-router's JSON error body, compact as Go writes it."""
+    return json.dumps({"error": text}, separators=(",", ":"))
 
 
 def duration_failure(kind: SessionKind, duration: int, *, minimum: int) -> CreateFailed | None:

@@ -1,10 +1,16 @@
-"""The mock's control API under /__admin (openapi/admin.yaml); errors are RFC 7807 problems."""
+"""The mock's control API under /__admin, driven by openapi/admin.yaml as the gateway is by morpheus.yaml.
+
+One handler per operationId (`ADMIN_HANDLERS`; the mock refuses to start when they and the spec
+disagree), requests validated from the spec (`admin_requests`), every answer self-checked against
+it; errors are RFC 7807 problems.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,13 +18,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mockserver.domain import DomainError, FaultKind, QueuedReply, ToolCallReply, key_prefix
+from mockserver.config import SelfCheck
+from mockserver.domain import DomainError, FaultKind, FaultRequest, QueuedReply, ToolCallReply, key_prefix
 from mockserver.store import StoreError
+from mockserver.web.admin_requests import AdminRequests, Refused
+from mockserver.web.errors import check_handlers
+from mockserver.web.pipeline import report
+from mockserver.web.selfcheck import ResponseChecks
 from mockserver.web.state import MockState
+from openapi import ADMIN_SPEC_PATH, JSON, Operation, Spec, UndocumentedResponse, Validators, load_spec
 
 PREFIX = "/__admin"
 TOKEN_HEADER = "x-admin-token"
-AdminEndpoint = Callable[[MockState, Request], Awaitable[Response]]
+PROBLEM = "application/problem+json"
+OK, CREATED = 200, 201
+Answer = tuple[int, Any]
+"""A handler's status and JSON body."""
+
+
+@dataclass(frozen=True)
+class AdminCall:
+    """An admin request the spec accepted: the key prefix in its path, its typed query, its JSON body."""
+
+    prefix: str
+    query: Mapping[str, Any]
+    body: Any
+
+
+AdminHandler = Callable[[MockState, AdminCall], Answer]
 
 
 class Problem(Exception):
@@ -28,50 +55,17 @@ class Problem(Exception):
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
 
-    def response(self) -> Response:
-        body = {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
-        return JSONResponse(body, status_code=self.status, media_type="application/problem+json")
+    def body(self) -> dict[str, Any]:
+        return {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail}
 
 
 def _invalid(detail: str) -> Problem:
     return Problem(422, "Invalid request", detail)
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        value = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise _invalid(f"the body is not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise _invalid("the body must be a JSON object")
-    return value
-
-
-def _number(body: dict[str, Any], name: str) -> float:
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise _invalid(f"'{name}' must be a number >= 0")
-    return float(value)
-
-
-def _limit(request: Request) -> int | None:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise _invalid("'limit' must be an integer >= 1")
-    return int(raw)
-
-
-def _clock(state: MockState) -> dict[str, Any]:
+def get_state(state: MockState, call: AdminCall) -> Answer:
     now = state.clock.now()
-    return {"now": now, "iso": datetime.fromtimestamp(now, UTC).isoformat()}
-
-
-async def get_state(state: MockState, request: Request) -> Response:
-    now = state.clock.now()
-    keys = [_key_state(state, key, now) for key in state.book.prefixes()]
-    return JSONResponse({"now": now, "keys": keys})
+    return OK, {"now": now, "keys": [_key_state(state, key, now) for key in state.book.prefixes()]}
 
 
 def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
@@ -89,92 +83,83 @@ def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
     }
 
 
-async def run_sync(state: MockState, request: Request) -> Response:
+def run_sync(state: MockState, call: AdminCall) -> Answer:
     """One background sync pass now, as the gateway's 60-second loop runs it."""
-    body = await _json_object(request) if await request.body() else {}
-    key = body.get("key")
-    if set(body) - {"key"} or not isinstance(key, str | None):
-        raise _invalid('send {} (every key) or {"key": "sk-XXXXXX"}')
-    return JSONResponse({"retired": state.book.sync(key), "now": state.clock.now()})
+    key = (call.body or {}).get("key")
+    return OK, {"retired": state.book.sync(key), "now": state.clock.now()}
 
 
-async def reset_state(state: MockState, request: Request) -> Response:
+def reset_state(state: MockState, call: AdminCall) -> Answer:
     state.book.reset()
     state.journal.clear()
-    return JSONResponse({"reset": "all"})
+    return OK, {"reset": "all"}
 
 
-async def get_key_state(state: MockState, request: Request) -> Response:
-    return JSONResponse(_key_state(state, request.path_params["prefix"], state.clock.now()))
+def get_key_state(state: MockState, call: AdminCall) -> Answer:
+    return OK, _key_state(state, call.prefix, state.clock.now())
 
 
-async def reset_key_state(state: MockState, request: Request) -> Response:
-    prefix = request.path_params["prefix"]
-    state.book.reset(prefix)
-    return JSONResponse({"reset": prefix})
+def reset_key_state(state: MockState, call: AdminCall) -> Answer:
+    state.book.reset(call.prefix)
+    return OK, {"reset": call.prefix}
 
 
-async def get_history(state: MockState, request: Request) -> Response:
+def get_history(state: MockState, call: AdminCall) -> Answer:
     now = state.clock.now()
-    sessions = state.book.history(request.query_params.get("key"), _limit(request))
-    return JSONResponse({"sessions": [session.to_json(now) for session in sessions]})
+    sessions = state.book.history(call.query.get("key"), call.query.get("limit"))
+    return OK, {"sessions": [session.to_json(now) for session in sessions]}
 
 
-async def list_keys(state: MockState, request: Request) -> Response:
+def list_keys(state: MockState, call: AdminCall) -> Answer:
     keys = state.keys
-    body = {"keys": keys.describe(), "accept_any_key": keys.accept_any, "revoked_keys_work": keys.revoked_keys_work}
-    return JSONResponse(body)
+    return OK, {"keys": keys.describe(), "accept_any_key": keys.accept_any, "revoked_keys_work": keys.revoked_keys_work}
 
 
-async def add_key(state: MockState, request: Request) -> Response:
-    body = await _json_object(request)
-    if set(body) == {"key"} and isinstance(body["key"], str):
-        return JSONResponse({"prefix": state.keys.add(body["key"])}, status_code=201)
-    if set(body) == {"legacy_prefix"} and isinstance(body["legacy_prefix"], str):
-        return JSONResponse({"prefix": state.keys.add_legacy(body["legacy_prefix"])}, status_code=201)
-    raise _invalid('send {"key": "sk-..."} or {"legacy_prefix": "sk-XXXXXX"}')
+def add_key(state: MockState, call: AdminCall) -> Answer:
+    if "key" in call.body:
+        return CREATED, {"prefix": state.keys.add(call.body["key"])}
+    return CREATED, {"prefix": state.keys.add_legacy(call.body["legacy_prefix"])}
 
 
-async def revoke_key(state: MockState, request: Request) -> Response:
-    prefix = request.path_params["prefix"]
+def revoke_key(state: MockState, call: AdminCall) -> Answer:
     try:
-        state.keys.revoke(prefix)
+        state.keys.revoke(call.prefix)
     except DomainError as error:
         raise Problem(404, "Unknown key", str(error)) from None
-    return JSONResponse({"prefix": prefix, "revoked": True})
+    return OK, {"prefix": call.prefix, "revoked": True}
 
 
-async def get_scenario(state: MockState, request: Request) -> Response:
-    return JSONResponse(_scenario(state))
+def get_scenario(state: MockState, call: AdminCall) -> Answer:
+    return OK, _scenario(state)
 
 
-async def set_scenario(state: MockState, request: Request) -> Response:
-    body = await _json_object(request)
-    name = body.get("name", "")
-    if set(body) != {"name"} or not (name is None or (isinstance(name, str) and name.strip())):
-        raise _invalid('the body must be {"name": "<scenario>"} or {"name": null}')
+def set_scenario(state: MockState, call: AdminCall) -> Answer:
+    name = call.body["name"]
     state.scenario.name = None if name is None else name.strip()
-    return JSONResponse(_scenario(state))
+    return OK, _scenario(state)
 
 
 def _scenario(state: MockState) -> dict[str, object]:
     return {"name": state.scenario.name, "recording": state.config.record is not None}
 
 
-async def get_clock(state: MockState, request: Request) -> Response:
-    return JSONResponse(_clock(state))
+def get_clock(state: MockState, call: AdminCall) -> Answer:
+    return OK, _clock(state)
 
 
-async def set_clock(state: MockState, request: Request) -> Response:
-    now = _number(await _json_object(request), "now")
-    _controllable(state).set(now)
-    return JSONResponse(_clock(state))
+def set_clock(state: MockState, call: AdminCall) -> Answer:
+    _controllable(state).set(float(call.body["now"]))
+    return OK, _clock(state)
 
 
-async def advance_clock(state: MockState, request: Request) -> Response:
-    seconds = _number(await _json_object(request), "seconds")
-    _controllable(state).advance(seconds)
-    return JSONResponse(_clock(state))
+def advance_clock(state: MockState, call: AdminCall) -> Answer:
+    _controllable(state).advance(float(call.body["seconds"]))
+    return OK, _clock(state)
+
+
+def _clock(state: MockState) -> dict[str, Any]:
+    now = state.clock.now()
+    return {"now": now, "iso": datetime.fromtimestamp(now, UTC).isoformat()}
 
 
 def _controllable(state: MockState) -> Any:
@@ -183,58 +168,32 @@ def _controllable(state: MockState) -> Any:
     return state.clock
 
 
-async def list_faults(state: MockState, request: Request) -> Response:
-    return JSONResponse({"faults": [fault.to_json() for fault in state.faults.list()]})
+def list_faults(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"faults": [fault.to_json() for fault in state.faults.list()]}
 
 
-_FAULT_FIELDS = {"kind", "key", "count", "message", "seconds", "operation", "status", "body", "retries", "duration"}
+def arm_fault(state: MockState, call: AdminCall) -> Answer:
+    _known_target(state, call.body.get("key"), call.body.get("operation"))
+    return CREATED, state.faults.arm_request(FaultRequest.from_json(call.body)).to_json()
 
 
-async def arm_fault(state: MockState, request: Request) -> Response:
-    body = await _json_object(request)
-    unknown = set(body) - _FAULT_FIELDS
-    if unknown:
-        raise _invalid(f"unknown fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FAULT_FIELDS))}")
-    kind = _fault_kind(body.get("kind"))
-    options = {name: body.get(name) for name in ("key", "count", "message", "operation", "status", "body")}
-    types = (("key", str), ("count", int), ("message", str), ("operation", str), ("status", int), ("body", str))
-    for name, expected in types:
-        if options[name] is not None and (not isinstance(options[name], expected) or isinstance(options[name], bool)):
-            raise _invalid(f"'{name}' must be a {expected.__name__}")
-    _known_target(state, options["key"], options["operation"])
-    seconds = _number(body, "seconds") if "seconds" in body else 0.0
-    duration = _number(body, "duration") if "duration" in body else None
-    retries = body.get("retries", False)
-    if not isinstance(retries, bool):
-        raise _invalid("'retries' must be true or false")
-    fault = state.faults.arm(kind, seconds=seconds, retries=retries, duration=duration, **options)
-    return JSONResponse(fault.to_json(), status_code=201)
-
-
-def _known_target(state: MockState, key: object, operation: object) -> None:
+def _known_target(state: MockState, key: str | None, operation: str | None) -> None:
     """A fault for a key or an operation the mock does not know would never be used: refuse it."""
-    if isinstance(key, str) and not state.keys.knows(key):
+    if key is not None and not state.keys.knows(key):
         known = ", ".join(state.keys.prefixes()) or "none"
         raise _invalid(
             f"no API key with the prefix {key_prefix(key)!r} is registered (known: {known}); "
             "arm a fault by a registered key's 9-character prefix, or without 'key' for every key"
         )
     operations = [op.operation_id for op in state.spec.operations]
-    if isinstance(operation, str) and operation not in operations:
+    if operation is not None and operation not in operations:
         raise _invalid(f"'operation' must be one of {', '.join(operations)}")
 
 
-def _fault_kind(value: object) -> FaultKind:
-    kinds = {kind.value: kind for kind in FaultKind}
-    if not isinstance(value, str) or value not in kinds:
-        raise _invalid(f"'kind' must be one of {', '.join(kinds)}")
-    return kinds[value]
-
-
-async def clear_faults(state: MockState, request: Request) -> Response:
-    raw_kind = request.query_params.get("kind")
-    kind = None if raw_kind is None else _fault_kind(raw_kind)
-    return JSONResponse({"cleared": state.faults.clear(kind, request.query_params.get("key"))})
+def clear_faults(state: MockState, call: AdminCall) -> Answer:
+    kind = call.query.get("kind")
+    key = call.query.get("key")
+    return OK, {"cleared": state.faults.clear(None if kind is None else FaultKind(kind), key)}
 
 
 def _known_key(state: MockState, prefix: str) -> None:
@@ -254,130 +213,148 @@ def _automation(state: MockState, prefix: str) -> dict[str, Any]:
     }
 
 
-async def get_automation(state: MockState, request: Request) -> Response:
-    prefix = request.path_params["prefix"]
-    _known_key(state, prefix)
-    return JSONResponse(_automation(state, prefix))
+def get_automation(state: MockState, call: AdminCall) -> Answer:
+    _known_key(state, call.prefix)
+    return OK, _automation(state, call.prefix)
 
 
-async def set_automation(state: MockState, request: Request) -> Response:
-    prefix = request.path_params["prefix"]
-    _known_key(state, prefix)
-    body = await _json_object(request)
-    enabled, duration = body.get("enabled"), body.get("duration")
-    if not body or set(body) - {"enabled", "duration"}:
-        raise _invalid('send {"enabled": true|false} and/or {"duration": 60-86400}')
-    if enabled is not None and not isinstance(enabled, bool):
-        raise _invalid("'enabled' must be true or false")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
-        raise _invalid("'duration' must be an integer (seconds, 60-86400)")
-    state.automation.change(prefix, enabled=enabled, duration=duration)
-    return JSONResponse(_automation(state, prefix))
+def set_automation(state: MockState, call: AdminCall) -> Answer:
+    _known_key(state, call.prefix)
+    state.automation.change(call.prefix, enabled=call.body.get("enabled"), duration=call.body.get("duration"))
+    return OK, _automation(state, call.prefix)
 
 
-_REPLY_FIELDS = {"key", "content", "tool_calls", "finish_reason", "error", "break_after", "chunk_delay", "raw_body"}
+def list_replies(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"replies": [reply.to_json() for reply in state.replies.listed()]}
 
 
-async def list_replies(state: MockState, request: Request) -> Response:
-    return JSONResponse({"replies": [reply.to_json() for reply in state.replies.listed()]})
-
-
-async def queue_reply(state: MockState, request: Request) -> Response:
-    body = await _json_object(request)
-    unknown = set(body) - _REPLY_FIELDS
-    if unknown:
-        raise _invalid(f"unknown fields: {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_REPLY_FIELDS))}")
-    key = _typed(body, "key", str)
+def queue_reply(state: MockState, call: AdminCall) -> Answer:
+    body = call.body
+    key = body.get("key")
     if key is not None and not state.keys.knows(key):
         raise _invalid(f"no API key with the prefix {key_prefix(key)!r} is registered; queue by a registered prefix")
-    error = body.get("error")
-    if error is not None and not (isinstance(error, dict) and set(error) <= {"status", "body"} and "status" in error):
-        raise _invalid('\'error\' must be {"status": 400-599, "body": "<raw upstream body>"}')
+    error = body.get("error") or {}
+    calls = body.get("tool_calls", ())
     reply = QueuedReply(
         key=key,
-        content=_typed(body, "content", str),
-        tool_calls=_tool_calls(body.get("tool_calls")),
-        finish_reason=_typed(body, "finish_reason", str),
-        error_status=None if error is None else _typed(error, "status", int),
-        error_body=None if error is None else _typed(error, "body", str),
-        break_after=_typed(body, "break_after", int),
-        chunk_delay=_number(body, "chunk_delay") if "chunk_delay" in body else 0.0,
-        raw_body=_typed(body, "raw_body", str),
+        content=body.get("content"),
+        tool_calls=tuple(ToolCallReply(call["name"], _arguments(call.get("arguments", {}))) for call in calls),
+        finish_reason=body.get("finish_reason"),
+        error_status=error.get("status"),
+        error_body=error.get("body"),
+        break_after=body.get("break_after"),
+        chunk_delay=float(body.get("chunk_delay", 0.0)),
+        raw_body=body.get("raw_body"),
     )
-    return JSONResponse(state.replies.push(reply).to_json(), status_code=201)
+    return CREATED, state.replies.push(reply).to_json()
 
 
-def _typed(body: dict[str, Any], name: str, expected: type) -> Any:
-    value = body.get(name)
-    if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
-        raise _invalid(f"'{name}' must be a {expected.__name__}")
-    return value
+def _arguments(arguments: dict[str, Any] | str) -> str:
+    """A tool call's arguments as the JSON text the provider sends."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def _tool_calls(value: object) -> tuple[ToolCallReply, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not value or not all(isinstance(call, dict) for call in value):
-        raise _invalid('\'tool_calls\' must be a non-empty list of {"name": ..., "arguments": {...} or "..."}')
-    calls = []
-    for call in value:
-        name, arguments = call.get("name"), call.get("arguments", {})
-        if not isinstance(name, str) or not name or set(call) - {"name", "arguments"}:
-            raise _invalid("each tool call needs a 'name' (and may have 'arguments')")
-        if not isinstance(arguments, dict | str):
-            raise _invalid("a tool call's 'arguments' must be an object or a JSON text")
-        calls.append(ToolCallReply(name, arguments if isinstance(arguments, str) else json.dumps(arguments)))
-    return tuple(calls)
+def clear_replies(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"cleared": state.replies.clear(call.query.get("key"))}
 
 
-async def clear_replies(state: MockState, request: Request) -> Response:
-    return JSONResponse({"cleared": state.replies.clear(request.query_params.get("key"))})
+def get_journal(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"entries": state.journal.entries(key=call.query.get("key"), limit=call.query.get("limit"))}
 
 
-async def get_journal(state: MockState, request: Request) -> Response:
-    entries = state.journal.entries(key=request.query_params.get("key"), limit=_limit(request))
-    return JSONResponse({"entries": entries})
+def clear_journal(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"cleared": state.journal.clear()}
 
 
-async def clear_journal(state: MockState, request: Request) -> Response:
-    return JSONResponse({"cleared": state.journal.clear()})
+ADMIN_HANDLERS: dict[str, AdminHandler] = {
+    handler.__name__: handler
+    for handler in (
+        get_state,
+        reset_state,
+        get_key_state,
+        reset_key_state,
+        run_sync,
+        get_history,
+        list_keys,
+        add_key,
+        revoke_key,
+        get_automation,
+        set_automation,
+        list_replies,
+        queue_reply,
+        clear_replies,
+        get_clock,
+        set_clock,
+        advance_clock,
+        list_faults,
+        arm_fault,
+        clear_faults,
+        get_journal,
+        clear_journal,
+        get_scenario,
+        set_scenario,
+    )
+}
 
 
-ROUTES: list[tuple[str, dict[str, AdminEndpoint]]] = [
-    ("/state", {"GET": get_state, "DELETE": reset_state}),
-    ("/state/{prefix}", {"GET": get_key_state, "DELETE": reset_key_state}),
-    ("/history", {"GET": get_history}),
-    ("/sync", {"POST": run_sync}),
-    ("/keys", {"GET": list_keys, "POST": add_key}),
-    ("/keys/{prefix}/revoke", {"POST": revoke_key}),
-    ("/keys/{prefix}/automation", {"GET": get_automation, "PUT": set_automation}),
-    ("/replies", {"GET": list_replies, "POST": queue_reply, "DELETE": clear_replies}),
-    ("/clock", {"GET": get_clock, "PUT": set_clock}),
-    ("/clock/advance", {"POST": advance_clock}),
-    ("/faults", {"GET": list_faults, "POST": arm_fault, "DELETE": clear_faults}),
-    ("/journal", {"GET": get_journal, "DELETE": clear_journal}),
-    ("/recording/scenario", {"GET": get_scenario, "PUT": set_scenario}),
-]
+def check_admin_table(spec: Spec) -> None:
+    """Every admin.yaml operation has a handler and every handler an operation, or the mock does not start."""
+    check_handlers("admin.yaml", {operation.operation_id for operation in spec.operations}, set(ADMIN_HANDLERS))
 
 
 def admin_routes(state: MockState) -> list[Route]:
-    """One Route per path (so 405 answers carry every allowed method), dispatching on the method."""
-    return [_route(state, path, endpoints) for path, endpoints in ROUTES]
+    """One Route per admin.yaml path (so 405 answers carry every allowed method), dispatching on the method."""
+    spec = load_spec(ADMIN_SPEC_PATH)
+    validators = Validators(spec)
+    requests, checks = AdminRequests(spec, validators), ResponseChecks(spec, validators)
+    paths: dict[str, dict[str, Operation]] = {}
+    for operation in spec.operations:
+        paths.setdefault(operation.path, {})[operation.method] = operation
+    return [
+        Route(path, _dispatcher(state, requests, checks, operations), methods=list(operations))
+        for path, operations in paths.items()
+    ]
 
 
-def _route(state: MockState, path: str, endpoints: dict[str, AdminEndpoint]) -> Route:
+def _dispatcher(
+    state: MockState, requests: AdminRequests, checks: ResponseChecks, operations: dict[str, Operation]
+) -> Callable[[Request], Awaitable[Response]]:
     async def dispatch(request: Request) -> Response:
+        operation = operations[request.method]
+        operation_id = operation.operation_id
         try:
             _authorize(state, request)
-            return await endpoints[request.method](state, request)
+            query = requests.query(operation_id, request.query_params)
+            body = requests.body(operation_id, await request.body())
+            call = AdminCall(request.path_params.get("prefix", ""), query, body)
+            status, answer = ADMIN_HANDLERS[operation_id](state, call)
         except Problem as problem:
-            return problem.response()
-        except DomainError as error:  # a value the domain refuses (a time out of range, a malformed key, ...)
-            return _invalid(str(error)).response()
+            status, answer = problem.status, problem.body()
+        except (Refused, DomainError) as error:  # a value the spec or the domain refuses (a time out of range, ...)
+            status, answer = 422, _invalid(str(error)).body()
         except StoreError as error:
-            return Problem(503, "Store unavailable", f"{error}; the mock answers again once the store does").response()
+            down = Problem(503, "Store unavailable", f"{error}; the mock answers again once the store does")
+            status, answer = down.status, down.body()
+        media = JSON if status < 400 else PROBLEM
+        response = JSONResponse(answer, status_code=status, media_type=media)
+        if state.config.self_check is not SelfCheck.OFF:  # the JSON sent, as the client reads it
+            sent = bytes(response.body)
+            report(state, operation_id, status, _problems(checks, operation_id, status, sent, media))
+        return response
 
-    return Route(PREFIX + path, dispatch, methods=list(endpoints))
+    return dispatch
+
+
+def _problems(checks: ResponseChecks, operation_id: str, status: int, sent: bytes, media: str) -> list[str]:
+    """The self-check of an admin answer against admin.yaml: JSON by the gateway's compiled checks, problems
+    (`application/problem+json`) by their schema."""
+    answer = json.loads(sent)
+    try:
+        if media == JSON:
+            return checks.problems(operation_id, status, answer, sent)
+        return [str(error) for error in checks.validators.body_errors(operation_id, status, answer, media)]
+    except UndocumentedResponse as error:
+        return [str(error)]
 
 
 def _authorize(state: MockState, request: Request) -> None:

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from mockserver.config import Config, config_from_args, problems
 from mockserver.domain import Clock, Sleeper
-from mockserver.web.admin import admin_routes
-from mockserver.web.errors import RouteTableError, WebError
+from mockserver.web.admin import admin_routes, check_admin_table
+from mockserver.web.errors import WebError, check_handlers
 from mockserver.web.handlers import HANDLERS, list_models_api_v1_models_get
 from mockserver.web.https import HttpsEnforcement
 from mockserver.web.limits import BodyLimit
@@ -25,7 +25,7 @@ from mockserver.web.middleware import GatewayMiddleware
 from mockserver.web.pages import page_routes
 from mockserver.web.pipeline import OperationEndpoint, endpoint_for
 from mockserver.web.state import MockState, build_state
-from openapi import Spec
+from openapi import ADMIN_SPEC_PATH, Spec, load_spec
 
 # The gateway's CORS middleware allowed exactly these request headers.
 CORS_HEADERS = ["Authorization", "Content-Type", "X-Requested-With", "X-API-Key"]
@@ -61,14 +61,10 @@ def create_app(
 
 
 def check_route_table(state: MockState) -> None:
-    """Every operation has a handler and every handler an operation, or the mock does not start."""
-    operations = {operation.operation_id for operation in state.spec.operations}
-    missing, orphans = operations - set(HANDLERS), set(HANDLERS) - operations
-    if missing or orphans:
-        raise RouteTableError(
-            f"spec and handlers disagree: operations without a handler: {sorted(missing)}; "
-            f"handlers without an operation: {sorted(orphans)}"
-        )
+    """Every operation (of the gateway's spec and of admin.yaml) has a handler and every handler an operation,
+    or the mock does not start."""
+    check_handlers("spec", {operation.operation_id for operation in state.spec.operations}, set(HANDLERS))
+    check_admin_table(load_spec(ADMIN_SPEC_PATH))
 
 
 def gateway_routes(state: MockState, endpoints: Mapping[tuple[str, str], OperationEndpoint]) -> list[Route]:

@@ -33,3 +33,17 @@ class SelfCheckFailed(WebError, AssertionError):
     def __str__(self) -> str:
         listed = "\n  ".join(self.problems)
         return f"self-check: {self.operation_id} answered {self.status} with a body the spec forbids:\n  {listed}"
+
+
+def check_handlers(document: str, operations: set[str], handlers: set[str]) -> None:
+    """Every operation of `document` has a handler and every handler an operation.
+
+    Raises:
+        RouteTableError: they disagree (the mock does not start).
+    """
+    missing, orphans = operations - handlers, handlers - operations
+    if missing or orphans:
+        raise RouteTableError(
+            f"{document} and handlers disagree: operations without a handler: {sorted(missing)}; "
+            f"handlers without an operation: {sorted(orphans)}"
+        )

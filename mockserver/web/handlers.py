@@ -22,15 +22,10 @@ from mockserver.domain import (
     ChatSessionFailed,
     CloseKind,
     Completion,
-    CreateRefused,
-    Fault,
-    FaultKind,
     PingKind,
     Prompt,
     UpstreamFailed,
     UpstreamUnreachable,
-    approve,
-    close_error,
 )
 from mockserver.domain.catalogue import APPROVE_NO_SIGNING_KEY
 from mockserver.web.errors import HandlerMisuse
@@ -42,7 +37,6 @@ LLM, EMBEDDINGS = "LLM", "EMBEDDINGS"  # the gateway's model types of chat and e
 # embeddings three times, 1 s then 2 s apart; a stream once (chat-completions.md 2.6 and 3).
 CHAT_PAUSES, EMBEDDING_PAUSES = (1.0,), (1.0, 2.0)
 DONE_FRAME = b"data: [DONE]\n\n"
-NO_ACTIVE_SESSION = "No session ID provided in request and no active session found for API key"
 FALLBACK_NOTE = "Private Key not set, using fallback key (FOR DEBUGGING ONLY)"
 CLOSE_MESSAGES = {
     CloseKind.NONE: "No active session found to close",
@@ -103,10 +97,6 @@ def _body(call: Call) -> Mapping[str, Any]:
     return call.body
 
 
-def _take(state: MockState, kind: FaultKind, call: Call) -> Fault | None:
-    return state.faults.take(kind, _key(call), attempt=call.attempt)
-
-
 def _with_note(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "note": FALLBACK_NOTE} if state.config.fallback_key_note else body
 
@@ -138,12 +128,8 @@ async def create_bid_session_api_v1_session_bidsession_post(state: MockState, ca
 
 
 def close_session_api_v1_session_closesession_post(state: MockState, call: Call) -> Reply:
-    """R4: none, expired or closed; a close fault leaves the session active (500)."""
-    key = _key(call)
-    broken = _take(state, FaultKind.CLOSE_ERROR, call)
-    if broken is not None:
-        raise close_error(broken)  # an unexpected exception: the session is left as it was
-    outcome = state.book.close(key, attempt=call.attempt)
+    """R4: none, expired or closed; a failed close leaves the session active (500)."""
+    outcome = state.book.close(_key(call), attempt=call.attempt)
     return Reply(200, {"success": True, "message": CLOSE_MESSAGES[outcome.kind], "session_id": outcome.session_id})
 
 
@@ -165,10 +151,10 @@ def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -
 
 def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -> Reply:
     """The tx hash, or the upstream error as a 200 `error` object."""
-    if _take(state, FaultKind.NO_SIGNING_KEY, call) is not None:
+    key = _key(call)
+    if state.dependencies.missing(key, call.attempt):
         return Reply(200, {"error": {"message": APPROVE_NO_SIGNING_KEY, "type": "PrivateKeyNotFound"}})
-    fault = _take(state, FaultKind.UPSTREAM_UNREACHABLE, call) or _take(state, FaultKind.APPROVE_ERROR, call)
-    outcome = approve(state.ids, fault=fault)
+    outcome = state.upstream.approve_spending(key, state.ids, call.attempt)
     if outcome.tx is not None:
         return Reply(200, _with_note(state, {"tx": outcome.tx}))
     error = {"message": outcome.error_message, "type": outcome.error_type}
@@ -176,10 +162,10 @@ def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -
 
 
 def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
-    """The model table; a global models_error fault stands for the model source failing."""
-    broken = state.faults.take(FaultKind.MODELS_ERROR, "", attempt=call.attempt)
-    if broken is not None:
-        return Reply(500, {"detail": f"Error fetching active models: {broken.text}"})
+    """The model table, unless its source fails."""
+    failure = state.dependencies.failure(call.attempt)
+    if failure is not None:
+        return Reply(500, {"detail": f"Error fetching active models: {failure}"})
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
 
 
@@ -280,8 +266,9 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     messages = body.get("messages", ())
     session_id = body["session_id"]
     if not session_id:
-        if _take(state, FaultKind.KEY_ROW_VANISHED, call) is not None:
-            raise CreateRefused(NO_ACTIVE_SESSION)  # the key's row was not found under the session lock
+        vanished = state.dependencies.find(key, call.attempt)
+        if vanished is not None:
+            raise vanished  # the key's row was not found under the session lock
         setting = state.automation.effective(key)
         session = state.book.session_for_chat(
             key,

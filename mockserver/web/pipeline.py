@@ -20,7 +20,6 @@ from starlette.types import Receive, Scope, Send
 
 from mockserver.config import SelfCheck
 from mockserver.domain import (
-    AUTH_STEPS,
     Attempt,
     AuthBackendFailed,
     AuthenticationFailed,
@@ -31,7 +30,6 @@ from mockserver.domain import (
     CreateRefused,
     DomainError,
     KeyLookupFailed,
-    auth_error,
 )
 from mockserver.store import StoreError
 from mockserver.web.errors import SelfCheckFailed
@@ -221,11 +219,9 @@ def _authenticate(state: MockState, operation: Operation, authorization: str | N
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
     active_only = bool(operation.node.get("x-active-keys-only", False))
     key = state.keys.authenticate(authorization, active_only=active_only) if operation.requires_api_key else None
-    if key is not None:
-        for step in AUTH_STEPS:
-            fault = state.faults.take(step, key, attempt=attempt)
-            if fault is not None:
-                raise auth_error(fault)
+    error = None if key is None else state.dependencies.check(key, attempt)
+    if error is not None:
+        raise error
     return key
 
 

@@ -16,6 +16,7 @@ from mockserver.domain import (
     DomainError,
     FakeClock,
     FaultPlan,
+    GatewayDependencies,
     IdSource,
     JournalLog,
     KeyRegistry,
@@ -23,6 +24,7 @@ from mockserver.domain import (
     NoPause,
     ReplyQueue,
     SessionBook,
+    SimulatedDependencies,
     SimulatedUpstream,
     Sleeper,
     Slots,
@@ -69,6 +71,7 @@ class MockState:
     journal: JournalLog
     automation: AutomationSettings
     replies: ReplyQueue
+    dependencies: GatewayDependencies  # the auth backend, key rows, models source, signing key (their faults)
     upstream: Upstream  # the proxy-router: the book calls its session steps, chat and embeddings the rest
     sleeper: Sleeper  # the gateway's pauses between its attempts at the proxy-router
     view: View
@@ -117,6 +120,7 @@ def build_state(
         journal=shared.journal,
         automation=automation,
         replies=replies,
+        dependencies=SimulatedDependencies(faults),
         upstream=upstream,
         sleeper=sleeper,
         view=shared.view,
