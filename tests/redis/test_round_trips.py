@@ -168,7 +168,7 @@ class Trips:
 
         def counted(connection: Connection, *args: Any, **kwargs: Any) -> Any:
             self.writes += 1
-            return send_packed(connection, *args, **kwargs)
+            return send_packed(connection, *args, **kwargs)  # type: ignore[no-untyped-call]
 
         def unawaited(wire: Wire, *commands: Any) -> None:
             self.unawaited += 1
