@@ -232,6 +232,42 @@ def test_an_error_answer_leaves_the_wire_in_step(client: redis.Redis) -> None:
     assert wire.call(["GET", "x"]) == [b"1"]
 
 
+def test_what_is_sent_without_waiting_is_answered_before_the_next_command(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wire = Wire(client)
+    client.set("x", "1")
+    wire.send(["LPUSH", "x", "a"], ["LPUSH", "list", "a"])  # the first fails: nobody waits, so it is logged
+    assert wire.call(["GET", "x"], ["LLEN", "list"]) == [b"1", 1]  # in step: its own answers, in order
+    assert "a command sent without waiting failed: WRONGTYPE" in caplog.text
+    wire.send(["LPUSH", "list", "b"])
+    read, failures = Connection.read_response, [redis.ConnectionError("the connection broke")]
+
+    def breaks_once(connection: Connection, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return read(connection, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "read_response", breaks_once)
+    assert wire.call(["LLEN", "list"]) == [2]  # on a new connection; what was sent may be lost, and is logged
+    assert "commands sent without waiting may be lost: the connection broke" in caplog.text
+
+
+def test_a_send_that_fails_drops_its_connection(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    wire = Wire(client)
+    assert wire.call(["SET", "x", "1"]) == [b"OK"]
+    original = Connection.send_packed_command
+
+    def broken(connection: Connection, *args: Any, **kwargs: Any) -> None:
+        raise redis.ConnectionError("the socket broke")
+
+    monkeypatch.setattr(Connection, "send_packed_command", broken)
+    with pytest.raises(redis.ConnectionError, match="the socket broke"):
+        wire.send(["LPUSH", "list", "a"])
+    monkeypatch.setattr(Connection, "send_packed_command", original)
+    assert wire.call(["GET", "x"]) == [b"1"]
+
+
 def test_chat_s_automation_and_replies_live_in_the_store(redis_url: str, client: redis.Redis) -> None:
     """A reply queued and an automation setting changed through one app are what another app on the store uses."""
     config = Config(keys=KEYS[:1], admin=True, store=redis_url)
