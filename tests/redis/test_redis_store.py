@@ -140,3 +140,15 @@ def test_the_clock_offset_is_shared(client: redis.Redis) -> None:
     assert second.set(5000.0) == 5000.0
     now[0] += 1
     assert first.now() == 5001.0
+
+
+def test_each_key_keeps_its_history_and_all_keys_merge_by_the_time_sessions_ended(client: redis.Redis) -> None:
+    times = iter([1.0, 2.0, 3.0, 4.0, 5.0])
+    store = RedisStore(client, history_limit=2, stamp=lambda: next(times))
+    for n, key in enumerate(("a", "a", "b", "a", "b")):  # session n ends at n + 1
+        store.record_ended(Session(f"0x{n:064x}", key, SessionKind.BID, "b", "b", 1.0, 2.0))
+    assert [s.session_id[-1] for s in store.history("a")] == ["3", "1"]  # a key's own two newest
+    assert [s.session_id[-1] for s in store.history("b")] == ["4", "2"]
+    assert [s.session_id[-1] for s in store.history()] == ["4", "3"]  # every key's, newest first, two at most
+    assert [s.session_id[-1] for s in store.history(limit=9)] == ["4", "3"]
+    assert [s.session_id[-1] for s in store.history(limit=1)] == ["4"]
