@@ -443,7 +443,9 @@ class Config:
     history_size: int = field(
         default=HISTORY_LIMIT,
         metadata=_option(
-            "--history-size", "ended sessions the admin history keeps (default {default})", Number(POSITIVE)
+            "--history-size",
+            "ended sessions the admin history keeps (default {default}; with --store, per key)",
+            Number(POSITIVE),
         ),
     )
     log_level: str = field(

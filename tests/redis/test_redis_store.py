@@ -25,16 +25,15 @@ from mockserver.domain import (
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreUnavailable
 from mockserver.store.redis.clock import RedisClock
-from mockserver.store.redis.codecs import decode, encode, encode_record
+from mockserver.store.redis.codecs import decode_ended, encode_ended, encode_record
 from mockserver.store.redis.store import RedisStore
 from mockserver.store.redis.wire import connect
 
 SESSION = Session("0x" + "ab" * 32, "sk-AbC123", SessionKind.MODEL, "0xm", "m", 10.0, 3610.0)
 
 
-def test_sessions_round_trip_through_json() -> None:
-    assert decode(encode(SESSION)) == SESSION
-    assert decode(None) is None
+def test_ended_sessions_round_trip_through_json_with_the_time_they_ended() -> None:
+    assert decode_ended(encode_ended(SESSION, 12.5)) == (12.5, SESSION)
 
 
 def test_a_wrong_url_fails_at_start() -> None:
@@ -92,30 +91,11 @@ def test_a_conflicting_write_makes_the_transaction_decide_again(client: redis.Re
     def change(current: KeyRecord) -> tuple[KeyRecord, None]:
         decided.append(current.active)
         if len(decided) == 1:  # another worker writes the key between our read and our write
-            client.set(store._active("k"), encode_record(KeyRecord(SESSION)))
-        return EMPTY, None
+            client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(SESSION)))
+        return KeyRecord(SESSION, synced_at=float(len(decided))), None  # a change: it must be written
 
     store.transact("k", change)
     assert decided == [None, SESSION]
-
-
-def test_history_rewrite_retries_on_conflict(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = RedisStore(client)
-    store.record_ended(SESSION)
-    calls = []
-    original = redis.client.Pipeline.execute
-
-    def flaky(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            self.reset()  # what redis-py does when EXEC finds a watched key changed
-            raise redis.WatchError("conflict")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.client.Pipeline, "execute", flaky)
-    store.reset("sk-AbC123")
-    assert store.history() == ()
-    assert len(calls) == 2
 
 
 @pytest.mark.parametrize(
@@ -160,3 +140,15 @@ def test_the_clock_offset_is_shared(client: redis.Redis) -> None:
     assert second.set(5000.0) == 5000.0
     now[0] += 1
     assert first.now() == 5001.0
+
+
+def test_each_key_keeps_its_history_and_all_keys_merge_by_the_time_sessions_ended(client: redis.Redis) -> None:
+    times = iter([1.0, 2.0, 3.0, 4.0, 5.0])
+    store = RedisStore(client, history_limit=2, stamp=lambda: next(times))
+    for n, key in enumerate(("a", "a", "b", "a", "b")):  # session n ends at n + 1
+        store.record_ended(Session(f"0x{n:064x}", key, SessionKind.BID, "b", "b", 1.0, 2.0))
+    assert [s.session_id[-1] for s in store.history("a")] == ["3", "1"]  # a key's own two newest
+    assert [s.session_id[-1] for s in store.history("b")] == ["4", "2"]
+    assert [s.session_id[-1] for s in store.history()] == ["4", "3"]  # every key's, newest first, two at most
+    assert [s.session_id[-1] for s in store.history(limit=9)] == ["4", "3"]
+    assert [s.session_id[-1] for s in store.history(limit=1)] == ["4"]

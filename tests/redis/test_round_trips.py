@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import redis
+from redis.connection import Connection
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
@@ -69,12 +73,12 @@ def test_with_no_token_yet_a_request_reads_through_and_sets_one(client: redis.Re
     view, plan = _worker(client)
     with view.fresh():
         assert plan.list() == ()
-        client.set("morpheus-mock:faults:faults", FaultsCodec().dumps(_armed(client)))  # written around the plan
+        client.set("{morpheus-mock}:faults:faults", FaultsCodec().dumps(_armed(client)))  # written around the plan
         assert len(plan.list()) == 1
     token = client.get(view.generation)  # that request gave the store a first token
     with view.fresh():
         assert len(plan.list()) == 1
-        client.delete("morpheus-mock:faults:faults")  # around the plan again: no new token, so it is not seen
+        client.delete("{morpheus-mock}:faults:faults")  # around the plan again: no new token, so it is not seen
         assert len(plan.list()) == 1
     assert token is not None
     assert client.get(view.generation) == token
@@ -111,10 +115,14 @@ def test_a_transaction_that_always_conflicts_ends_with_a_clear_error(client: red
 
     def change(current: KeyRecord) -> tuple[KeyRecord, None]:
         attempts.append(1)
-        client.set(store._active("k"), encode_record(KeyRecord(SESSION, synced_at=len(attempts))))  # another worker
-        return EMPTY, None
+        client.set(
+            store.names.of_key("k", "record"), encode_record(KeyRecord(SESSION, synced_at=len(attempts)))
+        )  # another worker
+        return KeyRecord(SESSION), None  # a change, never the value another worker wrote
 
-    with pytest.raises(StoreBusy, match=f"morpheus-mock:active:k changed under every one of {ATTEMPTS} attempts"):
+    with pytest.raises(
+        StoreBusy, match=rf"\{{morpheus-mock:k\}}:record changed under every one of {ATTEMPTS} attempts"
+    ):
         store.transact("k", change)
     assert len(attempts) == ATTEMPTS
 
@@ -129,11 +137,13 @@ def test_a_record_read_ahead_serves_the_first_try_and_a_stale_one_costs_one_more
 
     with view.fresh("k"):
         store.transact("k", change)  # the record as the request found it: no GET
-    client.delete(store._active("k"))
+    client.delete(store.names.of_key("k", "record"))
     with view.fresh("k"):
-        client.set(store._active("k"), encode_record(KeyRecord(SESSION, synced_at=1.0)))  # another worker, meanwhile
+        client.set(
+            store.names.of_key("k", "record"), encode_record(KeyRecord(SESSION, synced_at=1.0))
+        )  # another worker, meanwhile
         store.transact("k", change)
-        assert view.ahead(store._active("k")) is None  # used once
+        assert view.ahead(store.names.of_key("k", "record")) is None  # used once
     assert decided == [None, None, SESSION]
 
 
@@ -145,33 +155,63 @@ def test_a_store_that_forgot_the_script_gets_it_again(client: redis.Redis) -> No
     assert (store.active("k"), store.history()) == (None, (SESSION,))
 
 
-def test_a_ping_costs_three_round_trips(redis_url: str, client: redis.Redis) -> None:
-    """The token with the key's record (one MGET), the swap script (its GET and SET count as commands too) and
-    the journal entry (LPUSH and LTRIM in one round trip). Before the view and the script a ping took 13
-    round trips, a model switch 20."""
+MODEL = "/api/v1/session/modelsession"
+CLOSE = "/api/v1/session/closesession"
+
+
+class Trips:
+    """Counts what one request sends to Redis: every write to a connection, and those nobody waits for."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.writes = self.unawaited = 0
+        send_packed, send = Connection.send_packed_command, Wire.send
+
+        def counted(connection: Connection, *args: Any, **kwargs: Any) -> Any:
+            self.writes += 1
+            return send_packed(connection, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+        def unawaited(wire: Wire, *commands: Any) -> None:
+            self.unawaited += 1
+            send(wire, *commands)
+
+        monkeypatch.setattr(Connection, "send_packed_command", counted)
+        monkeypatch.setattr(Wire, "send", unawaited)
+
+    def of(self, request: Callable[[], Any]) -> tuple[int, int]:
+        """(round trips the request waited for, writes it did not wait for)."""
+        self.writes = self.unawaited = 0
+        assert request().status_code == 200
+        return self.writes - self.unawaited, self.unawaited
+
+
+def test_every_session_request_costs_at_most_two_round_trips(
+    redis_url: str, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24: the token with the key's record (two GETs, one round trip), then the compare-and-set script
+    only if the record changes; the journal entry is sent without waiting (its answer is read before the
+    worker's next command). Before the view and the script a ping took 13 round trips, a model switch 20;
+    before this, every request took three (the script ran for a ping too, and the journal waited)."""
+    headers = {"Authorization": KEYS[0]}
     with TestClient(create_app(Config(keys=KEYS[:1], store=redis_url))) as http:
-        opened = http.post(
-            "/api/v1/session/modelsession",
-            params={"model_id": "mistral-31-24b"},
-            json={"sessionDuration": 3600},
-            headers={"Authorization": KEYS[0]},
-        )
-        assert opened.status_code == 200, opened.text
-        http.post(PING, headers={"Authorization": KEYS[0]})  # reads the key's entry under the current token
+
+        def post(path: str, model: str | None = None) -> Callable[[], Any]:
+            params = {} if model is None else {"model_id": model}
+            body = None if model is None else {"sessionDuration": 3600}
+            return lambda: http.post(path, params=params, json=body, headers=headers)
+
+        post(MODEL, "mistral-31-24b")()  # the first request reads the keys, faults and clock once
         client.config_resetstat()
-        for _ in range(10):
-            assert http.post(PING, headers={"Authorization": KEYS[0]}).json()["success"] is True
-        stats = client.info("commandstats")
-    calls = {name: stat["calls"] for name, stat in stats.items() if name not in ("cmdstat_info", "cmdstat_config")}
-    assert calls == {
-        "cmdstat_config|resetstat": 1,
-        "cmdstat_mget": 10,
-        "cmdstat_get": 10,
-        "cmdstat_evalsha": 10,
-        "cmdstat_set": 10,
-        "cmdstat_lpush": 10,
-        "cmdstat_ltrim": 10,
-    }
+        trips = Trips(monkeypatch)
+        for _ in range(2):
+            assert trips.of(post(MODEL, "mistral-31-24b")) == (1, 1)  # R1 reuse: it only reads
+            assert trips.of(post(MODEL, "llama-3.3-70b")) == (2, 1)  # a switch
+            assert trips.of(post(PING)) == (1, 1)
+            assert trips.of(post(CLOSE)) == (2, 1)
+            assert trips.of(post(CLOSE)) == (1, 1)  # nothing to close: it only reads
+            assert trips.of(post(PING)) == (1, 1)
+            assert trips.of(post(MODEL, "mistral-31-24b")) == (2, 1)  # a new session
+    commands = {name.removeprefix("cmdstat_") for name in client.info("commandstats")}
+    assert commands == {"get", "evalsha", "set", "del", "lpush", "ltrim", "config|resetstat"}  # no MGET, no MULTI
 
 
 def test_a_wire_whose_connection_broke_opens_a_new_one(client: redis.Redis) -> None:
@@ -189,6 +229,42 @@ def test_an_error_answer_leaves_the_wire_in_step(client: redis.Redis) -> None:
     client.set("x", "1")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         wire.call(["LPUSH", "x", "a"], ["GET", "x"])  # the first fails, the second's answer is still read
+    assert wire.call(["GET", "x"]) == [b"1"]
+
+
+def test_what_is_sent_without_waiting_is_answered_before_the_next_command(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wire = Wire(client)
+    client.set("x", "1")
+    wire.send(["LPUSH", "x", "a"], ["LPUSH", "list", "a"])  # the first fails: nobody waits, so it is logged
+    assert wire.call(["GET", "x"], ["LLEN", "list"]) == [b"1", 1]  # in step: its own answers, in order
+    assert "a command sent without waiting failed: WRONGTYPE" in caplog.text
+    wire.send(["LPUSH", "list", "b"])
+    read, failures = Connection.read_response, [redis.ConnectionError("the connection broke")]
+
+    def breaks_once(connection: Connection, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return read(connection, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "read_response", breaks_once)
+    assert wire.call(["LLEN", "list"]) == [2]  # on a new connection; what was sent may be lost, and is logged
+    assert "commands sent without waiting may be lost: the connection broke" in caplog.text
+
+
+def test_a_send_that_fails_drops_its_connection(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    wire = Wire(client)
+    assert wire.call(["SET", "x", "1"]) == [b"OK"]
+    original = Connection.send_packed_command
+
+    def broken(connection: Connection, *args: Any, **kwargs: Any) -> None:
+        raise redis.ConnectionError("the socket broke")
+
+    monkeypatch.setattr(Connection, "send_packed_command", broken)
+    with pytest.raises(redis.ConnectionError, match="the socket broke"):
+        wire.send(["LPUSH", "list", "a"])
+    monkeypatch.setattr(Connection, "send_packed_command", original)
     assert wire.call(["GET", "x"]) == [b"1"]
 
 

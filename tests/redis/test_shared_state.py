@@ -68,7 +68,7 @@ def test_two_registries_on_one_store_are_one_registry(client: redis.Redis) -> No
     first.revoke(KEYS[0])
     assert second.describe()[[e["prefix"] for e in second.describe()].index(KEYS[0][:9])]["revoked"] is True
     assert len(first) == 2
-    assert repr(RedisSlots(client, "keys", KeysCodec())) == "RedisSlots('morpheus-mock:keys:')"
+    assert repr(RedisSlots(client, "keys", KeysCodec())) == "RedisSlots('{morpheus-mock}:keys:')"
 
 
 def test_seeded_ids_are_distinct_across_sources_and_the_same_in_every_run(client: redis.Redis) -> None:
@@ -102,7 +102,7 @@ def test_the_redis_clock_keeps_every_clock_s_bounds(client: redis.Redis) -> None
         with pytest.raises(InvalidTime, match="clock time must be between 0 and 253402300799"):
             move()
     assert clock.now() == 1060.0
-    assert repr(clock) == "RedisClock('morpheus-mock:clock-offset')"
+    assert repr(clock) == "RedisClock('{morpheus-mock}:clock-offset')"
 
 
 def test_a_reset_keeps_the_clock_and_the_admin_state(redis_url: str, client: redis.Redis) -> None:
@@ -166,7 +166,7 @@ def test_an_app_whose_store_stops_answers_in_the_gateway_s_shape(
         ping = http.post("/api/v1/session/pingsession", headers={"Authorization": KEYS[0]})
         assert (ping.status_code, ping.headers["content-type"]) == (500, "application/json")
         assert ping.json()["detail"].startswith(
-            "Unexpected error: the shared store failed (reading morpheus-mock:keys:)"
+            "Unexpected error: the shared store failed (reading {morpheus-mock}:keys:)"
         )
         admin = http.get("/__admin/faults")
         assert (admin.status_code, admin.headers["content-type"]) == (503, "application/problem+json")

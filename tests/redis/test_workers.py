@@ -91,7 +91,7 @@ def test_parallel_bids_collide_across_two_worker_processes(workers: Served) -> N
 
 
 def _admin(served: Served, method: str, path: str, **kwargs: Any) -> Any:
-    response = requests.request(method, f"{served.url}/__admin{path}", timeout=10, **kwargs)
+    response = requests.request(method, f"{served.url}/__admin{path}", timeout=30, **kwargs)
     assert response.status_code < 300, response.text
     return response.json()
 

@@ -12,7 +12,7 @@ from redis.client import Pipeline
 from mockserver.domain import checked_time
 from mockserver.store.redis.transaction import optimistic
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, answering
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, answering
 
 
 class RedisClock:
@@ -31,7 +31,7 @@ class RedisClock:
         view: RedisView | None = None,
     ) -> None:
         self.client = client
-        self.name = f"{namespace}:clock-offset"
+        self.name = Names(namespace).shared("clock-offset")
         self.source = source
         self.view = view or RedisView(client, namespace=namespace)
 

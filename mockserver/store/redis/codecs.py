@@ -32,26 +32,29 @@ class Codec(Protocol[V]):
     def loads(self, raw: bytes | str) -> V: ...
 
 
-def encode(session: Session) -> str:
-    return json.dumps({**asdict(session), "kind": str(session.kind)})
-
-
-def decode(raw: bytes | str | None) -> Session | None:
-    return None if raw is None else decode_session(raw)
-
-
-def decode_session(raw: bytes | str) -> Session:
-    return _from_fields(json.loads(raw))
+def _fields(session: Session) -> dict[str, Any]:
+    return {**asdict(session), "kind": str(session.kind)}
 
 
 def _from_fields(fields: dict[str, Any]) -> Session:
     return Session(**{**fields, "kind": SessionKind(fields["kind"])})
 
 
+def encode_ended(session: Session, at: float) -> str:
+    """A history entry: the wall time the session ended at (to merge keys' lists by) and the session."""
+    return json.dumps([at, _fields(session)])
+
+
+def decode_ended(raw: bytes | str) -> tuple[float, Session]:
+    at, fields = json.loads(raw)
+    return float(at), _from_fields(fields)
+
+
 def encode_record(record: KeyRecord) -> str:
-    active = None if record.active is None else {**asdict(record.active), "kind": str(record.active.kind)}
-    chain = [{**asdict(session), "kind": str(session.kind)} for session in record.chain]
-    return json.dumps({"active": active, "chain": chain, "synced_at": record.synced_at})
+    active = None if record.active is None else _fields(record.active)
+    return json.dumps(
+        {"active": active, "chain": [_fields(session) for session in record.chain], "synced_at": record.synced_at}
+    )
 
 
 def decode_record(raw: bytes | str | None) -> KeyRecord:

@@ -12,14 +12,14 @@ import redis
 from mockserver.store.redis.codecs import Codec
 from mockserver.store.redis.transaction import Swap, Target, swap
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Raw, answering
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, answering, text
 
 V = TypeVar("V")
 R = TypeVar("R")
 
 
 class RedisSlots(Generic[V]):
-    """`Slots` in Redis: one string per name under `<namespace>:<kind>:`, changed by optimistic transactions.
+    """`Slots` in Redis: one string per name under `{<namespace>}:<kind>:`, changed by compare-and-set (`swap`).
 
     Reads go through `view` (one per worker, shared with the clock), so a request reads a name from
     Redis at most once while nobody changes the admin state; every change renews the view's token.
@@ -36,7 +36,7 @@ class RedisSlots(Generic[V]):
     ) -> None:
         self.client = client
         self.codec = codec
-        self.prefix = f"{namespace}:{kind}:"
+        self.prefix = Names(namespace).shared(f"{kind}:")
         self.view = view or RedisView(client, namespace=namespace)
 
     def __repr__(self) -> str:
@@ -51,7 +51,7 @@ class RedisSlots(Generic[V]):
         def decide(raw: Raw) -> tuple[Swap | None, R]:
             new, result = change(None if raw is None else self.codec.loads(raw))
             encoded = None if new is None else self.codec.dumps(new)
-            if encoded == (raw.decode() if isinstance(raw, bytes) else raw):
+            if encoded == (None if raw is None else text(raw)):
                 return None, result  # nothing changes: no write, no new token
             self.view.changed()
             return Swap(encoded, touch=True), result
@@ -72,7 +72,7 @@ class RedisCounter:
 
     def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.client = client
-        self.name = f"{namespace}:ids"
+        self.name = Names(namespace).shared("ids")
 
     def next(self) -> int:
         with answering("drawing an id"):

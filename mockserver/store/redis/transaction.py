@@ -86,7 +86,8 @@ def swap(
             present = ("0", "") if raw is None else ("1", raw)
             value = ("0", "") if writes.value is None else ("1", writes.value)
             args = [*present, *value, token, target.cap, *writes.pushed]
-            if wire.swap([target.name, target.listing, target.generation], args):
+            keys = [target.name, target.listing, *([target.generation] if writes.touch else [])]  # one tag
+            if wire.swap(keys, args):
                 return result
             if not first:  # a value read ahead may be stale without anyone contending: no pause then
                 time.sleep(min(PAUSE * 2**attempt, PAUSE_MAX))  # another worker changed it: decide again

@@ -14,19 +14,20 @@ from collections.abc import Iterator
 import redis
 from redis.client import Pipeline
 
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, GENERATION, RECORDS, Raw, Wire, new_token
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Wire, new_token
 
 
 class RedisView:
     """This worker's reads of the rarely changed admin state (faults, keys, the clock offset), kept while
     the store's generation token stays the same, and the record of the key a request names, read ahead.
 
-    Every write of that state sets `<namespace>:generation` to a new random token in the same atomic
-    step (`touch`). A request starts in `fresh`, which reads the token (and its key's record) in one
-    round trip: if the token changed (or the store cannot tell), what was kept is dropped. Within
-    requests, `read` answers from what was kept under the current token; outside any request (and
-    while the token is unknown) it asks Redis. The record read ahead serves the request's first try
-    at its transaction (`ahead`), which writes only if the record is still the one read.
+    Every write of that state sets `{<namespace>}:generation` to a new random token in the same atomic
+    step (`touch`). A request starts in `fresh`, which reads the token (and its key's record, in the
+    key's own hash tag: two GETs, not one MGET across tags) in one round trip: if the token changed (or
+    the store cannot tell), what was kept is dropped. Within requests, `read` answers from what was kept
+    under the current token; outside any request (and while the token is unknown) it asks Redis. The
+    record read ahead serves the request's first try at its transaction (`ahead`), which writes only if
+    the record is still the one read.
     """
 
     reads_ahead = True
@@ -34,8 +35,8 @@ class RedisView:
     def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.client = client
         self.wire = Wire(client)
-        self.generation = f"{namespace}:{GENERATION}"
-        self.records = f"{namespace}:{RECORDS}"
+        self.names = Names(namespace)
+        self.generation = self.names.generation
         self._token: Raw = None
         self._kept: dict[str, Raw] = {}
         self._ahead: dict[str, Raw] = {}
@@ -48,9 +49,9 @@ class RedisView:
     @contextlib.contextmanager
     def fresh(self, key: str | None = None) -> Iterator[None]:
         """One request (for `key`'s record): read the token once; reads within it may reuse what was kept."""
-        names = [self.generation] if key is None else [self.generation, self.records + key]
+        names = [self.generation] if key is None else [self.generation, self.names.of_key(key, "record")]
         try:
-            token, *ahead = self.wire.call(["MGET", *names])[0]
+            token, *ahead = self.wire.call(*(["GET", name] for name in names))
             if token is None:  # no write has set one yet (a fresh or flushed store): this request reads
                 self.wire.call(["SET", self.generation, new_token(), "NX"])  # through, the next ones keep
         except redis.RedisError:
@@ -87,7 +88,7 @@ class RedisView:
             return self._kept[name]
         except KeyError:
             pass
-        now, raw = self.wire.call(["MGET", self.generation, name])[0]  # the value and its token, atomically
+        now, raw = self.wire.call(["MGET", self.generation, name])[0]  # the value and its token, atomically (one tag)
         with self._lock:
             if now == self._token:
                 self._kept[name] = raw
