@@ -2,11 +2,14 @@
 
 They run first (contracts/plugin.py), in this file's order (R1, R2, R3, R6, R7, R4, R5), and spend few
 sessions: a scenario starts from what the previous one left the keys when that one passed (R2 switches
-away from R1's session, R3's bid replaces R2's, R6 lets R3's expire and opens one, R7's first key keeps
-that one while the second key opens its own, R4 closes the second key's (and the first key's must
-live on: R7), R5 pings the first key's to death), and from closed sessions otherwise. Against a
-faithful target five sessions prove R1-R7 with two keys (R1's second create is a reuse: free, sent only
-below the cap). Every answer is checked against the spec before the rule is judged.
+away from R1's session and back, R3's bid replaces R2's, a second bid that one and a modelsession the
+second bid, R6 lets R3's expire and opens one, R7's first key keeps that one while the second key opens
+its own, R4 closes the second key's (and the first key's must live on: R7) and opens another, R5 pings
+the first key's to death), and from closed sessions otherwise. Each switch back, bid after a bid, model
+after a bid and create after a close must open a session the run never saw: the sequence bugs a cache or
+counter makes show there. Against a faithful target seven sessions prove R1-R7 with two keys and no bid
+id (R1's second create is a reuse: free, sent only below the cap). Every answer is checked against the
+spec before the rule is judged.
 """
 
 from __future__ import annotations
@@ -69,6 +72,18 @@ class Steps:
         self.budget.need(1, f"{rule}'s bidsession")
         session_id = str(self.send(BID_SESSION, rule, bid_id=bid_id)["session_id"])
         self.now = Held(True, session_id, bid_id)
+        return session_id
+
+    def new_session(self, model_id: str, rule: str) -> str:
+        """A modelsession that must open a session this run never saw (after a switch, a bid or a close)."""
+        mark = self.run.ids.mark()
+        session_id = self.model(model_id, rule)
+        expect(
+            not self.run.ids.seen_before(session_id, mark),
+            rule,
+            f"modelsession on {model_id} must open a new session here, but returned {session_id}, which this run "
+            "has seen before",
+        )
         return session_id
 
     def ping(self, rule: str) -> dict[str, Any]:
@@ -148,20 +163,29 @@ def test_r1_the_same_model_returns_the_same_session(run: Run, keys: Keys, check:
     steps.leave()
 
 
-@pytest.mark.contract(rules=("R2",), operations=labels(MODEL_SESSION, PING), sessions=1)
+@pytest.mark.contract(rules=("R2",), operations=labels(MODEL_SESSION, PING), sessions=2)
 def test_r2_another_model_replaces_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    """A to B, then back to A: each switch opens a new session (the one it replaced is closed, never
+    handed back)."""
     (first, second), steps = _models(run, 2), keys.first
     old = steps.session_on(first, "R2")
     new = steps.model(second, "R2")
     expect(new != old, "R2", f"modelsession on {second} kept the session of {first} ({old})")
     ping = steps.ping("R2")
     expect(ping.get("session_id") == new, "R2", f"after the switch, ping reports {ping}, not the new session {new}")
+    back = steps.new_session(first, "R2")
+    expect(back != new, "R2", f"switching back to {first} kept the session of {second} ({new})")
     check("R2")
     steps.leave()
 
 
-@pytest.mark.contract(rules=("R3",), operations=labels(BID_SESSION, PING), sessions=1, needs=("bids",))
+@pytest.mark.contract(
+    rules=("R3", "R2"), operations=labels(BID_SESSION, MODEL_SESSION, PING), sessions=3, needs=("bids",)
+)
 def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
+    """A bid replaces the key's session, a bid after a bid (the same bid id) replaces that one, and a
+    modelsession after a bid replaces it in turn (R2). The first bid session is never closed by v1.14.0
+    (a bid replaces without closing): one orphan of the run's shortest duration."""
     if not run.bids:
         pytest.skip("no bid ids: pass --bid-id to let the run open bid sessions")
     steps = keys.first
@@ -169,7 +193,17 @@ def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Call
     new = steps.bid(run.bids[0], "R3")
     ping = steps.ping("R3")
     expect(new != old and ping.get("session_id") == new, "R3", f"after bidsession ({new}), ping reports {ping}")
+    again = steps.bid(run.bids[0], "R3")
+    ping = steps.ping("R3")
+    expect(
+        again not in (old, new) and ping.get("session_id") == again,
+        "R3",
+        f"a second bidsession on {run.bids[0]} returned {again} (the key's bid session was {new}), ping reports {ping}",
+    )
     check("R3")
+    model = steps.new_session(run.model_names[0], "R2")
+    expect(model != again, "R2", f"modelsession after a bidsession kept the bid session {again}")
+    check("R2")
     steps.leave()
 
 
@@ -235,10 +269,10 @@ def test_r7_the_other_keys_actions_leave_the_session_alone(
     theirs.leave()
 
 
-@pytest.mark.contract(rules=("R4", "R7"), operations=labels(CLOSE, PING), sessions=0)
+@pytest.mark.contract(rules=("R4", "R7"), operations=labels(CLOSE, PING, MODEL_SESSION), sessions=1)
 def test_r4_close_ends_the_session(run: Run, keys: Keys, check: Callable[[str], None]) -> None:
     """Closes the session the second key kept from R7 (then the first key's session must still be
-    alive: R7), or the first key's, or a new one."""
+    alive: R7), or the first key's, or a new one; a create after the close opens a session never seen."""
     holding = [steps for steps in (keys.second, keys.first) if steps is not None and steps.now.session_id]
     steps = holding[0] if holding else keys.first
     opened = steps.any_session(run.model_names[0], "R4")
@@ -252,6 +286,8 @@ def test_r4_close_ends_the_session(run: Run, keys: Keys, check: Callable[[str], 
     expect(ping["status"] == "no_session", "R4", f"after a successful close, ping still reports {ping}")
     again = steps.close("R4")
     expect(again["session_id"] is None, "R4", f"a second close found a session: {again}")
+    reopened = steps.new_session(run.model_names[0], "R4")  # kept: the failed switch starts from it
+    expect(reopened != opened, "R4", f"modelsession after a close handed back the closed session {opened}")
     check("R4")
     steps.leave()
     mine = keys.first.now.session_id

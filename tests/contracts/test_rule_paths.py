@@ -57,7 +57,7 @@ def _mock(variant: str | None = None, **config: Any) -> ASGIApp:
 def _run(app: ASGIApp, **settings: Any) -> Iterator[Run]:
     """A contract run against `app` served on a loopback port, as the suite opens one against a URL."""
     with LiveServer(app) as server:
-        settings = {"rate_limit": 0, "max_sessions": 0, **settings}
+        settings = {"rate_limit": 0, "max_sessions": 0, "bid_ids": ("0x" + "b1" * 32,), **settings}
         run = open_run(Settings(base_url=server.url, api_keys=MOCK_KEYS, **settings))
         yield run
 
@@ -222,15 +222,20 @@ def test_checks_that_need_a_listed_model_skip_saying_so_when_none_is_listed() ->
 def _rolling_back_gateway() -> Starlette:
     """A gateway whose failed switch leaves the old session alive (it rolls back the chain as well)."""
     held: dict[str, str | None] = {"session": None}
+    opened = iter(range(1, 100))
 
     async def create(request: Request) -> Response:
         if (await request.json())["sessionDuration"] < 300:
             return JSONResponse({"detail": machine.REFUSED + "SessionTooShort"}, status_code=500)
-        held["session"] = SESSION_ID
-        body = {"success": True, "message": "Session created and associated with API key", "session_id": SESSION_ID}
+        held["session"] = session_id = f"0x{next(opened):064x}"
+        body = {"success": True, "message": "Session created and associated with API key", "session_id": session_id}
         return JSONResponse({**body, "api_key_prefix": KEY[:9], "model": request.query_params["model_id"]})
 
     async def ping(request: Request) -> Response:
+        if held["session"] is None:
+            return JSONResponse(
+                {"status": "no_session", "message": "No active session found for this API key", "success": False}
+            )
         return JSONResponse(
             {"status": "alive", "message": "Session is alive", "session_id": held["session"], "success": True}
         )

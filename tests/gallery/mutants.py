@@ -82,6 +82,11 @@ class Configuration:
     through_env: bool = False  # target and keys in MORPHEUS_BASE_URL / MORPHEUS_API_KEYS, as the CI job does
     chat: bool = True  # whether users check chat at these settings (against a URL it costs tokens: opt-in)
 
+    @property
+    def bids(self) -> bool:
+        """Whether the suite is given a bid id here (no bid id: it opens no bid session, so no bid rule shows)."""
+        return "--bid-id" in self.options or bool(self.env.get(ENV["bid_ids"]))
+
     def command(self, url: str, *, chat: bool = False) -> tuple[list[str], dict[str, str]]:
         """The suite's arguments and environment; `chat`: as users run it to check chat (`--allow-chat`, and
         a session cap raised by what the chat scenarios open, where the configuration sets one)."""
@@ -162,7 +167,11 @@ def is_rule(rule: str) -> bool:
 
 
 def expectation(variant: Variant, configuration: Configuration) -> str:
-    if configuration.keys < variant.keys_needed or (variant.chat and not configuration.chat):
+    if (
+        configuration.keys < variant.keys_needed
+        or (variant.chat and not configuration.chat)
+        or (variant.bids and not configuration.bids)
+    ):
         return "n/a"
     if configuration.name in variant.missed_at:
         return "missed"
