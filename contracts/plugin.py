@@ -92,6 +92,8 @@ class ContractPlugin:
                 shares.append((int(marker.kwargs["share"]), item.nodeid, int(marker.kwargs["sessions"])))
             else:
                 run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+            if marker.kwargs.get("more"):  # a sequence's further opens: first of what the fixed ones leave
+                shares.append((0, item.nodeid, int(marker.kwargs["more"])))
         if self.run is not None:
             if any(item.name.startswith(f"test_conformance[{MODEL_SESSION.label}") for item in session.items):
                 shares.append((2, GENERATED_OWNER, 1))  # the session the generated modelsessions then reuse

@@ -67,14 +67,20 @@ class Ledger:
     def share_out(self, shares: list[tuple[int, str, int]], keep: int = 0) -> None:
         """Reserve (rank, owner, sessions) asks from what the cap leaves beyond the fixed reservations and
         `keep` (the chat scenarios' sessions, which they do not reserve), rank by rank, split evenly within a
-        rank (the first ones get the odd session; each at most what it asks)."""
+        rank (the first ones get the odd session; each at most what it asks), each on top of the owner's
+        fixed reservation if it has one."""
         left = None if self.cap is None else max(self.cap - sum(self.reserved.values()) - keep, 0)
         for rank in sorted({share[0] for share in shares}):
             group = [(owner, asked) for level, owner, asked in shares if level == rank]
             for index, (owner, asked) in enumerate(group):
                 given = asked if left is None else max(min(asked, -(-left // (len(group) - index))), 0)
-                self.reserve(owner, given)
+                self.reserve(owner, self.reserved.get(owner, 0) + given)  # on top of a fixed one (`more=`)
                 left = None if left is None else left - given
+
+    def holds(self, owner: str, spent: int, sessions: int = 1) -> bool:
+        """Whether `owner`'s reservation holds `sessions` more beyond the `spent` it opened (always without a cap)."""
+        with self._lock:
+            return self.cap is None or self.reserved.get(owner, 0) - spent >= sessions
 
     def release(self, owner: str) -> None:
         with self._lock:
