@@ -25,6 +25,7 @@ from contracts.api import BID_SESSION, CLOSE, MODEL_SESSION, PING, labels
 from contracts.conftest import Budget
 from contracts.machine import REUSE_DURATIONS
 from contracts.runtime import Run
+from contracts.transitions import Action, State, Transition
 from openapi import Operation
 
 
@@ -74,6 +75,25 @@ class Steps:
         session_id = str(self.send(BID_SESSION, rule, bid_id=bid_id)["session_id"])
         self.now = Held(True, session_id, bid_id)
         return session_id
+
+    def state(self) -> State | None:
+        """The key's session as a state of contracts/transitions.py (model A and B as the state machine names
+        them: the first listed model, the first with another blockchain id); None: unknown or another."""
+        names, on = self.run.model_names, self.now.on
+        if not (self.now.known and self.now.session_id and on) or not names:
+            return None
+        if on in self.run.bids:
+            return State.BID
+        ids = [self.run.models[name] for name in names]
+        model_b = next((name for name, id_ in zip(names, ids, strict=True) if id_ != ids[0]), None)
+        return State.A if on == names[0] else State.B if on == model_b else None
+
+    def walked(self, *steps: tuple[State | None, Action, State | None]) -> None:
+        """Transitions of contracts/transitions.py this scenario just walked and judged: the summary's
+        `transitions:` line counts them with the state machine's (one from or to an unknown state is not one)."""
+        self.run.coverage.try_(
+            Transition(source, action, target) for source, action, target in steps if source and target
+        )
 
     def more(self) -> bool:
         """Whether the scenario's reservation (its `more=` share included) holds one more session."""
@@ -172,6 +192,7 @@ def test_r1_the_same_model_returns_the_same_session(run: Run, keys: Keys, check:
             f"a modelsession on {model} with sessionDuration {duration} returned {again}, not the key's {first}",
         )
     check("R1")
+    steps.walked((State.A, Action.MODEL_A, State.A), (State.A, Action.MODEL_A_OTHER_DURATION, State.A))
     steps.leave()
 
 
@@ -185,9 +206,12 @@ def test_r2_another_model_replaces_the_session(run: Run, keys: Keys, check: Call
     expect(new != old, "R2", f"modelsession on {second} kept the session of {first} ({old})")
     ping = steps.ping("R2")
     expect(ping.get("session_id") == new, "R2", f"after the switch, ping reports {ping}, not the new session {new}")
+    on_b = steps.state()  # model B as the state machine names it, unless the second model is the first's alias
+    steps.walked((State.A, Action.MODEL_B, on_b))
     if steps.more():
         back = steps.new_session(first, "R2")
         expect(back != new, "R2", f"switching back to {first} kept the session of {second} ({new})")
+        steps.walked((on_b, Action.MODEL_A, State.A))
     check("R2")
     steps.leave()
 
@@ -204,9 +228,11 @@ def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Call
         pytest.skip("no bid ids: pass --bid-id to let the run open bid sessions")
     steps = keys.first
     old = steps.any_session(run.model_names[0], "R3")
+    before = steps.state()
     new = steps.bid(run.bids[0], "R3")
     ping = steps.ping("R3")
     expect(new != old and ping.get("session_id") == new, "R3", f"after bidsession ({new}), ping reports {ping}")
+    steps.walked((before, Action.BID, State.BID))
     if steps.more():
         again = steps.bid(run.bids[0], "R3")
         ping = steps.ping("R3")
@@ -217,11 +243,13 @@ def test_r3_a_bid_session_replaces_the_session(run: Run, keys: Keys, check: Call
             f"ping reports {ping}",
         )
         new = again
+        steps.walked((State.BID, Action.BID, State.BID))
     check("R3")
     if steps.more():
         model = steps.new_session(run.model_names[0], "R2")
         expect(model != new, "R2", f"modelsession after a bidsession kept the bid session {new}")
         check("R2")
+        steps.walked((State.BID, Action.MODEL_A, State.A))
     steps.leave()
 
 
@@ -295,6 +323,7 @@ def test_r4_close_ends_the_session(run: Run, keys: Keys, check: Callable[[str], 
     holding = [steps for steps in (keys.second, keys.first) if steps is not None and steps.now.session_id]
     steps = holding[0] if holding else keys.first
     opened = steps.any_session(run.model_names[0], "R4")
+    before = steps.state()
     closed = steps.close("R4")
     expect(
         closed == {"success": True, "message": "Session closed successfully", "session_id": opened},
@@ -305,9 +334,11 @@ def test_r4_close_ends_the_session(run: Run, keys: Keys, check: Callable[[str], 
     expect(ping["status"] == "no_session", "R4", f"after a successful close, ping still reports {ping}")
     again = steps.close("R4")
     expect(again["session_id"] is None, "R4", f"a second close found a session: {again}")
+    steps.walked((before, Action.CLOSE, State.CLOSED), (State.CLOSED, Action.CLOSE, State.CLOSED))
     if steps.more():  # kept open: the failed switch starts from it
         reopened = steps.new_session(run.model_names[0], "R4")
         expect(reopened != opened, "R4", f"modelsession after a close handed back the closed session {opened}")
+        steps.walked((State.CLOSED, Action.MODEL_A, State.A))
     check("R4")
     steps.leave()
     mine = keys.first.now.session_id
