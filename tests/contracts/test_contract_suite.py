@@ -239,7 +239,10 @@ def test_a_target_with_one_model_and_no_room_for_a_burst_says_which_rules_it_cou
         "NOT CHECKED (no bid ids: pass --bid-id to let the run open bid sessions; "
         "the target lists 1 model(s): this rule needs 2)"
     ), rules
-    assert rules["R8"] == "NOT CHECKED (R8 needs at least 2 parallel creates: raise --concurrency)", rules
+    assert rules["R8"] == (
+        "NOT CHECKED (R8 needs at least 2 parallel creates: raise --concurrency; "
+        "no bid ids: pass --bid-id to let the run open bid sessions)"
+    ), rules
     assert rules["R1"].startswith("passed"), rules
     _never_passed_unchecked(run.stdout)
 
