@@ -5,9 +5,10 @@ The session budget serves the rules first. Every rule check declares the session
 session while the ones it leaves free cover every other check's reservation; the generated
 Schemathesis cases may open one only while every reservation stays covered; a check's reservation is
 released when it ends. Rule checks also run first (see `contracts/conftest.py`). A reservation with a
-`share=` rank (the state machine's sequences, then the failed switch) is what the cap leaves beyond the
-fixed ones, split evenly within a rank (`Ledger.share_out`): at the example CI job's cap of 10 the
-machine tests still get 3 and 2. What a check opens beyond its reservation (R7's further creates, R8's
+`share=` rank (the scenarios' further opens, `more=`, at rank 0; the state machine's sequences; the
+generated modelsessions) is what the cap leaves beyond the fixed ones, split evenly within a rank
+(`Ledger.share_out`): at the example CI job's cap of 10 the scenarios' further opens get theirs and the
+machine what is left. What a check opens beyond its reservation (R7's further creates, R8's
 repeated bursts) leaves `MACHINE_SHARE` beyond every reservation, and the machine beyond its own leaves
 `GENERATED_SHARE`, to the generated cases: the first valid modelsession they send opens the session the
 others reuse (contracts/test_conformance.py), when the machine left them none.
