@@ -392,6 +392,18 @@ class KeysShareModelSessions(SessionBook):
         return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
+class CloseFallsBackToAnyKey(SessionBook):
+    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+        now = self.clock.now()
+        if not _unexpired(self.store.active(key), now):
+            # the lookup of the session to close lost its `api_key_id` filter when the key has none of its own:
+            # the newest active session of any key is closed
+            for other in self.store.keys():  # noqa: SIM118 - a SessionStore, not a dict
+                if other != key and _unexpired(self.store.active(other), now):
+                    return super().close(other, attempt=attempt)
+        return super().close(key, attempt=attempt)
+
+
 def _reusable_here(session: Session | None, resolved: str, now: float) -> TypeGuard[Session]:
     return _unexpired(session, now) and session.kind is SessionKind.MODEL and session.model == resolved
 
@@ -782,6 +794,14 @@ GALLERY: tuple[Variant, ...] = (
         "R7",
         "the reuse lookup ignores the key: a key's create on a model another key holds gets that key's session",
         _swap("book", KeysShareModelSessions),
+        keys_needed=2,
+    ),
+    Variant(
+        "close-falls-back-to-any-key",
+        "R7",
+        "a close for a key with no session closes another key's (the lookup drops its key filter when the key "
+        "has none): key 1 creates, key 2 closes",
+        _swap("book", CloseFallsBackToAnyKey),
         keys_needed=2,
     ),
     Variant(
