@@ -709,6 +709,7 @@ GALLERY: tuple[Variant, ...] = (
         "R3",
         "bidsession leaves the old session active beside the new one",
         _swap("book", BidLeavesOldActive),
+        bids=True,
     ),
     Variant(
         "close-keeps-session",
