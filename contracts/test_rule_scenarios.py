@@ -78,10 +78,8 @@ class Steps:
 
     def state(self) -> State | None:
         """The key's session as a state of contracts/transitions.py (model A and B as the state machine names
-        them: the first listed model, the first with another blockchain id); None: unknown or another."""
+        them: the first listed model, the first with another blockchain id); None: another model."""
         names, on = self.run.model_names, self.now.on
-        if not (self.now.known and self.now.session_id and on) or not names:
-            return None
         if on in self.run.bids:
             return State.BID
         ids = [self.run.models[name] for name in names]

@@ -36,7 +36,7 @@ from contracts.machine import Carry, SessionRules
 from contracts.runtime import Run
 from contracts.safety import Ledger
 from contracts.settings import MOCK_KEYS, Settings
-from contracts.test_rule_scenarios import Held, Steps
+from contracts.test_rule_scenarios import Held, Keys, Steps
 from contracts.transitions import Action, State
 from mockserver.config import Config
 from mockserver.web.app import create_app
@@ -338,3 +338,53 @@ def test_a_replay_that_goes_otherwise_without_a_remembered_failure_stays_flaky(m
     carry = Carry(failure=RuleBroken("R1", "the first failure"))
     with pytest.raises(RuleBroken, match="the first failure"):
         test_session_rules._run_machine(SessionRules, cast(Run, None), carry)
+
+
+def test_a_runs_teardown_clears_the_faults_it_armed_from_the_oracle_it_hands_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a cap the oracle goes on to the next run: faults the teardown disarmed are not pending there."""
+    with _run(_mock()) as run:
+        machine = _machine(run, [], monkeypatch)
+        machine.steer_the_target("close_fail", 0, 61)
+        machine.steer_the_target("ping_dead", 0, 61)
+        book = machine.oracle.book(KEY)
+        assert (book.pending_dead, book.pending_close_fail) == (1, 1)
+        machine.teardown()
+        assert (book.pending_dead, book.pending_close_fail) == (0, 0)
+
+
+def test_scenarios_whose_reservation_has_no_more_leave_their_further_opens_out() -> None:
+    """R2 with room for its switch only, R4 with none for its open after the close: each still checks its
+    rule; a key known to hold nothing opens without a clean-up close."""
+    checked: list[str] = []
+    with _run(_mock(), max_sessions=4) as run:
+        run.ledger.reserve("r2", 2)
+        first = Steps(run, KEY, Budget(run, "r2"), Held())
+        test_rule_scenarios.test_r2_another_model_replaces_the_session(run, Keys(first, None), checked.append)
+        assert len(run.ledger.opened) == 2  # A and B: no switch back
+        held = Held(True, first.now.session_id, first.now.on)
+        test_rule_scenarios.test_r4_close_ends_the_session(
+            run, Keys(Steps(run, KEY, Budget(run, "r4"), held), None), checked.append
+        )
+        assert len(run.ledger.opened) == 2  # closed, and nothing opened again
+        assert checked == ["R2", "R4"]
+        steps = Steps(run, KEY, Budget(run, "r2"), Held(known=True))
+        steps.session_on(run.model_names[0], "R1")
+        assert steps.sent == 1  # no close first: the key is known to hold nothing
+
+
+def test_a_failed_switch_from_model_b_is_no_transition_of_the_table() -> None:
+    """The failed switch starts from the live session an earlier check left, on model B here: judged the same,
+    but the table's failed switch starts on model A, so it is not counted as tried."""
+    checked: list[str] = []
+    with _run(_mock()) as run:
+        on_b = run.client.post(
+            MODEL_SESSION.path, key=KEY, params={"model_id": run.model_names[1]}, json={"sessionDuration": 300}
+        )
+        assert on_b.status_code == 200
+        test_failure_paths.test_a_failed_switch_leaves_the_old_session_dead_until_the_sync(
+            run, Budget(run, "test"), checked.append
+        )
+    assert checked == ["R2", "R5"]
+    assert not any("failed switch" in name for name in run.coverage.tried)
