@@ -356,7 +356,8 @@ def test_a_runs_teardown_clears_the_faults_it_armed_from_the_oracle_it_hands_on(
 
 def test_scenarios_whose_reservation_has_no_more_leave_their_further_opens_out() -> None:
     """R2 with room for its switch only, R4 with none for its open after the close: each still checks its
-    rule; a key known to hold nothing opens without a clean-up close."""
+    rule (and R5 starts from the key R4 left with no session); a key known to hold nothing opens without a
+    clean-up close."""
     checked: list[str] = []
     with _run(_mock(), max_sessions=4) as run:
         run.ledger.reserve("r2", 2)
@@ -368,7 +369,10 @@ def test_scenarios_whose_reservation_has_no_more_leave_their_further_opens_out()
             run, Keys(Steps(run, KEY, Budget(run, "r4"), held), None), checked.append
         )
         assert len(run.ledger.opened) == 2  # closed, and nothing opened again
-        assert checked == ["R2", "R4"]
+        run.ledger.release("r2")
+        closed = Keys(Steps(run, KEY, Budget(run, "r5"), Held(known=True)), None)
+        test_rule_scenarios.test_r5_ping_reports_the_session_and_a_dead_one_is_closed(run, closed, checked.append)
+        assert checked == ["R2", "R4", "R5"]  # R5 pinged no_session first: R4 left the key with none
         steps = Steps(run, KEY, Budget(run, "r2"), Held(known=True))
         steps.session_on(run.model_names[0], "R1")
         assert steps.sent == 1  # no close first: the key is known to hold nothing
