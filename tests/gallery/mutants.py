@@ -12,7 +12,7 @@ in another process, once per configuration:
 - default: the defaults against a URL (cap 20, 20 requests/s, default generation) with two keys and one bid id
            (`--bid-id`, a bid the served mock accepts), as the README's first run against a gateway;
 - ci:      the example CI job (`examples/contract-staging.yml`): its MORPHEUS_* settings (cap 10,
-           10 requests/s), two keys in MORPHEUS_API_KEYS.
+           10 requests/s), two keys in MORPHEUS_API_KEYS, no bid id (a variant only bids show is n/a).
 
 A broken variant's run stops once it is caught: at the first failing test that covers its rule (a
 session-rule variant, so the summary names the rule) or at the first failing test (any other). A faithful
