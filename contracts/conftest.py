@@ -63,9 +63,10 @@ def _write_stop_reports(config: pytest.Config, reason: str) -> None:
 def _configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "contract(rules, operations, sessions, share, needs): the rules and operations a contract test covers, "
-        "the sessions the session budget reserves for it (with share=RANK: at most, from what the fixed "
-        "reservations leave), and what the target must offer for it (bids, time, two keys, two models)",
+        "contract(rules, operations, sessions, share, more, needs): the rules and operations a contract test "
+        "covers, the sessions the session budget reserves for it (with share=RANK: at most, from what the fixed "
+        "reservations leave; more=N: N more of what they leave, before any share), and what the target must "
+        "offer for it (bids, time, two keys, two models)",
     )
     settings = settings_from(config, RULES)
     import hypothesis  # here, not at the top: `python -m contracts` imports this module before pytest starts

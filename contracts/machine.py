@@ -152,9 +152,12 @@ class SessionRules(RuleBasedStateMachine):
         note(f"keys: {', '.join(key[:9] + '…' for key in self.keys)}; time control: {self.run.controls_time}")
 
     def teardown(self) -> None:
-        """Faults armed in this run and never used must not reach the next test."""
+        """Faults armed in this run and never used must not reach the next test, nor (under a cap) the next
+        run's oracle: it is handed on, so it forgets them too."""
         for key in self.keys:
             self.run.clear_faults(key)
+            book = self.oracle.book(key)
+            book.pending_dead = book.pending_close_fail = 0
         sequence = self.sent + (self.carry.sent if self.carry is not None else 0)
         if self.carry is not None:
             self.carry.sent = sequence

@@ -84,14 +84,17 @@ class ContractPlugin:
             self.summary.describe(item.nodeid, rules, operations)
             item.user_properties.append(("contract", json.dumps({"rules": rules, "operations": operations})))
             run = self.run
-            if run is None or not marker.kwargs.get("sessions") or item.get_closest_marker("skip"):
+            asks = marker.kwargs.get("sessions") or marker.kwargs.get("more")
+            if run is None or not asks or item.get_closest_marker("skip"):
                 continue
             if set(marker.kwargs.get("needs", ())) - run.offers:
                 continue
             if marker.kwargs.get("share"):
                 shares.append((int(marker.kwargs["share"]), item.nodeid, int(marker.kwargs["sessions"])))
             else:
-                run.ledger.reserve(item.nodeid, int(marker.kwargs["sessions"]))
+                run.ledger.reserve(item.nodeid, int(marker.kwargs.get("sessions", 0)))
+            if marker.kwargs.get("more"):  # a sequence's further opens: first of what the fixed ones leave
+                shares.append((0, item.nodeid, int(marker.kwargs["more"])))
         if self.run is not None:
             if any(item.name.startswith(f"test_conformance[{MODEL_SESSION.label}") for item in session.items):
                 shares.append((2, GENERATED_OWNER, 1))  # the session the generated modelsessions then reuse

@@ -47,10 +47,12 @@ class Run:
 
     @property
     def bids(self) -> tuple[str, ...]:
-        """Bid ids the run may use: given ones, or made-up ones against the mock (it accepts any)."""
+        """Bid ids the run may use: given ones, or made-up ones against the in-process mock (it accepts any).
+        Against a URL only given ones, even where the mock's admin API answers: a run with no `--bid-id` opens
+        no bid session there, as against a gateway (the gallery's CI setting is such a run)."""
         if self.settings.bid_ids:
             return self.settings.bid_ids
-        return ("0x" + "b1" * 32, "0x" + "b2" * 32) if self.controls_faults else ()
+        return ("0x" + "b1" * 32, "0x" + "b2" * 32) if self.settings.in_process else ()
 
     @property
     def model_names(self) -> list[str]:

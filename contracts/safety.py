@@ -5,9 +5,10 @@ The session budget serves the rules first. Every rule check declares the session
 session while the ones it leaves free cover every other check's reservation; the generated
 Schemathesis cases may open one only while every reservation stays covered; a check's reservation is
 released when it ends. Rule checks also run first (see `contracts/conftest.py`). A reservation with a
-`share=` rank (the state machine's sequences, then the failed switch) is what the cap leaves beyond the
-fixed ones, split evenly within a rank (`Ledger.share_out`): at the example CI job's cap of 10 the
-machine tests still get 3 and 2. What a check opens beyond its reservation (R7's further creates, R8's
+`share=` rank (the scenarios' further opens, `more=`, at rank 0; the state machine's sequences; the
+generated modelsessions) is what the cap leaves beyond the fixed ones, split evenly within a rank
+(`Ledger.share_out`): at the example CI job's cap of 10 the scenarios' further opens get theirs and the
+machine what is left. What a check opens beyond its reservation (R7's further creates, R8's
 repeated bursts) leaves `MACHINE_SHARE` beyond every reservation, and the machine beyond its own leaves
 `GENERATED_SHARE`, to the generated cases: the first valid modelsession they send opens the session the
 others reuse (contracts/test_conformance.py), when the machine left them none.
@@ -67,14 +68,20 @@ class Ledger:
     def share_out(self, shares: list[tuple[int, str, int]], keep: int = 0) -> None:
         """Reserve (rank, owner, sessions) asks from what the cap leaves beyond the fixed reservations and
         `keep` (the chat scenarios' sessions, which they do not reserve), rank by rank, split evenly within a
-        rank (the first ones get the odd session; each at most what it asks)."""
+        rank (the first ones get the odd session; each at most what it asks), each on top of the owner's
+        fixed reservation if it has one."""
         left = None if self.cap is None else max(self.cap - sum(self.reserved.values()) - keep, 0)
         for rank in sorted({share[0] for share in shares}):
             group = [(owner, asked) for level, owner, asked in shares if level == rank]
             for index, (owner, asked) in enumerate(group):
                 given = asked if left is None else max(min(asked, -(-left // (len(group) - index))), 0)
-                self.reserve(owner, given)
+                self.reserve(owner, self.reserved.get(owner, 0) + given)  # on top of a fixed one (`more=`)
                 left = None if left is None else left - given
+
+    def holds(self, owner: str, spent: int, sessions: int = 1) -> bool:
+        """Whether `owner`'s reservation holds `sessions` more beyond the `spent` it opened (always without a cap)."""
+        with self._lock:
+            return self.cap is None or self.reserved.get(owner, 0) - spent >= sessions
 
     def release(self, owner: str) -> None:
         with self._lock:

@@ -60,8 +60,9 @@ def _run_machine(machine: type[SessionRules], run: Run, carry: Carry | None) -> 
         raise carry.failure from flaky
 
 
-# Each machine test asks for sessions of what the fixed checks leave (4 and 5 at the default cap of 20; at
-# the CI job's 10, 3 and 2): across two keys, 5 reach the four transitions only two keys can try.
+# Each machine test asks for sessions of what the fixed checks and the scenarios' further opens leave (3 and 3
+# at the default cap of 20 with a bid id; at the CI job's 10, 1 and 0, and what the checks before it did not
+# open): across two keys, 5 reach the four transitions only two keys can try.
 @pytest.mark.contract(rules=MACHINE_RULES, operations=labels(*SESSION_OPERATIONS), sessions=4, share=1)
 def test_session_rules_for_one_key(run: Run, budget: Budget, check: Callable[[str], None]) -> None:
     _run(run, run.keys[:1], budget, check)

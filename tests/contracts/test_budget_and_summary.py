@@ -368,3 +368,17 @@ def test_the_machine_opens_its_reservation_then_leaves_the_generated_cases_their
         assert machine._may_open(), f"the machine stops after {opened} session(s)"
         run.ledger.opened.add(f"0xm{opened}")
     assert not machine._may_open()  # the generated cases' share is left
+
+
+def test_a_scenarios_further_opens_come_first_of_what_the_fixed_reservations_leave() -> None:
+    """`more=`: on top of the scenario's fixed reservation, before the state machine's shares (the CI job's
+    cap of 10, two keys, no bids, no clock); `holds` says whether a reservation has one more left."""
+    ci = Ledger(cap=10)
+    for owner, sessions in {"r1": 1, "r2": 1, "r7": 1, "r8": 2, "failed switch": 1}.items():
+        ci.reserve(owner, sessions)
+    ci.share_out([(0, "r2", 1), (0, "r4", 1), (0, "failed switch", 1), (1, "one key", 4), (1, "two keys", 5)])
+    assert ci.reserved == {"r1": 1, "r2": 2, "r7": 1, "r8": 2, "failed switch": 2, "r4": 1, "one key": 1, "two keys": 0}
+    assert ci.holds("r2", spent=1)
+    assert not ci.holds("r2", spent=2)
+    assert not ci.holds("r2", spent=1, sessions=2)
+    assert Ledger(cap=None).holds("r2", spent=5)

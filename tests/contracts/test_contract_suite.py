@@ -13,12 +13,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from contracts.api import CHAT_RULES, RULES
 from contracts.chat_budget import NOT_ALLOWED
@@ -76,11 +78,12 @@ def test_the_suite_passes_against_the_in_process_mock() -> None:
 def test_the_suite_passes_against_a_served_mock_at_its_default_url_settings(
     served_mock: Served, tmp_path: Path
 ) -> None:
-    """One key, cap 20, 20 requests/s: every rule the target allows is checked (R7 needs two keys), the
-    cap holds, the admin clock is put back, and no key appears in full in the output or the JUnit XML."""
+    """One key and a bid id, cap 20, 20 requests/s: every rule the target allows is checked (R7 needs two
+    keys), the cap holds, the admin clock is put back, and no key appears in full in the output or the JUnit XML."""
     junit = tmp_path / "contract.xml"
     started = time.monotonic()
-    run = _contract("--base-url", served_mock.url, *_keys(MOCK_KEYS[0]), "-q", f"--junitxml={junit}")
+    bid = ("--bid-id", "0x" + "b1" * 32)  # against a URL the run opens bid sessions only on a given bid id
+    run = _contract("--base-url", served_mock.url, *_keys(MOCK_KEYS[0]), *bid, "-q", f"--junitxml={junit}")
     assert run.returncode == 0, run.stdout[-3000:]
     assert time.monotonic() - started < 120
     rules = _rule_lines(run.stdout)
@@ -231,7 +234,50 @@ def test_a_target_with_one_model_and_no_room_for_a_burst_says_which_rules_it_cou
         run = _contract("--base-url", mock.url, *_keys(*MOCK_KEYS), "--concurrency", "1", *RULE_SCENARIOS)
     assert run.returncode == 1, run.stdout[-3000:]
     rules = _rule_lines(run.stdout)
-    assert rules["R2"] == "NOT CHECKED (the target lists 1 model(s): this rule needs 2)", rules
-    assert rules["R8"] == "NOT CHECKED (R8 needs at least 2 parallel creates: raise --concurrency)", rules
+    # R3's scenario also judges a modelsession after a bid (R2): without a bid id it skips too
+    assert rules["R2"] == (
+        "NOT CHECKED (no bid ids: pass --bid-id to let the run open bid sessions; "
+        "the target lists 1 model(s): this rule needs 2)"
+    ), rules
+    assert rules["R8"] == (
+        "NOT CHECKED (R8 needs at least 2 parallel creates: raise --concurrency; "
+        "no bid ids: pass --bid-id to let the run open bid sessions)"
+    ), rules
     assert rules["R1"].startswith("passed"), rules
     _never_passed_unchecked(run.stdout)
+
+
+def _counting_opens(app: Any, opened: set[str]) -> Any:
+    """`app`, noting every session id a 200 modelsession or bidsession answer names: the sessions the run
+    opened, counted by the target (a reuse names one already noted)."""
+
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith(("/modelsession", "/bidsession")):
+            await app(scope, receive, send)
+            return
+        status, body = [0], bytearray()
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if status[0] == 200 and not message.get("more_body"):
+                    opened.add(str(json.loads(bytes(body))["session_id"]))
+            await send(message)
+
+        await app(scope, receive, noting)
+
+    return counting
+
+
+def test_parallel_workers_never_open_more_than_the_cap_at_the_default_settings() -> None:
+    """pytest -n 2 at the default settings against a URL (cap 20, 20 requests/s) with a bid id: counted by
+    the target, the run opens at most 20 sessions (each worker at most its 10), and says how many."""
+    opened: set[str] = set()
+    with LiveServer(_counting_opens(create_app(Config(keys=POOL, admin=True)), opened)) as server:
+        run = _contract("--base-url", server.url, *_keys(*POOL), "--bid-id", "0x" + "b1" * 32, "-n", "2", "-q")
+    assert run.returncode == 0, run.stdout[-3000:]
+    said = re.search(r"safety: (\d+) sessions opened \(cap 20, 10 per worker\)", run.stdout)
+    assert said is not None, run.stdout[-800:]
+    assert int(said[1]) == len(opened) <= 20, (said[1], len(opened))

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -113,6 +114,10 @@ def test_given_bid_ids_are_the_runs_even_against_the_mock() -> None:
     settings = Settings(base_url="http://gateway", api_keys=(KEY,), bid_ids=("0x" + "c1" * 32,))
     run = Run(settings, "http://gateway", (KEY,), Client("http://gateway", (KEY,), None), Ledger(None), True, True)
     assert run.bids == ("0x" + "c1" * 32,)
+    unbid = replace(run, settings=replace(settings, bid_ids=()))  # the mock's admin API over a URL: no made-up bids
+    assert unbid.bids == ()
+    in_process = replace(unbid, settings=Settings(api_keys=(KEY,)))
+    assert len(in_process.bids) == 2  # the in-process mock accepts any bid id: the run makes two up
 
 
 def test_a_report_that_comes_with_its_contract_is_described_by_it() -> None:

@@ -37,7 +37,7 @@ from contracts.runtime import Run
 from contracts.safety import Ledger
 from contracts.settings import MOCK_KEYS, Settings
 from contracts.target import open_run
-from contracts.test_rule_scenarios import Held, Steps
+from contracts.test_rule_scenarios import Held, Keys, Steps
 from contracts.transitions import Action, State
 from mockserver.config import Config
 from mockserver.web.app import create_app
@@ -58,7 +58,7 @@ def _mock(variant: str | None = None, **config: Any) -> ASGIApp:
 def _run(app: ASGIApp, **settings: Any) -> Iterator[Run]:
     """A contract run against `app` served on a loopback port, as the suite opens one against a URL."""
     with LiveServer(app) as server:
-        settings = {"rate_limit": 0, "max_sessions": 0, **settings}
+        settings = {"rate_limit": 0, "max_sessions": 0, "bid_ids": ("0x" + "b1" * 32,), **settings}
         run = open_run(Settings(base_url=server.url, api_keys=MOCK_KEYS, **settings))
         yield run
 
@@ -223,15 +223,20 @@ def test_checks_that_need_a_listed_model_skip_saying_so_when_none_is_listed() ->
 def _rolling_back_gateway() -> Starlette:
     """A gateway whose failed switch leaves the old session alive (it rolls back the chain as well)."""
     held: dict[str, str | None] = {"session": None}
+    opened = iter(range(1, 100))
 
     async def create(request: Request) -> Response:
         if (await request.json())["sessionDuration"] < 300:
             return JSONResponse({"detail": machine.REFUSED + "SessionTooShort"}, status_code=500)
-        held["session"] = SESSION_ID
-        body = {"success": True, "message": "Session created and associated with API key", "session_id": SESSION_ID}
+        held["session"] = session_id = f"0x{next(opened):064x}"
+        body = {"success": True, "message": "Session created and associated with API key", "session_id": session_id}
         return JSONResponse({**body, "api_key_prefix": KEY[:9], "model": request.query_params["model_id"]})
 
     async def ping(request: Request) -> Response:
+        if held["session"] is None:
+            return JSONResponse(
+                {"status": "no_session", "message": "No active session found for this API key", "success": False}
+            )
         return JSONResponse(
             {"status": "alive", "message": "Session is alive", "session_id": held["session"], "success": True}
         )
@@ -334,3 +339,57 @@ def test_a_replay_that_goes_otherwise_without_a_remembered_failure_stays_flaky(m
     carry = Carry(failure=RuleBroken("R1", "the first failure"))
     with pytest.raises(RuleBroken, match="the first failure"):
         test_session_rules._run_machine(SessionRules, cast(Run, None), carry)
+
+
+def test_a_runs_teardown_clears_the_faults_it_armed_from_the_oracle_it_hands_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a cap the oracle goes on to the next run: faults the teardown disarmed are not pending there."""
+    with _run(_mock()) as run:
+        machine = _machine(run, [], monkeypatch)
+        machine.steer_the_target("close_fail", 0, 61)
+        machine.steer_the_target("ping_dead", 0, 61)
+        book = machine.oracle.book(KEY)
+        assert (book.pending_dead, book.pending_close_fail) == (1, 1)
+        machine.teardown()
+        assert (book.pending_dead, book.pending_close_fail) == (0, 0)
+
+
+def test_scenarios_whose_reservation_has_no_more_leave_their_further_opens_out() -> None:
+    """R2 with room for its switch only, R4 with none for its open after the close: each still checks its
+    rule (and R5 starts from the key R4 left with no session); a key known to hold nothing opens without a
+    clean-up close."""
+    checked: list[str] = []
+    with _run(_mock(), max_sessions=4) as run:
+        run.ledger.reserve("r2", 2)
+        first = Steps(run, KEY, Budget(run, "r2"), Held())
+        test_rule_scenarios.test_r2_another_model_replaces_the_session(run, Keys(first, None), checked.append)
+        assert len(run.ledger.opened) == 2  # A and B: no switch back
+        held = Held(True, first.now.session_id, first.now.on)
+        test_rule_scenarios.test_r4_close_ends_the_session(
+            run, Keys(Steps(run, KEY, Budget(run, "r4"), held), None), checked.append
+        )
+        assert len(run.ledger.opened) == 2  # closed, and nothing opened again
+        run.ledger.release("r2")
+        closed = Keys(Steps(run, KEY, Budget(run, "r5"), Held(known=True)), None)
+        test_rule_scenarios.test_r5_ping_reports_the_session_and_a_dead_one_is_closed(run, closed, checked.append)
+        assert checked == ["R2", "R4", "R5"]  # R5 pinged no_session first: R4 left the key with none
+        steps = Steps(run, KEY, Budget(run, "r2"), Held(known=True))
+        steps.session_on(run.model_names[0], "R1")
+        assert steps.sent == 1  # no close first: the key is known to hold nothing
+
+
+def test_a_failed_switch_from_model_b_is_no_transition_of_the_table() -> None:
+    """The failed switch starts from the live session an earlier check left, on model B here: judged the same,
+    but the table's failed switch starts on model A, so it is not counted as tried."""
+    checked: list[str] = []
+    with _run(_mock()) as run:
+        on_b = run.client.post(
+            MODEL_SESSION.path, key=KEY, params={"model_id": run.model_names[1]}, json={"sessionDuration": 300}
+        )
+        assert on_b.status_code == 200
+        test_failure_paths.test_a_failed_switch_leaves_the_old_session_dead_until_the_sync(
+            run, Budget(run, "test"), checked.append
+        )
+    assert checked == ["R2", "R5"]
+    assert not any("failed switch" in name for name in run.coverage.tried)

@@ -12,7 +12,7 @@ in another process, once per configuration:
 - default: the defaults against a URL (cap 20, 20 requests/s, default generation) with two keys and one bid id
            (`--bid-id`, a bid the served mock accepts), as the README's first run against a gateway;
 - ci:      the example CI job (`examples/contract-staging.yml`): its MORPHEUS_* settings (cap 10,
-           10 requests/s), two keys in MORPHEUS_API_KEYS.
+           10 requests/s), two keys in MORPHEUS_API_KEYS, no bid id (a variant only bids show is n/a).
 
 A broken variant's run stops once it is caught: at the first failing test that covers its rule (a
 session-rule variant, so the summary names the rule) or at the first failing test (any other). A faithful
@@ -81,6 +81,11 @@ class Configuration:
     env: dict[str, str] = field(default_factory=dict)
     through_env: bool = False  # target and keys in MORPHEUS_BASE_URL / MORPHEUS_API_KEYS, as the CI job does
     chat: bool = True  # whether users check chat at these settings (against a URL it costs tokens: opt-in)
+
+    @property
+    def bids(self) -> bool:
+        """Whether the suite is given a bid id here (no bid id: it opens no bid session, so no bid rule shows)."""
+        return "--bid-id" in self.options or bool(self.env.get(ENV["bid_ids"]))
 
     def command(self, url: str, *, chat: bool = False) -> tuple[list[str], dict[str, str]]:
         """The suite's arguments and environment; `chat`: as users run it to check chat (`--allow-chat`, and
@@ -162,7 +167,11 @@ def is_rule(rule: str) -> bool:
 
 
 def expectation(variant: Variant, configuration: Configuration) -> str:
-    if configuration.keys < variant.keys_needed or (variant.chat and not configuration.chat):
+    if (
+        configuration.keys < variant.keys_needed
+        or (variant.chat and not configuration.chat)
+        or (variant.bids and not configuration.bids)
+    ):
         return "n/a"
     if configuration.name in variant.missed_at:
         return "missed"

@@ -212,3 +212,12 @@ def test_a_second_bidsession_returns_the_first() -> None:
     assert calls.bid() == first  # v1.14.0: every bidsession opens a new session
     calls.close()
     assert calls.bid() != first
+
+
+def test_a_close_for_a_key_without_a_session_closes_another_keys() -> None:
+    calls = Calls("close-falls-back-to-any-key")
+    first = calls.model(MISTRAL)
+    assert calls.close(OTHER_KEY)["session_id"] == first  # v1.14.0: "No active session found to close"
+    assert calls.ping() == ("no_session", None)
+    mine = calls.model(LLAMA, headers=OTHER_KEY)
+    assert calls.close(OTHER_KEY)["session_id"] == mine  # with a session of its own, the key closes that one
