@@ -398,6 +398,8 @@ class FaultPlan:
 
     def take_first(self, kinds: Iterable[FaultKind], key: str, *, attempt: Attempt = FIRST_TRY) -> Fault | None:
         """One use of the first of `kinds` (in their order) armed for `key` (see `take`); None if none is."""
+        if not self._slots.get(FAULTS):
+            return None  # nothing armed, the usual case: one read for all the kinds
         for kind in kinds:
             fault = self.take(kind, key, attempt=attempt)
             if fault is not None:
