@@ -49,6 +49,7 @@ class Run:
     issued: Mapping[int, int]
     wrk_cpu: float  # cores the load generator itself used on average (its own cost)
     server_cpu: float = 0.0  # cores the server used on average
+    store_cpu: float | None = None  # cores the redis-server used on average (the --store cells)
     answers_the_mix: bool = True  # False for a server that answers 200 to everything by design (bare)
     frames: int = 0  # SSE chunk frames received (the chat stream cells)
 

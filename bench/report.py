@@ -41,7 +41,8 @@ LEGEND = [
     'everything by design, so only their socket errors and non-200s count. "Same JSON work": the bare',
     "endpoint reads and parses the body and answers a JSON object (bench/bare.py --json-work). The --store",
     "rows run against a throwaway local redis-server after the other cells. CPU is cores used on average",
-    "during the cell by the server (all its processes) and by wrk itself (the load generator's own cost). The",
+    "during the cell by the server (all its processes) and by wrk itself (the load generator's own cost), and",
+    "in the --store rows a third figure, by the redis-server (the store's own cost beside the workers'). The",
     "contract suite's generated cases are its Schemathesis cases plus its state-machine steps; it also says",
     "how many requests it sent. The chat rows (bench/chat.py) are a fresh mock answering",
     "`POST /api/v1/chat/completions` on one key (hello, stream false or true): req/s of whole answers, chunk",
@@ -68,7 +69,7 @@ def _row(label: str, run: Run, ratios: Sequence[str] = ("", "", ""), answers: st
         f"{run.errors:,}",
         _answers(run) if answers is None else answers,
         *ratios,
-        f"{run.server_cpu:.2f} / {run.wrk_cpu:.2f}",
+        f"{run.server_cpu:.2f} / {run.wrk_cpu:.2f}" + ("" if run.store_cpu is None else f" / {run.store_cpu:.2f}"),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -110,7 +111,7 @@ def chat_rows(chat: Chat) -> list[str]:
 def table(results: Results, connections: Sequence[int], chat: Chat | None = None) -> list[str]:
     lines = [
         "| server | conns | req/s | p50 ms | p99 ms | errors | answers (status: count) | mock/Prism | mock/bare "
-        "| mock/bare JSON work | CPU cores server / wrk |",
+        "| mock/bare JSON work | CPU cores server / wrk (/ redis) |",
         "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for count in connections:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.load import Run, run_wrk
-from bench.servers import ROOT, Server, bare_server, mock_server, prism_server, redis_server
+from bench.servers import ROOT, RedisServer, Server, bare_server, mock_server, prism_server, redis_server
 
 # The mix's three keys (bench/mix.lua): A reuses one model, B alternates models, C opens and closes.
 KEYS = tuple(f"sk-Bench{slot}." + hexdigit * 64 for slot, hexdigit in (("A", "a"), ("B", "b"), ("C", "c")))
@@ -49,11 +49,24 @@ class Contract:
     cases: int | None = None  # cases it generated: Schemathesis cases plus state-machine steps
 
 
-def measure(server: Server, wrk: str, connections: int, seconds: float, script_args: Sequence[str]) -> Run:
-    cpu_before, started = server.cpu_seconds(), time.monotonic()
+def measure(
+    server: Server,
+    wrk: str,
+    connections: int,
+    seconds: float,
+    script_args: Sequence[str],
+    store: RedisServer | None = None,
+) -> Run:
+    """One wrk run against `server`, with the cores it (and the redis-server of a `--store` cell) used meanwhile."""
+    cpu_before, store_before, started = server.cpu_seconds(), _cpu(store), time.monotonic()
     run = run_wrk(wrk, server.url, connections=connections, seconds=seconds, script_args=script_args)
-    server_cpu = (server.cpu_seconds() - cpu_before) / (time.monotonic() - started)
-    return dataclasses.replace(run, server_cpu=server_cpu)
+    wall = time.monotonic() - started
+    store_cpu = None if store is None else (store.cpu_seconds() - store_before) / wall
+    return dataclasses.replace(run, server_cpu=(server.cpu_seconds() - cpu_before) / wall, store_cpu=store_cpu)
+
+
+def _cpu(store: RedisServer | None) -> float:
+    return 0.0 if store is None else store.cpu_seconds()
 
 
 def load_cells(
@@ -107,15 +120,15 @@ def median_run(runs: Sequence[Run]) -> Run:
 def store_cells(wrk: str, seconds: float, warmup: float, connections: int = 32) -> dict[tuple[str, int], Run]:
     """The mock with `--store` (a throwaway redis-server) at 1 and 2 workers; none without redis-server."""
     cells: dict[tuple[str, int], Run] = {}
-    with redis_server() as url:
-        if url is None:
+    with redis_server() as redis:
+        if redis is None:
             print("bench: redis-server is not installed: no --store cells", flush=True)
             return cells
         for workers in STORE_WORKERS:
-            extra = ("--store", url, "--workers", str(workers))
+            extra = ("--store", redis.url, "--workers", str(workers))
             with mock_server(KEYS, extra=extra, name=f"mock-store-{workers}") as server:
                 measure(server, wrk, connections, warmup, ("mix", *KEYS))
-                run = measure(server, wrk, connections, seconds, ("mix", *KEYS))
+                run = measure(server, wrk, connections, seconds, ("mix", *KEYS), store=redis)
                 cells[(f"store-{workers}", connections)] = run
                 print(f"bench: --store, {workers} worker(s) c={connections} {run.rps:8.0f} req/s", flush=True)
     return cells

@@ -109,15 +109,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server's processes (its group: workers too) have used so far."""
-        ticks = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:  # a process that ended meanwhile
-                continue
-            if int(fields[2]) == self.pid:  # its process group: the one this server leads
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return group_cpu_seconds(self.pid)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -167,9 +159,34 @@ def bare_server(*, json_work: bool = False) -> Server:
     return Server("bare-json" if json_work else "bare", command)
 
 
+def group_cpu_seconds(leader: int) -> float:
+    """User + system CPU time the processes of the group `leader` leads (started with start_new_session) have
+    used so far."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[2]) == leader:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A throwaway redis-server: where it listens and the process group it leads (for its CPU time)."""
+
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        return group_cpu_seconds(self.pid)
+
+
 @contextlib.contextmanager
-def redis_server() -> Iterator[str | None]:
-    """A throwaway redis-server on a free loopback port (its URL), or None when it is not installed."""
+def redis_server() -> Iterator[RedisServer | None]:
+    """A throwaway redis-server on a free loopback port, or None when it is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
         yield None
@@ -187,7 +204,7 @@ def redis_server() -> Iterator[str | None]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"redis-server did not start on {HOST}:{port}") from None
                 time.sleep(0.05)
-        yield f"redis://{HOST}:{port}/0"
+        yield RedisServer(f"redis://{HOST}:{port}/0", process.pid)
     finally:
         process.terminate()
         process.wait(timeout=15)
