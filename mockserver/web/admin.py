@@ -7,6 +7,7 @@ it; errors are RFC 7807 problems.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -304,16 +305,23 @@ def check_admin_table(spec: Spec) -> None:
 
 def admin_routes(state: MockState) -> list[Route]:
     """One Route per admin.yaml path (so 405 answers carry every allowed method), dispatching on the method."""
-    spec = load_spec(ADMIN_SPEC_PATH)
-    validators = Validators(spec)
-    requests, checks = AdminRequests(spec, validators), ResponseChecks(spec, validators)
-    paths: dict[str, dict[str, Operation]] = {}
-    for operation in spec.operations:
-        paths.setdefault(operation.path, {})[operation.method] = operation
+    requests, checks, paths = _admin_api()
     return [
         Route(path, _dispatcher(state, requests, checks, operations), methods=list(operations))
         for path, operations in paths.items()
     ]
+
+
+@functools.cache
+def _admin_api() -> tuple[AdminRequests, ResponseChecks, dict[str, dict[str, Operation]]]:
+    """admin.yaml's request checks, compiled self-check and operations by path and method: built once per
+    process (they hold no app's state), not again for every app (the fixture makes one per test)."""
+    spec = load_spec(ADMIN_SPEC_PATH)
+    validators = Validators(spec)
+    paths: dict[str, dict[str, Operation]] = {}
+    for operation in spec.operations:
+        paths.setdefault(operation.path, {})[operation.method] = operation
+    return AdminRequests(spec, validators), ResponseChecks(spec, validators), paths
 
 
 def _dispatcher(
