@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from mockserver.config import Config
 from mockserver.domain import (
+    AdjustableClock,
     ApiKey,
     Automation,
-    Clock,
     Counter,
     Fault,
     InMemoryStore,
@@ -33,7 +33,7 @@ class Shared:
     """What every worker of one mock must agree on: in this process, or in the store (`--store`)."""
 
     store: SessionStore
-    clock: Clock
+    clock: AdjustableClock
     counter: Counter
     faults: Slots[tuple[Fault, ...]]
     keys: Slots[tuple[ApiKey, ...]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 
@@ -12,7 +12,7 @@ class View(Protocol):
 
     reads_ahead: bool  # whether `fresh` wants the request's key
 
-    def fresh(self, key: str | None = None) -> AbstractContextManager[None]: ...
+    def fresh(self, key: str | None = None) -> AbstractAsyncContextManager[None]: ...
 
 
 class LocalView:
@@ -20,5 +20,5 @@ class LocalView:
 
     reads_ahead = False
 
-    def fresh(self, key: str | None = None) -> AbstractContextManager[None]:
+    def fresh(self, key: str | None = None) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
