@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from mockserver.domain.errors import DomainError
+
 T = TypeVar("T")
 
 
-class NotImmediate(RuntimeError):
-    """A coroutine given to `immediate` waited for something (its state is not in this process)."""
+class NotImmediate(DomainError, RuntimeError):
+    """A coroutine given to `immediate` waited for something (its state is not in this process): a misuse."""
 
 
 def immediate(step: Coroutine[Any, Any, T]) -> T:

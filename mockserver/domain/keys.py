@@ -114,6 +114,10 @@ class KeyRegistry:
     def __repr__(self) -> str:
         return f"KeyRegistry(configured={tuple(self._configured)!r}, accept_any={self.accept_any!r})"
 
+    def configured(self) -> int:
+        """How many keys the configuration names (the start-up banner counts them; they are in every worker)."""
+        return sum(len(entries) for entries in self._configured.values())
+
     def register(self, full_key: str, *, orphan: bool = False, revoked: bool = False) -> str:
         """Configure a full key (`orphan`: with no user; `revoked`: only this key, revoked) before serving."""
         prefix = self._configure(_entry(full_key, orphan))
