@@ -21,7 +21,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rounds", type=int, default=3, help="rounds of the side-by-side cells; a cell is its median round (default 3)"
     )
     parser.add_argument(
-        "--store-rounds", type=int, default=3, help="rounds of the --store cells and the in-memory one beside them"
+        "--store-rounds",
+        type=int,
+        default=2,
+        help="rounds of the --store cells and the in-memory worker beside them (default 2: the --store soak is long)",
     )
     parser.add_argument(
         "--connections", type=int, nargs="+", default=[1, 32, 128], help="connection counts (default 1 32 128)"

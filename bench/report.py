@@ -144,11 +144,11 @@ def _memory_row(memory: Memory) -> str:
         f"RSS {_mib(memory.rss_start_kib)} at start, {_mib(memory.rss_warm_kib)} after {memory.warm_requests:,}, "
         f"{_mib(memory.rss_end_kib)} after {memory.requests:,} ({_answers(memory.run)})"
     )
-    label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key`"
-    if memory.store_rss_kib is not None:
-        label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key --store redis://`, 1 worker"
-        rss = f"the worker's {rss}; redis-server's RSS {', '.join(_mib(kib) for kib in memory.store_rss_kib)}"
-    return _row(label, memory.run, answers=rss)
+    if memory.store_rss_kib is None:
+        return _row(f"mock memory soak: {memory.keys:,} keys, `--accept-any-key`", memory.run, answers=rss)
+    label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key --store redis://`, 1 worker"
+    store = ", ".join(_mib(kib) for kib in memory.store_rss_kib)
+    return _row(label, memory.run, answers=f"the worker's {rss}; the redis-server's RSS {store}")
 
 
 def _contract_row(contract: Contract | None) -> str:
@@ -341,8 +341,8 @@ def render(
         f"Run of {when}: each cell of the four servers is the median (by req/s) of {rounds} rounds of a",
         f"{seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up; the four servers run side by",
         "side and are measured in turn within each round, so ratios come from the same minutes. The `--store`",
-        f"rows and the in-memory worker beside them: the median of {store_rounds_count} rounds, measured in turn the",
-        "same way after those; the other cells are one run each.",
+        f"rows and the in-memory worker beside them: the median of {store_rounds_count} rounds (the slower of an even",
+        "pair), measured in turn the same way after those; the other cells are one run each.",
         "",
         f"- cores: {environment['cores']}; {environment['os']}",
         f"- {environment['python']}; {environment['stack']}",
