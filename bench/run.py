@@ -165,7 +165,7 @@ def median_run(runs: Sequence[Run]) -> Run:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def store_cells(wrk: str, seconds: float, warmup: float, rounds: int = 3, connections: int = 32) -> Results:
+def store_cells(wrk: str, seconds: float, warmup: float, rounds: int = 2, connections: int = 32) -> Results:
     """The mock with `--store` (a throwaway redis-server) at 1 and 2 workers beside one in-memory worker, on the
     mix and on the many-keys mix, the three servers taking turns within each round; empty without redis-server."""
     results = Results()
