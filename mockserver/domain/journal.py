@@ -23,11 +23,11 @@ class JournalLog(Protocol):
 
     def record(self, entry: JournalEntry) -> None: ...
 
-    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+    async def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         """The newest entries first, of one key prefix or all, at most `limit`, JSON-ready."""
         ...
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
         """Forget every entry and return how many there were."""
         ...
 

@@ -23,11 +23,11 @@ class Slots(Protocol[V]):
 
     def get(self, name: str) -> V | None: ...
 
-    def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
+    async def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
         """Store `change(current)[0]` under `name` (None deletes it) and return `change(current)[1]`."""
         ...
 
-    def items(self) -> list[tuple[str, V]]:
+    async def items(self) -> list[tuple[str, V]]:
         """Every stored name and value, sorted by name."""
         ...
 
@@ -62,7 +62,7 @@ class LocalSlots(Generic[V]):
 class Counter(Protocol):
     """A sequence of numbers 0, 1, 2, ... shared by everyone who draws from it."""
 
-    def next(self) -> int: ...
+    async def next(self) -> int: ...
 
 
 class LocalCounter:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, TypeVar
 
 from mockserver.domain.sessions import KeyRecord, Session
 
 T = TypeVar("T")
 EMPTY = KeyRecord()
-Change = Callable[[KeyRecord], tuple[KeyRecord, T]]
+Change = Callable[[KeyRecord], Awaitable[tuple[KeyRecord, T]]]
 Ended = Callable[[T], Iterable[Session]]
 """The sessions a transaction's result ended: recorded in the history in the same atomic step."""
 
@@ -33,27 +33,23 @@ class SessionStore(Protocol):
     fails between the two cannot lose a session.
     """
 
-    def transact(self, key: str, change: Change[T], ended: Ended[T] = _none) -> T:
+    async def transact(self, key: str, change: Change[T], ended: Ended[T] = _none) -> T:
         """Apply `change` to the key's record atomically, store the new record, return the rest."""
         ...
 
-    def record(self, key: str) -> KeyRecord: ...
+    async def record(self, key: str) -> KeyRecord: ...
 
-    def active(self, key: str) -> Session | None: ...
-
-    def keys(self) -> tuple[str, ...]:
+    async def keys(self) -> tuple[str, ...]:
         """The keys whose record holds something (an active row or a session open on chain)."""
         ...
 
-    def reset(self, key: str | None = None) -> None:
+    async def reset(self, key: str | None = None) -> None:
         """Forget the record and the history of one key, or of every key."""
         ...
 
-    def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
+    async def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
         """Ended sessions, newest first."""
         ...
-
-    def record_ended(self, session: Session) -> None: ...
 
 
 HISTORY_LIMIT = 1000  # ended sessions the history keeps unless told (`--history-size`)
