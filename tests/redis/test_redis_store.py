@@ -1,4 +1,4 @@
-"""RedisStore keeps the SessionStore contract, atomically per key across tasks and workers (R8); RedisClock is shared."""
+"""RedisStore keeps the SessionStore contract, atomically per key across tasks and workers (R8); the clock is shared."""
 
 from __future__ import annotations
 
@@ -112,10 +112,11 @@ def _race(store: RedisStore, worker: int, tasks: int, rounds: int, returned: lis
         for step in range(rounds):
             opened = _session(100_000 * worker + 1000 * n + step + 1, "k")
 
-            async def change(current: KeyRecord) -> tuple[KeyRecord, tuple[Session, ...]]:
+            new = EMPTY if step % 5 == 4 else KeyRecord(opened)
+
+            async def change(current: KeyRecord, new: KeyRecord = new) -> tuple[KeyRecord, tuple[Session, ...]]:
                 await asyncio.sleep(0)  # the upstream answers meanwhile: other tasks run
-                ended = () if current.active is None else (current.active,)
-                return (EMPTY if step % 5 == 4 else KeyRecord(opened)), ended
+                return new, (() if current.active is None else (current.active,))
 
             await store.transact("k", change, lambda ended: ended)
             if step % 5 != 4:

@@ -201,7 +201,7 @@ async def test_a_slot_that_always_conflicts_ends_with_a_clear_error(wire: Wire, 
         client.hset(view.admin, "faults:faults", "[]" + " " * len(attempts))  # another worker, every time
         return (), None
 
-    with pytest.raises(StoreBusy, match=rf"\{{morpheus-mock\}}:admin faults:faults changed under every one of"):
+    with pytest.raises(StoreBusy, match=r"\{morpheus-mock\}:admin faults:faults changed under every one of"):
         await slots.update("faults", change)
     assert len(attempts) == ATTEMPTS
 

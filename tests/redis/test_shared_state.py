@@ -59,7 +59,8 @@ async def test_a_fault_armed_once_is_taken_once_across_workers(redis_url: str, w
 
     taken = await asyncio.gather(*(slots.update("faults", take) for _ in range(5) for slots in (first, second)))
     assert taken.count(True) == 3
-    assert await second.items() == [] and first.get("faults") is None
+    assert await second.items() == []
+    assert first.get("faults") is None
 
 
 async def test_two_workers_share_every_slot_kind(redis_url: str, wire: Wire) -> None:
@@ -74,7 +75,11 @@ async def test_two_workers_share_every_slot_kind(redis_url: str, wire: Wire) -> 
         ),
     ]
     for kind, codec, value in values:
-        await _slots(wire, kind, codec, mine).update("sk-AbC123", lambda now, value=value: (value, None))
+
+        def put(now: Any, value: Any = value) -> tuple[Any, None]:
+            return value, None
+
+        await _slots(wire, kind, codec, mine).update("sk-AbC123", put)
     await theirs.fresh()
     for kind, codec, value in values:
         slots = _slots(wire, kind, codec, theirs)
@@ -104,6 +109,10 @@ async def test_the_journal_collects_every_writer_newest_first_and_capped(redis_u
     assert (await first.clear(), await second.entries()) == (3, [])  # a worker's own entry is written first
 
 
+async def _look(wire: Wire) -> None:
+    await RedisView(wire).fresh()
+
+
 async def test_every_redis_failure_is_a_store_error() -> None:
     wire = Wire(DEAD)
     store, slots = RedisStore(wire), _slots(wire, "faults", FaultsCodec())
@@ -124,7 +133,7 @@ async def test_every_redis_failure_is_a_store_error() -> None:
         lambda: RedisJournal(wire, 3).clear(),
         lambda: RedisClock(wire).set(5.0),
         lambda: RedisClock(wire).advance(5.0),
-        lambda: RedisView(wire).fresh(),  # type: ignore[arg-type,return-value]
+        lambda: _look(wire),
     ]
     for call in failing:
         with pytest.raises(StoreUnavailable, match="the shared store failed"):

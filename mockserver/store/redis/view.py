@@ -105,7 +105,7 @@ class RedisView:
         self._snapshot, self._token = snapshot, snapshot[GENERATION]
 
     def field(self, name: str, what: str) -> Raw:
-        """What the admin field `name` held at the last look (`what`: for the error of a request that could not look)."""
+        """What the admin field `name` held at the last look (`what`: for the error if the look failed)."""
         request = _REQUEST.get()
         if request is not None and request.view is self and request.failure is not None:
             raise StoreUnavailable(f"the shared store failed ({what}): {request.failure}")
