@@ -69,6 +69,11 @@ async def test_store_keeps_the_contract(wire: Wire) -> None:
     assert await store.history("nobody") == ()
 
 
+async def test_keys_are_listed_page_by_page(wire: Wire, client: redis.Redis) -> None:
+    client.mset({RedisStore(wire).names.of_key(f"k{n:04}", "record"): "{}" for n in range(2500)})
+    assert len(await RedisStore(wire).keys()) == 2500
+
+
 async def test_reset_forgets_one_key_or_everything(wire: Wire) -> None:
     store = RedisStore(wire)
     for key in ("a", "b"):

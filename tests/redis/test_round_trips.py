@@ -85,13 +85,19 @@ async def test_a_request_costs_one_trip_to_read_and_one_to_write(
     trips = Trips(monkeypatch)
 
     async def request(record: KeyRecord) -> None:
-        async with view.fresh("k"):
+        async with view.fresh("k"), view.fresh("k"):  # two requests of one key at once
             assert slots.get("faults") is None  # the snapshot: no trip
             await store.transact("k", _to(record))
 
-    assert await trips.of(lambda: request(KeyRecord(SESSION))) == 2  # the look, the script
-    assert await trips.of(lambda: request(KeyRecord(SESSION))) == 1  # a reuse: it only reads
-    assert await trips.of(lambda: request(EMPTY)) == 2
+    assert await trips.of(lambda: request(KeyRecord(SESSION))) == 2 + 1  # the looks, the script
+    assert await trips.of(lambda: request(KeyRecord(SESSION))) == 1 + 1  # a reuse: it only reads
+    assert await trips.of(lambda: request(EMPTY)) == 2 + 1
+
+    async def admin() -> None:
+        async with view.fresh():  # a request without a key: the token only
+            assert slots.get("faults") is None
+
+    assert await trips.of(admin) == 1
     assert await trips.of(lambda: store.transact("k", _to(KeyRecord(SESSION)))) == 2  # nothing read ahead: a GET
 
 

@@ -24,6 +24,7 @@ from mockserver.domain import (
     ToolCallReply,
 )
 from mockserver.store import StoreUnavailable
+from mockserver.store.assembly import shared_state
 from mockserver.store.redis.clock import RedisClock
 from mockserver.store.redis.codecs import AutomationCodec, FaultsCodec, KeysCodec, RepliesCodec
 from mockserver.store.redis.journal import RedisJournal
@@ -107,6 +108,15 @@ async def test_the_journal_collects_every_writer_newest_first_and_capped(redis_u
     assert (await first.entries(limit=1))[0] == {**ENTRY._asdict(), "at": 3.0}
     first.record(ENTRY)
     assert (await first.clear(), await second.entries()) == (3, [])  # a worker's own entry is written first
+
+
+async def test_the_assembly_builds_one_worker_s_pieces_on_one_view(redis_url: str, wire: Wire) -> None:
+    shared = shared_state(Config(store=redis_url))
+    assert isinstance(shared.store, RedisStore)
+    assert shared.faults.view is shared.clock.view is shared.store.view is shared.view  # type: ignore[attr-defined]
+    local = shared_state(Config()).view
+    async with local.fresh("sk-AbC123"):
+        assert local.reads_ahead is False
 
 
 async def _look(wire: Wire) -> None:

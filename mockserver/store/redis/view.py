@@ -169,47 +169,46 @@ class RedisView:
         if name in self._open:
             self._written[name] = (self._epoch, raw)
 
-    def opened(self, request: _Request) -> None:
-        if request.name is not None:
-            self._open[request.name] = self._open.get(request.name, 0) + 1
+    def opened(self, name: str) -> None:
+        """A request reads record `name` ahead."""
+        self._open[name] = self._open.get(name, 0) + 1
 
-    def closed(self, request: _Request) -> None:
-        if request.name is None:
-            return
-        left = self._open.pop(request.name) - 1
+    def closed(self, name: str) -> None:
+        """A request that read `name` ahead ended; with the last of them, what this worker wrote is forgotten."""
+        left = self._open.pop(name) - 1
         if left:
-            self._open[request.name] = left
+            self._open[name] = left
         else:
-            self._written.pop(request.name, None)
+            self._written.pop(name, None)
 
 
 class Fresh:
     """One request's look at the store (`RedisView.fresh`): an async context manager, or awaited alone."""
 
+    _reset: contextvars.Token[_Request | None]
+
     def __init__(self, view: RedisView, name: str | None) -> None:
         self.view, self.name = view, name
-        self._reset: contextvars.Token[_Request | None] | None = None
-        self._request: _Request | None = None
 
     def __await__(self) -> Generator[Any, None, None]:
         with answering("reading the admin state"):
             yield from self.view.look(self.name).__await__()
 
     async def __aenter__(self) -> None:
-        view = self.view
-        request = self._request = _Request(view, self.name, view._epoch)
-        view.opened(request)
+        view, name = self.view, self.name
+        request = _Request(view, name, view._epoch)
         self._reset = _REQUEST.set(request)
+        if name is not None:
+            view.opened(name)
         try:
-            request.raw = await view.look(self.name)
-            request.ahead = self.name is not None
+            request.raw = await view.look(name)
+            request.ahead = name is not None
         except (redis.RedisError, OSError) as error:  # every read of the admin state in this request fails
             request.failure = str(error) or type(error).__name__
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self._reset is not None:
-            _REQUEST.reset(self._reset)
-        if self._request is not None:
-            self.view.closed(self._request)
+        _REQUEST.reset(self._reset)
+        if self.name is not None:
+            self.view.closed(self.name)
