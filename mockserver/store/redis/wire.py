@@ -29,6 +29,7 @@ from mockserver.store.errors import StoreUnavailable
 DEFAULT_NAMESPACE = "morpheus-mock"
 LAYOUT = "3"  # the names' layout; a store holding layout 1's or 2's names is reset at connect
 GENERATION, CLOCK = "generation", "clock-offset"  # fields of the admin hash beside the slots' `<kind>:<name>`
+TIMEOUT = 5.0  # seconds a round trip may take: a store that stopped answering costs a request this, not minutes
 Raw = bytes | str | None  # what Redis answers for a string that may be missing
 logger = logging.getLogger("mockserver")
 
@@ -168,7 +169,8 @@ class Wire:
     """
 
     def __init__(self, url: str) -> None:
-        pool = redis.asyncio.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=5, protocol=2)
+        # No timeout per read: one for the whole exchange (`TIMEOUT`), a timer a round trip, not a task per read.
+        pool = redis.asyncio.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=None, protocol=2)
         self.url = url
         self._connection_class = pool.connection_class
         self._connection_kwargs = pool.connection_kwargs
@@ -208,8 +210,9 @@ class Wire:
     async def _exchange(self, connection: Connection, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Every answer is read, so none is left behind; a failure (or a cancel) drops the connection."""
         try:
-            await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-            return [await _reply(connection) for _ in commands]
+            async with asyncio.timeout(TIMEOUT):
+                await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+                return [await _reply(connection) for _ in commands]
         except BaseException:
             await asyncio.shield(connection.disconnect())
             raise
