@@ -17,6 +17,7 @@ from mockserver.config import Config
 from mockserver.domain import KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreBusy, StoreUnavailable
+from mockserver.store.redis import wire as wire_module
 from mockserver.store.redis.codecs import FaultsCodec, encode_record
 from mockserver.store.redis.slots import RedisSlots
 from mockserver.store.redis.store import _SWAP, RedisStore
@@ -236,14 +237,29 @@ async def test_an_error_answer_leaves_the_wire_in_step(wire: Wire, client: redis
     assert await wire.call(["GET", "x"]) == [b"1"]
 
 
-async def test_a_request_cancelled_mid_answer_drops_its_connection(wire: Wire, client: redis.Redis) -> None:
+async def test_a_request_that_gives_up_leaves_the_line_in_step(wire: Wire, client: redis.Redis) -> None:
     client.set("x", "1")
-    slow = asyncio.ensure_future(wire.call(["BLPOP", "nothing", 5]))
-    await asyncio.sleep(0.05)
-    slow.cancel()
+    given_up = asyncio.ensure_future(wire.call(["GET", "x"]))
+    await asyncio.sleep(0)  # queued
+    given_up.cancel()
     with pytest.raises(asyncio.CancelledError):
+        await given_up
+    assert await wire.call(["INCR", "x"]) == [2]  # its own answer, not the one the cancelled request was owed
+
+
+async def test_a_store_slower_than_the_timeout_breaks_the_line(
+    wire: Wire, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire_module, "TIMEOUT", 0.05)
+    slow = asyncio.ensure_future(wire.call(["BLPOP", "nothing", 1]))  # Redis answers in a second
+    await asyncio.sleep(0)
+    behind = asyncio.ensure_future(wire.call(["GET", "x"]))
+    with pytest.raises(TimeoutError):
         await slow
-    assert await wire.call(["GET", "x"]) == [b"1"]  # a new connection: not the answer BLPOP owed
+    with pytest.raises((TimeoutError, redis.TimeoutError)):  # its own time is up too, or the line broke first
+        await behind  # queued behind it on the same line
+    client.set("x", "1")
+    assert await wire.call(["GET", "x"]) == [b"1"]  # a new line
 
 
 async def test_what_is_sent_without_waiting_is_checked_and_read_back(
@@ -251,11 +267,9 @@ async def test_what_is_sent_without_waiting_is_checked_and_read_back(
 ) -> None:
     client.set("x", "1")
     wire.send(["LPUSH", "x", "a"], ["LPUSH", "list", "a"])  # the first fails: nobody waits, so it is logged
-    wire.send(["LPUSH", "list", "b"])  # queued with them: one write
-    await wire.settle()
+    wire.send(["LPUSH", "list", "b"])
+    assert await wire.call(["LRANGE", "list", 0, -1]) == [[b"b", b"a"]]  # behind them on the line: in order
     assert "a command sent without waiting failed: WRONGTYPE" in caplog.text
-    assert await wire.call(["LRANGE", "list", 0, -1]) == [[b"b", b"a"]]
-    await wire.settle()  # nothing in flight
 
 
 async def test_what_is_sent_while_the_store_is_down_is_logged_as_lost(
@@ -268,16 +282,17 @@ async def test_what_is_sent_while_the_store_is_down_is_logged_as_lost(
 
     monkeypatch.setattr(Connection, "connect", refused)
     wire.send(["LPUSH", "list", "a"])
-    await wire.settle()
+    with pytest.raises(redis.ConnectionError, match="Connection refused"):
+        await wire.call(["PING"])
     assert "commands sent without waiting may be lost: Connection refused" in caplog.text
     monkeypatch.undo()
     assert client.llen("list") == 0
 
 
-def test_each_loop_has_connections_of_its_own_and_closes_them_at_its_end(wire: Wire) -> None:
+def test_each_loop_has_a_line_of_its_own_and_closes_it_at_its_end(wire: Wire) -> None:
     async def use() -> list[Any]:
         answer = await wire.call(["PING"])
-        await wire.close()  # closing this loop's connections early is harmless
+        await wire.close()  # closing this loop's line early is harmless: the next call opens another
         return answer + await wire.call(["PING"])
 
     assert asyncio.run(use()) == [b"PONG", b"PONG"]

@@ -14,8 +14,8 @@ class RedisJournal:
     """A `JournalLog` in Redis: one capped list that every worker appends to (newest first).
 
     A request's entry is sent without waiting for Redis (`Wire.send`): it costs the request no round
-    trip, and its answer is checked by the loop's flush. `entries` and `clear` wait for that flush
-    first (`Wire.settle`), so a worker always reads its own entries.
+    trip, and its answer is checked when it comes. `entries` and `clear` go down the same line after
+    it (Redis answers a connection's commands in order), so a worker always reads its own entries.
     """
 
     def __init__(self, wire: Wire, size: int, *, namespace: str = DEFAULT_NAMESPACE) -> None:
@@ -28,12 +28,10 @@ class RedisJournal:
 
     async def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with answering("reading the journal"):
-            await self.wire.settle()
             (raw,) = await self.wire.call(["LRANGE", self.name, 0, -1])
         return select([journal_entry(item) for item in raw], key, limit)
 
     async def clear(self) -> int:
         with answering("clearing the journal"):
-            await self.wire.settle()
             count, _ = await self.wire.call(["LLEN", self.name], ["DEL", self.name])
         return int(count)

@@ -12,12 +12,13 @@ or script the mock sends touches names of one tag.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
 import secrets
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,39 +134,40 @@ class Script:
 Connection = redis.asyncio.connection.AbstractConnection
 
 
-class _Lanes:
-    """One event loop's connections: the free ones, the commands sent without waiting, their flush."""
+class _Waiting:
+    """Commands written on a line, and the answers read for them so far; `future` is None for a `send`."""
 
-    def __init__(self) -> None:
-        self.free: list[Connection] = []
-        self.outbox: list[Sequence[Any]] = []
-        self.flush: asyncio.Task[None] | None = None
-        self.keeper: AsyncIterator[None] | None = None  # closes the connections when the loop shuts down
+    __slots__ = ("count", "future", "replies")
 
-    async def close(self) -> None:
-        free, self.free = self.free, []
-        for connection in free:
-            await connection.disconnect()
+    def __init__(self, future: asyncio.Future[list[Any]] | None, count: int) -> None:
+        self.future, self.count = future, count
+        self.replies: list[Any] = []
 
 
-async def _keeper(lanes: _Lanes) -> AsyncIterator[None]:
-    """An async generator the loop finalizes at its end (`asyncio.run`, uvicorn): its connections close then."""
-    try:
-        yield
-    finally:
-        await lanes.close()
+class _Line:
+    """One loop's connection: what waits to be written, what waits for its answers (in order), and the
+    two tasks that write and read."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection  # opened by the first write
+        self.unwritten: list[bytes] = []
+        self.waiting: collections.deque[_Waiting] = collections.deque()
+        self.writer: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
 
 
 class Wire:
-    """The store's commands on redis-py's asyncio connections, a pool of them per event loop.
+    """The store's commands on ONE redis-py asyncio connection per event loop, pipelined: every request's
+    commands are queued, written together by one task (one write for all the requests of a loop's
+    turn), and one task reads the answers in order and hands each request its own.
 
-    A connection belongs to the loop that opened it and is never used by another (a test may run several
-    loops; each uvicorn worker is a process with its own). `call` checks a free connection out (opening
-    one if none is free), sends its commands in one write and reads their answers, so a loop overlaps
-    as many requests' round trips as it has requests waiting. A connection that fails or is cancelled
-    mid-answer is dropped, never reused. `send` does not wait at all: the commands are flushed by a task
-    of the loop, their answers checked there and a failure logged. Errors are redis-py's (`answering`
-    turns them into `StoreUnavailable`).
+    Redis answers a connection's commands in the order it got them, so the answers stay in step however
+    many requests wait; a request that gives up (cancelled) leaves its answers to be read and dropped.
+    A connection that fails, or a round trip slower than `TIMEOUT`, breaks the line: every request
+    waiting on it fails, and the next opens a new one. A connection belongs to the loop that opened it
+    and is never used by another (a test may run several loops; each uvicorn worker is a process of its
+    own). `send` does not wait at all: its answers are checked by the reader and a failure logged.
+    Errors are redis-py's (`answering` turns them into `StoreUnavailable`).
     """
 
     def __init__(self, url: str) -> None:
@@ -174,79 +176,86 @@ class Wire:
         self.url = url
         self._connection_class = pool.connection_class
         self._connection_kwargs = pool.connection_kwargs
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lanes] = weakref.WeakKeyDictionary()
+        self._lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Line] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"Wire({self.url!r})"
 
-    def _lanes(self) -> _Lanes:
+    def _line(self) -> _Line:
         loop = asyncio.get_running_loop()
-        lanes = self._loops.get(loop)
-        if lanes is None:
-            lanes = self._loops[loop] = _Lanes()
-        return lanes
+        line = self._lines.get(loop)
+        if line is None:
+            line = self._lines[loop] = _Line(self._connection_class(**self._connection_kwargs))
+        return line
 
     async def call(self, *commands: Sequence[Any]) -> list[Any]:
-        """Send `commands` in one round trip and return their answers; an error answer raises."""
-        lanes = self._lanes()
-        connection = await self._checkout(lanes)
-        replies = await self._exchange(connection, commands)
-        lanes.free.append(connection)
+        """Send `commands` in one write (with other requests') and return their answers; an error answer raises."""
+        line = self._line()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue(line, commands, future)
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                replies = await future
+        except TimeoutError:
+            self._break(line, redis.TimeoutError(f"no answer in {TIMEOUT:g} s"))
+            raise
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
         return replies
 
-    async def _checkout(self, lanes: _Lanes) -> Connection:
-        if lanes.free:
-            return lanes.free.pop()
-        if lanes.keeper is None:
-            lanes.keeper = _keeper(lanes)
-            await anext(lanes.keeper)  # the loop now knows it and finalizes it at its end
-        connection = self._connection_class(**self._connection_kwargs)
-        await connection.connect()  # type: ignore[no-untyped-call]
-        return connection
-
-    async def _exchange(self, connection: Connection, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Every answer is read, so none is left behind; a failure (or a cancel) drops the connection."""
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-                return [await _reply(connection) for _ in commands]
-        except BaseException:
-            await asyncio.shield(connection.disconnect())
-            raise
-
     def send(self, *commands: Sequence[Any]) -> None:
-        """Queue `commands` without waiting: a task of this loop flushes what is queued in one write and
-        logs a failure, as nobody waits for it any more."""
-        lanes = self._lanes()
-        lanes.outbox.extend(commands)
-        if lanes.flush is None:
-            lanes.flush = asyncio.get_running_loop().create_task(self._flush(lanes))
+        """Queue `commands` without waiting for them; an error answer, or a broken line, is logged."""
+        self._queue(self._line(), commands, None)
 
-    async def _flush(self, lanes: _Lanes) -> None:
-        """Write what is queued, again while more is queued meanwhile; an answer nobody waits for is checked here."""
+    def _queue(self, line: _Line, commands: Sequence[Sequence[Any]], future: asyncio.Future[list[Any]] | None) -> None:
+        line.unwritten.extend(line.connection.pack_commands(commands))
+        line.waiting.append(_Waiting(future, len(commands)))
+        if line.writer is None:
+            line.writer = asyncio.get_running_loop().create_task(self._write(line))
+
+    async def _write(self, line: _Line) -> None:
+        """Open the line if need be, then write what is queued until nothing is."""
+        connection = line.connection
         try:
-            while lanes.outbox:
-                connection = await self._checkout(lanes)
-                commands, lanes.outbox = lanes.outbox, []
-                replies = await self._exchange(connection, commands)
-                lanes.free.append(connection)
-                for reply in replies:
-                    if isinstance(reply, redis.ResponseError):
-                        logger.warning("a command sent without waiting failed: %s", reply)
+            if line.reader is None:
+                await connection.connect()  # type: ignore[no-untyped-call]
+                line.reader = asyncio.get_running_loop().create_task(self._read(line))
+            while line.unwritten:
+                data, line.unwritten = line.unwritten, []
+                await connection.send_packed_command(data, check_health=False)
         except (redis.RedisError, OSError) as error:
-            lanes.outbox = []
-            logger.warning("commands sent without waiting may be lost: %s", error)
+            self._break(line, error)
         finally:
-            lanes.flush = None
+            line.writer = None
 
-    async def settle(self) -> None:
-        """Wait until what this loop sent without waiting has been answered (a worker reads its own writes)."""
-        lanes = self._lanes()
-        while lanes.flush is not None:
-            await asyncio.shield(lanes.flush)
+    async def _read(self, line: _Line) -> None:
+        """Read answers in order and hand each request its own, until the connection fails or closes."""
+        waiting = line.waiting
+        try:
+            while True:
+                reply = await _reply(line.connection)
+                head = waiting[0]
+                head.replies.append(reply)
+                if len(head.replies) == head.count:
+                    waiting.popleft()
+                    _hand(head)
+        except (redis.RedisError, OSError) as error:
+            self._break(line, error)
+
+    def _break(self, line: _Line, error: Exception) -> None:
+        """A line that failed is never used again: every request waiting on it fails with `error`."""
+        loop = asyncio.get_running_loop()
+        if self._lines.get(loop) is line:
+            del self._lines[loop]
+        if line.reader is not None:
+            line.reader.cancel()  # redis-py disconnects a connection whose read is cancelled
+        waiting, line.waiting, line.unwritten = line.waiting, collections.deque(), []
+        for each in waiting:
+            if each.future is None:
+                logger.warning("commands sent without waiting may be lost: %s", error)
+            elif not each.future.done():
+                each.future.set_exception(error)
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """`script` by its hash; by its text (which Redis then keeps) if the server has forgotten it."""
@@ -266,8 +275,20 @@ class Wire:
                 return names
 
     async def close(self) -> None:
-        """Close this loop's free connections (a loop that ends closes them itself)."""
-        await self._lanes().close()
+        """Close this loop's line (a loop that ends cancels its reader, which closes it)."""
+        line = self._line()
+        self._break(line, redis.ConnectionError("the wire was closed"))
+        await line.connection.disconnect()
+
+
+def _hand(waiting: _Waiting) -> None:
+    """Answers to whoever waits for them; those nobody waits for are checked here."""
+    if waiting.future is None:
+        for reply in waiting.replies:
+            if isinstance(reply, redis.ResponseError):
+                logger.warning("a command sent without waiting failed: %s", reply)
+    elif not waiting.future.done():  # a request that gave up (cancelled) leaves its answers here
+        waiting.future.set_result(waiting.replies)
 
 
 async def _reply(connection: Connection) -> Any:
