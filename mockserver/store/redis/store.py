@@ -23,7 +23,7 @@ from mockserver.domain.store import HISTORY_LIMIT, Change, Ended, T
 from mockserver.store.redis.codecs import decode_ended, decode_record, encode_ended, encode_record
 from mockserver.store.redis.transaction import swap
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering, text
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering
 
 RECORD, HISTORY = "record", "history"  # a key's names: `{<namespace>:<key>}:record` and `...:history`
 
@@ -74,13 +74,13 @@ class RedisStore:
         name, listing = self.names.of_key(key, RECORD), self.names.of_key(key, HISTORY)
 
         async def decide(raw: Raw) -> tuple[tuple[str | None, Sequence[str]] | None, T]:
-            new, result = await change(decode_record(raw))
+            before = decode_record(raw)
+            new, result = await change(before)
             at = self.stamp()
             pushed = [encode_ended(session, at) for session in ended(result)]
-            value = None if new.empty else encode_record(new)
-            if not pushed and value == (None if raw is None else text(raw)):
-                return None, result  # nothing changes: no write
-            return (value, pushed), result
+            if not pushed and new == before:
+                return None, result  # nothing changes: no write (and nothing to encode)
+            return (None if new.empty else encode_record(new), pushed), result
 
         async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
             value, pushed = writes
