@@ -296,7 +296,8 @@ def test_each_loop_has_a_line_of_its_own_and_closes_it_at_its_end(wire: Wire) ->
         return answer + await wire.call(["PING"])
 
     assert asyncio.run(use()) == [b"PONG", b"PONG"]
-    assert asyncio.run(use()) == [b"PONG", b"PONG"]  # a new loop: new connections
+    assert asyncio.run(use()) == [b"PONG", b"PONG"]  # a new loop: a new line
+    assert not wire._lines  # each ended with its loop: neither loop is kept alive by the wire
 
 
 async def test_a_request_whose_look_failed_fails_at_its_first_read(

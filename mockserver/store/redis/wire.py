@@ -242,12 +242,17 @@ class Wire:
                     _hand(head)
         except (redis.RedisError, OSError) as error:
             self._break(line, error)
+        finally:  # its loop is ending (cancelled), or the line broke: forget it, so the loop can be freed
+            self._forget(line)
 
-    def _break(self, line: _Line, error: Exception) -> None:
-        """A line that failed is never used again: every request waiting on it fails with `error`."""
+    def _forget(self, line: _Line) -> None:
         loop = asyncio.get_running_loop()
         if self._lines.get(loop) is line:
             del self._lines[loop]
+
+    def _break(self, line: _Line, error: Exception) -> None:
+        """A line that failed is never used again: every request waiting on it fails with `error`."""
+        self._forget(line)
         if line.reader is not None:
             line.reader.cancel()  # redis-py disconnects a connection whose read is cancelled
         waiting, line.waiting, line.unwritten = line.waiting, collections.deque(), []
