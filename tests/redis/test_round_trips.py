@@ -99,7 +99,14 @@ async def test_a_request_costs_one_trip_to_read_and_one_to_write(
             assert slots.get("faults") is None
 
     assert await trips.of(admin) == 1
-    assert await trips.of(lambda: store.transact("k", _to(KeyRecord(SESSION)))) == 2  # nothing read ahead: a GET
+
+    async def two_steps() -> None:  # a bidsession: two transactions of its key, the chain's answer between
+        async with view.fresh("k"):
+            await store.transact("k", _to(KeyRecord(OTHER)))
+            await store.transact("k", _to(KeyRecord(SESSION)))  # starts from what the first one wrote
+
+    assert await trips.of(two_steps) == 3
+    assert await trips.of(lambda: store.transact("k", _to(KeyRecord(OTHER)))) == 2  # nothing read ahead: a GET
 
 
 async def test_the_admin_hash_is_read_again_only_after_a_change(
@@ -178,7 +185,10 @@ async def test_a_record_read_ahead_serves_the_first_try_and_a_stale_one_costs_on
     async with view.fresh("k"):
         client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker, meanwhile
         await store.transact("k", change)
-        assert view.ahead(store.names.of_key("k", "record")) is None  # used once
+        assert view.ahead(store.names.of_key("k", "record")) == (encode_record(KeyRecord(SESSION)),)  # as written
+    async with view.fresh("k"):
+        await store.transact("k", _to(KeyRecord(SESSION)))  # unchanged: nothing written
+        assert view.ahead(store.names.of_key("k", "record")) is None  # what was read ahead serves once
     async with view.fresh("other"):
         assert view.ahead(store.names.of_key("k", "record")) is None  # another key's request
     assert decided == [None, None, OTHER]

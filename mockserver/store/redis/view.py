@@ -152,15 +152,18 @@ class RedisView:
             self._snapshot[GENERATION] = self._token
 
     def ahead(self, name: str) -> tuple[Raw] | None:
-        """The record `name` for a first try: as this request read it ahead (once), or as this worker wrote
-        it since; None: it was not read ahead."""
+        """The record `name` for a first try: as this worker wrote it since this request read it ahead (a
+        request of the same key before it, or this request's own earlier transaction), else as read ahead,
+        once; None: nothing to start from (read it)."""
         request = _REQUEST.get()
-        if request is None or request.view is not self or request.name != name or not request.ahead:
+        if request is None or request.view is not self or request.name != name:
             return None
-        request.ahead = False
         written = self._written.get(name)
         if written is not None and written[0] > request.epoch:
             return (written[1],)
+        if not request.ahead:
+            return None
+        request.ahead = False
         return (request.raw,)
 
     def wrote(self, name: str, raw: Raw) -> None:
