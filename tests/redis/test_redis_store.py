@@ -154,6 +154,42 @@ def test_r8_tasks_and_workers_racing_on_one_key_leave_one_session(redis_url: str
     assert len(returned) == 2 * 8 * 12
 
 
+def test_two_workers_writing_one_key_back_to_back_both_get_through(redis_url: str, client: redis.Redis) -> None:
+    """Every request a write on one key, 16 tasks in each of two workers: a worker whose write met a conflict
+    takes the key's turn, so the other worker's queue cannot win every race and none ends in StoreBusy."""
+    failures: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        store = RedisStore(connect(redis_url))
+
+        async def one(task: int) -> None:
+            for step in range(20):
+                await store.transact("k", _to(KeyRecord(SESSION, synced_at=float(n * 10_000 + task * 100 + step))))
+
+        async def every() -> None:
+            await asyncio.gather(*(one(task) for task in range(16)))
+
+        try:
+            asyncio.run(every())
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert client.get(RedisStore(connect(redis_url)).names.of_key("k", "turn")) is None  # the last turn was used
+
+
+async def test_a_turn_another_worker_holds_is_waited_out(wire: Wire, client: redis.Redis) -> None:
+    store = RedisStore(wire)
+    client.set(store.names.of_key("k", "turn"), "another worker", px=30)  # it met a conflict, then went away
+    await store.transact("k", _to(KeyRecord(SESSION)))  # refused until the turn passes, then written
+    assert (await store.record("k")).active == SESSION
+
+
 async def test_the_clock_offset_is_shared(wire: Wire) -> None:
     now = [1000.0]
     first = RedisClock(wire, source=lambda: now[0])

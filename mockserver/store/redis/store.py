@@ -23,24 +23,36 @@ from mockserver.domain.store import HISTORY_LIMIT, Change, Ended, T
 from mockserver.store.redis.codecs import decode_ended, decode_record, encode_ended, encode_record
 from mockserver.store.redis.transaction import swap
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering, new_token
 
 RECORD, HISTORY = "record", "history"  # a key's names: `{<namespace>:<key>}:record` and `...:history`
 
-_SWAP = Script("""
+RECORD_TURN = "turn"  # `{<namespace>:<key>}:turn`: the worker whose write goes next after a conflict
+TURN_MS = 50  # how long a turn is held at most (a worker that stops retrying gives it up by this)
+
+_SWAP = Script(f"""
+local turn = redis.call('GET', KEYS[3])
 local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return {0, current} end
-elseif current then return {0, current} end
+local same
+if ARGV[1] == '1' then same = current == ARGV[2] else same = not current end
+if not same or (turn and turn ~= ARGV[6]) then
+  if not turn then redis.call('SET', KEYS[3], ARGV[6], 'PX', {TURN_MS}) end
+  return {{0, current}}
+end
 if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[4]) else redis.call('DEL', KEYS[1]) end
-if #ARGV > 5 then
-  for i = 6, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
+if turn then redis.call('DEL', KEYS[3]) end
+if #ARGV > 6 then
+  for i = 7, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 end
-return {1}
+return {{1}}
 """)
-"""KEYS: the record, its capped history. ARGV: whether the record was there, what it held, whether to set
-it, its new value, the history's cap, entries to push. Answers {1} or {0, what the record holds now}."""
+"""KEYS: the record, its capped history, its turn. ARGV: whether the record was there, what it held, whether
+to set it, its new value, the history's cap, the writing worker's id, entries to push. Answers {1} or
+{0, what the record holds now}. A worker whose write met a conflict takes the key's turn (if nobody holds
+it): other workers' writes are refused until its next write clears it, or `TURN_MS` passes. Without it a
+worker whose queue of one key writes back to back (each write sent as the last one is answered) would
+win every race against another worker's retry, which then meets `StoreBusy`."""
 
 
 class RedisStore:
@@ -64,6 +76,7 @@ class RedisStore:
         self.history_limit = history_limit
         self.view = view or RedisView(wire, namespace=namespace)
         self.stamp = stamp
+        self.worker = new_token()  # this worker's id in a key's turn
         self._queues: dict[tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Lock, list[int]]] = {}
 
     def __repr__(self) -> str:
@@ -71,7 +84,7 @@ class RedisStore:
 
     async def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
         """Apply `change` to the key's record atomically (R8) and record what it ended, in one script."""
-        name, listing = self.names.of_key(key, RECORD), self.names.of_key(key, HISTORY)
+        name, listing, turn = (self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN))
 
         async def decide(raw: Raw) -> tuple[tuple[str | None, Sequence[str]] | None, T]:
             before = decode_record(raw)
@@ -85,8 +98,8 @@ class RedisStore:
         async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
             value, pushed = writes
             present = ("0", "") if raw is None else ("1", raw)
-            args = [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, *pushed]
-            done, *found = await self.wire.run(_SWAP, [name, listing], args)
+            args = [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
+            done, *found = await self.wire.run(_SWAP, [name, listing, turn], args)
             if done:
                 self.view.wrote(name, value)
             return bool(done), found[0] if found else None

@@ -11,8 +11,8 @@ from mockserver.store.errors import StoreBusy
 from mockserver.store.redis.wire import Raw
 
 ATTEMPTS = 20  # optimistic transactions: conflicts survived before StoreBusy
-PAUSE = 0.001  # seconds before the second retry; doubled each time up to PAUSE_MAX
-PAUSE_MAX = 0.032
+PAUSE = 0.0002  # seconds before the second retry; doubled each time up to PAUSE_MAX (about 0.1 s in all)
+PAUSE_MAX = 0.008
 W = TypeVar("W")
 R = TypeVar("R")
 
