@@ -8,7 +8,7 @@ from typing import Protocol
 
 
 class View(Protocol):
-    """How a worker sees the shared state: `fresh(key)` wraps one request for a key (see `RedisView`)."""
+    """How a worker sees the shared state: `async with view.fresh(key):` wraps one request (see `RedisView`)."""
 
     reads_ahead: bool  # whether `fresh` wants the request's key
 
