@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from mockserver.store.redis.wire import Wire, connect
 
 pytestmark = pytest.mark.anyio
 SESSION = Session("0x" + "ab" * 32, "sk-AbC123", SessionKind.MODEL, "0xm", "m", 10.0, 3610.0)
-Change = Callable[[KeyRecord], Awaitable[tuple[KeyRecord, Any]]]
+Change = Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, Any]]]
 
 
 def _session(n: int, key: str = "k") -> Session:

@@ -6,7 +6,7 @@ Every guarantee stays; every connection belongs to one loop and one that failed 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -71,7 +71,7 @@ def scripts(client: redis.Redis) -> None:
         client.script_load(script.text)
 
 
-def _to(record: KeyRecord, result: Any = None) -> Callable[[KeyRecord], Awaitable[tuple[KeyRecord, Any]]]:
+def _to(record: KeyRecord, result: Any = None) -> Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, Any]]]:
     async def change(current: KeyRecord) -> tuple[KeyRecord, Any]:
         return record, result
 
