@@ -91,8 +91,8 @@ class RedisStore:
             new, result = await change(before)
             at = self.stamp()
             pushed = [encode_ended(session, at) for session in ended(result)]
-            if not pushed and new == before:
-                return None, result  # nothing changes: no write (and nothing to encode)
+            if not pushed and (new == before or (raw is None and new.empty)):
+                return None, result  # nothing changes (an empty record is not stored): no write, nothing to encode
             return (None if new.empty else encode_record(new), pushed), result
 
         async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
