@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from mockserver.config import ConfigError, config_from_args, log_config, startup_warnings
-from mockserver.domain import DomainError
+from mockserver.domain import DomainError, immediate
 from mockserver.recording import ServedRecording
 from mockserver.serving import banner, http_protocol, listen
 from mockserver.web.app import ARGV_VARIABLE, create_app
@@ -42,10 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"morpheus-mock: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2
     url = f"http://{config.host}:{sock.getsockname()[1]}"
-    print(banner(config, len(app.state.mock.keys), url), flush=True)
+    key_count = sum(map(len, immediate(app.state.mock.keys.listed()).values()))
+    print(banner(config, key_count, url), flush=True)
     logging_config = log_config(config.log_level)
     logging.config.dictConfig(logging_config)
-    for warning in startup_warnings(config, len(app.state.mock.keys)):
+    for warning in startup_warnings(config, key_count):
         logging.getLogger("mockserver").warning("%s", warning)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
     # to the handler that was there before it: a no-op here, so a requested stop exits 0.
