@@ -16,6 +16,7 @@ from mockserver.domain import (
     FaultPlan,
     Opening,
     Prompt,
+    QueuedReply,
     ReplyQueue,
     SessionKind,
     SimulatedUpstream,
@@ -91,3 +92,12 @@ def test_a_chat_on_a_session_the_chain_does_not_serve_fails_after_the_armed_faul
         immediate(upstream.embed(unserved, ["hi"], None, None))
     assert (failed.value.status, failed.value.body) == (500, '{"error":"session expired"}')
     assert immediate(upstream.complete(replace(unserved, chain_error=None))).body["model"] == "m"
+
+
+def test_a_reply_queued_for_another_key_stays_queued() -> None:
+    replies = ReplyQueue()
+    queued = immediate(replies.push(QueuedReply(key=OTHER_KEY, content="for the other key")))
+    assert immediate(replies.take(KEY)) is None
+    assert replies.listed() == (queued,)
+    assert immediate(replies.take(OTHER_KEY)) == queued
+    assert replies.listed() == ()
