@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio
 
@@ -209,7 +210,9 @@ class Wire:
         self._queue(self._line(), commands, None)
 
     def _queue(self, line: _Line, commands: Sequence[Sequence[Any]], future: asyncio.Future[list[Any]] | None) -> None:
-        line.unwritten.extend(line.connection.pack_commands(commands))
+        line.unwritten.extend(
+            hiredis.pack_command(tuple(command)) for command in commands
+        )  # in C, not redis-py's encoder
         line.waiting.append(_Waiting(future, len(commands)))
         if line.writer is None:
             line.writer = asyncio.get_running_loop().create_task(self._write(line))
