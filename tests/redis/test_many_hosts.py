@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 from redis.crc import key_slot
@@ -27,7 +28,7 @@ from mockserver.store.redis.journal import RedisJournal
 from mockserver.store.redis.slots import RedisCounter, RedisSlots
 from mockserver.store.redis.store import RedisStore
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import LAYOUT, Connection, Names, connect
+from mockserver.store.redis.wire import LAYOUT, Names, connect
 from mockserver.web.app import create_app
 from tests.redis.conftest import free_port
 from tests.served import KEYS
@@ -84,13 +85,14 @@ class Sent:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.commands: list[tuple[Any, ...]] = []
-        pack_commands = Connection.pack_commands
+        pack_command = hiredis.pack_command
 
-        def several(connection: Connection, commands: Sequence[Sequence[Any]]) -> Any:
-            self.commands.extend(tuple(command) for command in commands)
-            return pack_commands(connection, commands)
+        def packed(command: tuple[Any, ...]) -> bytes:
+            self.commands.append(command)
+            packed_bytes: bytes = pack_command(command)
+            return packed_bytes
 
-        monkeypatch.setattr(Connection, "pack_commands", several)
+        monkeypatch.setattr(hiredis, "pack_command", packed)
 
     def slots(self) -> list[set[int]]:
         """The slots of the names of each command that names several (MGET, DEL, a script's KEYS)."""
