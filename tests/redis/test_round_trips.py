@@ -264,12 +264,29 @@ async def test_a_store_slower_than_the_timeout_breaks_the_line(
     slow = asyncio.ensure_future(wire.call(["BLPOP", "nothing", 1]))  # Redis answers in a second
     await asyncio.sleep(0)
     behind = asyncio.ensure_future(wire.call(["GET", "x"]))
-    with pytest.raises(TimeoutError):
+    gone = asyncio.ensure_future(wire.call(["GET", "x"]))
+    await asyncio.sleep(0)
+    gone.cancel()  # a request that gave up before the line broke: nothing is owed to it
+    with pytest.raises(redis.TimeoutError):  # the line's watchdog: one timer per line, not one per round trip
         await slow
-    with pytest.raises((TimeoutError, redis.TimeoutError)):  # its own time is up too, or the line broke first
+    with pytest.raises(redis.TimeoutError):  # the line broke under it
         await behind  # queued behind it on the same line
     client.set("x", "1")
     assert await wire.call(["GET", "x"]) == [b"1"]  # a new line
+
+
+async def test_the_watchdog_times_the_oldest_answer_still_awaited(
+    wire: Wire, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire_module, "TIMEOUT", 0.1)
+    assert await wire.call(["GET", "x"]) == [None]  # answered at once: the line's watchdog finds nothing waiting
+    await asyncio.sleep(0.15)
+    assert await wire.call(["GET", "x"]) == [None]  # a new watchdog, for this one
+    await asyncio.sleep(0.06)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(redis.TimeoutError):
+        await wire.call(["BLPOP", "nothing", 1])  # queued late in the watchdog's span: timed from its own start
+    assert asyncio.get_running_loop().time() - started >= 0.09
 
 
 async def test_what_is_sent_without_waiting_is_checked_and_read_back(

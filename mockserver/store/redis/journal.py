@@ -9,6 +9,8 @@ from mockserver.domain.journal import select
 from mockserver.store.redis.codecs import journal_entry
 from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Wire, answering
 
+TRIM_EVERY = 16  # one LTRIM per this many entries: the hot path sends one command, not two
+
 
 class RedisJournal:
     """A `JournalLog` in Redis: one capped list that every worker appends to (newest first).
@@ -22,16 +24,22 @@ class RedisJournal:
         self.size = size
         self.name = Names(namespace).shared("journal")
         self.wire = wire
+        self.pushed = 0  # entries this worker pushed: every TRIM_EVERY-th push trims the list to `size`
 
     def record(self, entry: JournalEntry) -> None:
-        self.wire.send(["LPUSH", self.name, json.dumps(entry)], ["LTRIM", self.name, 0, self.size - 1])
+        self.pushed += 1
+        push = ["LPUSH", self.name, json.dumps(entry)]
+        if self.pushed % TRIM_EVERY:
+            self.wire.send(push)
+        else:  # the list may hold up to TRIM_EVERY entries beyond `size` per worker: reads take the first `size`
+            self.wire.send(push, ["LTRIM", self.name, 0, self.size - 1])
 
     async def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with answering("reading the journal"):
-            (raw,) = await self.wire.call(["LRANGE", self.name, 0, -1])
+            (raw,) = await self.wire.call(["LRANGE", self.name, 0, self.size - 1])
         return select([journal_entry(item) for item in raw], key, limit)
 
     async def clear(self) -> int:
         with answering("clearing the journal"):
             count, _ = await self.wire.call(["LLEN", self.name], ["DEL", self.name])
-        return int(count)
+        return min(int(count), self.size)

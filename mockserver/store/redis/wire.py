@@ -138,16 +138,16 @@ Connection = redis.asyncio.connection.AbstractConnection
 class _Waiting:
     """Commands written on a line, and the answers read for them so far; `future` is None for a `send`."""
 
-    __slots__ = ("count", "future", "replies")
+    __slots__ = ("count", "future", "replies", "since")
 
-    def __init__(self, future: asyncio.Future[list[Any]] | None, count: int) -> None:
-        self.future, self.count = future, count
+    def __init__(self, future: asyncio.Future[list[Any]] | None, count: int, since: float) -> None:
+        self.future, self.count, self.since = future, count, since  # since: the loop's time it was queued
         self.replies: list[Any] = []
 
 
 class _Line:
-    """One loop's connection: what waits to be written, what waits for its answers (in order), and the
-    two tasks that write and read."""
+    """One loop's connection: what waits to be written, what waits for its answers (in order), the two
+    tasks that write and read, and the watchdog that breaks the line when an answer is `TIMEOUT` late."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection  # opened by the first write
@@ -155,6 +155,7 @@ class _Line:
         self.waiting: collections.deque[_Waiting] = collections.deque()
         self.writer: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[None] | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
 
 
 class Wire:
@@ -194,12 +195,7 @@ class Wire:
         line = self._line()
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._queue(line, commands, future)
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                replies = await future
-        except TimeoutError:
-            self._break(line, redis.TimeoutError(f"no answer in {TIMEOUT:g} s"))
-            raise
+        replies = await future
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
@@ -210,12 +206,26 @@ class Wire:
         self._queue(self._line(), commands, None)
 
     def _queue(self, line: _Line, commands: Sequence[Sequence[Any]], future: asyncio.Future[list[Any]] | None) -> None:
-        line.unwritten.extend(
-            hiredis.pack_command(tuple(command)) for command in commands
-        )  # in C, not redis-py's encoder
-        line.waiting.append(_Waiting(future, len(commands)))
+        loop = asyncio.get_running_loop()
+        line.unwritten.extend(hiredis.pack_command(tuple(command)) for command in commands)  # C, not redis-py's
+        line.waiting.append(_Waiting(future, len(commands), loop.time()))
         if line.writer is None:
-            line.writer = asyncio.get_running_loop().create_task(self._write(line))
+            line.writer = loop.create_task(self._write(line))
+        if line.watchdog is None:
+            line.watchdog = loop.call_later(TIMEOUT, self._watch, line)
+
+    def _watch(self, line: _Line) -> None:
+        """The line's one timer (not one per round trip): break it if its oldest answer is `TIMEOUT` late,
+        else look again when that answer would be."""
+        line.watchdog = None
+        if not line.waiting:
+            return
+        loop = asyncio.get_running_loop()
+        late = line.waiting[0].since + TIMEOUT - loop.time()
+        if late <= 0:
+            self._break(line, redis.TimeoutError(f"no answer in {TIMEOUT:g} s"))
+            return
+        line.watchdog = loop.call_later(late, self._watch, line)
 
     async def _write(self, line: _Line) -> None:
         """Open the line if need be, then write what is queued until nothing is."""
@@ -256,6 +266,9 @@ class Wire:
     def _break(self, line: _Line, error: Exception) -> None:
         """A line that failed is never used again: every request waiting on it fails with `error`."""
         self._forget(line)
+        if line.watchdog is not None:
+            line.watchdog.cancel()
+            line.watchdog = None
         if line.reader is not None:
             line.reader.cancel()  # redis-py disconnects a connection whose read is cancelled
         waiting, line.waiting, line.unwritten = line.waiting, collections.deque(), []
