@@ -3,7 +3,8 @@
 -- wrk ... -s bench/mix.lua URL -- mix KEY_A KEY_B KEY_C
 --     The realistic mix on three keys (see MIX below).
 -- wrk ... -s bench/mix.lua URL -- keys COUNT
---     The memory run: the same mix spread over COUNT generated keys (request n uses key n mod COUNT).
+--     The memory soak and the many-keys `--store` cells: the same mix spread over COUNT generated keys
+--     (request n uses key n mod COUNT; the key generator is bench/run.py's generated_key too).
 -- wrk ... -s bench/mix.lua URL -- chat KEY plain|stream
 --     Chat completions on one key (its session opened by the first one), whole answers or SSE streams;
 --     response() counts the stream's chunk frames ("data: {...}", not the closing "data: [DONE]").

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.chat import Chat
 from bench.load import Run
-from bench.run import NOT_BUILT, Contract, Memory, Results
+from bench.run import IN_MEMORY, KEYS_SUFFIX, MANY_KEYS, NOT_BUILT, Contract, Memory, Results
 
 RESULTS = Path(__file__).with_name("results.md")
 START = "<!-- bench:start: written by `make bench`; the rest of this file is kept as it is -->"
@@ -19,8 +19,12 @@ LABELS = {
     "prism": "Prism 5 (`-v silent`)",
     "bare": "bare Starlette (answers 200)",
     "bare-json": "bare Starlette, same JSON work",
+    IN_MEMORY: "mock in memory, 1 worker, in turn with the `--store` rows",
     "store-1": "mock `--store redis://`, 1 worker",
     "store-2": "mock `--store redis://`, 2 workers",
+    IN_MEMORY + KEYS_SUFFIX: f"mock in memory, 1 worker, {MANY_KEYS} keys in turn",
+    "store-1" + KEYS_SUFFIX: f"mock `--store redis://`, 1 worker, {MANY_KEYS} keys in turn",
+    "store-2" + KEYS_SUFFIX: f"mock `--store redis://`, 2 workers, {MANY_KEYS} keys in turn",
 }
 
 # The issue's targets, at 32 connections with one mock worker on 2 cores.
@@ -29,6 +33,12 @@ TARGET_VS_PRISM = 3.0
 TARGET_VS_BARE_JSON = 0.6
 TARGET_P99_MS = 10.0
 FLAT_GROWTH = 0.05  # RSS may grow by at most 5% between the first pass over the keys and the end
+
+# Issue 24's targets for `--store`, at 32 connections on both mixes, against the in-memory worker measured in turn.
+STORE_ONE_VS_MEMORY = 0.5  # at least
+STORE_TWO_VS_MEMORY = 0.9  # at least
+STORE_TWO_VS_ONE = 1.5  # more than
+STORE_P99_MS = 20.0
 
 
 LEGEND = [
@@ -40,7 +50,9 @@ LEGEND = [
     "pair answers with requests, so statuses are matched as counts); the bare endpoints answer 200 to",
     'everything by design, so only their socket errors and non-200s count. "Same JSON work": the bare',
     "endpoint reads and parses the body and answers a JSON object (bench/bare.py --json-work). The --store",
-    "rows run against a throwaway local redis-server after the other cells. CPU is cores used on average",
+    "rows run against a throwaway local redis-server (one database per mock) after the other cells, in turn",
+    "with a fresh in-memory mock, on the mix and on the many-keys mix (the same 8-request cycle over",
+    f"{MANY_KEYS} generated keys in turn: mix.lua's `keys` mode). CPU is cores used on average",
     "during the cell by the server (all its processes) and by wrk itself (the load generator's own cost), and",
     "in the --store rows a third figure, by the redis-server (the store's own cost beside the workers'). The",
     "contract suite's generated cases are its Schemathesis cases plus its state-machine steps; it also says",
@@ -122,8 +134,7 @@ def table(results: Results, connections: Sequence[int], chat: Chat | None = None
             lines.append(_row(label, run, _ratios(results, name, count)))
     if chat is not None:
         lines.extend(chat_rows(chat))
-    if results.memory is not None:
-        lines.append(_memory_row(results.memory))
+    lines.extend(_memory_row(memory) for memory in (results.memory, results.store_memory) if memory is not None)
     lines.append(_contract_row(results.contract))
     return lines
 
@@ -133,8 +144,11 @@ def _memory_row(memory: Memory) -> str:
         f"RSS {_mib(memory.rss_start_kib)} at start, {_mib(memory.rss_warm_kib)} after {memory.warm_requests:,}, "
         f"{_mib(memory.rss_end_kib)} after {memory.requests:,} ({_answers(memory.run)})"
     )
-    label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key`"
-    return _row(label, memory.run, answers=rss)
+    if memory.store_rss_kib is None:
+        return _row(f"mock memory soak: {memory.keys:,} keys, `--accept-any-key`", memory.run, answers=rss)
+    label = f"mock memory soak: {memory.keys:,} keys, `--accept-any-key --store redis://`, 1 worker"
+    store = ", ".join(_mib(kib) for kib in memory.store_rss_kib)
+    return _row(label, memory.run, answers=f"the worker's {rss}; the redis-server's RSS {store}")
 
 
 def _contract_row(contract: Contract | None) -> str:
@@ -181,15 +195,70 @@ def verdicts(results: Results) -> list[tuple[str, str, bool | None]]:
         ),
         ("zero errors", "-" if mock is None else f"{mock.errors}", None if mock is None else mock.errors == 0),
     ]
-    memory = results.memory
-    if memory is None:
-        out.append(("memory flat over 1M requests, 10,000 keys", "-", None))
-    else:
-        growth = memory.rss_end_kib - memory.rss_warm_kib
-        flat = growth <= FLAT_GROWTH * memory.rss_warm_kib and memory.run.errors == 0
-        measured = f"{growth / 1024:+.1f} MiB from {memory.warm_requests:,} to {memory.requests:,} requests"
-        out.append((f"memory flat (<= {FLAT_GROWTH:.0%} growth after every key was seen), no errors", measured, flat))
+    out.append(_flat("memory flat", results.memory))
     return out
+
+
+def _flat(target: str, memory: Memory | None) -> tuple[str, str, bool | None]:
+    """The soak's verdict: RSS grew by at most FLAT_GROWTH after every key was seen, and no errors."""
+    if memory is None:
+        return (f"{target} over 1M requests, 10,000 keys", "-", None)
+    growth = memory.rss_end_kib - memory.rss_warm_kib
+    flat = growth <= FLAT_GROWTH * memory.rss_warm_kib and memory.run.errors == 0
+    measured = f"{growth / 1024:+.1f} MiB from {memory.warm_requests:,} to {memory.requests:,} requests"
+    if memory.run.errors:
+        measured += f", {memory.run.errors:,} errors"
+    if memory.store_rss_kib is not None:
+        start, warm, end = (_mib(kib) for kib in memory.store_rss_kib)
+        measured += f" (the redis-server, for information: {start}, {warm}, {end})"
+    return (f"{target} (<= {FLAT_GROWTH:.0%} growth after every key was seen), no errors", measured, flat)
+
+
+def store_verdicts(results: Results) -> list[tuple[str, str, bool | None]]:
+    """Issue 24's targets for `--store`, on each mix, from the cells measured in turn in the same rounds."""
+    out: list[tuple[str, str, bool | None]] = []
+    for suffix, mix in (("", "the mix"), (KEYS_SUFFIX, f"{MANY_KEYS} keys in turn")):
+        memory, one, two = (results.cells.get((name + suffix, TARGET_CONNECTIONS)) for name in _STORE_ROWS)
+        out += [
+            (
+                f"`--store` 1 worker >= {STORE_ONE_VS_MEMORY:g}x one in-memory worker, {mix}",
+                *_times(one, memory, lambda ratio: ratio >= STORE_ONE_VS_MEMORY),
+            ),
+            (
+                f"`--store` 2 workers >= {STORE_TWO_VS_MEMORY:g}x one in-memory worker, {mix}",
+                *_times(two, memory, lambda ratio: ratio >= STORE_TWO_VS_MEMORY),
+            ),
+            (
+                f"`--store` 2 workers > {STORE_TWO_VS_ONE:g}x 1 `--store` worker, {mix}",
+                *_times(two, one, lambda ratio: ratio > STORE_TWO_VS_ONE),
+            ),
+        ]
+        p99 = _each_store(one, two, lambda run: f"{run.p99_ms:.2f} ms", lambda run: run.p99_ms < STORE_P99_MS)
+        out.append((f"`--store` p99 < {STORE_P99_MS:g} ms, {mix}", *p99))
+        errors = _each_store(one, two, lambda run: f"{run.errors:,}", lambda run: run.errors == 0)
+        out.append((f"`--store` zero errors, {mix}", *errors))
+    out.append(_flat("`--store` memory flat, the worker's RSS", results.store_memory))
+    return out
+
+
+_STORE_ROWS = (IN_MEMORY, "store-1", "store-2")
+
+
+def _each_store(
+    one: Run | None, two: Run | None, show: Callable[[Run], str], meets: Callable[[Run], bool]
+) -> tuple[str, bool | None]:
+    """A figure of the 1- and 2-worker `--store` cells, and whether both meet its target."""
+    if one is None or two is None:
+        return ("-", None)
+    return (f"1 worker {show(one)}, 2 workers {show(two)}", meets(one) and meets(two))
+
+
+def _times(run: Run | None, base: Run | None, meets: Callable[[float], bool]) -> tuple[str, bool | None]:
+    """`run`'s throughput over `base`'s, and whether that ratio `meets` its target."""
+    if run is None or base is None or not base.rps:
+        return ("-", None)
+    ratio = run.rps / base.rps
+    return (f"{run.rps:,.0f} vs {base.rps:,.0f} req/s = {ratio:.2f}x", meets(ratio))
 
 
 def p99_arithmetic(results: Results) -> list[str]:
@@ -239,15 +308,18 @@ def p99_arithmetic(results: Results) -> list[str]:
     return lines
 
 
-def store_workers(results: Results) -> list[str]:
-    """With `--store`: what a second worker buys (the issue asks that 2 workers beat 1)."""
-    one, two = (results.cells.get((f"store-{n}", TARGET_CONNECTIONS)) for n in (1, 2))
-    if one is None or two is None or not one.rps:
-        return []
-    verdict = "met" if two.rps > one.rps else "**MISSED**"
-    return [
-        f"- `--store`, 2 workers beat 1: {two.rps:,.0f} vs {one.rps:,.0f} req/s ({two.rps / one.rps:.2f}x): {verdict}"
-    ]
+def store_targets(results: Results) -> list[str]:
+    """Issue 24's section under the table: each `--store` target and its verdict, or that none was measured."""
+    measured = results.store_memory is not None or any(name in _STORE_ROWS for name, _ in results.cells)
+    lines = ["", f"Targets with `--store` (2 cores, {TARGET_CONNECTIONS} connections, the same run):", ""]
+    if not measured:
+        return [*lines, "- not measured (--skip-store, or no redis-server)"]
+    return lines + [_verdict_line(*verdict) for verdict in store_verdicts(results)]
+
+
+def _verdict_line(target: str, measured: str, met: bool | None) -> str:
+    verdict = "not measured" if met is None else ("met" if met else "**MISSED**")
+    return f"- {target}: {measured}: {verdict}"
 
 
 def _at_least(value: float | None, target: float) -> bool | None:
@@ -262,13 +334,15 @@ def render(
     chat: Chat | None = None,
     *,
     rounds: int = 1,
+    store_rounds_count: int = 1,
 ) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Run of {when}: each cell of the four servers is the median (by req/s) of {rounds} rounds of a",
         f"{seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up; the four servers run side by",
-        "side and are measured in turn within each round, so ratios come from the same minutes. The other cells",
-        "are one run each.",
+        "side and are measured in turn within each round, so ratios come from the same minutes. The `--store`",
+        f"rows and the in-memory worker beside them: the median of {store_rounds_count} rounds (the slower of an even",
+        "pair), measured in turn the same way after those; the other cells are one run each.",
         "",
         f"- cores: {environment['cores']}; {environment['os']}",
         f"- {environment['python']}; {environment['stack']}",
@@ -283,12 +357,12 @@ def render(
         "",
     ]
     for target, measured, met in verdicts(results):
-        verdict = "not measured" if met is None else ("met" if met else "**MISSED**")
-        lines.append(f"- {target}: {measured}: {verdict}")
+        lines.append(_verdict_line(target, measured, met))
         if target.startswith("p99"):
             lines.extend(p99_arithmetic(results))
-    lines.extend(store_workers(results))
     lines.extend(round_by_round(results))
+    lines.extend(store_targets(results))
+    lines.extend(store_rounds(results))
     return "\n".join(lines) + "\n"
 
 
@@ -305,6 +379,24 @@ def round_by_round(results: Results) -> list[str]:
         pairs = [f"{mock / other:.2f}x" for mock, other in zip(mine["mock"], mine[name], strict=True) if other]
         if pairs:
             lines.append(f"  - {label}, round by round: {', '.join(pairs)}")
+    return lines
+
+
+def store_rounds(results: Results) -> list[str]:
+    """The rounds behind the `--store` cells and the in-memory one beside them, and the store/in-memory ratios
+    each round gave on its own."""
+    lines: list[str] = []
+    for suffix, mix in (("", "the mix"), (KEYS_SUFFIX, f"{MANY_KEYS} keys in turn")):
+        mine = {name: results.rounds.get((name + suffix, TARGET_CONNECTIONS), []) for name in _STORE_ROWS}
+        if len(mine[IN_MEMORY]) < 2:
+            continue
+        text = "; ".join(f"{name} {', '.join(f'{rps:,.0f}' for rps in rounds)}" for name, rounds in mine.items())
+        lines.append(f"- `--store` rounds, {mix} (req/s, in order): {text}")
+        for name in _STORE_ROWS[1:]:
+            pairs = [
+                f"{store / memory:.2f}x" for store, memory in zip(mine[name], mine[IN_MEMORY], strict=True) if memory
+            ]
+            lines.append(f"  - {name}/in-memory, round by round: {', '.join(pairs)}")
     return lines
 
 

@@ -101,11 +101,8 @@ class Server:
         return self.process.pid
 
     def rss_kib(self) -> int:
-        """The process's resident set size now (VmRSS), in KiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for pid {self.pid}")
+        """The process's resident set size now (VmRSS), in KiB (with one worker, the worker's)."""
+        return rss_kib(self.pid)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server's processes (its group: workers too) have used so far."""
@@ -159,6 +156,14 @@ def bare_server(*, json_work: bool = False) -> Server:
     return Server("bare-json" if json_work else "bare", command)
 
 
+def rss_kib(pid: int) -> int:
+    """The resident set size of process `pid` now (VmRSS), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
 def group_cpu_seconds(leader: int) -> float:
     """User + system CPU time the processes of the group `leader` leads (started with start_new_session) have
     used so far."""
@@ -177,11 +182,18 @@ def group_cpu_seconds(leader: int) -> float:
 class RedisServer:
     """A throwaway redis-server: where it listens and the process group it leads (for its CPU time)."""
 
-    url: str
+    url: str  # database 0
     pid: int
 
     def cpu_seconds(self) -> float:
         return group_cpu_seconds(self.pid)
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.pid)
+
+    def database(self, number: int) -> str:
+        """The URL of the server's database `number` (mocks given different ones share nothing)."""
+        return f"{self.url.rsplit('/', 1)[0]}/{number}"
 
 
 @contextlib.contextmanager

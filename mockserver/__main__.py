@@ -42,10 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"morpheus-mock: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2
     url = f"http://{config.host}:{sock.getsockname()[1]}"
-    print(banner(config, len(app.state.mock.keys), url), flush=True)
+    print(banner(config, app.state.mock.keys.configured(), url), flush=True)
     logging_config = log_config(config.log_level)
     logging.config.dictConfig(logging_config)
-    for warning in startup_warnings(config, len(app.state.mock.keys)):
+    for warning in startup_warnings(config, app.state.mock.keys.configured()):
         logging.getLogger("mockserver").warning("%s", warning)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
     # to the handler that was there before it: a no-op here, so a requested stop exits 0.

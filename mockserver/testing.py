@@ -28,6 +28,7 @@ from mockserver.domain import (
     OffsetClock,
     QueuedReply,
     ToolCallReply,
+    immediate,
     key_prefix,
 )
 from mockserver.recording import Track
@@ -117,15 +118,12 @@ class MockClock:
     def advance(self, seconds: float) -> float:
         """Move time forward; returns the new time. Sessions past their end are expired from now on."""
         self._note("advance_clock", {"seconds": seconds})
-        return float(self._controllable().advance(seconds))
+        return immediate(self._state.clock.advance(seconds))
 
     def set(self, now: float) -> float:
         """Jump to `now` (Unix seconds)."""
         self._note("set_clock", {"now": now})
-        return float(self._controllable().set(now))
-
-    def _controllable(self) -> Any:
-        return self._state.clock  # OffsetClock (served) or FakeClock: both move
+        return immediate(self._state.clock.set(now))
 
 
 class ArmedFault:
@@ -190,7 +188,7 @@ class MorpheusMock:
     def new_key(self) -> str:
         """Register one more key for this test and return it."""
         key = make_key(len(self._keys))
-        self._state.keys.add(key)
+        immediate(self._state.keys.add(key))
         self._keys.append(key)
         return key
 
@@ -207,16 +205,15 @@ class MorpheusMock:
         fault_kind = _fault_kind(kind)
         prefix = None if key is None else key_prefix(key)
         self._note("arm_fault", {"kind": fault_kind.value, **({} if prefix is None else {"key": prefix}), **options})
-        armed = self._state.faults.arm(fault_kind, key=prefix, **options)
+        armed = immediate(self._state.faults.arm(fault_kind, key=prefix, **options))
         return ArmedFault(self, fault_kind, prefix, armed.to_json())
 
     def clear_faults(self, kind: str | None = None, key: str | None = None) -> int:
         """Disarm faults (of a kind, of a key; default all) and return how many there were."""
         given = {"kind": kind, "key": None if key is None else key_prefix(key)}
         self._note("clear_faults", query={name: value for name, value in given.items() if value is not None})
-        return self._state.faults.clear(
-            None if kind is None else _fault_kind(kind), None if key is None else key_prefix(key)
-        )
+        kind_of = None if kind is None else _fault_kind(kind)
+        return immediate(self._state.faults.clear(kind_of, None if key is None else key_prefix(key)))
 
     @property
     def faults(self) -> list[dict[str, object]]:
@@ -256,7 +253,7 @@ class MorpheusMock:
             raw_body=raw_body,
         )
         self._note("queue_reply", _reply_body(reply))
-        return self._state.replies.push(reply).to_json()
+        return immediate(self._state.replies.push(reply)).to_json()
 
     @property
     def replies(self) -> list[dict[str, object]]:
@@ -270,7 +267,9 @@ class MorpheusMock:
         changes = {name: value for name, value in (("enabled", enabled), ("duration", duration)) if value is not None}
         if changes:
             self._note("set_automation", changes, prefix=key_prefix(key or self.key))
-        setting = self._state.automation.change(key_prefix(key or self.key), enabled=enabled, duration=duration)
+        setting = immediate(
+            self._state.automation.change(key_prefix(key or self.key), enabled=enabled, duration=duration)
+        )
         system = self._state.automation.system
         return {"enabled": setting.enabled, "duration": setting.duration, "system": system}
 
@@ -282,24 +281,24 @@ class MorpheusMock:
     # state
     def session(self, key: str | None = None) -> dict[str, Any] | None:
         """The key's active session as `GET /__admin/state/{prefix}` shows it, or None."""
-        active = self._state.book.active(key_prefix(key or self.key))
+        active = immediate(self._state.book.active(key_prefix(key or self.key)))
         return None if active is None else active.to_json(self._state.clock.now())
 
     def history(self, key: str | None = None) -> list[dict[str, Any]]:
         """Ended sessions, newest first (of one key, or of all)."""
         now = self._state.clock.now()
         prefix = None if key is None else key_prefix(key)
-        return [session.to_json(now) for session in self._state.book.history(prefix, None)]
+        return [session.to_json(now) for session in immediate(self._state.book.history(prefix, None))]
 
     def journal(self, key: str | None = None) -> list[dict[str, object]]:
         """The requests this test's mock answered, newest first (keys by prefix only)."""
-        return self._state.journal.entries(key=None if key is None else key_prefix(key))
+        return immediate(self._state.journal.entries(key=None if key is None else key_prefix(key)))
 
     def reset(self) -> None:
         """Forget every session, the history and the journal (keys, faults and the clock stay)."""
         self._note("reset_state")
-        self._state.book.reset()
-        self._state.journal.clear()
+        immediate(self._state.book.reset())
+        immediate(self._state.journal.clear())
 
 
 def _unrecorded(*control: object, **options: object) -> None:

@@ -20,7 +20,7 @@ from mockserver.config import (
     split_list,
     startup_warnings,
 )
-from mockserver.domain import DomainError
+from mockserver.domain import DomainError, immediate
 from mockserver.web.app import create_app
 from mockserver.web.errors import WebError
 from mockserver.web.state import load_keys
@@ -93,11 +93,11 @@ def test_keys_file_holds_keys_legacy_prefixes_and_revoked_keys(tmp_path: Path) -
     orphan = "sk-NoUser." + "a" * 64
     path.write_text(f"# team keys\n{KEY}\n\nlegacy sk-Legacy  # old style\nrevoked {revoked}\norphan {orphan}\n")
     registry = load_keys(Config(keys_file=path))
-    assert registry.authenticate(f"Bearer {KEY}") == "sk-AbC123"
-    assert registry.authenticate("sk-Legacy.whatever") == "sk-Legacy"
-    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True, "orphan": False} in registry.describe()
+    assert immediate(registry.authenticate(f"Bearer {KEY}")) == "sk-AbC123"
+    assert immediate(registry.authenticate("sk-Legacy.whatever")) == "sk-Legacy"
+    assert {"prefix": "sk-AbC123", "legacy": False, "revoked": True, "orphan": False} in immediate(registry.describe())
     with pytest.raises(DomainError, match="API key not associated with a valid user"):
-        registry.authenticate(f"Bearer {orphan}")
+        immediate(registry.authenticate(f"Bearer {orphan}"))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from mockserver.domain.catalogue import STEPS, Step, auth_error, close_error, cr
 from mockserver.domain.clock import (
     FAKE_START,
     MAX_TIME,
+    AdjustableClock,
     Clock,
     FakeClock,
     NoPause,
@@ -46,6 +47,7 @@ from mockserver.domain.faults import (
     FaultRequest,
 )
 from mockserver.domain.ids import IdSource
+from mockserver.domain.immediate import NotImmediate, immediate
 from mockserver.domain.journal import Journal, JournalEntry, JournalLog
 from mockserver.domain.keys import (
     API_KEY_MISSING,
@@ -110,6 +112,7 @@ __all__ = [
     "STEPS",
     "SYNC_INTERVAL",
     "VERIFY_FAILED",
+    "AdjustableClock",
     "ApiKey",
     "ApproveOutcome",
     "Attempt",
@@ -154,6 +157,7 @@ __all__ = [
     "Model",
     "ModelTable",
     "NoPause",
+    "NotImmediate",
     "OffsetClock",
     "Opening",
     "PendingBid",
@@ -185,6 +189,7 @@ __all__ = [
     "create_error",
     "duration_failure",
     "expiry_failure",
+    "immediate",
     "is_well_formed",
     "key_prefix",
     "parse_authorization",

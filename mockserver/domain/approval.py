@@ -22,7 +22,7 @@ class ApproveOutcome:
     error_type: str | None = None
 
 
-def approve(ids: IdSource, *, fault: Fault | None) -> ApproveOutcome:
+async def approve(ids: IdSource, *, fault: Fault | None) -> ApproveOutcome:
     """Approve spending: a new tx hash, unless a fault was taken for this call.
 
     The error's `type` is the proxy-router failure class (observed-v1.14.0.md section 5): an
@@ -30,7 +30,7 @@ def approve(ids: IdSource, *, fault: Fault | None) -> ApproveOutcome:
     4xx `status` and a `server_error` otherwise.
     """
     if fault is None:
-        return ApproveOutcome(tx=ids.tx_hash())
+        return ApproveOutcome(tx=await ids.tx_hash())
     if fault.kind is FaultKind.UPSTREAM_UNREACHABLE:
         return ApproveOutcome(None, f"Request failed after 3 attempts: {fault.text}", NETWORK_ERROR_TYPE)
     status = fault.status or 500

@@ -37,7 +37,7 @@ class AutomationSettings:
         setting = self.setting(key)
         return replace(setting, enabled=self.system and setting.enabled)
 
-    def change(self, key: str, *, enabled: bool | None = None, duration: int | None = None) -> Automation:
+    async def change(self, key: str, *, enabled: bool | None = None, duration: int | None = None) -> Automation:
         """Change the fields given; the others keep their value.
 
         Raises:
@@ -52,4 +52,4 @@ class AutomationSettings:
             new = replace(new, duration=new.duration if duration is None else duration)
             return new, new
 
-        return self._slots.update(key, update)
+        return await self._slots.update(key, update)

@@ -13,7 +13,7 @@ step where the gateway calls it, at most once per request.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeGuard, TypeVar, cast
 
@@ -91,24 +91,24 @@ class _Asked:
         self._attempt = attempt
         self._answers: dict[str, Any] = {}
 
-    def open(self, opening: Opening) -> DomainError | None:
-        return self._once("open", lambda: self._upstream.open_session(self._key, opening, self._attempt))
+    async def open(self, opening: Opening) -> DomainError | None:
+        return await self._once("open", lambda: self._upstream.open_session(self._key, opening, self._attempt))
 
-    def verify(self, session_id: str) -> bool:
-        return self._once("verify", lambda: self._upstream.verify_session(self._key, session_id, self._attempt))
+    async def verify(self, session_id: str) -> bool:
+        return await self._once("verify", lambda: self._upstream.verify_session(self._key, session_id, self._attempt))
 
-    def close(self, session_id: str) -> bool:
-        return self._once("close", lambda: self._upstream.close_session(self._key, session_id, self._attempt))
+    async def close(self, session_id: str) -> bool:
+        return await self._once("close", lambda: self._upstream.close_session(self._key, session_id, self._attempt))
 
-    def ping(self, session_id: str) -> str | None:
-        return self._once("ping", lambda: self._upstream.ping_session(self._key, session_id, self._attempt))
+    async def ping(self, session_id: str) -> str | None:
+        return await self._once("ping", lambda: self._upstream.ping_session(self._key, session_id, self._attempt))
 
-    def ping_error(self) -> str | None:
-        return self._once("ping_error", lambda: self._upstream.ping_error(self._key, self._attempt))
+    async def ping_error(self) -> str | None:
+        return await self._once("ping_error", lambda: self._upstream.ping_error(self._key, self._attempt))
 
-    def _once(self, step: str, call: Callable[[], T]) -> T:
+    async def _once(self, step: str, call: Callable[[], Awaitable[T]]) -> T:
         if step not in self._answers:
-            self._answers[step] = call()
+            self._answers[step] = await call()
         return cast(T, self._answers[step])
 
 
@@ -143,7 +143,7 @@ class SessionBook:
         self.bid_open_seconds = bid_open_seconds  # how long the chain takes to open a bid session
         self.automation = AutomationSettings(system=True) if automation is None else automation  # for duration 0
 
-    def create_model_session(
+    async def create_model_session(
         self,
         key: str,
         requested: str,
@@ -170,23 +170,23 @@ class SessionBook:
         automation = self.automation.effective(key)
         lasting = duration or automation.duration
 
-        def decide(record: KeyRecord, now: float) -> _Step[Session]:
+        async def decide(record: KeyRecord, now: float) -> _Step[Session]:
             current, chain = record.active, record.chain
             if _reusable(current, now, resolved):
-                return _verified(current, current, chain, asked, ())
-            if current is not None and not current.is_expired(now) and asked.close(current.session_id):
+                return await _verified(current, current, chain, asked, ())
+            if current is not None and not current.is_expired(now) and await asked.close(current.session_id):
                 chain = _closed(chain, current)  # a failed close is ignored: the old session stays open on chain
             if not duration and not automation.enabled:
                 return _Step(automation_off(), current, chain)
-            opened = self._open(key, opening, resolved, now, asked, chain, lasting)
+            opened = await self._open(key, opening, resolved, now, asked, chain, lasting)
             if isinstance(opened, _Step):
                 return opened
             new, chain = opened
-            return _verified(new, current, chain, asked, _end(current, now, EndReason.SWITCHED))
+            return await _verified(new, current, chain, asked, _end(current, now, EndReason.SWITCHED))
 
-        return self._run(key, decide)
+        return await self._run(key, decide)
 
-    def session_for_chat(
+    async def session_for_chat(
         self,
         key: str,
         resolved: str,
@@ -209,7 +209,7 @@ class SessionBook:
         asked = _Asked(self.upstream, key, attempt)
         opening = Opening(SessionKind.MODEL, requested, duration)
 
-        def decide(record: KeyRecord, now: float) -> _Step[Session]:
+        async def decide(record: KeyRecord, now: float) -> _Step[Session]:
             current, chain = record.active, record.chain
             if _reusable(current, now, resolved):
                 return _Step(current, current, chain)
@@ -217,19 +217,21 @@ class SessionBook:
                 chain = _closed(chain, current)  # a failed close is ignored by the gateway
             if not automation:
                 return _Step(AutomationDisabled(AUTOMATION_DISABLED), current, chain)
-            opened = self._open(key, opening, resolved, now, asked, chain, duration)
+            opened = await self._open(key, opening, resolved, now, asked, chain, duration)
             if isinstance(opened, _Step):
                 return replace(opened, result=_chat_failure(opened.result))
             new, chain = opened
             return _Step(new, new, chain, _end(current, now, EndReason.SWITCHED))
 
-        return self._run(key, decide)
+        return await self._run(key, decide)
 
-    def create_bid_session(self, key: str, bid_id: str, duration: int, *, attempt: Attempt = FIRST_TRY) -> Session:
+    async def create_bid_session(
+        self, key: str, bid_id: str, duration: int, *, attempt: Attempt = FIRST_TRY
+    ) -> Session:
         """`begin_bid` then `finish_bid` with no time in between (for callers that cannot wait)."""
-        return self.finish_bid(self.begin_bid(key, bid_id, duration, attempt=attempt))
+        return await self.finish_bid(await self.begin_bid(key, bid_id, duration, attempt=attempt))
 
-    def begin_bid(self, key: str, bid_id: str, duration: int, *, attempt: Attempt = FIRST_TRY) -> PendingBid:
+    async def begin_bid(self, key: str, bid_id: str, duration: int, *, attempt: Attempt = FIRST_TRY) -> PendingBid:
         """R3, first half: deactivate the old row (in this request's transaction) and ask the chain.
 
         The caller waits `bid_open_seconds` (the chain's answer), then calls `finish_bid`; bidsession
@@ -241,17 +243,17 @@ class SessionBook:
         asked = _Asked(self.upstream, key, attempt)
         opening = Opening(SessionKind.BID, bid_id, duration)
 
-        def decide(record: KeyRecord, now: float) -> _Step[PendingBid]:
-            refusal = asked.open(opening)
+        async def decide(record: KeyRecord, now: float) -> _Step[PendingBid]:
+            refusal = await asked.open(opening)
             # no automation branch on this route: a 0 reaches the chain as 0, which refuses it (SessionTooShort)
             failure = _failure(SessionKind.BID, refusal, duration, self.min_duration)
             seen = None if record.active is None else record.active.session_id
             result: PendingBid | DomainError = failure or PendingBid(key, bid_id, duration, seen)
             return _Step(result, record.active, record.chain)
 
-        return self._run(key, decide)
+        return await self._run(key, decide)
 
-    def finish_bid(self, pending: PendingBid) -> Session:
+    async def finish_bid(self, pending: PendingBid) -> Session:
         """R3, second half: the chain has opened the session; insert its row, the old one deactivated.
 
         Raises:
@@ -259,9 +261,9 @@ class SessionBook:
                 request of the key committed a row meanwhile; the new session stays open on chain.
         """
 
-        def decide(record: KeyRecord, now: float) -> _Step[Session]:
+        async def decide(record: KeyRecord, now: float) -> _Step[Session]:
             duration = pending.duration
-            session_id = self.ids.session_id()
+            session_id = await self.ids.session_id()
             new = Session(session_id, pending.key, SessionKind.BID, pending.bid_id, pending.bid_id, now, now + duration)
             chain = _opened(record.chain, new)
             failure = expiry_failure(now, duration)
@@ -272,35 +274,35 @@ class SessionBook:
                 return _Step(failure, current, chain)
             return _Step(new, new, chain, _end(current, now, EndReason.DEACTIVATED))
 
-        return self._run(pending.key, decide)
+        return await self._run(pending.key, decide)
 
-    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+    async def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
         """R4: none, expired (marked inactive, no upstream call) or closed.
 
         Raises:
             CloseFailed: the route's own unexpected error (the upstream's `close_error`, asked first: nothing
                 changes), or the upstream's close of an active unexpired session failed; it stays active.
         """
-        unexpected = self.upstream.close_error(key, attempt)
+        unexpected = await self.upstream.close_error(key, attempt)
         if unexpected is not None:
             raise close_error(unexpected)
         asked = _Asked(self.upstream, key, attempt)
 
-        def decide(record: KeyRecord, now: float) -> _Step[CloseOutcome]:
+        async def decide(record: KeyRecord, now: float) -> _Step[CloseOutcome]:
             current, chain = record.active, record.chain
             if current is None:
                 return _Step(CloseOutcome(CloseKind.NONE, None), None, chain)
             if current.is_expired(now):
                 return _retired(CloseOutcome(CloseKind.EXPIRED, current.session_id), current, chain, now)
-            if not asked.close(current.session_id):
+            if not await asked.close(current.session_id):
                 return _Step(CloseFailed(CLOSE_FAILED), current, chain)
             # A session the chain has already closed counts as closed (SessionAlreadyClosed is a success).
             outcome = CloseOutcome(CloseKind.CLOSED, current.session_id)
             return _retired(outcome, current, _closed(chain, current), now, EndReason.CLOSED)
 
-        return self._run(key, decide)
+        return await self._run(key, decide)
 
-    def ping(self, key: str, *, attempt: Attempt = FIRST_TRY) -> PingOutcome:
+    async def ping(self, key: str, *, attempt: Attempt = FIRST_TRY) -> PingOutcome:
         """R5: the ping outcome; the upstream's `ping_error` (state unchanged) beats everything.
 
         The test chat fails when the chain has closed the session or the upstream's test chat fails;
@@ -308,102 +310,108 @@ class SessionBook:
         """
         asked = _Asked(self.upstream, key, attempt)
 
-        def decide(record: KeyRecord, now: float) -> _Step[PingOutcome]:
+        async def decide(record: KeyRecord, now: float) -> _Step[PingOutcome]:
             current, chain = record.active, record.chain
-            error = asked.ping_error()
+            error = await asked.ping_error()
             if error is not None:
                 return _Step(PingOutcome(PingKind.ERROR, None, error), current, chain)
             if current is None:
                 return _Step(PingOutcome(PingKind.NO_SESSION, None), None, chain)
             if current.is_expired(now):
                 return _retired(PingOutcome(PingKind.EXPIRED, current.session_id), current, chain, now)
-            failed = CHAT_FAILED if not record.open_on_chain(current.session_id) else asked.ping(current.session_id)
+            failed = (
+                CHAT_FAILED if not record.open_on_chain(current.session_id) else await asked.ping(current.session_id)
+            )
             if failed is None:
                 return _Step(PingOutcome(PingKind.ALIVE, current.session_id), current, chain)
             outcome = PingOutcome(PingKind.DEAD, current.session_id, failed)
-            if not asked.close(current.session_id):
+            if not await asked.close(current.session_id):
                 return _Step(outcome, current, chain)
             return _retired(outcome, current, _closed(chain, current), now, EndReason.DEAD)
 
-        return self._run(key, decide)
+        return await self._run(key, decide)
 
-    def sync(self, key: str | None = None) -> int:
+    async def sync(self, key: str | None = None) -> int:
         """Run one background pass now over one key or every key; return how many rows it retired."""
-        keys = self.store.keys() if key is None else (key,)
+        keys = await self.store.keys() if key is None else (key,)
         now = self.clock.now()
-        return sum(len(self._apply(k, _unchanged, pass_at=now)[1]) for k in keys)
+        return sum([len((await self._apply(k, _unchanged, pass_at=now))[1]) for k in keys])
 
-    def record(self, key: str) -> KeyRecord:
+    async def record(self, key: str) -> KeyRecord:
         """The key's record after the sync passes due by now (an admin view: reading it runs them)."""
-        self._run(key, _unchanged)
-        return self.store.record(key)
+        await self._run(key, _unchanged)
+        return await self.store.record(key)
 
-    def active(self, key: str) -> Session | None:
+    async def active(self, key: str) -> Session | None:
         """The active row after the sync passes due, expired or not (an admin view)."""
-        return self.record(key).active
+        return (await self.record(key)).active
 
-    def chain_error(self, key: str, session_id: str) -> str | None:
+    async def chain_error(self, key: str, session_id: str) -> str | None:
         """What the chain says of the session a chat names (the proxy-router's answer, C5): None while any
         key has it open on chain, "session expired" for one it knew (an active row or an ended session),
         else "session not found". The key's own record is read first: its open session costs one read."""
-        own = self.store.record(key)
+        own = await self.store.record(key)
         if own.open_on_chain(session_id):
             return None
-        others = [self.store.record(k) for k in self.prefixes() if k != key]
+        others = [await self.store.record(k) for k in await self.prefixes() if k != key]
         if any(record.open_on_chain(session_id) for record in others):
             return None
         known = any(r.active is not None and r.active.session_id == session_id for r in (own, *others))
-        known = known or any(s.session_id == session_id for s in self.store.history(None, None))
+        known = known or any(s.session_id == session_id for s in await self.store.history(None, None))
         return "session expired" if known else "session not found"
 
-    def prefixes(self) -> tuple[str, ...]:
+    async def prefixes(self) -> tuple[str, ...]:
         """The keys (by prefix) that have an active row or a session open on chain."""
-        return self.store.keys()
+        return await self.store.keys()
 
-    def reset(self, key: str | None = None) -> None:
-        self.store.reset(key)
+    async def reset(self, key: str | None = None) -> None:
+        await self.store.reset(key)
 
-    def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
+    async def history(self, key: str | None = None, limit: int | None = None) -> tuple[Session, ...]:
         """Ended sessions, newest first."""
-        return self.store.history(key, limit)
+        return await self.store.history(key, limit)
 
-    def _open(
+    async def _open(
         self, key: str, opening: Opening, model: str, now: float, asked: _Asked, chain: Chain, duration: int
     ) -> tuple[Session, Chain] | _Step[Session]:
         """The upstream opens a new model session on `model` for `duration` seconds, or why not (a failed
         `_Step` that keeps `chain`)."""
-        failure = _failure(opening.kind, asked.open(opening), duration, self.min_duration)
+        failure = _failure(opening.kind, await asked.open(opening), duration, self.min_duration)
         if failure is not None:
             return _Step(failure, None, chain)
-        new = Session(self.ids.session_id(), key, opening.kind, model, opening.requested, now, now + duration)
+        new = Session(await self.ids.session_id(), key, opening.kind, model, opening.requested, now, now + duration)
         chain = _opened(chain, new)
         overflow = expiry_failure(now, duration)  # after the chain opened it: an orphan on chain
         return (new, chain) if overflow is None else _Step(overflow, None, chain)
 
-    def _run(self, key: str, decide: Callable[[KeyRecord, float], _Step[T]]) -> T:
-        result: T | DomainError = self._apply(key, decide)[0]
+    async def _run(self, key: str, decide: Callable[[KeyRecord, float], Coroutine[Any, Any, _Step[T]]]) -> T:
+        result: T | DomainError = (await self._apply(key, decide))[0]
         if isinstance(result, DomainError):
             raise result
         return result
 
-    def _apply(
-        self, key: str, decide: Callable[[KeyRecord, float], _Step[T]], *, pass_at: float | None = None
+    async def _apply(
+        self,
+        key: str,
+        decide: Callable[[KeyRecord, float], Coroutine[Any, Any, _Step[T]]],
+        *,
+        pass_at: float | None = None,
     ) -> tuple[T | DomainError, tuple[Session, ...]]:
         """One transaction: the sync pass due (or one at `pass_at`), then `decide`; return its result and
         the rows that ended (recorded in the history in the same atomic step)."""
 
-        def change(before: KeyRecord) -> tuple[KeyRecord, tuple[T | DomainError, tuple[Session, ...]]]:
+        async def change(before: KeyRecord) -> tuple[KeyRecord, tuple[T | DomainError, tuple[Session, ...]]]:
             now = self.clock.now()
             due = self._due(before, now) if pass_at is None else pass_at
             record = before if due is None else self._pass(before, due)
-            step = decide(record, now)
+            step = await decide(record, now)
             failed = isinstance(step.result, DomainError)
             active = record.active if failed else step.active
             chain = _bounded(tuple(s for s in step.chain if not _gone(s, active, now)), active)
             ended = _retirements(before, record) + (() if failed else step.ended)
             return replace(record, active=active, chain=chain), (step.result, ended)
 
-        return self.store.transact(key, change, _ended_by)
+        return await self.store.transact(key, change, _ended_by)
 
     def _due(self, record: KeyRecord, now: float) -> float | None:
         """The time of the latest sync pass due since the record's last one (None: none is due)."""
@@ -437,17 +445,17 @@ def _failure(kind: SessionKind, refusal: DomainError | None, duration: int, mini
     return refusal if refusal is not None else duration_failure(kind, duration, minimum=minimum)
 
 
-def _verified(
+async def _verified(
     session: Session, current: Session | None, chain: Chain, asked: _Asked, ended: tuple[Session, ...]
 ) -> _Step[Session]:
     """Step 6 of modelsession: the session must be open on chain and valid upstream; else it is closed and
     the request fails."""
-    if session.session_id in {s.session_id for s in chain} and asked.verify(session.session_id):
+    if session.session_id in {s.session_id for s in chain} and await asked.verify(session.session_id):
         return _Step(session, session, chain, ended)
     return _Step(CreateFailed(VERIFY_FAILED), current, _closed(chain, session))
 
 
-def _unchanged(record: KeyRecord, now: float) -> _Step[None]:
+async def _unchanged(record: KeyRecord, now: float) -> _Step[None]:
     return _Step(None, record.active, record.chain)
 
 

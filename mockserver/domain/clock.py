@@ -22,9 +22,17 @@ MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 class Clock(Protocol):
-    """A source of the current time as UTC epoch seconds."""
+    """A source of the current time as UTC epoch seconds; `now` never waits."""
 
     def now(self) -> float: ...
+
+
+class AdjustableClock(Clock, Protocol):
+    """A clock the admin API and the fixture move (a shared store's moves wait for it)."""
+
+    async def set(self, t: float) -> float: ...
+
+    async def advance(self, seconds: float) -> float: ...
 
 
 class Sleeper(Protocol):
@@ -72,12 +80,12 @@ class OffsetClock:
     def now(self) -> float:
         return self._source() + self._offset
 
-    def advance(self, seconds: float) -> float:
+    async def advance(self, seconds: float) -> float:
         """Move the clock by `seconds` (negative moves it back) and return the new time."""
         with self._lock:
             return self._move_to(self.now() + seconds)
 
-    def set(self, t: float) -> float:
+    async def set(self, t: float) -> float:
         """Move the clock to `t` epoch seconds (it keeps running from there) and return it."""
         with self._lock:
             return self._move_to(t)
@@ -100,13 +108,13 @@ class FakeClock:
     def now(self) -> float:
         return self._now
 
-    def advance(self, seconds: float) -> float:
+    async def advance(self, seconds: float) -> float:
         """Move the clock by `seconds` (negative moves it back) and return the new time."""
         with self._lock:
             self._now = checked_time(self._now + seconds)
             return self._now
 
-    def set(self, t: float) -> float:
+    async def set(self, t: float) -> float:
         """Move the clock to `t` epoch seconds and return it."""
         with self._lock:
             self._now = checked_time(t)
@@ -114,7 +122,7 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         """A `Sleeper` whose pauses pass on this clock at once: tests see the time go by without waiting."""
-        self.advance(seconds)
+        await self.advance(seconds)
 
 
 def checked_time(t: float) -> float:

@@ -19,25 +19,25 @@ EVERY_KEY = ""
 
 
 class AuthBackend(Protocol):
-    def check(self, key: str, attempt: Attempt) -> DomainError | None:
+    async def check(self, key: str, attempt: Attempt) -> DomainError | None:
         """The key check behind authentication: None, or the error it fails with."""
         ...
 
 
 class KeyRows(Protocol):
-    def find(self, key: str, attempt: Attempt) -> DomainError | None:
+    async def find(self, key: str, attempt: Attempt) -> DomainError | None:
         """The key's row under the session lock (chat without a session_id): None, or why it is not found."""
         ...
 
 
 class ModelSource(Protocol):
-    def failure(self, attempt: Attempt) -> str | None:
+    async def failure(self, attempt: Attempt) -> str | None:
         """Why the models list cannot be fetched, if it cannot."""
         ...
 
 
 class SigningKeys(Protocol):
-    def missing(self, key: str, attempt: Attempt) -> bool:
+    async def missing(self, key: str, attempt: Attempt) -> bool:
         """Whether approve finds no private key and no fallback key."""
         ...
 
@@ -52,17 +52,17 @@ class SimulatedDependencies:
     def __init__(self, faults: FaultPlan) -> None:
         self.faults = faults
 
-    def check(self, key: str, attempt: Attempt) -> DomainError | None:
-        fault = self.faults.take_first(STEPS[Step.AUTH], key, attempt=attempt)
+    async def check(self, key: str, attempt: Attempt) -> DomainError | None:
+        fault = await self.faults.take_first(STEPS[Step.AUTH], key, attempt=attempt)
         return None if fault is None else auth_error(fault)
 
-    def find(self, key: str, attempt: Attempt) -> DomainError | None:
-        fault = self.faults.take_first(STEPS[Step.KEY_ROW], key, attempt=attempt)
+    async def find(self, key: str, attempt: Attempt) -> DomainError | None:
+        fault = await self.faults.take_first(STEPS[Step.KEY_ROW], key, attempt=attempt)
         return None if fault is None else CreateRefused(NO_ACTIVE_SESSION)
 
-    def failure(self, attempt: Attempt) -> str | None:
-        fault = self.faults.take_first(STEPS[Step.MODELS], EVERY_KEY, attempt=attempt)
+    async def failure(self, attempt: Attempt) -> str | None:
+        fault = await self.faults.take_first(STEPS[Step.MODELS], EVERY_KEY, attempt=attempt)
         return None if fault is None else fault.text
 
-    def missing(self, key: str, attempt: Attempt) -> bool:
-        return self.faults.take_first(STEPS[Step.SIGNING_KEY], key, attempt=attempt) is not None
+    async def missing(self, key: str, attempt: Attempt) -> bool:
+        return await self.faults.take_first(STEPS[Step.SIGNING_KEY], key, attempt=attempt) is not None

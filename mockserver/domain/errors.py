@@ -16,6 +16,7 @@
   - InvalidTable          a model or bid table (file) cannot be used
   - InvalidFault          a fault cannot be armed as asked
   - InvalidTime           a fake clock cannot be moved to that time
+  - NotImmediate          (immediate.py) a coroutine that waits for a shared store was run without a loop
 
 The web layer maps these classes to HTTP statuses in one table; the domain knows no statuses.
 """

@@ -352,24 +352,24 @@ class FaultPlan:
     def __repr__(self) -> str:
         return f"FaultPlan({len(self.list())} armed)"
 
-    def arm(self, kind: FaultKind, *, key: str | None = None, **options: Unpack[FaultOptions]) -> Fault:
+    async def arm(self, kind: FaultKind, *, key: str | None = None, **options: Unpack[FaultOptions]) -> Fault:
         """Arm a fault for the next `count` matching operations (None: until cleared); the options are
         `FaultRequest`'s.
 
         Raises:
             InvalidFault: the request is not valid (see `FaultRequest`).
         """
-        return self.arm_request(FaultRequest(kind, key, **options))
+        return await self.arm_request(FaultRequest(kind, key, **options))
 
-    def arm_request(self, request: FaultRequest) -> Fault:
+    async def arm_request(self, request: FaultRequest) -> Fault:
         """Arm `request`: for `count` uses (None: until cleared), for `duration` seconds of the plan's clock."""
         r = request
         text = DEFAULT_MESSAGES.get(r.kind) if r.message is None else r.message
         until = None if r.duration is None else self._clock.now() + r.duration
         fault = Fault(r.kind, r.key, r.count, text, float(r.seconds), r.operation, r.status, r.body, r.retries, until)
-        return self._slots.update(FAULTS, lambda faults: ((*(faults or ()), fault), fault))
+        return await self._slots.update(FAULTS, lambda faults: ((*(faults or ()), fault), fault))
 
-    def take(
+    async def take(
         self, kind: FaultKind, key: str, operation: str | None = None, *, attempt: Attempt = FIRST_TRY
     ) -> Fault | None:
         """Use up one use of the most specific matching fault (the oldest among equals) and return it.
@@ -394,19 +394,19 @@ class FaultPlan:
             chosen = max(usable, key=lambda i: (faults[i].specificity, -i))
             return _spend(faults, {chosen}, key, attempt, dropped), faults[chosen]
 
-        return self._slots.update(FAULTS, change)
+        return await self._slots.update(FAULTS, change)
 
-    def take_first(self, kinds: Iterable[FaultKind], key: str, *, attempt: Attempt = FIRST_TRY) -> Fault | None:
+    async def take_first(self, kinds: Iterable[FaultKind], key: str, *, attempt: Attempt = FIRST_TRY) -> Fault | None:
         """One use of the first of `kinds` (in their order) armed for `key` (see `take`); None if none is."""
         if not self._slots.get(FAULTS):
             return None  # nothing armed, the usual case: one read for all the kinds
         for kind in kinds:
-            fault = self.take(kind, key, attempt=attempt)
+            fault = await self.take(kind, key, attempt=attempt)
             if fault is not None:
                 return fault
         return None
 
-    def latency(self, key: str, operation: str) -> float:
+    async def latency(self, key: str, operation: str) -> float:
         """The summed delay of every matching LATENCY fault, using up one use of each."""
         if not self._slots.get(FAULTS):
             return 0.0
@@ -417,9 +417,9 @@ class FaultPlan:
             matching = {i for i, f in enumerate(faults) if f.matches(FaultKind.LATENCY, key, operation)}
             return _spend(faults, matching, key, Attempt(operation)), sum(faults[i].seconds for i in matching)
 
-        return self._slots.update(FAULTS, change)
+        return await self._slots.update(FAULTS, change)
 
-    def clear(self, kind: FaultKind | None = None, key: str | None = None) -> int:
+    async def clear(self, kind: FaultKind | None = None, key: str | None = None) -> int:
         """Disarm the faults of a kind and/or a key (None: any) and return how many there were."""
 
         def change(armed: tuple[Fault, ...] | None) -> tuple[tuple[Fault, ...] | None, int]:
@@ -427,7 +427,7 @@ class FaultPlan:
             kept = tuple(f for f in faults if not _selected(f, kind, key))
             return kept or None, len(faults) - len(kept)
 
-        return self._slots.update(FAULTS, change)
+        return await self._slots.update(FAULTS, change)
 
     def list(self) -> tuple[Fault, ...]:
         return _live(self._slots.get(FAULTS) or (), self._clock.now())

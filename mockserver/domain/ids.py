@@ -27,18 +27,18 @@ class IdSource:
     def __repr__(self) -> str:
         return f"IdSource(seed={self.seed!r})"
 
-    def session_id(self) -> str:
+    async def session_id(self) -> str:
         """A new session id (a Go `common.Hash` as the proxy-router marshals it)."""
-        return self._hash()
+        return await self._hash()
 
-    def tx_hash(self) -> str:
+    async def tx_hash(self) -> str:
         """A new transaction hash (as in the proxy-router's `{"tx": ...}` replies)."""
-        return self._hash()
+        return await self._hash()
 
-    def _hash(self) -> str:
+    async def _hash(self) -> str:
         if self._random is not None:
             with self._lock:
                 return f"0x{self._random.getrandbits(256):064x}"
         if self.seed is not None and self._counter is not None:
-            return "0x" + hashlib.sha256(f"{self.seed}:{self._counter.next()}".encode()).hexdigest()
+            return "0x" + hashlib.sha256(f"{self.seed}:{await self._counter.next()}".encode()).hexdigest()
         return "0x" + secrets.token_hex(32)

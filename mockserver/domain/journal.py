@@ -21,13 +21,15 @@ class JournalEntry(NamedTuple):  # a tuple, not a frozen dataclass: one is recor
 class JournalLog(Protocol):
     """Where the journal lives: this process (`Journal`), or the shared store (`RedisJournal`)."""
 
-    def record(self, entry: JournalEntry) -> None: ...
+    def record(self, entry: JournalEntry) -> None:
+        """Add one request's entry; never waits (the shared store's is sent without waiting for its answer)."""
+        ...
 
-    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+    async def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         """The newest entries first, of one key prefix or all, at most `limit`, JSON-ready."""
         ...
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
         """Forget every entry and return how many there were."""
         ...
 
@@ -49,12 +51,12 @@ class Journal:
         with self._lock:
             self._entries.append(entry)
 
-    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+    async def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with self._lock:
             newest_first = list(reversed(self._entries))
         return select(newest_first, key, limit)
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
         with self._lock:
             count = len(self._entries)
             self._entries.clear()

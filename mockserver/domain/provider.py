@@ -88,10 +88,13 @@ class ReplyQueue:
     def __init__(self, slots: Slots[tuple[QueuedReply, ...]] | None = None) -> None:
         self._slots: Slots[tuple[QueuedReply, ...]] = LocalSlots() if slots is None else slots
 
-    def push(self, reply: QueuedReply) -> QueuedReply:
-        return self._slots.update(_QUEUE, lambda queued: ((*(queued or ()), reply), reply))
+    async def push(self, reply: QueuedReply) -> QueuedReply:
+        return await self._slots.update(_QUEUE, lambda queued: ((*(queued or ()), reply), reply))
 
-    def take(self, key: str) -> QueuedReply | None:
+    async def take(self, key: str) -> QueuedReply | None:
+        if not self._slots.get(_QUEUE):
+            return None  # nothing queued, the usual case: a read, no change
+
         def change(queued: tuple[QueuedReply, ...] | None) -> tuple[tuple[QueuedReply, ...] | None, QueuedReply | None]:
             queued = queued or ()
             for index, reply in enumerate(queued):
@@ -99,17 +102,17 @@ class ReplyQueue:
                     return (*queued[:index], *queued[index + 1 :]) or None, reply
             return queued or None, None
 
-        return self._slots.update(_QUEUE, change)
+        return await self._slots.update(_QUEUE, change)
 
     def listed(self) -> tuple[QueuedReply, ...]:
         return self._slots.get(_QUEUE) or ()
 
-    def clear(self, key: str | None = None) -> int:
+    async def clear(self, key: str | None = None) -> int:
         def change(queued: tuple[QueuedReply, ...] | None) -> tuple[tuple[QueuedReply, ...] | None, int]:
             kept = tuple(r for r in queued or () if key is not None and r.key != key)
             return kept or None, len(queued or ()) - len(kept)
 
-        return self._slots.update(_QUEUE, change)
+        return await self._slots.update(_QUEUE, change)
 
 
 @dataclass(frozen=True)
@@ -154,40 +157,40 @@ class Upstream(Protocol):
     gateway's own failures around the call) says; whether a session is open on chain is the book's.
     """
 
-    def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
+    async def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
         """Open a session (modelsession, bidsession, a chat that needs one): None, or the error the
         gateway reports for the first step of its opening that fails."""
         ...
 
-    def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+    async def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
         """modelsession's check that a session open on chain is valid in the proxy-router."""
         ...
 
-    def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+    async def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
         """Close a session on chain (closesession, a model switch, a dead ping): whether it worked."""
         ...
 
-    def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
+    async def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
         """pingsession's test chat on a session open on chain: None when it answers, else the error text."""
         ...
 
-    def ping_error(self, key: str, attempt: Attempt) -> str | None:
+    async def ping_error(self, key: str, attempt: Attempt) -> str | None:
         """pingsession's own unexpected error (the route's `except Exception`), asked before anything else."""
         ...
 
-    def close_error(self, key: str, attempt: Attempt) -> str | None:
+    async def close_error(self, key: str, attempt: Attempt) -> str | None:
         """closesession's own unexpected error (the route's `except Exception`), asked before anything else."""
         ...
 
-    def approve_spending(self, key: str, ids: IdSource, attempt: Attempt) -> ApproveOutcome:
+    async def approve_spending(self, key: str, ids: IdSource, attempt: Attempt) -> ApproveOutcome:
         """approve's call: a new transaction hash from `ids`, or the proxy-router's error."""
         ...
 
-    def complete(self, prompt: Prompt) -> Completion:
+    async def complete(self, prompt: Prompt) -> Completion:
         """A chat completion; raises `UpstreamFailed` (an error status and its raw body) or `UpstreamUnreachable`."""
         ...
 
-    def embed(
+    async def embed(
         self, prompt: Prompt, inputs: Sequence[str], encoding: str | None, dimensions: int | None
     ) -> dict[str, Any]:
         """Embeddings; raises as `complete` does."""
@@ -217,9 +220,9 @@ class SimulatedUpstream:
         self.replies = replies
         self.bids = bids
 
-    def complete(self, prompt: Prompt) -> Completion:
-        self._check(prompt)
-        reply = self.replies.take(prompt.key) or QueuedReply()
+    async def complete(self, prompt: Prompt) -> Completion:
+        await self._check(prompt)
+        reply = (await self.replies.take(prompt.key)) or QueuedReply()
         if reply.error_status is not None:
             raise UpstreamFailed(reply.error_status, reply.error_body or PROVIDER_ERROR)
         if reply.raw_body is not None:
@@ -246,10 +249,10 @@ class SimulatedUpstream:
         )
         return Completion(body, chunks, reply.chunk_delay, reply.break_after, usage)
 
-    def embed(
+    async def embed(
         self, prompt: Prompt, inputs: Sequence[str], encoding: str | None, dimensions: int | None
     ) -> dict[str, Any]:
-        self._check(prompt)
+        await self._check(prompt)
         size = dimensions if dimensions and 0 < dimensions <= 4096 else EMBEDDING_SIZE
         data = []
         for index, text in enumerate(inputs):
@@ -266,9 +269,9 @@ class SimulatedUpstream:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    def _check(self, prompt: Prompt) -> None:
+    async def _check(self, prompt: Prompt) -> None:
         """The proxy-router's own failures: armed faults first, then a session it does not serve."""
-        fault = self.faults.take_first(STEPS[Step.CHAT], prompt.key, attempt=prompt.attempt)
+        fault = await self.faults.take_first(STEPS[Step.CHAT], prompt.key, attempt=prompt.attempt)
         if fault is not None:
             raise chat_error(fault)
         if prompt.chain_error is not None:
@@ -279,7 +282,7 @@ class SimulatedUpstream:
 
     # The session routes' calls, which the session book makes inside its transaction.
 
-    def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
+    async def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
         """A strict bid table's unknown bid, then the first create step an armed fault breaks (the gateway's order)."""
         if opening.kind is SessionKind.BID:
             reason = self.bids.failure(opening.requested)
@@ -288,30 +291,30 @@ class SimulatedUpstream:
         # only a zero duration consults the automation setting
         skipped = () if opening.duration == 0 else (FaultKind.AUTOMATION_DISABLED,)
         steps = [kind for kind in STEPS[OPENING[opening.kind]] if kind not in skipped]
-        fault = self.faults.take_first(steps, key, attempt=attempt)
+        fault = await self.faults.take_first(steps, key, attempt=attempt)
         return None if fault is None else create_error(fault, opening.kind, opening.requested)
 
-    def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
-        return self._armed(Step.VERIFY, key, attempt) is None
+    async def verify_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        return await self._armed(Step.VERIFY, key, attempt) is None
 
-    def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
-        return self._armed(Step.CLOSE, key, attempt) is None
+    async def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+        return await self._armed(Step.CLOSE, key, attempt) is None
 
-    def close_error(self, key: str, attempt: Attempt) -> str | None:
-        return self._armed(Step.CLOSE_ROUTE, key, attempt)
+    async def close_error(self, key: str, attempt: Attempt) -> str | None:
+        return await self._armed(Step.CLOSE_ROUTE, key, attempt)
 
-    def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
-        return self._armed(Step.PING, key, attempt)
+    async def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
+        return await self._armed(Step.PING, key, attempt)
 
-    def ping_error(self, key: str, attempt: Attempt) -> str | None:
-        return self._armed(Step.PING_ROUTE, key, attempt)
+    async def ping_error(self, key: str, attempt: Attempt) -> str | None:
+        return await self._armed(Step.PING_ROUTE, key, attempt)
 
-    def approve_spending(self, key: str, ids: IdSource, attempt: Attempt) -> ApproveOutcome:
-        return approve(ids, fault=self.faults.take_first(STEPS[Step.APPROVE], key, attempt=attempt))
+    async def approve_spending(self, key: str, ids: IdSource, attempt: Attempt) -> ApproveOutcome:
+        return await approve(ids, fault=await self.faults.take_first(STEPS[Step.APPROVE], key, attempt=attempt))
 
-    def _armed(self, step: Step, key: str, attempt: Attempt) -> str | None:
+    async def _armed(self, step: Step, key: str, attempt: Attempt) -> str | None:
         """The text of the first fault armed at `step` (one use of it), or None."""
-        fault = self.faults.take_first(STEPS[step], key, attempt=attempt)
+        fault = await self.faults.take_first(STEPS[step], key, attempt=attempt)
         return None if fault is None else fault.text
 
 

@@ -19,15 +19,19 @@ R = TypeVar("R")
 
 
 class Slots(Protocol[V]):
-    """Named values; `update` reads, changes and writes one name atomically."""
+    """Named values; `update` reads, changes and writes one name atomically.
+
+    `get` never waits: a shared store answers it from what the worker read as its request began (and its
+    own writes since), so the domain reads the admin state without a round trip; changes and listings wait.
+    """
 
     def get(self, name: str) -> V | None: ...
 
-    def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
+    async def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
         """Store `change(current)[0]` under `name` (None deletes it) and return `change(current)[1]`."""
         ...
 
-    def items(self) -> list[tuple[str, V]]:
+    async def items(self) -> list[tuple[str, V]]:
         """Every stored name and value, sorted by name."""
         ...
 
@@ -45,7 +49,7 @@ class LocalSlots(Generic[V]):
     def get(self, name: str) -> V | None:
         return self._values.get(name)
 
-    def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
+    async def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
         with self._lock:
             new, result = change(self._values.get(name))
             if new is None:
@@ -54,7 +58,7 @@ class LocalSlots(Generic[V]):
                 self._values[name] = new
             return result
 
-    def items(self) -> list[tuple[str, V]]:
+    async def items(self) -> list[tuple[str, V]]:
         with self._lock:
             return sorted(self._values.items(), key=lambda item: item[0])
 
@@ -62,7 +66,7 @@ class LocalSlots(Generic[V]):
 class Counter(Protocol):
     """A sequence of numbers 0, 1, 2, ... shared by everyone who draws from it."""
 
-    def next(self) -> int: ...
+    async def next(self) -> int: ...
 
 
 class LocalCounter:
@@ -72,6 +76,6 @@ class LocalCounter:
         self._numbers = itertools.count()
         self._lock = threading.Lock()
 
-    def next(self) -> int:
+    async def next(self) -> int:
         with self._lock:
             return next(self._numbers)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from mockserver.config import Config
 from mockserver.domain import (
+    AdjustableClock,
     ApiKey,
     Automation,
-    Clock,
     Counter,
     Fault,
     InMemoryStore,
@@ -33,7 +33,7 @@ class Shared:
     """What every worker of one mock must agree on: in this process, or in the store (`--store`)."""
 
     store: SessionStore
-    clock: Clock
+    clock: AdjustableClock
     counter: Counter
     faults: Slots[tuple[Fault, ...]]
     keys: Slots[tuple[ApiKey, ...]]
@@ -74,16 +74,16 @@ def in_redis(url: str, *, history_size: int, journal_size: int) -> Shared:
     from mockserver.store.redis.view import RedisView
     from mockserver.store.redis.wire import connect
 
-    client = connect(url)
-    view = RedisView(client)  # one per worker: the faults, the keys, the clock offset it has read; records ahead
+    wire = connect(url)
+    view = RedisView(wire)  # one per worker: its snapshot of the admin state; the request's record read ahead
     return Shared(
-        RedisStore(client, history_limit=history_size, view=view),
-        RedisClock(client, view=view),
-        RedisCounter(client),
-        RedisSlots(client, "faults", FaultsCodec(), view=view),
-        RedisSlots(client, "keys", KeysCodec(), view=view),
-        RedisJournal(client, journal_size, wire=view.wire),
-        RedisSlots(client, "automation", AutomationCodec(), view=view),
-        RedisSlots(client, "replies", RepliesCodec(), view=view),
+        RedisStore(wire, history_limit=history_size, view=view),
+        RedisClock(wire, view=view),
+        RedisCounter(wire),
+        RedisSlots(wire, "faults", FaultsCodec(), view=view),
+        RedisSlots(wire, "keys", KeysCodec(), view=view),
+        RedisJournal(wire, journal_size),
+        RedisSlots(wire, "automation", AutomationCodec(), view=view),
+        RedisSlots(wire, "replies", RepliesCodec(), view=view),
         view,
     )

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 
 class View(Protocol):
-    """How a worker sees the shared state: `fresh(key)` wraps one request for a key (see `RedisView`)."""
+    """How a worker sees the shared state: `async with view.fresh(key):` wraps one request (see `RedisView`)."""
 
     reads_ahead: bool  # whether `fresh` wants the request's key
 
-    def fresh(self, key: str | None = None) -> AbstractContextManager[None]: ...
+    def fresh(self, key: str | None = None) -> AbstractAsyncContextManager[None]: ...
 
 
 class LocalView:
@@ -20,5 +20,5 @@ class LocalView:
 
     reads_ahead = False
 
-    def fresh(self, key: str | None = None) -> AbstractContextManager[None]:
+    def fresh(self, key: str | None = None) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()

@@ -46,7 +46,7 @@ class AdminCall:
     body: Any
 
 
-AdminHandler = Callable[[MockState, AdminCall], Answer]
+AdminHandler = Callable[[MockState, AdminCall], Awaitable[Answer]]
 
 
 class Problem(Exception):
@@ -64,14 +64,14 @@ def _invalid(detail: str) -> Problem:
     return Problem(422, "Invalid request", detail)
 
 
-def get_state(state: MockState, call: AdminCall) -> Answer:
+async def get_state(state: MockState, call: AdminCall) -> Answer:
     now = state.clock.now()
-    return OK, {"now": now, "keys": [_key_state(state, key, now) for key in state.book.prefixes()]}
+    return OK, {"now": now, "keys": [await _key_state(state, key, now) for key in await state.book.prefixes()]}
 
 
-def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
+async def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
     """Both views of the key: the gateway's active row and the sessions open on chain (after the due syncs)."""
-    record = state.book.record(key)
+    record = await state.book.record(key)
     session = record.active
     orphans = {s.session_id for s in record.orphans()}
     chain = [{**s.to_json(now), "in_gateway": s.session_id not in orphans} for s in record.chain]
@@ -84,57 +84,61 @@ def _key_state(state: MockState, key: str, now: float) -> dict[str, Any]:
     }
 
 
-def run_sync(state: MockState, call: AdminCall) -> Answer:
+async def run_sync(state: MockState, call: AdminCall) -> Answer:
     """One background sync pass now, as the gateway's 60-second loop runs it."""
     key = (call.body or {}).get("key")
-    return OK, {"retired": state.book.sync(key), "now": state.clock.now()}
+    return OK, {"retired": await state.book.sync(key), "now": state.clock.now()}
 
 
-def reset_state(state: MockState, call: AdminCall) -> Answer:
-    state.book.reset()
-    state.journal.clear()
+async def reset_state(state: MockState, call: AdminCall) -> Answer:
+    await state.book.reset()
+    await state.journal.clear()
     return OK, {"reset": "all"}
 
 
-def get_key_state(state: MockState, call: AdminCall) -> Answer:
-    return OK, _key_state(state, call.prefix, state.clock.now())
+async def get_key_state(state: MockState, call: AdminCall) -> Answer:
+    return OK, await _key_state(state, call.prefix, state.clock.now())
 
 
-def reset_key_state(state: MockState, call: AdminCall) -> Answer:
-    state.book.reset(call.prefix)
+async def reset_key_state(state: MockState, call: AdminCall) -> Answer:
+    await state.book.reset(call.prefix)
     return OK, {"reset": call.prefix}
 
 
-def get_history(state: MockState, call: AdminCall) -> Answer:
+async def get_history(state: MockState, call: AdminCall) -> Answer:
     now = state.clock.now()
-    sessions = state.book.history(call.query.get("key"), call.query.get("limit"))
+    sessions = await state.book.history(call.query.get("key"), call.query.get("limit"))
     return OK, {"sessions": [session.to_json(now) for session in sessions]}
 
 
-def list_keys(state: MockState, call: AdminCall) -> Answer:
+async def list_keys(state: MockState, call: AdminCall) -> Answer:
     keys = state.keys
-    return OK, {"keys": keys.describe(), "accept_any_key": keys.accept_any, "revoked_keys_work": keys.revoked_keys_work}
+    return OK, {
+        "keys": await keys.describe(),
+        "accept_any_key": keys.accept_any,
+        "revoked_keys_work": keys.revoked_keys_work,
+    }
 
 
-def add_key(state: MockState, call: AdminCall) -> Answer:
+async def add_key(state: MockState, call: AdminCall) -> Answer:
     if "key" in call.body:
-        return CREATED, {"prefix": state.keys.add(call.body["key"])}
-    return CREATED, {"prefix": state.keys.add_legacy(call.body["legacy_prefix"])}
+        return CREATED, {"prefix": await state.keys.add(call.body["key"])}
+    return CREATED, {"prefix": await state.keys.add_legacy(call.body["legacy_prefix"])}
 
 
-def revoke_key(state: MockState, call: AdminCall) -> Answer:
+async def revoke_key(state: MockState, call: AdminCall) -> Answer:
     try:
-        state.keys.revoke(call.prefix)
+        await state.keys.revoke(call.prefix)
     except DomainError as error:
         raise Problem(404, "Unknown key", str(error)) from None
     return OK, {"prefix": call.prefix, "revoked": True}
 
 
-def get_scenario(state: MockState, call: AdminCall) -> Answer:
+async def get_scenario(state: MockState, call: AdminCall) -> Answer:
     return OK, _scenario(state)
 
 
-def set_scenario(state: MockState, call: AdminCall) -> Answer:
+async def set_scenario(state: MockState, call: AdminCall) -> Answer:
     name = call.body["name"]
     state.scenario.name = None if name is None else name.strip()
     return OK, _scenario(state)
@@ -144,17 +148,17 @@ def _scenario(state: MockState) -> dict[str, object]:
     return {"name": state.scenario.name, "recording": state.config.record is not None}
 
 
-def get_clock(state: MockState, call: AdminCall) -> Answer:
+async def get_clock(state: MockState, call: AdminCall) -> Answer:
     return OK, _clock(state)
 
 
-def set_clock(state: MockState, call: AdminCall) -> Answer:
-    _controllable(state).set(float(call.body["now"]))
+async def set_clock(state: MockState, call: AdminCall) -> Answer:
+    await _controllable(state).set(float(call.body["now"]))
     return OK, _clock(state)
 
 
-def advance_clock(state: MockState, call: AdminCall) -> Answer:
-    _controllable(state).advance(float(call.body["seconds"]))
+async def advance_clock(state: MockState, call: AdminCall) -> Answer:
+    await _controllable(state).advance(float(call.body["seconds"]))
     return OK, _clock(state)
 
 
@@ -169,19 +173,19 @@ def _controllable(state: MockState) -> Any:
     return state.clock
 
 
-def list_faults(state: MockState, call: AdminCall) -> Answer:
+async def list_faults(state: MockState, call: AdminCall) -> Answer:
     return OK, {"faults": [fault.to_json() for fault in state.faults.list()]}
 
 
-def arm_fault(state: MockState, call: AdminCall) -> Answer:
-    _known_target(state, call.body.get("key"), call.body.get("operation"))
-    return CREATED, state.faults.arm_request(FaultRequest.from_json(call.body)).to_json()
+async def arm_fault(state: MockState, call: AdminCall) -> Answer:
+    await _known_target(state, call.body.get("key"), call.body.get("operation"))
+    return CREATED, (await state.faults.arm_request(FaultRequest.from_json(call.body))).to_json()
 
 
-def _known_target(state: MockState, key: str | None, operation: str | None) -> None:
+async def _known_target(state: MockState, key: str | None, operation: str | None) -> None:
     """A fault for a key or an operation the mock does not know would never be used: refuse it."""
     if key is not None and not state.keys.knows(key):
-        known = ", ".join(state.keys.prefixes()) or "none"
+        known = ", ".join(await state.keys.prefixes()) or "none"
         raise _invalid(
             f"no API key with the prefix {key_prefix(key)!r} is registered (known: {known}); "
             "arm a fault by a registered key's 9-character prefix, or without 'key' for every key"
@@ -191,15 +195,15 @@ def _known_target(state: MockState, key: str | None, operation: str | None) -> N
         raise _invalid(f"'operation' must be one of {', '.join(operations)}")
 
 
-def clear_faults(state: MockState, call: AdminCall) -> Answer:
+async def clear_faults(state: MockState, call: AdminCall) -> Answer:
     kind = call.query.get("kind")
     key = call.query.get("key")
-    return OK, {"cleared": state.faults.clear(None if kind is None else FaultKind(kind), key)}
+    return OK, {"cleared": await state.faults.clear(None if kind is None else FaultKind(kind), key)}
 
 
-def _known_key(state: MockState, prefix: str) -> None:
+async def _known_key(state: MockState, prefix: str) -> None:
     if not state.keys.knows(prefix):
-        known = ", ".join(state.keys.prefixes()) or "none"
+        known = ", ".join(await state.keys.prefixes()) or "none"
         raise Problem(404, "Unknown key", f"no API key with the prefix {prefix!r} is registered (known: {known})")
 
 
@@ -214,22 +218,22 @@ def _automation(state: MockState, prefix: str) -> dict[str, Any]:
     }
 
 
-def get_automation(state: MockState, call: AdminCall) -> Answer:
-    _known_key(state, call.prefix)
+async def get_automation(state: MockState, call: AdminCall) -> Answer:
+    await _known_key(state, call.prefix)
     return OK, _automation(state, call.prefix)
 
 
-def set_automation(state: MockState, call: AdminCall) -> Answer:
-    _known_key(state, call.prefix)
-    state.automation.change(call.prefix, enabled=call.body.get("enabled"), duration=call.body.get("duration"))
+async def set_automation(state: MockState, call: AdminCall) -> Answer:
+    await _known_key(state, call.prefix)
+    await state.automation.change(call.prefix, enabled=call.body.get("enabled"), duration=call.body.get("duration"))
     return OK, _automation(state, call.prefix)
 
 
-def list_replies(state: MockState, call: AdminCall) -> Answer:
+async def list_replies(state: MockState, call: AdminCall) -> Answer:
     return OK, {"replies": [reply.to_json() for reply in state.replies.listed()]}
 
 
-def queue_reply(state: MockState, call: AdminCall) -> Answer:
+async def queue_reply(state: MockState, call: AdminCall) -> Answer:
     body = call.body
     key = body.get("key")
     if key is not None and not state.keys.knows(key):
@@ -247,7 +251,7 @@ def queue_reply(state: MockState, call: AdminCall) -> Answer:
         chunk_delay=float(body.get("chunk_delay", 0.0)),
         raw_body=body.get("raw_body"),
     )
-    return CREATED, state.replies.push(reply).to_json()
+    return CREATED, (await state.replies.push(reply)).to_json()
 
 
 def _arguments(arguments: dict[str, Any] | str) -> str:
@@ -255,16 +259,16 @@ def _arguments(arguments: dict[str, Any] | str) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def clear_replies(state: MockState, call: AdminCall) -> Answer:
-    return OK, {"cleared": state.replies.clear(call.query.get("key"))}
+async def clear_replies(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"cleared": await state.replies.clear(call.query.get("key"))}
 
 
-def get_journal(state: MockState, call: AdminCall) -> Answer:
-    return OK, {"entries": state.journal.entries(key=call.query.get("key"), limit=call.query.get("limit"))}
+async def get_journal(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"entries": await state.journal.entries(key=call.query.get("key"), limit=call.query.get("limit"))}
 
 
-def clear_journal(state: MockState, call: AdminCall) -> Answer:
-    return OK, {"cleared": state.journal.clear()}
+async def clear_journal(state: MockState, call: AdminCall) -> Answer:
+    return OK, {"cleared": await state.journal.clear()}
 
 
 ADMIN_HANDLERS: dict[str, AdminHandler] = {
@@ -335,7 +339,7 @@ def _dispatcher(
             query = requests.query(operation_id, request.query_params)
             body = requests.body(operation_id, await request.body())
             call = AdminCall(request.path_params.get("prefix", ""), query, body)
-            status, answer = ADMIN_HANDLERS[operation_id](state, call)
+            status, answer = await ADMIN_HANDLERS[operation_id](state, call)
         except Problem as problem:
             status, answer = problem.status, problem.body()
         except (Refused, DomainError) as error:  # a value the spec or the domain refuses (a time out of range, ...)

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mockserver.config import Config, config_from_args, problems
-from mockserver.domain import Clock, Sleeper
+from mockserver.domain import AdjustableClock, Sleeper
 from mockserver.web.admin import admin_routes, check_admin_table
 from mockserver.web.errors import WebError, check_handlers
 from mockserver.web.handlers import HANDLERS, list_models_api_v1_models_get
@@ -32,7 +32,7 @@ CORS_HEADERS = ["Authorization", "Content-Type", "X-Requested-With", "X-API-Key"
 
 
 def create_app(
-    config: Config, *, clock: Clock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
+    config: Config, *, clock: AdjustableClock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
 ) -> Starlette:
     """A mock gateway for `config`; `clock` replaces the system clock (tests use a FakeClock, which is also
     the default `sleeper` of the gateway's pauses then)."""

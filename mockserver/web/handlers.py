@@ -1,9 +1,9 @@
 """One handler per operationId: a validated call in, the gateway's status and body out.
 
-Handlers are synchronous on purpose: each makes at most one session-book transaction and never
-awaits in between, so a key's state changes atomically (R8). The one exception is bidsession, which
-the gateway runs without a lock: it awaits the chain's answer between its two transactions, so
-parallel bids of one key collide as they did (observed-v1.14.0.md section 2).
+Handlers are coroutines: the state they read and change may be in a shared store, which they await.
+Each makes at most one session-book transaction, atomic per key (R8) however it waits. The one
+exception is bidsession, which the gateway runs without a lock: it awaits the chain's answer between
+its two transactions, so parallel bids of one key collide as they did (observed-v1.14.0.md section 2).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class StreamReply:
 
 
 Answered = Reply | StreamReply
-Handler = Callable[[MockState, Call], Answered | Awaitable[Answered]]
+Handler = Callable[[MockState, Call], Awaitable[Answered]]
 
 
 def _key(call: Call) -> str:
@@ -101,11 +101,11 @@ def _with_note(state: MockState, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "note": FALLBACK_NOTE} if state.config.fallback_key_note else body
 
 
-def create_model_session_api_v1_session_modelsession_post(state: MockState, call: Call) -> Reply:
+async def create_model_session_api_v1_session_modelsession_post(state: MockState, call: Call) -> Reply:
     """R1 reuse, R2 switch; `model` echoes the query value as sent."""
     key, requested = _key(call), call.query["model_id"]
     duration = _body(call)["sessionDuration"]
-    session = state.book.create_model_session(
+    session = await state.book.create_model_session(
         key,
         requested,
         state.models.resolve(requested),
@@ -120,23 +120,23 @@ async def create_bid_session_api_v1_session_bidsession_post(state: MockState, ca
     """R3: the old session is only deactivated; the row is inserted once the chain has opened the session."""
     key, bid_id = _key(call), call.query["bid_id"]
     duration = _body(call)["sessionDuration"]
-    pending = state.book.begin_bid(key, bid_id, duration, attempt=call.attempt)
+    pending = await state.book.begin_bid(key, bid_id, duration, attempt=call.attempt)
     await asyncio.sleep(state.book.bid_open_seconds)
-    session = state.book.finish_bid(pending)
+    session = await state.book.finish_bid(pending)
     body = {"success": True, "message": CREATED, "session_id": session.session_id, "api_key_prefix": key}
     return Reply(200, _with_note(state, body))
 
 
-def close_session_api_v1_session_closesession_post(state: MockState, call: Call) -> Reply:
+async def close_session_api_v1_session_closesession_post(state: MockState, call: Call) -> Reply:
     """R4: none, expired or closed; a failed close leaves the session active (500)."""
-    outcome = state.book.close(_key(call), attempt=call.attempt)
+    outcome = await state.book.close(_key(call), attempt=call.attempt)
     return Reply(200, {"success": True, "message": CLOSE_MESSAGES[outcome.kind], "session_id": outcome.session_id})
 
 
-def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -> Reply:
+async def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -> Reply:
     """R5: always 200, told apart by `status`."""
     key = _key(call)
-    outcome = state.book.ping(key, attempt=call.attempt)
+    outcome = await state.book.ping(key, attempt=call.attempt)
     if outcome.kind is PingKind.ERROR:
         message = f"Error checking session status: {outcome.error}"
         return Reply(200, {"status": "error", "message": message, "success": False})
@@ -149,21 +149,21 @@ def ping_session_api_v1_session_pingsession_post(state: MockState, call: Call) -
     return Reply(200, body)
 
 
-def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -> Reply:
+async def approve_spending_api_v1_session_approve_post(state: MockState, call: Call) -> Reply:
     """The tx hash, or the upstream error as a 200 `error` object."""
     key = _key(call)
-    if state.dependencies.missing(key, call.attempt):
+    if await state.dependencies.missing(key, call.attempt):
         return Reply(200, {"error": {"message": APPROVE_NO_SIGNING_KEY, "type": "PrivateKeyNotFound"}})
-    outcome = state.upstream.approve_spending(key, state.ids, call.attempt)
+    outcome = await state.upstream.approve_spending(key, state.ids, call.attempt)
     if outcome.tx is not None:
         return Reply(200, _with_note(state, {"tx": outcome.tx}))
     error = {"message": outcome.error_message, "type": outcome.error_type}
     return Reply(200, _with_note(state, {"error": error}))
 
 
-def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
+async def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
     """The model table, unless its source fails."""
-    failure = state.dependencies.failure(call.attempt)
+    failure = await state.dependencies.failure(call.attempt)
     if failure is not None:
         return Reply(500, {"detail": f"Error fetching active models: {failure}"})
     return Reply(200, {"object": "list", "data": [model.to_json() for model in state.models.models()]})
@@ -172,7 +172,7 @@ def list_models_api_v1_models_get(state: MockState, call: Call) -> Reply:
 async def create_chat_completion_api_v1_chat_completions_post(state: MockState, call: Call) -> Answered:
     """C1-C6: the key's session (or the body's `session_id`), then the provider (two attempts, one for a
     stream: chat-completions.md 2.6); a stream is a StreamReply."""
-    prompt = _prompt(state, call, LLM)
+    prompt = await _prompt(state, call, LLM)
     if _body(call)["stream"]:
         outcome, statuses = await _attempts(state, prompt, (), state.upstream.complete)
         relayed = isinstance(outcome, Completion) and outcome.raw is not None
@@ -194,15 +194,15 @@ async def create_embeddings_api_v1_embeddings_post(state: MockState, call: Call)
     """C1-C6 on the same session as chat; automation off is a 500 here, errors are `{"detail": ...}`;
     three attempts at the proxy-router (chat-completions.md 3)."""
     try:
-        prompt = _prompt(state, call, EMBEDDINGS)
+        prompt = await _prompt(state, call, EMBEDDINGS)
     except AutomationDisabled as error:
         raise ChatSessionFailed(str(error)) from None
     body = _body(call)
     given, encoding, dimensions = body["input"], body["encoding_format"], body["dimensions"]
     inputs = [given] if isinstance(given, str) else list(given)
 
-    def embed(attempt: Prompt) -> dict[str, Any]:
-        return state.upstream.embed(attempt, inputs, encoding, dimensions)
+    async def embed(attempt: Prompt) -> dict[str, Any]:
+        return await state.upstream.embed(attempt, inputs, encoding, dimensions)
 
     outcome, statuses = await _attempts(state, prompt, EMBEDDING_PAUSES, embed)
     if isinstance(outcome, UpstreamFailed):
@@ -218,7 +218,7 @@ Failure = UpstreamFailed | UpstreamUnreachable
 
 
 async def _attempts(
-    state: MockState, prompt: Prompt, pauses: tuple[float, ...], ask: Callable[[Prompt], Asked]
+    state: MockState, prompt: Prompt, pauses: tuple[float, ...], ask: Callable[[Prompt], Awaitable[Asked]]
 ) -> tuple[Asked | Failure, tuple[int | None, ...]]:
     """The gateway's attempts at the proxy-router: after an error status (any 4xx or 5xx) or no connection
     it pauses and asks again, once per pause; the answer or the last failure, and each attempt's status
@@ -228,7 +228,7 @@ async def _attempts(
     waits = iter(pauses)
     while True:
         try:
-            answer = ask(prompt)
+            answer = await ask(prompt)
         except UpstreamFailed as error:
             failure: Failure = error
             statuses.append(error.status)
@@ -241,7 +241,9 @@ async def _attempts(
         if pause is None:
             return failure, tuple(statuses)
         await state.sleeper.sleep(pause)
-        again = state.book.chain_error(prompt.key, prompt.session_id)  # the chain asked again, as on every attempt
+        again = await state.book.chain_error(
+            prompt.key, prompt.session_id
+        )  # the chain asked again, as on every attempt
         prompt = replace(prompt, chain_error=again, attempt=replace(prompt.attempt, retry=True))
 
 
@@ -258,7 +260,7 @@ def _relayed(raw: str, session_id: str) -> tuple[int, Any]:
     return 500, {"error": {"message": message, "type": "unexpected_response_format", "session_id": session_id}}
 
 
-def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
+async def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     """The session the request runs on: the body's truthy `session_id` as given (C5), else the key's (C1-C3)."""
     key, body = _key(call), _body(call)
     requested = body["model"]
@@ -266,11 +268,11 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
     messages = body.get("messages", ())
     session_id = body["session_id"]
     if not session_id:
-        vanished = state.dependencies.find(key, call.attempt)
+        vanished = await state.dependencies.find(key, call.attempt)
         if vanished is not None:
             raise vanished  # the key's row was not found under the session lock
         setting = state.automation.effective(key)
-        session = state.book.session_for_chat(
+        session = await state.book.session_for_chat(
             key,
             model.blockchain_id,
             requested or "",
@@ -279,7 +281,8 @@ def _prompt(state: MockState, call: Call, model_type: str) -> Prompt:
             attempt=call.attempt,
         )
         session_id = session.session_id
-    return Prompt(key, session_id, model.name, messages, state.book.chain_error(key, session_id), call.attempt)
+    chain_error = await state.book.chain_error(key, session_id)
+    return Prompt(key, session_id, model.name, messages, chain_error, call.attempt)
 
 
 async def _chat_frames(outcome: Completion | Failure) -> AsyncIterator[bytes]:

@@ -48,7 +48,7 @@ class GatewayMiddleware:
             return
         shown = scope[KEY_SHOWN] = shown_key(authorization_of(scope))  # read once; the journal and a recording use it
         view = self.state.view
-        with view.fresh(
+        async with view.fresh(
             shown.prefix if shown is not None and view.reads_ahead else None
         ):  # with --store: one look at the admin state's token and the key's record
             await self._handle(scope, receive, send)

@@ -8,7 +8,6 @@ handler. Every answer goes through the self-check against the spec.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -149,14 +148,13 @@ class OperationEndpoint:
                 return _failure(body)
         try:
             attempt = attempt_of(scope["headers"], self.operation_id)
-            key = _authenticate(self.state, self.operation, authorization, attempt)
+            key = await _authenticate(self.state, self.operation, authorization, attempt)
             checked = self.validation.validate(scope["query_string"], content_type, raw_body, body)
             if isinstance(checked, ValidationFailure):
                 return _failure(checked)
             if key is not None:
                 await _latency(self.state, key, self.operation_id, receive)
-            reply = self.handler(self.state, Call(self.operation_id, key, checked.query, checked.body, attempt))
-            return await reply if inspect.isawaitable(reply) else reply
+            return await self.handler(self.state, Call(self.operation_id, key, checked.query, checked.body, attempt))
         except DomainError as error:
             return error_reply(error)
         except StoreError as error:
@@ -185,7 +183,7 @@ async def _latency(state: MockState, key: str, operation_id: str, receive: Recei
     Raises:
         ClientLeft: the client left during the delay; the operation does not happen.
     """
-    delay = state.faults.latency(key, operation_id)
+    delay = await state.faults.latency(key, operation_id)
     if delay and await client_left(receive, delay):
         raise ClientLeft()
 
@@ -215,11 +213,13 @@ def attempt_of(headers: RawHeaders, operation_id: str) -> Attempt:
     return Attempt(operation_id, count.isdigit() and int(count) > 0, idempotency_key)
 
 
-def _authenticate(state: MockState, operation: Operation, authorization: str | None, attempt: Attempt) -> str | None:
+async def _authenticate(
+    state: MockState, operation: Operation, authorization: str | None, attempt: Attempt
+) -> str | None:
     """The key's identity; the gateway's key dependencies (and their armed faults) run before validation."""
     active_only = bool(operation.node.get("x-active-keys-only", False))
-    key = state.keys.authenticate(authorization, active_only=active_only) if operation.requires_api_key else None
-    error = None if key is None else state.dependencies.check(key, attempt)
+    key = await state.keys.authenticate(authorization, active_only=active_only) if operation.requires_api_key else None
+    error = None if key is None else await state.dependencies.check(key, attempt)
     if error is not None:
         raise error
     return key

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from mockserver.config import Config
 from mockserver.domain import (
+    AdjustableClock,
     ApiKey,
     AutomationSettings,
     BidTable,
@@ -39,12 +39,6 @@ from mockserver.web.validation_models import OperationModels, request_models
 from openapi import Spec, Validators, load_spec
 
 
-class ControllableClock(Clock, Protocol):
-    def set(self, t: float) -> float: ...
-
-    def advance(self, seconds: float) -> float: ...
-
-
 @dataclass
 class Scenario:
     """Where a recording mock files requests without a scenario header (`PUT /__admin/recording/scenario`)."""
@@ -61,7 +55,7 @@ class MockState:
     validators: Validators
     responses: ResponseChecks  # the self-check, its response schemas compiled once
     requests: Mapping[str, OperationModels]  # request validation, built from `spec` at start-up
-    clock: Clock
+    clock: AdjustableClock
     ids: IdSource
     keys: KeyRegistry
     book: SessionBook
@@ -79,7 +73,7 @@ class MockState:
 
 
 def build_state(
-    config: Config, *, clock: Clock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
+    config: Config, *, clock: AdjustableClock | None = None, spec: Spec | None = None, sleeper: Sleeper | None = None
 ) -> MockState:
     spec = spec or load_spec()
     try:
@@ -163,13 +157,12 @@ def read_keys_file(path: Path, registry: KeyRegistry) -> None:
 
 def _read_key_line(registry: KeyRegistry, words: list[str]) -> None:
     if len(words) == 1:
-        registry.add(words[0])
+        registry.register(words[0])
     elif len(words) == 2 and words[0] == "legacy":
-        registry.add_legacy(words[1])
+        registry.register_legacy(words[1])
     elif len(words) == 2 and words[0] == "revoked":
-        registry.add(words[1])
-        registry.revoke(words[1])  # the full key: only this key, not every key under its prefix
+        registry.register(words[1], revoked=True)  # the full key: only this key, not every key under its prefix
     elif len(words) == 2 and words[0] == "orphan":
-        registry.add(words[1], orphan=True)
+        registry.register(words[1], orphan=True)
     else:
         raise ValueError("expected KEY, 'legacy PREFIX', 'revoked KEY' or 'orphan KEY'")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from mockserver.domain import FakeClock
+from mockserver.domain import FakeClock, immediate
 from tests.chat.helpers import UNKNOWN_SESSION, automation, chat, embed, session, session_id
 from tests.conftest import KEY2, ClientFactory
 from tests.web.helpers import close, model_session, ping
@@ -15,7 +15,7 @@ AUTOMATION_OFF = "Session automation is disabled. Please enable it in your Accou
 def test_c1_modelsession_then_chat_reuses_the_session_unchanged(client: TestClient, clock: FakeClock) -> None:
     opened = model_session(client).json()["session_id"]
     before = session(client)
-    clock.advance(100)
+    immediate(clock.advance(100))
     assert chat(client).status_code == 200
     assert chat(client, model="").status_code == 200  # "" resolves to the default model: the same session
     assert session(client) == before  # not extended (C6)
@@ -68,7 +68,7 @@ def test_c3_the_duration_is_the_keys_automation_setting(client: TestClient, cloc
     found = session(client)
     assert found is not None
     assert found["expires_at"] - found["created_at"] == 600
-    clock.advance(601)
+    immediate(clock.advance(601))
     chat(client)
     assert session_id(client) != found["session_id"]  # expired (R6): a new one
 

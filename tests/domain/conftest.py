@@ -19,6 +19,7 @@ from mockserver.domain import (
     ReplyQueue,
     SessionBook,
     SimulatedUpstream,
+    immediate,
 )
 
 KEY = "sk-AbC123"
@@ -78,11 +79,11 @@ def armed(
     )
     for kind, wanted_now, message in wanted:
         if wanted_now:
-            faults.arm(kind, count=1, message=message)
+            immediate(faults.arm(kind, count=1, message=message))
     try:
         yield faults
     finally:
-        faults.clear()
+        immediate(faults.clear())
 
 
 @pytest.fixture

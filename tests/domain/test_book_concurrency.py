@@ -24,6 +24,7 @@ from mockserver.domain import (
     SessionBook,
     SessionKind,
     SimulatedUpstream,
+    immediate,
     upstream_failure,
 )
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY
@@ -62,14 +63,14 @@ class CoinUpstream(SimulatedUpstream):
         with self.lock:
             return self.rng.random() < chance
 
-    def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
+    async def open_session(self, key: str, opening: Opening, attempt: Attempt) -> DomainError | None:
         failed = opening.kind is SessionKind.BID and self._heads(0.2)
         return upstream_failure(opening.kind, 500, "boom") if failed else None
 
-    def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
+    async def close_session(self, key: str, session_id: str, attempt: Attempt) -> bool:
         return not self._heads(0.3)
 
-    def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
+    async def ping_session(self, key: str, session_id: str, attempt: Attempt) -> str | None:
         return "gone" if self._heads(0.5) else None
 
 
@@ -82,13 +83,13 @@ def _one_operation(book: SessionBook, rng: random.Random, opened: list[str]) -> 
     choice = rng.randrange(6)
     try:
         if choice < 3:
-            opened.append(book.create_model_session(KEY, "m", (MISTRAL, LLAMA)[choice % 2], 3600).session_id)
+            opened.append(immediate(book.create_model_session(KEY, "m", (MISTRAL, LLAMA)[choice % 2], 3600)).session_id)
         elif choice == 3:
-            opened.append(book.create_bid_session(KEY, BID, 600).session_id)
+            opened.append(immediate(book.create_bid_session(KEY, BID, 600)).session_id)
         elif choice == 4:
-            book.close(KEY)
+            immediate(book.close(KEY))
         else:
-            book.ping(KEY)
+            immediate(book.ping(KEY))
     except (CreateFailed, CloseFailed):
         pass
 
@@ -97,7 +98,7 @@ def _one_operation(book: SessionBook, rng: random.Random, opened: list[str]) -> 
 def test_book_r8_threads_on_one_key_leave_at_most_one_active_session() -> None:
     store, clock = InMemoryStore(history_limit=THREADS * OPERATIONS), FakeClock()
     book = SessionBook(store, clock, IdSource(1), CoinUpstream(clock, 1))
-    other = book.create_model_session(OTHER_KEY, "m", MISTRAL, 3600)
+    other = immediate(book.create_model_session(OTHER_KEY, "m", MISTRAL, 3600))
     opened: list[str] = []
     errors: list[BaseException] = []
     threads = [threading.Thread(target=_worker, args=(book, n, opened, errors)) for n in range(THREADS)]
@@ -107,14 +108,14 @@ def test_book_r8_threads_on_one_key_leave_at_most_one_active_session() -> None:
         thread.join()
 
     assert errors == []
-    active = book.active(KEY)
-    ended = [s.session_id for s in book.history(KEY)]
+    active = immediate(book.active(KEY))
+    ended = [s.session_id for s in immediate(book.history(KEY))]
     assert len(ended) == len(set(ended)), "a session ended twice"
     accounted = set(ended) | ({active.session_id} if active else set())
     assert accounted == set(opened), "every session handed out is active or ended, and nothing else"
     assert active is None or active.session_id not in ended
-    assert set(store.keys()) <= {KEY, OTHER_KEY}
-    assert book.active(OTHER_KEY) == other  # R7 under load too
+    assert set(immediate(store.keys())) <= {KEY, OTHER_KEY}
+    assert immediate(book.active(OTHER_KEY)) == other  # R7 under load too
     assert len(opened) > THREADS * OPERATIONS // 4
 
 
@@ -127,15 +128,15 @@ def test_book_r8_concurrent_same_model_requests_share_one_session() -> None:
 
     def request() -> None:
         barrier.wait()
-        ids.extend(book.create_model_session(KEY, "m", MISTRAL, 3600).session_id for _ in range(50))
+        ids.extend(immediate(book.create_model_session(KEY, "m", MISTRAL, 3600)).session_id for _ in range(50))
 
     threads = [threading.Thread(target=request) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    active = book.active(KEY)
+    active = immediate(book.active(KEY))
     assert active is not None
     assert len(ids) == THREADS * 50
     assert set(ids) == {active.session_id}
-    assert book.history() == ()
+    assert immediate(book.history()) == ()

@@ -25,6 +25,7 @@ from mockserver.domain import (
     SessionBook,
     SessionKind,
     SimulatedUpstream,
+    immediate,
 )
 from mockserver.domain.upstream import CHAT_FAILED
 from tests.domain.conftest import BID, KEY, LLAMA, MISTRAL, OTHER_KEY, armed
@@ -80,7 +81,7 @@ class BookMachine(RuleBasedStateMachine):
 
     def _create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> Session:
         with armed(self.faults, fail="boom" if fail else None, verify_fail=verify):
-            return self.book.create_model_session(key, "as sent", model, duration)
+            return immediate(self.book.create_model_session(key, "as sent", model, duration))
 
     @rule(key=KEYS, model=MODELS, duration=DURATIONS, fail=st.booleans(), verify=st.booleans())
     def create_model(self, key: str, model: str, duration: int, fail: bool, verify: bool) -> None:
@@ -107,21 +108,23 @@ class BookMachine(RuleBasedStateMachine):
     def create_bid(self, key: str, bid: str, duration: int, fail: bool) -> None:
         if fail or duration < 300:  # a bid sends 0 as given: the chain refuses it
             with armed(self.faults, fail="boom" if fail else None), pytest.raises(CreateFailed):  # R3: rolled back
-                self.book.create_bid_session(key, bid, duration)
+                immediate(self.book.create_bid_session(key, bid, duration))
         else:
-            self._opened(key, self.book.create_bid_session(key, bid, duration), SessionKind.BID, bid, duration)
+            self._opened(
+                key, immediate(self.book.create_bid_session(key, bid, duration)), SessionKind.BID, bid, duration
+            )
 
     @rule(key=KEYS, fail=st.booleans())
     def close(self, key: str, fail: bool) -> None:
         current, alive = self.active.get(key), self._alive(key)
         if alive is not None and fail:
             with armed(self.faults, close_fail=True), pytest.raises(CloseFailed):
-                self.book.close(key)
+                immediate(self.book.close(key))
             return
         kind = CloseKind.NONE if current is None else CloseKind.CLOSED if alive else CloseKind.EXPIRED
         expected = CloseOutcome(kind, None if current is None else current.session_id)
         with armed(self.faults, close_fail=fail):
-            assert self.book.close(key) == expected  # R4
+            assert immediate(self.book.close(key)) == expected  # R4
         if alive is not None:
             self.open.discard(alive.session_id)
         self._end(key)
@@ -129,7 +132,7 @@ class BookMachine(RuleBasedStateMachine):
     @rule(key=KEYS, dead=st.booleans(), error=st.booleans())
     def ping(self, key: str, dead: bool, error: bool) -> None:
         with armed(self.faults, dead="gone" if dead else None, error="locked" if error else None):
-            outcome = self.book.ping(key)
+            outcome = immediate(self.book.ping(key))
         current, alive = self.active.get(key), self._alive(key)
         if error:
             assert outcome == PingOutcome(PingKind.ERROR, None, "locked")
@@ -147,11 +150,11 @@ class BookMachine(RuleBasedStateMachine):
 
     @rule(seconds=STEPS)
     def advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+        immediate(self.clock.advance(seconds))
 
     @rule(key=st.none() | KEYS)
     def reset(self, key: str | None) -> None:
-        self.book.reset(key)
+        immediate(self.book.reset(key))
         for reset_key in self.ended if key is None else [key]:
             self.active.pop(reset_key, None)
             self.ended[reset_key] = 0
@@ -159,14 +162,14 @@ class BookMachine(RuleBasedStateMachine):
     @invariant()
     def book_matches_model(self) -> None:
         for key, ended in self.ended.items():
-            session = self.book.active(key)
+            session = immediate(self.book.active(key))
             stored = (
                 None
                 if session is None
                 else Expected(session.session_id, session.kind, session.model, session.expires_at)
             )
             assert stored == self.active.get(key)  # R7: each key only moves by its own operations
-            assert len(self.book.history(key)) == ended
+            assert len(immediate(self.book.history(key))) == ended
 
 
 def test_book_matches_a_dict_model_of_r1_to_r7() -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mockserver.domain import FAKE_START, MAX_TIME, FakeClock, InvalidTime, OffsetClock, SystemClock
+from mockserver.domain import FAKE_START, MAX_TIME, FakeClock, InvalidTime, OffsetClock, SystemClock, immediate
 
 
 def test_clock_system_clock_follows_wall_time() -> None:
@@ -24,9 +24,9 @@ def test_clock_fake_clock_starts_at_2026() -> None:
 def test_clock_fake_clock_moves_only_when_told() -> None:
     clock = FakeClock(100.0)
     assert clock.now() == clock.now() == 100.0
-    assert clock.advance(0.5) == 100.5
-    assert clock.advance(-0.25) == 100.25
-    assert clock.set(7) == 7.0
+    assert immediate(clock.advance(0.5)) == 100.5
+    assert immediate(clock.advance(-0.25)) == 100.25
+    assert immediate(clock.set(7)) == 7.0
     assert clock.now() == 7.0
 
 
@@ -36,7 +36,7 @@ def test_clock_fake_clock_moves_only_when_told() -> None:
 def test_clock_fake_clock_rejects_times_a_datetime_cannot_hold(t: float) -> None:
     clock = FakeClock()
     with pytest.raises(InvalidTime, match="clock time must be between 0 and 253402300799"):
-        clock.set(t)
+        immediate(clock.set(t))
     with pytest.raises(InvalidTime):
         FakeClock(t)
     assert clock.now() == FAKE_START
@@ -45,7 +45,7 @@ def test_clock_fake_clock_rejects_times_a_datetime_cannot_hold(t: float) -> None
 def test_clock_fake_clock_advance_is_checked_too() -> None:
     clock = FakeClock(MAX_TIME)
     with pytest.raises(InvalidTime):
-        clock.advance(1)
+        immediate(clock.advance(1))
     assert clock.now() == MAX_TIME
 
 
@@ -71,20 +71,20 @@ def test_clock_offset_clock_runs_with_the_system_clock() -> None:
 def test_clock_offset_clock_set_and_advance_move_the_offset() -> None:
     source = _Source()
     clock = OffsetClock(source=source)
-    assert clock.set(FAKE_START) == FAKE_START
+    assert immediate(clock.set(FAKE_START)) == FAKE_START
     assert clock.offset == FAKE_START - 1000.0
     source.t += 5
     assert clock.now() == FAKE_START + 5
-    assert clock.advance(60) == FAKE_START + 65
-    assert clock.advance(-65) == FAKE_START
+    assert immediate(clock.advance(60)) == FAKE_START + 65
+    assert immediate(clock.advance(-65)) == FAKE_START
 
 
 def test_clock_offset_clock_rejects_times_a_datetime_cannot_hold() -> None:
     clock = OffsetClock(5.0, source=_Source())
     with pytest.raises(InvalidTime):
-        clock.set(math.nan)
+        immediate(clock.set(math.nan))
     with pytest.raises(InvalidTime):
-        clock.advance(-2000)
+        immediate(clock.advance(-2000))
     assert clock.now() == 1005.0
 
 

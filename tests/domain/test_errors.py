@@ -19,6 +19,7 @@ from mockserver.domain import (
     InvalidTable,
     InvalidTime,
     KeyLookupFailed,
+    NotImmediate,
     UnknownKey,
     UpstreamFailed,
     UpstreamUnreachable,
@@ -40,6 +41,7 @@ ERRORS = [
     InvalidKeyFormat,
     InvalidTable,
     InvalidTime,
+    NotImmediate,
     UnknownKey,
 ]
 

@@ -10,7 +10,7 @@ from typing import Any, get_type_hints
 
 import pytest
 
-from mockserver.domain import STEPS, FaultKind, FaultOptions, FaultPlan, FaultRequest, InvalidFault, Step
+from mockserver.domain import STEPS, FaultKind, FaultOptions, FaultPlan, FaultRequest, InvalidFault, Step, immediate
 from mockserver.domain.faults import FAULT_DEFAULTS, fault_options
 from mockserver.testing import MorpheusMock
 from openapi import ADMIN_SPEC_PATH, load_spec
@@ -52,7 +52,7 @@ def test_admin_yaml_fault_request_is_the_domains_definition() -> None:
 
 
 def test_admin_yaml_fault_answer_is_the_domains() -> None:
-    armed = FaultPlan().arm(FaultKind.LATENCY, seconds=1)
+    armed = immediate(FaultPlan().arm(FaultKind.LATENCY, seconds=1))
     assert set(_schema("Fault")["properties"]) == set(armed.to_json())
 
 

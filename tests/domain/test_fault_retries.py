@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mockserver.domain import Attempt, FakeClock, FaultKind, FaultPlan, InvalidFault
+from mockserver.domain import Attempt, FakeClock, FaultKind, FaultPlan, InvalidFault, immediate
 from tests.domain.conftest import KEY, OTHER_KEY
 
 CREATE = FaultKind.CREATE_FAIL
@@ -19,74 +19,76 @@ def tries(count: int, operation: str = OPERATION) -> list[Attempt]:
 
 def test_a_fault_for_one_call_breaks_its_retries_too_and_then_disarms() -> None:
     plan = FaultPlan()
-    plan.arm(CREATE, count=1, retries=True)
-    assert all(plan.take(CREATE, KEY, attempt=attempt) is not None for attempt in tries(3))
+    immediate(plan.arm(CREATE, count=1, retries=True))
+    assert all(immediate(plan.take(CREATE, KEY, attempt=attempt)) is not None for attempt in tries(3))
     assert [fault.remaining for fault in plan.list()] == [0]  # spent, kept for that call's retries
-    assert plan.take(CREATE, KEY, attempt=Attempt(OPERATION)) is None  # the next call goes through
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OPERATION))) is None  # the next call goes through
     assert plan.list() == ()
 
 
 def test_without_retries_a_count_is_spent_by_the_sdks_own_retries() -> None:
     plan = FaultPlan()
-    plan.arm(CREATE, count=5)
-    assert all(plan.take(CREATE, KEY, attempt=attempt) is not None for attempt in tries(3))
+    immediate(plan.arm(CREATE, count=5))
+    assert all(immediate(plan.take(CREATE, KEY, attempt=attempt)) is not None for attempt in tries(3))
     assert [fault.remaining for fault in plan.list()] == [2]  # the complaint, kept as the default
 
 
 def test_a_count_of_calls_with_retries() -> None:
     plan = FaultPlan()
-    plan.arm(CREATE, count=2, retries=True)
-    broken = [plan.take(CREATE, KEY, attempt=attempt) is not None for attempt in tries(3) + tries(3) + tries(1)]
+    immediate(plan.arm(CREATE, count=2, retries=True))
+    broken = [
+        immediate(plan.take(CREATE, KEY, attempt=attempt)) is not None for attempt in tries(3) + tries(3) + tries(1)
+    ]
     assert broken == [True] * 6 + [False]
 
 
 def test_an_idempotency_key_tells_retries_apart_from_new_calls() -> None:
     plan = FaultPlan()
-    plan.arm(CREATE, count=1, retries=True)
-    assert plan.take(CREATE, KEY, attempt=Attempt(OPERATION, idempotency_key="call-1")) is not None
-    assert plan.take(CREATE, KEY, attempt=Attempt(OPERATION, idempotency_key="call-1")) is not None
-    assert plan.take(CREATE, KEY, attempt=Attempt(OPERATION, retry=True, idempotency_key="call-2")) is None
+    immediate(plan.arm(CREATE, count=1, retries=True))
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OPERATION, idempotency_key="call-1"))) is not None
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OPERATION, idempotency_key="call-1"))) is not None
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OPERATION, retry=True, idempotency_key="call-2"))) is None
 
 
 def test_a_retry_of_another_key_or_operation_is_a_new_call() -> None:
     plan = FaultPlan()
-    plan.arm(CREATE, count=1, retries=True)
-    assert plan.take(CREATE, KEY, attempt=Attempt(OPERATION)) is not None
-    assert plan.take(CREATE, OTHER_KEY, attempt=Attempt(OPERATION, retry=True)) is None
-    plan.arm(CREATE, count=1, retries=True)
-    assert plan.take(CREATE, KEY, attempt=Attempt(OPERATION)) is not None
-    assert plan.take(CREATE, KEY, attempt=Attempt(OTHER_OPERATION, retry=True)) is None
+    immediate(plan.arm(CREATE, count=1, retries=True))
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OPERATION))) is not None
+    assert immediate(plan.take(CREATE, OTHER_KEY, attempt=Attempt(OPERATION, retry=True))) is None
+    immediate(plan.arm(CREATE, count=1, retries=True))
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OPERATION))) is not None
+    assert immediate(plan.take(CREATE, KEY, attempt=Attempt(OTHER_OPERATION, retry=True))) is None
 
 
 def test_a_lasting_fault_that_covers_retries_keeps_breaking() -> None:
     plan = FaultPlan()
-    plan.arm(CREATE, retries=True)
-    assert all(plan.take(CREATE, KEY, attempt=attempt) is not None for attempt in tries(3) + tries(2))
+    immediate(plan.arm(CREATE, retries=True))
+    assert all(immediate(plan.take(CREATE, KEY, attempt=attempt)) is not None for attempt in tries(3) + tries(2))
     assert [fault.remaining for fault in plan.list()] == [None]
 
 
 def test_a_fault_with_a_duration_disarms_itself_when_the_clock_passes_it() -> None:
     clock = FakeClock()
     plan = FaultPlan(clock=clock)
-    armed = plan.arm(CREATE, duration=30)
+    armed = immediate(plan.arm(CREATE, duration=30))
     assert armed.until == clock.now() + 30
     assert armed.to_json()["until"] == clock.now() + 30
-    assert plan.take(CREATE, KEY) is not None
-    clock.advance(29.5)
-    assert plan.take(CREATE, KEY) is not None
-    clock.advance(0.5)
-    assert plan.take(CREATE, KEY) is None
+    assert immediate(plan.take(CREATE, KEY)) is not None
+    immediate(clock.advance(29.5))
+    assert immediate(plan.take(CREATE, KEY)) is not None
+    immediate(clock.advance(0.5))
+    assert immediate(plan.take(CREATE, KEY)) is None
     assert plan.list() == ()
 
 
 def test_expired_faults_drop_out_of_the_latency_sum_too() -> None:
     clock = FakeClock()
     plan = FaultPlan(clock=clock)
-    plan.arm(FaultKind.LATENCY, seconds=2, duration=10)
-    plan.arm(FaultKind.LATENCY, seconds=1)
-    assert plan.latency(KEY, OPERATION) == 3
-    clock.advance(10)
-    assert plan.latency(KEY, OPERATION) == 1
+    immediate(plan.arm(FaultKind.LATENCY, seconds=2, duration=10))
+    immediate(plan.arm(FaultKind.LATENCY, seconds=1))
+    assert immediate(plan.latency(KEY, OPERATION)) == 3
+    immediate(clock.advance(10))
+    assert immediate(plan.latency(KEY, OPERATION)) == 1
 
 
 @pytest.mark.parametrize(
@@ -100,5 +102,5 @@ def test_expired_faults_drop_out_of_the_latency_sum_too() -> None:
 def test_retries_and_duration_are_validated(kind: FaultKind, options: dict[str, object], message: str) -> None:
     plan = FaultPlan()
     with pytest.raises(InvalidFault, match=message):
-        plan.arm(kind, **options)  # type: ignore[arg-type]
+        immediate(plan.arm(kind, **options))  # type: ignore[arg-type]
     assert plan.list() == ()

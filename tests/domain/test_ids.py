@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mockserver.domain import IdSource
+from mockserver.domain import IdSource, immediate
 
 HASH = re.compile(r"0x[0-9a-f]{64}")
 
@@ -14,27 +14,27 @@ HASH = re.compile(r"0x[0-9a-f]{64}")
 @pytest.mark.parametrize("seed", [None, 0, 42], ids=["unseeded", "seed-0", "seed-42"])
 def test_ids_are_0x_and_64_lowercase_hex(seed: int | None) -> None:
     ids = IdSource(seed)
-    values = [ids.session_id() for _ in range(50)] + [ids.tx_hash() for _ in range(50)]
+    values = [immediate(ids.session_id()) for _ in range(50)] + [immediate(ids.tx_hash()) for _ in range(50)]
     assert all(HASH.fullmatch(value) for value in values)
     assert len(set(values)) == 100
 
 
 def test_ids_same_seed_gives_same_sequence() -> None:
     first, second = IdSource(42), IdSource(42)
-    assert [first.session_id(), first.tx_hash(), first.session_id()] == [
-        second.session_id(),
-        second.tx_hash(),
-        second.session_id(),
+    assert [immediate(first.session_id()), immediate(first.tx_hash()), immediate(first.session_id())] == [
+        immediate(second.session_id()),
+        immediate(second.tx_hash()),
+        immediate(second.session_id()),
     ]
 
 
 def test_ids_different_seeds_differ() -> None:
-    assert IdSource(1).session_id() != IdSource(2).session_id()
+    assert immediate(IdSource(1).session_id()) != immediate(IdSource(2).session_id())
 
 
 def test_ids_small_values_keep_leading_zeros() -> None:
     # Seeds are searched for nothing: the format string pads, so every value is 66 characters.
-    assert all(len(IdSource(seed).session_id()) == 66 for seed in range(200))
+    assert all(len(immediate(IdSource(seed).session_id())) == 66 for seed in range(200))
 
 
 def test_ids_repr_shows_the_seed() -> None:

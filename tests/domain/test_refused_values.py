@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mockserver.domain import AutomationSettings, InvalidFault, QueuedReply
+from mockserver.domain import AutomationSettings, InvalidFault, QueuedReply, immediate
 
 
 @pytest.mark.parametrize(
@@ -22,4 +22,4 @@ def test_a_queued_reply_out_of_range_is_refused(options: dict[str, float], messa
 
 def test_an_automation_duration_out_of_range_is_refused() -> None:
     with pytest.raises(InvalidFault, match="duration must be 60-86400 seconds, got 59"):
-        AutomationSettings(True).change("sk-AbC123", duration=59)
+        immediate(AutomationSettings(True).change("sk-AbC123", duration=59))

@@ -6,8 +6,16 @@ from dataclasses import replace
 
 import pytest
 
-from mockserver.domain import EndReason, InMemoryStore, KeyRecord, Session, SessionKind, SessionStore
-from mockserver.domain.store import EMPTY
+from mockserver.domain import (
+    EndReason,
+    InMemoryStore,
+    KeyRecord,
+    Session,
+    SessionKind,
+    SessionStore,
+    immediate,
+)
+from mockserver.domain.store import EMPTY, Change
 from tests.domain.conftest import KEY, MISTRAL, OTHER_KEY, T0
 
 
@@ -19,78 +27,104 @@ def _ended(number: int, key: str = KEY) -> Session:
     return _session(number, key).ended(T0 + number, EndReason.CLOSED)
 
 
+def _storing(record: KeyRecord) -> Change[None]:
+    """A change that stores `record` whatever the key held."""
+
+    async def change(_: KeyRecord) -> tuple[KeyRecord, None]:
+        return record, None
+
+    return change
+
+
+async def _emptying(current: KeyRecord) -> tuple[KeyRecord, Session | None]:
+    return EMPTY, current.active
+
+
+async def _keeping(current: KeyRecord) -> tuple[KeyRecord, None]:
+    return current, None
+
+
 def _put(store: InMemoryStore, session: Session) -> None:
-    store.transact(session.key, lambda _: (KeyRecord(session), None))
+    immediate(store.transact(session.key, _storing(KeyRecord(session))))
+
+
+def _end(store: InMemoryStore, session: Session) -> None:
+    """Add an ended session to the history the way the book does: named by a transaction's `ended`."""
+    immediate(store.transact(session.key, _keeping, lambda _: (session,)))
+
+
+def _active(store: SessionStore, key: str) -> Session | None:
+    return immediate(store.record(key)).active
 
 
 def test_store_in_memory_store_is_a_session_store() -> None:
     store: SessionStore = InMemoryStore()
-    assert store.active(KEY) is None
+    assert _active(store, KEY) is None
 
 
 def test_store_transact_stores_the_new_session_and_returns_the_rest() -> None:
     store = InMemoryStore()
     seen: list[Session | None] = []
 
-    def change(current: KeyRecord) -> tuple[KeyRecord, str]:
+    async def change(current: KeyRecord) -> tuple[KeyRecord, str]:
         seen.append(current.active)
         return KeyRecord(_session(1)), "opened"
 
-    assert store.transact(KEY, change) == "opened"
-    assert store.transact(KEY, change) == "opened"
+    assert immediate(store.transact(KEY, change)) == "opened"
+    assert immediate(store.transact(KEY, change)) == "opened"
     assert seen == [None, _session(1)]
-    assert store.active(KEY) == _session(1)
-    assert store.keys() == (KEY,)
+    assert _active(store, KEY) == _session(1)
+    assert immediate(store.keys()) == (KEY,)
 
 
 def test_store_transact_none_removes_the_key() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
-    assert store.transact(KEY, lambda current: (EMPTY, current.active)) == _session(1)
-    assert store.active(KEY) is None
-    assert store.keys() == ()
-    assert store.transact(KEY, lambda current: (EMPTY, current.active)) is None
-    assert store.record(KEY) == EMPTY
+    _put(store, _session(1))
+    assert immediate(store.transact(KEY, _emptying)) == _session(1)
+    assert _active(store, KEY) is None
+    assert immediate(store.keys()) == ()
+    assert immediate(store.transact(KEY, _emptying)) is None
+    assert immediate(store.record(KEY)) == EMPTY
 
 
 def test_store_transact_that_raises_changes_nothing() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
+    _put(store, _session(1))
 
-    def broken(current: KeyRecord) -> tuple[KeyRecord, None]:
+    async def broken(current: KeyRecord) -> tuple[KeyRecord, None]:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        store.transact(KEY, broken)
-    assert store.active(KEY) == _session(1)
-    store.transact(KEY, lambda _: (KeyRecord(_session(2)), None))  # the lock was released
-    assert store.active(KEY) == _session(2)
+        immediate(store.transact(KEY, broken))
+    assert _active(store, KEY) == _session(1)
+    _put(store, _session(2))  # the lock was released
+    assert _active(store, KEY) == _session(2)
 
 
 def test_store_r7_keys_are_separate() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
-    store.transact(OTHER_KEY, lambda _: (KeyRecord(_session(2, OTHER_KEY)), None))
-    store.transact(KEY, lambda _: (EMPTY, None))
-    assert store.active(OTHER_KEY) == _session(2, OTHER_KEY)
-    assert store.keys() == (OTHER_KEY,)
+    _put(store, _session(1))
+    _put(store, _session(2, OTHER_KEY))
+    immediate(store.transact(KEY, _storing(EMPTY)))
+    assert _active(store, OTHER_KEY) == _session(2, OTHER_KEY)
+    assert immediate(store.keys()) == (OTHER_KEY,)
 
 
 def test_store_history_is_newest_first_filtered_and_limited() -> None:
     store = InMemoryStore()
     for number in range(1, 5):
-        store.record_ended(_ended(number, KEY if number % 2 else OTHER_KEY))
-    assert [s.closed_at for s in store.history()] == [T0 + 4, T0 + 3, T0 + 2, T0 + 1]
-    assert store.history(KEY) == (_ended(3), _ended(1))
-    assert store.history(limit=1) == (_ended(4, OTHER_KEY),)
-    assert store.history(OTHER_KEY, limit=0) == ()
+        _end(store, _ended(number, KEY if number % 2 else OTHER_KEY))
+    assert [s.closed_at for s in immediate(store.history())] == [T0 + 4, T0 + 3, T0 + 2, T0 + 1]
+    assert immediate(store.history(KEY)) == (_ended(3), _ended(1))
+    assert immediate(store.history(limit=1)) == (_ended(4, OTHER_KEY),)
+    assert immediate(store.history(OTHER_KEY, limit=0)) == ()
 
 
 def test_store_history_is_bounded() -> None:
     store = InMemoryStore(history_limit=2)
     for number in range(1, 4):
-        store.record_ended(_ended(number))
-    assert store.history() == (_ended(3), _ended(2))
+        _end(store, _ended(number))
+    assert immediate(store.history()) == (_ended(3), _ended(2))
     assert repr(store) == "InMemoryStore(0 keys, 2 ended)"
 
 
@@ -98,19 +132,19 @@ def test_store_reset_one_key_keeps_the_others() -> None:
     store = InMemoryStore(history_limit=3)
     for key in (KEY, OTHER_KEY):
         _put(store, _session(9, key))
-        store.record_ended(_ended(1, key))
-    store.reset(KEY)
-    assert store.active(KEY) is None
-    assert store.history() == (_ended(1, OTHER_KEY),)
-    assert store.keys() == (OTHER_KEY,)
+        _end(store, _ended(1, key))
+    immediate(store.reset(KEY))
+    assert _active(store, KEY) is None
+    assert immediate(store.history()) == (_ended(1, OTHER_KEY),)
+    assert immediate(store.keys()) == (OTHER_KEY,)
     for number in range(2, 5):
-        store.record_ended(_ended(number))
-    assert len(store.history()) == 3  # the bound survives a reset
+        _end(store, _ended(number))
+    assert len(immediate(store.history())) == 3  # the bound survives a reset
 
 
 def test_store_reset_everything() -> None:
     store = InMemoryStore()
-    store.transact(KEY, lambda _: (KeyRecord(_session(1)), None))
-    store.record_ended(replace(_ended(2), key=OTHER_KEY))
-    store.reset()
-    assert (store.keys(), store.history()) == ((), ())
+    _put(store, _session(1))
+    _end(store, replace(_ended(2), key=OTHER_KEY))
+    immediate(store.reset())
+    assert (immediate(store.keys()), immediate(store.history())) == ((), ())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
@@ -29,6 +28,7 @@ from mockserver.domain import (
     CloseOutcome,
     CreateFailed,
     InMemoryStore,
+    KeyRecord,
     KeyRegistry,
     PingKind,
     PingOutcome,
@@ -56,6 +56,20 @@ class Variant:
     missed_at: tuple[str, ...] = ()  # configurations at which the suite is known to miss it still (a gap, not a pass)
 
 
+async def _active(book: SessionBook, key: str) -> Session | None:
+    """The key's active session, read from the book's store."""
+    return (await book.store.record(key)).active
+
+
+async def _rewrite_record(book: SessionBook, key: str, change: Callable[[KeyRecord], KeyRecord]) -> None:
+    """Store `change(record)` as the key's record, in one transaction of the book's store."""
+
+    async def changed(record: KeyRecord) -> tuple[KeyRecord, None]:
+        return change(record), None
+
+    await book.store.transact(key, changed)
+
+
 def _swap(attribute: str, cls: type) -> Apply:
     def apply(app: Starlette) -> ASGIApp:
         getattr(app.state.mock, attribute).__class__ = cls
@@ -68,56 +82,56 @@ def _swap(attribute: str, cls: type) -> Apply:
 
 
 class ReuseOpensNew(SessionBook):
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        self.store.reset(key)  # forgets the key's session, so a same-model create opens another one
-        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        await self.store.reset(key)  # forgets the key's session, so a same-model create opens another one
+        return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
 class SwitchKeepsOld(SessionBook):
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        current = self.store.active(key)
+        current = await _active(self, key)
         if current is not None and not current.is_expired(self.clock.now()):
             return current  # any model reuses the current session
-        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
 class BidLeavesOldActive(SessionBook):
-    def finish_bid(self, pending: PendingBid) -> Session:
-        old = self.store.active(pending.key)
-        opened = super().finish_bid(pending)
+    async def finish_bid(self, pending: PendingBid) -> Session:
+        old = await _active(self, pending.key)
+        opened = await super().finish_bid(pending)
         if old is not None:  # the old one is still the key's session
-            self.store.transact(pending.key, lambda current: (replace(current, active=old), None))
+            await _rewrite_record(self, pending.key, lambda current: replace(current, active=old))
         return opened
 
 
 class CloseKeepsSession(SessionBook):
-    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
-        current = self.store.active(key)
+    async def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+        current = await _active(self, key)
         if current is None:
-            return super().close(key, attempt=attempt)
+            return await super().close(key, attempt=attempt)
         return CloseOutcome(CloseKind.CLOSED, current.session_id)  # reports success, keeps the session
 
 
 class DeadPingKeepsSession(SessionBook):
-    def ping(self, key: str, *, attempt: Attempt = FIRST_TRY) -> PingOutcome:
-        before = self.store.record(key)
-        outcome = super().ping(key, attempt=attempt)
+    async def ping(self, key: str, *, attempt: Attempt = FIRST_TRY) -> PingOutcome:
+        before = await self.store.record(key)
+        outcome = await super().ping(key, attempt=attempt)
         row = before.active
         if outcome.kind is PingKind.DEAD and row is not None and before.open_on_chain(row.session_id):
             # the test chat failed on a live session: reported dead, but neither the row nor the chain closed
-            self.store.transact(key, lambda current: (replace(current, active=row, chain=before.chain), None))
+            await _rewrite_record(self, key, lambda current: replace(current, active=row, chain=before.chain))
         return outcome
 
 
 class CloseEndsEveryKey(SessionBook):
-    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
-        outcome = super().close(key, attempt=attempt)
-        for other in self.store.keys():  # noqa: SIM118 - a SessionStore, not a dict
-            self.store.reset(other)  # one key's close ends every key's session
+    async def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+        outcome = await super().close(key, attempt=attempt)
+        for other in await self.store.keys():
+            await self.store.reset(other)  # one key's close ends every key's session
         return outcome
 
 
@@ -141,10 +155,10 @@ class RacyStore(InMemoryStore):
 
     window = 0.02  # seconds between the read and the write
 
-    def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
+    async def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
         current = self._records.get(key, EMPTY)
-        time.sleep(self.window)
-        new, result = change(current)
+        await asyncio.sleep(self.window)
+        new, result = await change(current)
         if new.empty:
             self._records.pop(key, None)
         else:
@@ -256,17 +270,15 @@ def _unexpired(session: Session | None, now: float) -> TypeGuard[Session]:
     return session is not None and not session.is_expired(now)
 
 
-def _make_active(book: SessionBook, key: str, session: Session) -> None:
+async def _make_active(book: SessionBook, key: str, session: Session) -> None:
     """The key's row becomes `session`, open on chain as far as the gateway's pings can tell."""
-    book.store.transact(
+    await _rewrite_record(
+        book,
         key,
-        lambda record: (
-            replace(
-                record,
-                active=session,
-                chain=(*(s for s in record.chain if s.session_id != session.session_id), session),
-            ),
-            None,
+        lambda record: replace(
+            record,
+            active=session,
+            chain=(*(s for s in record.chain if s.session_id != session.session_id), session),
         ),
     )
 
@@ -277,15 +289,15 @@ class _ModelCache(SessionBook):
     def revives(self, current: Session | None, now: float) -> bool:
         raise NotImplementedError
 
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
         cache, now = _memory(self, "cache"), self.clock.now()
         cached = cache.get((key, resolved))
-        if _unexpired(cached, now) and self.revives(self.store.active(key), now):
-            _make_active(self, key, cached)
+        if _unexpired(cached, now) and self.revives(await _active(self, key), now):
+            await _make_active(self, key, cached)
             return cached
-        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        session = await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
         cache[(key, resolved)] = session
         return session
 
@@ -301,29 +313,29 @@ class SwitchLeavesTheCache(_ModelCache):
 
 
 class ModelAfterBidFails(SessionBook):
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        current = self.store.active(key)
+        current = await _active(self, key)
         if _unexpired(current, self.clock.now()) and current.kind is SessionKind.BID:
             # the switch looks the old session's model up in the model table to close it: a bid id is not there
             raise CreateFailed(f"Unexpected error: model {current.model} not found")
-        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
 class ReuseNeedsSameDuration(SessionBook):
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        current, wanted = self.store.active(key), duration or self.automation.effective(key).duration
+        current, wanted = await _active(self, key), duration or self.automation.effective(key).duration
         if (
             _unexpired(current, self.clock.now())
             and current.model == resolved
             and round(current.expires_at - current.created_at) != wanted
         ):
             # the lookup matches the model AND the duration: it misses, so the row is replaced by a new session
-            self.store.transact(key, lambda record: (replace(record, active=None), None))
-        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+            await _rewrite_record(self, key, lambda record: replace(record, active=None))
+        return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
 class QuotaKeepsCurrent(SessionBook):
@@ -331,13 +343,13 @@ class QuotaKeepsCurrent(SessionBook):
 
     quota = 3
 
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        opened, current = _memory(self, "opened"), self.store.active(key)
+        opened, current = _memory(self, "opened"), await _active(self, key)
         if opened.get(key, 0) >= self.quota and _unexpired(current, self.clock.now()):
             return current
-        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        session = await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
         if current is None or session.session_id != current.session_id:
             opened[key] = opened.get(key, 0) + 1
         return session
@@ -348,60 +360,60 @@ class ReuseRotates(SessionBook):
 
     limit = 3
 
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        reuses, current = _memory(self, "reuses"), self.store.active(key)
-        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        reuses, current = _memory(self, "reuses"), await _active(self, key)
+        session = await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
         if current is None or session.session_id != current.session_id:
             return session
         reuses[session.session_id] = reuses.get(session.session_id, 0) + 1
         if reuses[session.session_id] < self.limit:
             return session
-        self.store.transact(key, lambda record: (replace(record, active=None), None))
-        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        await _rewrite_record(self, key, lambda record: replace(record, active=None))
+        return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
 class FailedSwitchKeepsNewModel(SessionBook):
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        current = self.store.active(key)
+        current = await _active(self, key)
         try:
-            return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+            return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
         except CreateFailed:
             if _unexpired(current, self.clock.now()) and current.model != resolved:
                 # the row's model was written before the open, and the rollback left that write in
                 changed = replace(current, model=resolved, requested=requested)
-                self.store.transact(key, lambda record: (replace(record, active=changed), None))
+                await _rewrite_record(self, key, lambda record: replace(record, active=changed))
             raise
 
 
 class KeysShareModelSessions(SessionBook):
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
         now = self.clock.now()
-        if not _reusable_here(self.store.active(key), resolved, now):
+        if not _reusable_here(await _active(self, key), resolved, now):
             # the reuse query forgot its `api_key_id`: any key's session on the model will do
-            for other in self.store.keys():  # noqa: SIM118 - a SessionStore, not a dict
-                theirs = self.store.active(other)
+            for other in await self.store.keys():
+                theirs = await _active(self, other)
                 if other != key and _reusable_here(theirs, resolved, now):
-                    _make_active(self, key, theirs)
+                    await _make_active(self, key, theirs)
                     return theirs
-        return super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        return await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
 
 
 class CloseFallsBackToAnyKey(SessionBook):
-    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+    async def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
         now = self.clock.now()
-        if not _unexpired(self.store.active(key), now):
+        if not _unexpired(await _active(self, key), now):
             # the lookup of the session to close lost its `api_key_id` filter when the key has none of its own:
             # the newest active session of any key is closed
-            for other in self.store.keys():  # noqa: SIM118 - a SessionStore, not a dict
-                if other != key and _unexpired(self.store.active(other), now):
-                    return super().close(other, attempt=attempt)
-        return super().close(key, attempt=attempt)
+            for other in await self.store.keys():
+                if other != key and _unexpired(await _active(self, other), now):
+                    return await super().close(other, attempt=attempt)
+        return await super().close(key, attempt=attempt)
 
 
 def _reusable_here(session: Session | None, resolved: str, now: float) -> TypeGuard[Session]:
@@ -411,27 +423,27 @@ def _reusable_here(session: Session | None, resolved: str, now: float) -> TypeGu
 class IdsCountOpenSessions(SessionBook):
     """Session ids are the hash of the key and its count of open sessions, which a close brings back down."""
 
-    def create_model_session(
+    async def create_model_session(
         self, key: str, requested: str, resolved: str, duration: int, *, attempt: Attempt = FIRST_TRY
     ) -> Session:
-        counts, before = _memory(self, "open"), self.store.active(key)
-        session = super().create_model_session(key, requested, resolved, duration, attempt=attempt)
+        counts, before = _memory(self, "open"), await _active(self, key)
+        session = await super().create_model_session(key, requested, resolved, duration, attempt=attempt)
         if before is not None and session.session_id == before.session_id:
             return session
         number = counts.get(key, 0)
         counts[key] = number + 1
         numbered = replace(session, session_id="0x" + hashlib.sha256(f"{key}:{number}".encode()).hexdigest())
-        self.store.transact(
+        await _rewrite_record(
+            self,
             key,
-            lambda record: (
-                replace(record, active=numbered, chain=(*(s for s in record.chain if s != session), numbered)),
-                None,
+            lambda record: replace(
+                record, active=numbered, chain=(*(s for s in record.chain if s != session), numbered)
             ),
         )
         return numbered
 
-    def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
-        outcome = super().close(key, attempt=attempt)
+    async def close(self, key: str, *, attempt: Attempt = FIRST_TRY) -> CloseOutcome:
+        outcome = await super().close(key, attempt=attempt)
         if outcome.kind is CloseKind.CLOSED:
             counts = _memory(self, "open")
             counts[key] = max(counts.get(key, 0) - 1, 0)
@@ -439,32 +451,32 @@ class IdsCountOpenSessions(SessionBook):
 
 
 class BidReusedLikeAModel(SessionBook):
-    def finish_bid(self, pending: PendingBid) -> Session:
-        current = self.store.active(pending.key)
+    async def finish_bid(self, pending: PendingBid) -> Session:
+        current = await _active(self, pending.key)
         if (
             _unexpired(current, self.clock.now())
             and current.kind is SessionKind.BID
             and current.model == pending.bid_id
         ):
             return current  # the model route's reuse, applied to bids: the `model` column holds the bid id
-        return super().finish_bid(pending)
+        return await super().finish_bid(pending)
 
 
 # --- behaviour: authentication ---------------------------------------------------------------------
 
 
 class MissingKeyAccepted(KeyRegistry):
-    def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
+    async def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
         if not header_value:
-            return self.prefixes()[0]  # no header: served as the first key
-        return super().authenticate(header_value, active_only=active_only)
+            return (await self.prefixes())[0]  # no header: served as the first key
+        return await super().authenticate(header_value, active_only=active_only)
 
 
 class LowerCaseBearerAccepted(KeyRegistry):
-    def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
+    async def authenticate(self, header_value: str | None, *, active_only: bool = False) -> str:
         if header_value and header_value.startswith("bearer "):
             header_value = "Bearer " + header_value[len("bearer ") :]
-        return super().authenticate(header_value, active_only=active_only)
+        return await super().authenticate(header_value, active_only=active_only)
 
 
 # --- shapes: responses rewritten on their way out ---------------------------------------------------

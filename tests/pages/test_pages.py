@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from mockserver.domain import FakeClock, FaultKind
+from mockserver.domain import FakeClock, FaultKind, immediate
 from mockserver.web.pages import human_duration
 from openapi import load_spec
 from tests.conftest import ClientFactory
@@ -23,7 +23,7 @@ def test_the_root_page_has_the_gateways_shape(client: TestClient) -> None:
 def test_health_has_the_gateways_shape_and_counts_uptime_on_the_mocks_clock(
     client: TestClient, clock: FakeClock
 ) -> None:
-    clock.advance(3_725)
+    immediate(clock.advance(3_725))
     body = client.get("/health").json()
     assert set(body) == {"status", "timestamp", "version", "database", "model_service", "container", "uptime"}
     assert (body["status"], body["database"], body["version"]) == ("ok", "healthy", "1.14.0")

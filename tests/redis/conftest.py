@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from mockserver.store.redis.wire import connect
+from mockserver.store.redis.wire import Wire, connect
 
 
 def free_port() -> int:
@@ -49,7 +49,20 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    connection = connect(redis_url)
+    """A synchronous client on an empty store in layout 3: what another worker, or the test, does around the mock."""
+    connection = redis.Redis.from_url(redis_url)
     connection.flushdb()
+    connect(redis_url)  # marks the layout again
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def wire(redis_url: str, client: redis.Redis) -> Wire:
+    """A worker's wire to that store (its connections open in the loop of each test)."""
+    return connect(redis_url)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

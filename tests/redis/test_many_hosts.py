@@ -4,6 +4,7 @@ mode (one node owning every slot), which refuses any command or script whose nam
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -11,14 +12,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 import redis
-from redis.connection import Connection
 from redis.crc import key_slot
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
+from mockserver.domain import JournalEntry, KeyRecord, Session, SessionKind
+from mockserver.domain.store import EMPTY
 from mockserver.store import StoreUnavailable
+from mockserver.store.redis.clock import RedisClock
+from mockserver.store.redis.codecs import FaultsCodec
+from mockserver.store.redis.journal import RedisJournal
+from mockserver.store.redis.slots import RedisCounter, RedisSlots
+from mockserver.store.redis.store import RedisStore
+from mockserver.store.redis.view import RedisView
 from mockserver.store.redis.wire import LAYOUT, Names, connect
 from mockserver.web.app import create_app
 from tests.redis.conftest import free_port
@@ -66,28 +75,24 @@ def test_one_key_s_names_share_a_slot_and_the_admin_state_shares_another() -> No
     names = Names()
     for key in ("sk-AbC123", "sk-XyZ789", "sk-Other1"):
         assert key_slot(names.of_key(key, "record").encode()) == key_slot(names.of_key(key, "history").encode())
-    shared = ("generation", "clock-offset", "faults:faults", "keys:sk-AbC123", "automation:sk-AbC123", "layout")
-    assert len({key_slot(names.shared(what).encode()) for what in shared}) == 1
+    shared = (names.admin, names.shared("journal"), names.shared("ids"), names.shared("layout"))
+    assert len({key_slot(name.encode()) for name in shared}) == 1  # the admin hash holds every admin field
     assert names.key_of(names.of_key("sk-AbC123", "record").encode(), "record") == "sk-AbC123"
 
 
 class Sent:
-    """Every command the mock sends to Redis, as its words."""
+    """Every command the mock sends to Redis on its asyncio connections, as its words."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.commands: list[tuple[Any, ...]] = []
-        pack_command, pack_commands = Connection.pack_command, Connection.pack_commands
+        pack_command = hiredis.pack_command
 
-        def one(connection: Connection, *args: Any) -> Any:
-            self.commands.append(args)
-            return pack_command(connection, *args)  # type: ignore[no-untyped-call]
+        def packed(command: tuple[Any, ...]) -> bytes:
+            self.commands.append(command)
+            packed_bytes: bytes = pack_command(command)
+            return packed_bytes
 
-        def several(connection: Connection, commands: Sequence[Sequence[Any]]) -> Any:
-            self.commands.extend(tuple(command) for command in commands)
-            return pack_commands(connection, commands)  # type: ignore[no-untyped-call]
-
-        monkeypatch.setattr(Connection, "pack_command", one)
-        monkeypatch.setattr(Connection, "pack_commands", several)
+        monkeypatch.setattr(hiredis, "pack_command", packed)
 
     def slots(self) -> list[set[int]]:
         """The slots of the names of each command that names several (MGET, DEL, a script's KEYS)."""
@@ -140,14 +145,46 @@ def test_the_mock_runs_on_a_cluster_node_and_no_command_spans_two_slots(
     assert all(len(slots) == 1 for slots in sent.slots()), sent.slots()
 
 
+def test_every_store_class_runs_on_a_cluster_node(cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's own calls, one of each (the app's are above): the cluster node refuses any that spans two slots."""
+    sent = Sent(monkeypatch)
+    wire = connect(cluster_url)
+    view = RedisView(wire)
+    store, clock = RedisStore(wire, view=view), RedisClock(wire, view=view)
+    faults, journal = RedisSlots(wire, "faults", FaultsCodec(), view=view), RedisJournal(wire, 10)
+    session = Session("0x" + "ab" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, Session]:
+        return (EMPTY if current.active else KeyRecord(session)), session
+
+    async def run() -> None:
+        for key in ("k", "other"):
+            async with view.fresh(key):
+                await store.transact(key, change, lambda ended: [ended])
+                await store.transact(key, change, lambda ended: [ended])
+        await faults.update("faults", lambda now: ((), None))
+        await clock.advance(60)
+        journal.record(JournalEntry(1.0, "POST", "/", "", "k", None, 200))
+        assert len(await journal.entries()) == 1
+        assert await RedisCounter(wire).next() == 0
+        assert (await store.keys(), len(await store.history()), await faults.items()) == ((), 4, [("faults", ())])
+        await store.reset("k")
+        await store.reset()
+        await journal.clear()
+
+    asyncio.run(run())
+    assert all(len(slots) == 1 for slots in sent.slots()), sent.slots()
+
+
 def test_a_store_in_layout_1_is_reset_at_connect_and_says_so(
     redis_url: str, client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
+    client.flushdb()
     client.set("morpheus-mock:active:sk-AbC123", "{}")
     client.rpush("morpheus-mock:history", "[]")
     client.set("elsewhere:active:k", "{}")  # another namespace's: not the mock's
     connect(redis_url)
-    assert "held 2 names of layout 1: reset to layout 2" in caplog.text
+    assert "held 2 names of layout 1: reset to layout 3" in caplog.text
     assert sorted(client.keys()) == [b"elsewhere:active:k", b"{morpheus-mock}:layout"]
     assert client.get(Names().shared("layout")) == LAYOUT.encode()
     caplog.clear()
@@ -155,12 +192,26 @@ def test_a_store_in_layout_1_is_reset_at_connect_and_says_so(
     assert caplog.text == ""
 
 
+def test_a_store_in_layout_2_is_reset_at_connect_and_says_so(
+    redis_url: str, client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = Names()
+    client.set(names.shared("layout"), "2")
+    for name in (names.shared("generation"), names.shared("faults:faults"), names.of_key("sk-AbC123", "record")):
+        client.set(name, "[]")
+    client.set("elsewhere:active:k", "{}")
+    connect(redis_url)
+    assert "held 4 names of layout 2: reset to layout 3" in caplog.text  # its marker among them
+    assert sorted(client.keys()) == [b"elsewhere:active:k", b"{morpheus-mock}:layout"]
+    assert client.get(names.shared("layout")) == LAYOUT.encode()
+
+
 def test_a_store_of_a_newer_layout_is_left_alone(redis_url: str, client: redis.Redis) -> None:
     marker = Names().shared("layout")
-    client.set(marker, "3")
+    client.set(marker, "4")
     client.set("morpheus-mock:active:k", "{}")
     try:
-        with pytest.raises(StoreUnavailable, match=r"redis://.*: it holds layout 3, this mock reads 2"):
+        with pytest.raises(StoreUnavailable, match=r"redis://.*: it holds layout 4, this mock reads 3"):
             connect(redis_url)
         assert client.get("morpheus-mock:active:k") == b"{}"
     finally:

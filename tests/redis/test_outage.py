@@ -3,6 +3,7 @@ traceback), serves again once Redis does, and no session is lost or doubled."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from mockserver.domain import KeyRecord, Session
 from mockserver.store.redis.store import RedisStore
 from mockserver.store.redis.wire import connect
 from tests.redis.conftest import free_port
@@ -39,7 +41,7 @@ class Redis:
         deadline = time.monotonic() + 10
         while True:
             try:
-                connect(self.url).close()
+                connect(self.url)
                 return
             except Exception:
                 if time.monotonic() > deadline:
@@ -133,8 +135,13 @@ def test_redis_stopping_and_restarting_under_load_loses_no_session(durable_redis
     assert all(kind == "application/json" for _, kind, _ in load.answers)
     assert max(seconds for _, _, seconds in load.answers) < 6, "a request hung while the store was down"
     store = RedisStore(connect(durable_redis.url))  # read back from Redis itself
-    ended = [session.session_id for session in store.history()]
-    active = {session.session_id for key in keys if (session := store.active(key[:9])) is not None}
+
+    async def read() -> tuple[tuple[Session, ...], list[KeyRecord]]:
+        return await store.history(), [await store.record(key[:9]) for key in keys]
+
+    history, records = asyncio.run(read())
+    ended = [session.session_id for session in history]
+    active = {record.active.session_id for record in records if record.active is not None}
     assert len(ended) == len(set(ended)), "a session ended twice"
     assert not active & set(ended), "a session is both active and ended"
     assert load.opened <= set(ended) | active, "a session a client was given is gone"

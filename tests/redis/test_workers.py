@@ -3,6 +3,7 @@ restart of the mock, and the admin clock moves every worker's expiry (R6)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 from mockserver.config import Config
 from mockserver.store.redis.clock import RedisClock
 from mockserver.store.redis.store import RedisStore
+from mockserver.store.redis.wire import connect
 from mockserver.web.app import ARGV_VARIABLE, app_from_environment, create_app
 from mockserver.web.errors import WebError
 from tests.served import KEYS, Served, serving
@@ -44,7 +46,9 @@ def test_an_in_process_app_keeps_its_sessions_and_clock_in_redis(redis_url: str,
     with TestClient(app) as http:
         http.put("/__admin/clock", json={"now": 1_767_225_601})  # a second after a sync pass (every 60 s)
         opened = http.post(MODEL, params={"model_id": "m"}, json={}, headers={"Authorization": KEYS[0]}).json()
-        assert RedisStore(client).active(KEYS[0][:9]).session_id == opened["session_id"]  # type: ignore[union-attr]
+        record = asyncio.run(RedisStore(connect(redis_url)).record(KEYS[0][:9]))
+        assert record.active is not None
+        assert record.active.session_id == opened["session_id"]
         http.post("/__admin/clock/advance", json={"seconds": 3601})
         assert (
             http.post("/api/v1/session/pingsession", headers={"Authorization": KEYS[0]}).json()["status"] == "expired"

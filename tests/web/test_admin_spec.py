@@ -28,11 +28,11 @@ def test_a_handler_without_an_admin_operation_stops_the_mock(
         make_client()
 
 
-def _broken(state: MockState, call: AdminCall) -> Answer:
+async def _broken(state: MockState, call: AdminCall) -> Answer:
     return 200, {"now": "noon", "iso": 3}
 
 
-def _undocumented(state: MockState, call: AdminCall) -> Answer:
+async def _undocumented(state: MockState, call: AdminCall) -> Answer:
     return 418, {"teapot": True}
 
 

@@ -19,7 +19,7 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from mockserver.domain import FakeClock
+from mockserver.domain import FakeClock, immediate
 from openapi import load_spec, thaw
 from tests.conftest import ClientFactory
 from tests.web.helpers import SESSION, approve, arm, auth, bid_session, close, model_session, ping
@@ -96,7 +96,7 @@ def _opened_then(action: Callable[[TestClient], httpx2.Response], advance: float
     def run(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
         client = make()
         model_session(client)
-        clock.advance(advance)
+        immediate(clock.advance(advance))
         return action(client)
 
     return run
@@ -239,7 +239,7 @@ def _told(
 
     def run(make: ClientFactory, clock: FakeClock) -> httpx2.Response:
         client = make()
-        clock.set(at)
+        immediate(clock.set(at))
         for _ in range(times):
             assert client.post("/__admin/replies", json=reply).status_code == 201
         return then(client)

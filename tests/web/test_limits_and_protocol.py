@@ -11,6 +11,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from mockserver.config import Config
+from mockserver.domain import immediate
 from mockserver.web.app import create_app
 from mockserver.web.limits import BodyLimit, BodyTooLarge
 from mockserver.web.protocol import JsonErrorsH11, JsonErrorsHttpTools
@@ -107,7 +108,7 @@ def test_a_client_that_leaves_before_its_body_is_journaled_as_499() -> None:
     }  # fmt: skip
     asyncio.run(_call(app, scope, gone, keep))
     assert sent[0]["status"] == 499
-    assert app.state.mock.journal.entries(limit=1)[0]["status"] == 499
+    assert immediate(app.state.mock.journal.entries(limit=1))[0]["status"] == 499
 
 
 async def _call(app: Any, scope: Scope, receive: Receive, send: Send) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from mockserver.domain import FakeClock
+from mockserver.domain import FakeClock, immediate
 from tests.conftest import KEY2
 from tests.web.helpers import bid_session, close, model_session, ping
 
@@ -20,7 +20,7 @@ def _session(client: TestClient, key: str = PREFIX) -> dict[str, object] | None:
 def test_r1_same_model_returns_the_same_session_unchanged(client: TestClient, clock: FakeClock) -> None:
     first = model_session(client).json()
     before = _session(client)
-    clock.advance(100)
+    immediate(clock.advance(100))
     second = model_session(client, sessionDuration=99999).json()
     assert second == first
     assert _session(client) == before  # same expiry: not extended, sessionDuration ignored
@@ -70,7 +70,7 @@ def test_r4_close_reports_none_closed_and_expired(client: TestClient, clock: Fak
     assert close(client).json() == {"success": True, "message": "Session closed successfully", "session_id": opened}
     assert close(client).json()["session_id"] is None
     expiring = model_session(client).json()["session_id"]
-    clock.advance(3600.001)
+    immediate(clock.advance(3600.001))
     assert close(client).json() == {
         "success": True,
         "message": "Expired session marked as inactive",
@@ -92,7 +92,7 @@ def test_r5_ping_reports_no_session_alive_and_expired(client: TestClient, clock:
         "session_id": opened,
         "success": True,
     }
-    clock.advance(3601)
+    immediate(clock.advance(3601))
     assert ping(client).json() == {
         "status": "expired",
         "message": "Session is expired and has been marked as inactive",
@@ -104,10 +104,10 @@ def test_r5_ping_reports_no_session_alive_and_expired(client: TestClient, clock:
 
 def test_r6_expiry_is_strictly_after_created_plus_duration(client: TestClient, clock: FakeClock) -> None:
     opened = model_session(client, sessionDuration=600).json()["session_id"]
-    clock.advance(600)
+    immediate(clock.advance(600))
     assert ping(client).json()["status"] == "alive"
     assert model_session(client).json()["session_id"] == opened
-    clock.advance(0.001)
+    immediate(clock.advance(0.001))
     assert model_session(client).json()["session_id"] != opened  # expired counts as none
     history = client.get("/__admin/history").json()["sessions"]
     assert history[0]["close_reason"] == "expired"

@@ -32,12 +32,27 @@ class Codec(Protocol[V]):
     def loads(self, raw: bytes | str) -> V: ...
 
 
-def _fields(session: Session) -> dict[str, Any]:
-    return {**asdict(session), "kind": str(session.kind)}
+def _fields(s: Session) -> list[Any]:
+    """A session as the list of its fields in their order (every request writes or reads a record: no
+    names, no `asdict`)."""
+    return [
+        s.session_id,
+        s.key,
+        str(s.kind),
+        s.model,
+        s.requested,
+        s.created_at,
+        s.expires_at,
+        s.closed_at,
+        s.close_reason,
+    ]
 
 
-def _from_fields(fields: dict[str, Any]) -> Session:
-    return Session(**{**fields, "kind": SessionKind(fields["kind"])})
+def _from_fields(fields: list[Any]) -> Session:
+    session_id, key, kind, model, requested, created_at, expires_at, closed_at, close_reason = fields
+    return Session(
+        session_id, key, SessionKind(kind), model, requested, created_at, expires_at, closed_at, close_reason
+    )
 
 
 def encode_ended(session: Session, at: float) -> str:

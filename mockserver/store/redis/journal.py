@@ -4,39 +4,42 @@ from __future__ import annotations
 
 import json
 
-import redis
-
 from mockserver.domain import JournalEntry
 from mockserver.domain.journal import select
 from mockserver.store.redis.codecs import journal_entry
 from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Wire, answering
+
+TRIM_EVERY = 16  # one LTRIM per this many entries: the hot path sends one command, not two
 
 
 class RedisJournal:
     """A `JournalLog` in Redis: one capped list that every worker appends to (newest first).
 
     A request's entry is sent without waiting for Redis (`Wire.send`): it costs the request no round
-    trip. The worker's next command on that connection reads its answer first, and `entries` and
-    `clear` go through the same `Wire`, so a worker always reads its own entries.
+    trip, and its answer is checked when it comes. `entries` and `clear` go down the same line after
+    it (Redis answers a connection's commands in order), so a worker always reads its own entries.
     """
 
-    def __init__(
-        self, client: redis.Redis, size: int, *, namespace: str = DEFAULT_NAMESPACE, wire: Wire | None = None
-    ) -> None:
+    def __init__(self, wire: Wire, size: int, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         self.size = size
         self.name = Names(namespace).shared("journal")
-        self.wire = wire or Wire(client)  # the worker's connection
+        self.wire = wire
+        self.pushed = 0  # entries this worker pushed: every TRIM_EVERY-th push trims the list to `size`
 
     def record(self, entry: JournalEntry) -> None:
-        with answering("journaling a request"):
-            self.wire.send(["LPUSH", self.name, json.dumps(entry)], ["LTRIM", self.name, 0, self.size - 1])
+        self.pushed += 1
+        push = ["LPUSH", self.name, json.dumps(entry)]
+        if self.pushed % TRIM_EVERY:
+            self.wire.send(push)
+        else:  # the list may hold up to TRIM_EVERY entries beyond `size` per worker: reads take the first `size`
+            self.wire.send(push, ["LTRIM", self.name, 0, self.size - 1])
 
-    def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+    async def entries(self, *, key: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
         with answering("reading the journal"):
-            (raw,) = self.wire.call(["LRANGE", self.name, 0, -1])
+            (raw,) = await self.wire.call(["LRANGE", self.name, 0, self.size - 1])
         return select([journal_entry(item) for item in raw], key, limit)
 
-    def clear(self) -> int:
+    async def clear(self) -> int:
         with answering("clearing the journal"):
-            count, _ = self.wire.call(["LLEN", self.name], ["DEL", self.name])
-        return int(count)
+            count, _ = await self.wire.call(["LLEN", self.name], ["DEL", self.name])
+        return min(int(count), self.size)

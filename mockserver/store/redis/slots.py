@@ -7,73 +7,73 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-import redis
-
 from mockserver.store.redis.codecs import Codec
-from mockserver.store.redis.transaction import Swap, Target, swap
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, answering, text
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Wire, answering
 
 V = TypeVar("V")
 R = TypeVar("R")
 
 
 class RedisSlots(Generic[V]):
-    """`Slots` in Redis: one string per name under `{<namespace>}:<kind>:`, changed by compare-and-set (`swap`).
+    """`Slots` in Redis: one field `<kind>:<name>` of the admin hash per name, changed by compare-and-set.
 
-    Reads go through `view` (one per worker, shared with the clock), so a request reads a name from
-    Redis at most once while nobody changes the admin state; every change renews the view's token.
+    `get` answers from the worker's snapshot (`view`, shared with the clock: no I/O), decoding a value
+    once while it stays the same; `update` writes through the view, which then holds the new value.
     """
 
     def __init__(
         self,
-        client: redis.Redis,
+        wire: Wire,
         kind: str,
         codec: Codec[V],
         *,
         namespace: str = DEFAULT_NAMESPACE,
         view: RedisView | None = None,
     ) -> None:
-        self.client = client
         self.codec = codec
-        self.prefix = Names(namespace).shared(f"{kind}:")
-        self.view = view or RedisView(client, namespace=namespace)
+        self.prefix = f"{kind}:"
+        self.view = view or RedisView(wire, namespace=namespace)
+        self._decoded: dict[str, tuple[bytes | str, V]] = {}  # a field's value as last decoded, and its text
 
     def __repr__(self) -> str:
-        return f"RedisSlots({self.prefix!r})"
+        return f"RedisSlots({self.view.admin!r}, {self.prefix!r})"
 
     def get(self, name: str) -> V | None:
-        with answering(f"reading {self.prefix}"):
-            raw = self.view.read(self.prefix + name)
-        return None if raw is None else self.codec.loads(raw)
+        raw = self.view.field(self.prefix + name, f"reading {self.prefix}")
+        if raw is None:
+            return None
+        decoded = self._decoded.get(name)
+        if decoded is not None and decoded[0] is raw:
+            return decoded[1]
+        value = self.codec.loads(raw)
+        self._decoded[name] = (raw, value)
+        return value
 
-    def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
-        def decide(raw: Raw) -> tuple[Swap | None, R]:
+    async def update(self, name: str, change: Callable[[V | None], tuple[V | None, R]]) -> R:
+        def decide(raw: Raw) -> tuple[str | None, R]:
             new, result = change(None if raw is None else self.codec.loads(raw))
-            encoded = None if new is None else self.codec.dumps(new)
-            if encoded == (None if raw is None else text(raw)):
-                return None, result  # nothing changes: no write, no new token
-            self.view.changed()
-            return Swap(encoded, touch=True), result
+            return (None if new is None else self.codec.dumps(new)), result
 
-        target = Target(self.prefix + name, self.prefix + name, 0, self.view.generation)  # no list to push to
-        return swap(self.view.wire, target, decide)
+        return await self.view.update(self.prefix + name, decide)
 
-    def items(self) -> list[tuple[str, V]]:
+    async def items(self) -> list[tuple[str, V]]:
         with answering(f"listing {self.prefix}"):
-            names = sorted(self.client.scan_iter(match=self.prefix + "*"))
-            values = self.client.mget(names) if names else []
-        found = [(name.decode().removeprefix(self.prefix), raw) for name, raw in zip(names, values, strict=True)]
-        return [(name, self.codec.loads(raw)) for name, raw in found if raw is not None]
+            fields = await self.view.fields()
+        found = sorted(
+            (name.removeprefix(self.prefix), raw) for name, raw in fields.items() if name.startswith(self.prefix)
+        )
+        return [(name, self.codec.loads(raw)) for name, raw in found]
 
 
 class RedisCounter:
     """A `Counter` every worker draws from (INCR): 0, 1, 2, ... across the whole mock."""
 
-    def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
-        self.client = client
+    def __init__(self, wire: Wire, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.wire = wire
         self.name = Names(namespace).shared("ids")
 
-    def next(self) -> int:
+    async def next(self) -> int:
         with answering("drawing an id"):
-            return int(self.client.incr(self.name)) - 1
+            (drawn,) = await self.wire.call(["INCR", self.name])
+        return int(drawn) - 1

@@ -1,105 +1,217 @@
-"""`RedisView`: a worker's reads of the rarely changed admin state, kept while the generation token holds.
-
-Every write of that state (faults, keys, the clock offset) sets a new generation token in the same
-atomic step; a request reads the token once (`fresh`), and within requests a value read under the
-current token is reused.
-"""
+"""`RedisView`: a worker's snapshot of the rarely changed admin state (one hash, reloaded only when its
+generation token moves) and the record of the key a request names, read ahead in the same round trip."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
+import contextvars
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
 
 import redis
-from redis.client import Pipeline
 
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Wire, new_token
+from mockserver.store.errors import StoreUnavailable
+from mockserver.store.redis.transaction import swap
+from mockserver.store.redis.wire import (
+    DEFAULT_NAMESPACE,
+    GENERATION,
+    Names,
+    Raw,
+    Script,
+    Wire,
+    answering,
+    new_token,
+    text,
+)
+
+R = TypeVar("R")
+
+_SET_FIELD = Script("""
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if current ~= ARGV[3] then return {0, current} end
+elseif current then return {0, current} end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[5]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+local previous = redis.call('HGET', KEYS[1], 'generation')
+redis.call('HSET', KEYS[1], 'generation', ARGV[6])
+return {1, previous}
+""")
+"""KEYS: the admin hash. ARGV: the field, whether it was there, what it held, whether to set it, its new
+value, the new generation token. Answers {1, the token it replaced} or {0, what the field holds now}."""
+
+
+@dataclass
+class _Request:
+    """What one request's `fresh` found: its key's record (used once) or why the store could not be read."""
+
+    view: RedisView
+    name: str | None
+    epoch: int  # the view's count of its own record writes when the record was asked for
+    raw: Raw = None
+    ahead: bool = False
+    failure: str | None = None
+
+
+_REQUEST: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("morpheus_store_request", default=None)
 
 
 class RedisView:
-    """This worker's reads of the rarely changed admin state (faults, keys, the clock offset), kept while
-    the store's generation token stays the same, and the record of the key a request names, read ahead.
+    """This worker's snapshot of the admin hash (`{<namespace>}:admin`: faults, keys, automation, replies,
+    the clock offset) and the record of the key a request names, read ahead.
 
-    Every write of that state sets `{<namespace>}:generation` to a new random token in the same atomic
-    step (`touch`). A request starts in `fresh`, which reads the token (and its key's record, in the
-    key's own hash tag: two GETs, not one MGET across tags) in one round trip: if the token changed (or
-    the store cannot tell), what was kept is dropped. Within requests, `read` answers from what was kept
-    under the current token; outside any request (and while the token is unknown) it asks Redis. The
-    record read ahead serves the request's first try at its transaction (`ahead`), which writes only if
-    the record is still the one read.
+    Every write of a field sets the hash's `generation` to a new token in the same script. A request
+    starts in `fresh(key)`, which sends `HGET generation` and `GET <key's record>` in one round trip
+    (two single-key commands: cluster-safe); only if the token is not the snapshot's it loads the whole
+    hash (HGETALL, a second trip, after an admin change). Every `field` read is then a dict lookup. A
+    request whose look failed raises `StoreUnavailable` at its first read of the admin state. The record
+    read ahead serves the request's first try at its transaction (`ahead`): unless this worker has written
+    the record since, as requests of one key queue in one worker (`RedisStore`), then that value serves.
     """
 
     reads_ahead = True
 
-    def __init__(self, client: redis.Redis, *, namespace: str = DEFAULT_NAMESPACE) -> None:
-        self.client = client
-        self.wire = Wire(client)
+    def __init__(self, wire: Wire, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.wire = wire
         self.names = Names(namespace)
-        self.generation = self.names.generation
+        self.admin = self.names.admin
         self._token: Raw = None
-        self._kept: dict[str, Raw] = {}
-        self._ahead: dict[str, Raw] = {}
-        self._open = 0  # requests in `fresh`
-        self._lock = threading.Lock()
+        self._snapshot: dict[str, bytes] = {}
+        self._epoch = 0  # this worker's record writes, counted
+        self._open: dict[str, int] = {}  # records of open requests: how many requests read each ahead
+        self._written: dict[str, tuple[int, Raw]] = {}  # what this worker last wrote to those records
 
     def __repr__(self) -> str:
-        return f"RedisView({len(self._kept)} kept)"
+        return f"RedisView({len(self._snapshot)} fields)"
 
-    @contextlib.contextmanager
-    def fresh(self, key: str | None = None) -> Iterator[None]:
-        """One request (for `key`'s record): read the token once; reads within it may reuse what was kept."""
-        names = [self.generation] if key is None else [self.generation, self.names.of_key(key, "record")]
-        try:
-            token, *ahead = self.wire.call(*(["GET", name] for name in names))
-            if token is None:  # no write has set one yet (a fresh or flushed store): this request reads
-                self.wire.call(["SET", self.generation, new_token(), "NX"])  # through, the next ones keep
-        except redis.RedisError:
-            token, ahead = None, []  # every read asks Redis, and fails there with its own message
-        with self._lock:
-            if token is None or token != self._token:
-                self._kept = {}
-            self._token = token
-            self._open += 1
-            if ahead:
-                self._ahead[names[1]] = ahead[0]
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._open -= 1
-                if ahead:
-                    self._ahead.pop(names[1], None)
+    def fresh(self, key: str | None = None) -> Fresh:
+        """`async with view.fresh(key):` around one request; `await view.fresh()` loads the snapshot now."""
+        return Fresh(self, None if key is None else self.names.of_key(key, "record"))
+
+    async def look(self, name: str | None) -> Raw:
+        """Read the token (and `name`), in one round trip; load the hash if the token moved. Returns the record."""
+        commands: list[list[Any]] = [["HGET", self.admin, GENERATION]]
+        if name is not None:
+            commands.append(["GET", name])
+        token, *ahead = await self.wire.call(*commands)
+        if token is None or token != self._token:
+            await self.load()
+        return ahead[0] if ahead else None
+
+    async def load(self) -> None:
+        """The whole admin hash, given a first token if it has none (a new or flushed store)."""
+        _, flat = await self.wire.call(["HSETNX", self.admin, GENERATION, new_token()], ["HGETALL", self.admin])
+        snapshot = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+        self._snapshot, self._token = snapshot, snapshot[GENERATION]
+
+    def field(self, name: str, what: str) -> Raw:
+        """What the admin field `name` held at the last look (`what`: for the error if the look failed)."""
+        request = _REQUEST.get()
+        if request is not None and request.view is self and request.failure is not None:
+            raise StoreUnavailable(f"the shared store failed ({what}): {request.failure}")
+        return self._snapshot.get(name)
+
+    async def fields(self) -> dict[str, bytes]:
+        """The whole admin hash as the store holds it now (admin listings)."""
+        await self.load()
+        return self._snapshot
+
+    async def update(self, name: str, decide: Callable[[Raw], tuple[str | None, R]]) -> R:
+        """Compare-and-set the admin field `name`: `decide` its new value (None deletes it) on what the snapshot
+        holds (no read trip), write it if the store holds that too, with a new generation token; on a
+        conflict decide again on the store's value. A value that stays the same is not written.
+
+        Raises:
+            StoreBusy: every attempt met a conflict.
+            StoreUnavailable: Redis failed.
+        """
+
+        async def decided(raw: Raw) -> tuple[tuple[str | None] | None, R]:
+            new, result = decide(raw)
+            return (None if new == (None if raw is None else text(raw)) else (new,)), result
+
+        async def write(raw: Raw, value: tuple[str | None]) -> tuple[bool, Raw]:
+            token, (new,) = new_token(), value
+            present = ("0", "") if raw is None else ("1", raw)
+            args = [name, *present, *(("0", "") if new is None else ("1", new)), token]
+            done, found = await self.wire.run(_SET_FIELD, [self.admin], args)
+            if done:
+                self._wrote_field(name, new, token, previous=found)
+            return bool(done), found
+
+        with answering(f"changing {name}"):
+            return await swap(f"{self.admin} {name}", self._snapshot.get(name), decided, write)
+
+    def _wrote_field(self, name: str, new: str | None, token: str, previous: Raw) -> None:
+        if new is None:
+            self._snapshot.pop(name, None)
+        else:
+            self._snapshot[name] = new.encode()
+        if previous == self._token:  # the snapshot was whole: it is still, under the new token
+            self._token = token.encode()
+            self._snapshot[GENERATION] = self._token
 
     def ahead(self, name: str) -> tuple[Raw] | None:
-        """The record `name` as a request found it when it started, once (None: not read ahead)."""
-        with self._lock:
-            if name in self._ahead:
-                return (self._ahead.pop(name),)
-        return None
+        """The record `name` for a first try: as this worker wrote it since this request read it ahead (a
+        request of the same key before it, or this request's own earlier transaction), else as read ahead,
+        once; None: nothing to start from (read it)."""
+        request = _REQUEST.get()
+        if request is None or request.view is not self or request.name != name:
+            return None
+        written = self._written.get(name)
+        if written is not None and written[0] > request.epoch:
+            return (written[1],)
+        if not request.ahead:
+            return None
+        request.ahead = False
+        return (request.raw,)
 
-    def read(self, name: str) -> Raw:
-        """What `name` holds: kept under the current token, or read from Redis (and kept, within a request)."""
-        token = self._token
-        if not self._open or token is None:
-            raw: Raw = self.wire.call(["GET", name])[0]
-            return raw
+    def wrote(self, name: str, raw: Raw) -> None:
+        """This worker wrote record `name`: a request that read it ahead before starts from this value."""
+        self._epoch += 1
+        if name in self._open:
+            self._written[name] = (self._epoch, raw)
+
+    def opened(self, name: str) -> None:
+        """A request reads record `name` ahead."""
+        self._open[name] = self._open.get(name, 0) + 1
+
+    def closed(self, name: str) -> None:
+        """A request that read `name` ahead ended; with the last of them, what this worker wrote is forgotten."""
+        left = self._open.pop(name) - 1
+        if left:
+            self._open[name] = left
+        else:
+            self._written.pop(name, None)
+
+
+class Fresh:
+    """One request's look at the store (`RedisView.fresh`): an async context manager, or awaited alone."""
+
+    _reset: contextvars.Token[_Request | None]
+
+    def __init__(self, view: RedisView, name: str | None) -> None:
+        self.view, self.name = view, name
+
+    def __await__(self) -> Generator[Any, None, None]:
+        with answering("reading the admin state"):
+            yield from self.view.look(self.name).__await__()
+
+    async def __aenter__(self) -> None:
+        view, name = self.view, self.name
+        request = _Request(view, name, view._epoch)
+        self._reset = _REQUEST.set(request)
+        if name is not None:
+            view.opened(name)
         try:
-            return self._kept[name]
-        except KeyError:
-            pass
-        now, raw = self.wire.call(["MGET", self.generation, name])[0]  # the value and its token, atomically (one tag)
-        with self._lock:
-            if now == self._token:
-                self._kept[name] = raw
-        return raw
+            request.raw = await view.look(name)
+            request.ahead = name is not None
+        except (redis.RedisError, OSError) as error:  # every read of the admin state in this request fails
+            request.failure = str(error) or type(error).__name__
 
-    def touch(self, pipe: Pipeline) -> None:
-        """Queue a new generation token with a write of the admin state: every worker reads it again."""
-        pipe.set(self.generation, new_token())
-
-    def changed(self) -> None:
-        """This worker wrote the state: keep nothing until the next request reads the new token."""
-        with self._lock:
-            self._token = None
-            self._kept = {}
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        _REQUEST.reset(self._reset)
+        if self.name is not None:
+            self.view.closed(self.name)

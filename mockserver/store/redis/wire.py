@@ -1,33 +1,38 @@
-"""The connection to Redis: `connect`, the names under the namespace (`Names`, layout 2), `answering`
-(redis-py's failures as `StoreUnavailable`) and `Wire`, the hot path's commands on a connection each
-thread keeps.
+"""The connection to Redis: `connect` (synchronous, at start), the names under the namespace (`Names`,
+layout 3), `answering` (every failure as `StoreUnavailable`) and `Wire`, the asynchronous commands on
+redis-py's asyncio connections (hiredis parses the answers), a small pool of them per event loop.
 
-Layout 2 puts every name in a hash tag (`{...}`), so a Redis Cluster can hold the store: one API key's
-record and history share the tag `{<namespace>:<key>}` (one slot), and the rarely changed admin state
-with its generation token, the clock offset, the journal and the id counter share `{<namespace>}`.
-Every multi-key command or script the mock sends touches names of one tag.
+Layout 3 puts every name in a hash tag (`{...}`), so a Redis Cluster can hold the store: one API key's
+record and history share the tag `{<namespace>:<key>}` (one slot); the rarely changed admin state (the
+faults, keys, automation and replies slots, the clock offset, the generation token) is ONE hash,
+`{<namespace>}:admin`, beside the journal and the id counter in the tag `{<namespace>}`. Every command
+or script the mock sends touches names of one tag.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
+import hashlib
 import logging
-import os
 import secrets
-import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 import redis
-from redis.commands.core import Script
-from redis.connection import Connection
+import redis.asyncio
 
 from mockserver.store.errors import StoreUnavailable
 
 DEFAULT_NAMESPACE = "morpheus-mock"
-LAYOUT = "2"  # the names' layout; a store holding layout 1's names (no tags, no marker) is reset at connect
-Raw = bytes | str | None  # what redis-py answers for a string that may be missing
+LAYOUT = "3"  # the names' layout; a store holding layout 1's or 2's names is reset at connect
+GENERATION, CLOCK = "generation", "clock-offset"  # fields of the admin hash beside the slots' `<kind>:<name>`
+TIMEOUT = 5.0  # seconds a round trip may take: a store that stopped answering costs a request this, not minutes
+Raw = bytes | str | None  # what Redis answers for a string that may be missing
 logger = logging.getLogger("mockserver")
 
 
@@ -38,7 +43,7 @@ class Names:
     namespace: str = DEFAULT_NAMESPACE
 
     def shared(self, what: str) -> str:
-        """A name of the admin state, the clock, the journal or the ids: all in the tag `{<namespace>}`."""
+        """A name of the admin hash, the journal, the ids or the layout marker: all in the tag `{<namespace>}`."""
         return f"{{{self.namespace}}}:{what}"
 
     def of_key(self, key: str, what: str) -> str:
@@ -46,9 +51,9 @@ class Names:
         return f"{{{self.namespace}:{key}}}:{what}"
 
     @property
-    def generation(self) -> str:
-        """The token every write of the admin state renews (`RedisView`)."""
-        return self.shared("generation")
+    def admin(self) -> str:
+        """The hash of the rarely changed admin state, its generation token among its fields (`RedisView`)."""
+        return self.shared("admin")
 
     def key_of(self, name: bytes | str, what: str) -> str:
         """The API key a name of `of_key(key, what)` belongs to."""
@@ -57,42 +62,45 @@ class Names:
 
 @contextlib.contextmanager
 def answering(what: str) -> Iterator[None]:
-    """Turn redis-py's failures into `StoreUnavailable` that names what failed."""
+    """Turn every failure of Redis or of the connection to it into `StoreUnavailable` that names what failed."""
     try:
         yield
-    except redis.RedisError as error:
-        raise StoreUnavailable(f"the shared store failed ({what}): {error}") from None
+    except (redis.RedisError, OSError) as error:  # OSError: refused, reset, timed out
+        raise StoreUnavailable(f"the shared store failed ({what}): {error or type(error).__name__}") from None
 
 
-def connect(url: str, namespace: str = DEFAULT_NAMESPACE) -> redis.Redis:
-    """A client for `redis://HOST:PORT/N`, checked with a PING so that a wrong URL fails at start, on a
-    store in this layout (`settle_layout`).
+def connect(url: str, namespace: str = DEFAULT_NAMESPACE) -> Wire:
+    """The `Wire` to `redis://HOST:PORT/N`, checked with a PING so that a wrong URL fails at start, on a
+    store in this layout (`settle_layout`). Synchronous: it runs before the server's event loop.
 
     Timeouts are short: a store that stopped answering costs a request seconds, not minutes.
     """
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        client.ping()
-        settle_layout(client, Names(namespace), url)
+        with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) as client:
+            client.ping()
+            settle_layout(client, Names(namespace), url)
+        return Wire(url)
     except (redis.RedisError, ValueError) as error:
         raise StoreUnavailable(f"cannot use the store {url}: {error}") from None
-    return client
 
 
 def settle_layout(client: redis.Redis, names: Names, url: str) -> None:
-    """Mark the store as layout `LAYOUT`; a store in layout 1 (names without tags) is reset, and says so.
+    """Mark the store as layout `LAYOUT`; a store in layout 1 (no tags) or 2 (admin state in strings) is
+    reset, and says so.
 
     Raises:
         StoreUnavailable: the store is marked with another layout (a newer mock's): nothing is touched.
     """
     marker = names.shared("layout")
     found: Raw = client.get(marker)
-    if found is not None and text(found) != LAYOUT:
+    if found is not None and text(found) not in ("2", LAYOUT):
         raise StoreUnavailable(f"cannot use the store {url}: it holds layout {text(found)}, this mock reads {LAYOUT}")
-    if found is None:
-        old = delete(client, client.scan_iter(match=f"{names.namespace}:*"))  # layout 1: `<namespace>:<what>`
-        if old:
-            logger.warning("the store %s held %d names of layout 1: reset to layout %s", url, old, LAYOUT)
+    if found is None or text(found) != LAYOUT:
+        old = "1" if found is None else "2"
+        patterns = [f"{names.namespace}:*"] if found is None else [names.shared("*"), names.of_key("*", "*")]
+        gone = delete(client, [name for pattern in patterns for name in client.scan_iter(match=pattern)])
+        if gone:
+            logger.warning("the store %s held %d names of layout %s: reset to layout %s", url, gone, old, LAYOUT)
         client.set(marker, LAYOUT)
 
 
@@ -105,7 +113,7 @@ def delete(client: redis.Redis, names: Iterable[Any]) -> int:
 
 
 def text(raw: bytes | str) -> str:
-    """What Redis holds as text (redis-py answers bytes)."""
+    """What Redis holds as text (it answers bytes)."""
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
@@ -113,113 +121,200 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
-_SWAP = """
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return 0 end
-elseif current then return 0 end
-if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[4]) else redis.call('DEL', KEYS[1]) end
-if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5]) end
-if #ARGV > 6 then
-  for i = 7, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
-end
-return 1
-"""
-"""KEYS: the name, a capped list, the generation (only with a new token: it is in the admin state's tag).
-ARGV: whether the name was there, what it held, whether to set it, its new value, a new generation token
-('' to leave it), the list's cap, entries to push."""
+@dataclass(frozen=True)
+class Script:
+    """A Lua script, run by its hash (`Wire.run`)."""
+
+    text: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
 
-class _Held:
-    """A thread's connection, whose pool and process it belongs to, and the answers it has not read yet."""
+Connection = redis.asyncio.connection.AbstractConnection
 
-    def __init__(self, pool: Any, pid: int) -> None:
-        self.pool, self.pid = pool, pid
-        self.connection: Connection = pool.get_connection()
-        self.unread = 0
+
+class _Waiting:
+    """Commands written on a line, and the answers read for them so far; `future` is None for a `send`."""
+
+    __slots__ = ("count", "future", "replies", "since")
+
+    def __init__(self, future: asyncio.Future[list[Any]] | None, count: int, since: float) -> None:
+        self.future, self.count, self.since = future, count, since  # since: the loop's time it was queued
+        self.replies: list[Any] = []
+
+
+class _Line:
+    """One loop's connection: what waits to be written, what waits for its answers (in order), the two
+    tasks that write and read, and the watchdog that breaks the line when an answer is `TIMEOUT` late."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection  # opened by the first write
+        self.unwritten: list[bytes] = []
+        self.waiting: collections.deque[_Waiting] = collections.deque()
+        self.writer: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
 
 
 class Wire:
-    """The hot path's commands on a connection each thread keeps (redis-py's client checks one out of its
-    pool and back for every command, which was two thirds of a GET's CPU here).
+    """The store's commands on ONE redis-py asyncio connection per event loop, pipelined: every request's
+    commands are queued, written together by one task (one write for all the requests of a loop's
+    turn), and one task reads the answers in order and hands each request its own.
 
-    A connection that fails is dropped (the next call opens a new one); a forked process, or a new pool
-    on the client (a test's way of breaking it), gets a connection of its own. Errors are redis-py's.
-    `send` does not wait for its answers: the thread's next command reads them first, so every command
-    of a connection still runs in order.
+    Redis answers a connection's commands in the order it got them, so the answers stay in step however
+    many requests wait; a request that gives up (cancelled) leaves its answers to be read and dropped.
+    A connection that fails, or a round trip slower than `TIMEOUT`, breaks the line: every request
+    waiting on it fails, and the next opens a new one. A connection belongs to the loop that opened it
+    and is never used by another (a test may run several loops; each uvicorn worker is a process of its
+    own). `send` does not wait at all: its answers are checked by the reader and a failure logged.
+    Errors are redis-py's (`answering` turns them into `StoreUnavailable`).
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.swap_script: Script = client.register_script(_SWAP)  # its hash is computed once
-        self._local = threading.local()
+    def __init__(self, url: str) -> None:
+        # No timeout per read: one for the whole exchange (`TIMEOUT`), a timer a round trip, not a task per read.
+        pool = redis.asyncio.ConnectionPool.from_url(url, socket_connect_timeout=2, socket_timeout=None, protocol=2)
+        self.url = url
+        self._connection_class = pool.connection_class
+        self._connection_kwargs = pool.connection_kwargs
+        self._lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Line] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
-        return f"Wire({self.client!r})"
+        return f"Wire({self.url!r})"
 
-    def call(self, *commands: Sequence[Any]) -> list[Any]:
-        """Send `commands` in one round trip and return their answers; an error answer raises."""
-        held = self._held()
-        connection = held.connection
-        try:
-            connection.send_packed_command(connection.pack_commands(commands))  # type: ignore[no-untyped-call]
-            replies = [_reply(connection) for _ in commands]  # every answer is read, so none is left behind
-        except BaseException:
-            self._drop(connection)
-            raise
+    def _line(self) -> _Line:
+        loop = asyncio.get_running_loop()
+        line = self._lines.get(loop)
+        if line is None:
+            line = self._lines[loop] = _Line(self._connection_class(**self._connection_kwargs))
+        return line
+
+    async def call(self, *commands: Sequence[Any]) -> list[Any]:
+        """Send `commands` in one write (with other requests') and return their answers; an error answer raises."""
+        line = self._line()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue(line, commands, future)
+        replies = await future
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
         return replies
 
     def send(self, *commands: Sequence[Any]) -> None:
-        """Send `commands` without waiting: no round trip. Their answers are read before the thread's next
-        command; one that failed is logged then (`_held`), as nobody waits for it any more."""
-        held = self._held()
-        try:
-            held.connection.send_packed_command(held.connection.pack_commands(commands))  # type: ignore[no-untyped-call]
-        except BaseException:
-            self._drop(held.connection)
-            raise
-        held.unread += len(commands)
+        """Queue `commands` without waiting for them; an error answer, or a broken line, is logged."""
+        self._queue(self._line(), commands, None)
 
-    def _held(self) -> _Held:
-        """This thread's connection, its earlier `send`s answered; a new one if it broke or is another's."""
-        pool, pid = self.client.connection_pool, os.getpid()
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None or held.pool is not pool or held.pid != pid:  # a forked worker opens its own
-            held = self._local.held = _Held(pool, pid)
-        if held.unread:
-            try:
-                replies = [_reply(held.connection) for _ in range(held.unread)]
-            except redis.RedisError as error:
-                self._drop(held.connection)
+    def _queue(self, line: _Line, commands: Sequence[Sequence[Any]], future: asyncio.Future[list[Any]] | None) -> None:
+        loop = asyncio.get_running_loop()
+        line.unwritten.extend(hiredis.pack_command(tuple(command)) for command in commands)  # C, not redis-py's
+        line.waiting.append(_Waiting(future, len(commands), loop.time()))
+        if line.writer is None:
+            line.writer = loop.create_task(self._write(line))
+        if line.watchdog is None:
+            line.watchdog = loop.call_later(TIMEOUT, self._watch, line)
+
+    def _watch(self, line: _Line) -> None:
+        """The line's one timer (not one per round trip): break it if its oldest answer is `TIMEOUT` late,
+        else look again when that answer would be."""
+        line.watchdog = None
+        if not line.waiting:
+            return
+        loop = asyncio.get_running_loop()
+        late = line.waiting[0].since + TIMEOUT - loop.time()
+        if late <= 0:
+            self._break(line, redis.TimeoutError(f"no answer in {TIMEOUT:g} s"))
+            return
+        line.watchdog = loop.call_later(late, self._watch, line)
+
+    async def _write(self, line: _Line) -> None:
+        """Open the line if need be, then write what is queued until nothing is."""
+        connection = line.connection
+        try:
+            if line.reader is None:
+                await connection.connect()  # type: ignore[no-untyped-call]
+                line.reader = asyncio.get_running_loop().create_task(self._read(line))
+            while line.unwritten:
+                data, line.unwritten = line.unwritten, []
+                await connection.send_packed_command(data, check_health=False)
+        except (redis.RedisError, OSError) as error:
+            self._break(line, error)
+        finally:
+            line.writer = None
+
+    async def _read(self, line: _Line) -> None:
+        """Read answers in order and hand each request its own, until the connection fails or closes."""
+        waiting = line.waiting
+        try:
+            while True:
+                reply = await _reply(line.connection)
+                head = waiting[0]
+                head.replies.append(reply)
+                if len(head.replies) == head.count:
+                    waiting.popleft()
+                    _hand(head)
+        except (redis.RedisError, OSError) as error:
+            self._break(line, error)
+        finally:  # its loop is ending (cancelled), or the line broke: forget it, so the loop can be freed
+            self._forget(line)
+
+    def _forget(self, line: _Line) -> None:
+        loop = asyncio.get_running_loop()
+        if self._lines.get(loop) is line:
+            del self._lines[loop]
+
+    def _break(self, line: _Line, error: Exception) -> None:
+        """A line that failed is never used again: every request waiting on it fails with `error`."""
+        self._forget(line)
+        if line.watchdog is not None:
+            line.watchdog.cancel()
+            line.watchdog = None
+        if line.reader is not None:
+            line.reader.cancel()  # redis-py disconnects a connection whose read is cancelled
+        waiting, line.waiting, line.unwritten = line.waiting, collections.deque(), []
+        for each in waiting:
+            if each.future is None:
                 logger.warning("commands sent without waiting may be lost: %s", error)
-                return self._held()
-            held.unread = 0
-            for reply in replies:
-                if isinstance(reply, redis.ResponseError):
-                    logger.warning("a command sent without waiting failed: %s", reply)
-        return held
+            elif not each.future.done():
+                each.future.set_exception(error)
 
-    def _drop(self, connection: Connection) -> None:
-        """A connection whose answers may be out of step is never used again."""
-        self._local.held = None
-        connection.disconnect()  # type: ignore[no-untyped-call]
-
-    def swap(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """`_SWAP` by its hash; by its text (which Redis then keeps) if the server has forgotten it."""
-        script = self.swap_script
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """`script` by its hash; by its text (which Redis then keeps) if the server has forgotten it."""
         try:
-            return self.call(["EVALSHA", script.sha, len(keys), *keys, *args])[0]
+            return (await self.call(["EVALSHA", script.sha, len(keys), *keys, *args]))[0]
         except redis.exceptions.NoScriptError:
-            return self.call(["EVAL", script.script, len(keys), *keys, *args])[0]
+            return (await self.call(["EVAL", script.text, len(keys), *keys, *args]))[0]
+
+    async def scan(self, pattern: str) -> list[bytes]:
+        """Every name matching `pattern` (SCAN, a page per round trip)."""
+        names: list[bytes] = []
+        cursor: Any = 0
+        while True:
+            cursor, page = (await self.call(["SCAN", cursor, "MATCH", pattern, "COUNT", 1000]))[0]
+            names.extend(page)
+            if int(cursor) == 0:
+                return names
+
+    async def close(self) -> None:
+        """Close this loop's line (a loop that ends cancels its reader, which closes it)."""
+        line = self._line()
+        self._break(line, redis.ConnectionError("the wire was closed"))
+        await line.connection.disconnect()
 
 
-def _reply(connection: Connection) -> Any:
+def _hand(waiting: _Waiting) -> None:
+    """Answers to whoever waits for them; those nobody waits for are checked here."""
+    if waiting.future is None:
+        for reply in waiting.replies:
+            if isinstance(reply, redis.ResponseError):
+                logger.warning("a command sent without waiting failed: %s", reply)
+    elif not waiting.future.done():  # a request that gave up (cancelled) leaves its answers here
+        waiting.future.set_result(waiting.replies)
+
+
+async def _reply(connection: Connection) -> Any:
     """One answer; an error answer is returned (as its exception), not raised."""
     try:
-        return connection.read_response()
+        return await connection.read_response()
     except redis.ResponseError as error:
         return error
