@@ -1,6 +1,7 @@
 """The connection to Redis: `connect` (synchronous, at start), the names under the namespace (`Names`,
 layout 3), `answering` (every failure as `StoreUnavailable`) and `Wire`, the asynchronous commands on
-redis-py's asyncio connections (hiredis parses the answers), a small pool of them per event loop.
+redis-py's asyncio connections (hiredis packs the commands and parses the answers), one pipelined
+connection per event loop.
 
 Layout 3 puts every name in a hash tag (`{...}`), so a Redis Cluster can hold the store: one API key's
 record and history share the tag `{<namespace>:<key>}` (one slot); the rarely changed admin state (the
