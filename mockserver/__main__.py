@@ -17,11 +17,11 @@ import uvicorn
 from mockserver.config import ConfigError, config_from_args, log_config, startup_warnings
 from mockserver.domain import DomainError
 from mockserver.recording import ServedRecording
-from mockserver.serving import banner, http_protocol, listen
+from mockserver.serving import banner, frozen, http_protocol, listen
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
 
-APP_FACTORY = "mockserver.web.app:app_from_environment"
+APP_FACTORY = "mockserver.serving:worker_app"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[ARGV_VARIABLE] = json.dumps(args)  # each worker process builds its app from them
         uvicorn.run(APP_FACTORY, factory=True, fd=sock.fileno(), workers=config.workers, **options)
         return 0
-    uvicorn.Server(uvicorn.Config(served, **options)).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(frozen(served), **options)).run(sockets=[sock])
     return 0
 
 

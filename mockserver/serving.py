@@ -8,6 +8,7 @@ imports `__main__`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import threading
@@ -19,10 +20,28 @@ import uvicorn
 
 from mockserver.config import Config
 from mockserver.domain import DEFAULT_MODEL, key_prefix
+from mockserver.web.app import app_from_environment
 from mockserver.web.protocol import JsonErrorsH11, JsonErrorsHttpTools
 
 LOOPBACK = "127.0.0.1"
 DEMO_KEY = "sk-Demo01." + "0123456789abcdef" * 4  # `make mock`'s public key: the banner prints it whole
+
+
+def frozen(app: Any) -> Any:
+    """`app`, with everything the process has built so far moved out of the collector's way (`gc.freeze`).
+
+    The spec, its schemas and validators and the app live as long as the process; a full collection that
+    walked them paused a served `--store` worker about 40 ms, which was its p99 (64 keys in turn, 1 worker:
+    35 ms, 18-19 ms frozen). Called once the app is built, before it serves.
+    """
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def worker_app() -> Any:
+    """The app of one worker process (`--workers N`, uvicorn's factory), frozen like a single worker's."""
+    return frozen(app_from_environment())
 
 
 class ServerDidNotStart(RuntimeError):

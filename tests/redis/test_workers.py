@@ -4,6 +4,7 @@ restart of the mock, and the admin clock moves every worker's expiry (R6)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import threading
@@ -16,6 +17,7 @@ import requests
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
+from mockserver.serving import worker_app
 from mockserver.store.redis.clock import RedisClock
 from mockserver.store.redis.store import RedisStore
 from mockserver.store.redis.wire import connect
@@ -160,3 +162,18 @@ def test_a_worker_builds_its_app_from_the_arguments_in_the_environment(monkeypat
     monkeypatch.setenv(ARGV_VARIABLE, json.dumps(["--key", KEYS[0], "--seed", "3"]))
     app = app_from_environment()
     assert app.state.mock.config.keys == (KEYS[0],)
+
+
+def test_a_worker_app_is_frozen_out_of_the_collectors_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's factory for `--workers N` builds the app, then freezes what start-up built (gc.freeze): a full
+    collection no longer walks the spec and its validators (the served p99's longest pause)."""
+    monkeypatch.setenv(ARGV_VARIABLE, json.dumps(["--key", KEYS[0]]))
+    try:
+        app = worker_app()
+        assert app.state.mock.config.keys == (KEYS[0],)
+        collected = {id(each) for each in gc.get_objects()}  # the generations a collection walks, not the frozen
+        assert gc.get_freeze_count() > 0
+        assert id(app) not in collected
+        assert id(app.state.mock.spec) not in collected
+    finally:
+        gc.unfreeze()
