@@ -36,21 +36,22 @@ CLOSE = "/api/v1/session/closesession"
 
 
 class Trips:
-    """Counts the round trips the mock waits for (`Wire.call`) and the writes it does not wait for (`Wire.send`)."""
+    """Counts the round trips the mock waits for (`Wire.submit`, which `Wire.call` uses) and the writes it does not
+    wait for (`Wire.send`)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = self.sends = 0
-        call, send = Wire.call, Wire.send
+        submit, send = Wire.submit, Wire.send
 
-        async def counted(wire: Wire, *commands: Any) -> list[Any]:
+        def counted(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
             self.calls += 1
-            return await call(wire, *commands)
+            return submit(wire, *commands)
 
         def unawaited(wire: Wire, *commands: Any) -> None:
             self.sends += 1
             send(wire, *commands)
 
-        monkeypatch.setattr(Wire, "call", counted)
+        monkeypatch.setattr(Wire, "submit", counted)
         monkeypatch.setattr(Wire, "send", unawaited)
 
     async def of(self, work: Callable[[], Awaitable[Any]]) -> int:
@@ -192,6 +193,111 @@ async def test_a_record_read_ahead_serves_the_first_try_and_a_stale_one_costs_on
     async with view.fresh("other"):
         assert view.ahead(store.names.of_key("k", "record")) is None  # another key's request
     assert decided == [None, None, OTHER]
+
+
+async def test_transactions_of_one_key_decide_behind_a_write_in_flight(
+    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write is sent without waiting for its answer: the next transaction of the key decides on what it will
+    leave there, so a worker's hot key is not one round trip at a time."""
+    _, store, _ = _worker(wire)
+    seen: list[Session | None] = []
+
+    def to(record: KeyRecord) -> Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, None]]]:
+        async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+            seen.append(current.active)
+            return record, None
+
+        return change
+
+    trips = Trips(monkeypatch)
+    writes = [store.transact("k", to(KeyRecord(SESSION))), store.transact("k", to(KeyRecord(SESSION)))]
+    await asyncio.gather(*writes, store.transact("k", to(KeyRecord(OTHER))))  # a write, a reuse, a switch
+    assert seen == [None, SESSION, SESSION]
+    assert trips.calls == 1 + 2  # nothing read ahead (a GET), the two scripts: nothing read between them
+    assert (await store.record("k")).active == OTHER
+
+
+async def test_a_write_another_worker_beat_is_decided_again_on_what_the_script_found(
+    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, store, _ = _worker(wire)
+    name, turn = store.names.of_key("k", "record"), store.names.of_key("k", "turn")
+    seen: list[Session | None] = []
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(current.active)
+        if len(seen) == 1:
+            client.set(name, encode_record(KeyRecord(OTHER)))  # another worker writes first
+            return KeyRecord(SESSION), None
+        return current, None  # on what it found: nothing left to change
+
+    trips = Trips(monkeypatch)
+    await store.transact("k", change)
+    assert seen == [None, OTHER]
+    assert trips.calls == 1 + 1  # the GET and the script that met the conflict: its answer served the retry
+    await store.record("k")  # what was sent without waiting has been read back
+    assert client.get(turn) is None  # the turn its conflict took was handed back: it wrote nothing after
+
+
+async def test_once_another_worker_wrote_first_a_key_s_transactions_wait_for_their_answers(
+    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, store, _ = _worker(wire)
+    seen: list[tuple[str, Session | None]] = []
+    later: list[asyncio.Task[None]] = []
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(("first", current.active))
+        if len(seen) == 1:
+            client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker
+        else:  # its retry: the key is contended now, and another transaction of it comes
+            later.append(asyncio.create_task(store.transact("k", then)))
+        return KeyRecord(SESSION), None
+
+    async def then(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(("then", current.active))
+        return KeyRecord(OTHER), None
+
+    trips = Trips(monkeypatch)
+    await store.transact("k", change)
+    await later[0]
+    assert seen == [("first", None), ("first", OTHER), ("then", SESSION)]  # it waited for the retry's answer
+    assert trips.calls == 1 + 2 + 1  # the GET, the two scripts of the first, the script of the next
+
+
+async def test_a_write_whose_line_broke_leaves_the_next_transaction_to_read_anew(
+    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, store, _ = _worker(wire)
+    held: list[asyncio.Future[list[Any]]] = []
+    submit = Wire.submit
+
+    def holding(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
+        if commands[0][0] == "EVALSHA" and len(held) < 2:  # the first two writes: their answers are the test's
+            held.append(asyncio.get_running_loop().create_future())
+            return held[-1]
+        return submit(wire, *commands)
+
+    monkeypatch.setattr(Wire, "submit", holding)
+    first = asyncio.create_task(store.transact("k", _to(KeyRecord(SESSION))))
+    second = asyncio.create_task(store.transact("k", _to(KeyRecord(OTHER))))  # decided behind the first
+    while len(held) < 2:
+        await asyncio.sleep(0)
+    held[1].set_exception(redis.ConnectionError("the line broke"))
+    with pytest.raises(StoreUnavailable, match="the line broke"):
+        await second
+    await store.transact("k", _to(KeyRecord(OTHER)))  # reads the record again (nothing is there), then writes
+    held[0].set_result([[1]])
+    await first
+    assert (await store.record("k")).active == OTHER
+
+
+async def test_a_script_that_fails_is_the_store_failing(wire: Wire, scripts: None, client: redis.Redis) -> None:
+    store = RedisStore(wire)
+    client.set(store.names.of_key("k", "history"), "not a list")
+    with pytest.raises(StoreUnavailable, match="WRONGTYPE"):
+        await store.transact("k", _to(EMPTY, SESSION), lambda ended: [ended])
 
 
 async def test_a_transaction_that_always_conflicts_ends_with_a_clear_error(wire: Wire, client: redis.Redis) -> None:

@@ -17,18 +17,22 @@ import heapq
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
 
 from mockserver.domain import KeyRecord, Session
 from mockserver.domain.store import HISTORY_LIMIT, Change, Ended, T
 from mockserver.store.redis.codecs import decode_ended, decode_record, encode_ended, encode_record
-from mockserver.store.redis.transaction import swap
+from mockserver.store.redis.transaction import ATTEMPTS, swap
 from mockserver.store.redis.view import RedisView
 from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering, new_token
 
 RECORD, HISTORY = "record", "history"  # a key's names: `{<namespace>:<key>}:record` and `...:history`
 
 RECORD_TURN = "turn"  # `{<namespace>:<key>}:turn`: the worker whose write goes next after a conflict
-TURN_MS = 2  # how long a turn is held at most: 2 workers on the mix served 4,100-4,300 req/s at 1-2 ms, 2,700 at 10-50
+TURN_MS = 20  # how long a turn is held at most, when its worker neither writes nor hands it back
 
 _SWAP = Script(f"""
 local turn = redis.call('GET', KEYS[3])
@@ -36,8 +40,11 @@ local current = redis.call('GET', KEYS[1])
 local same
 if ARGV[1] == '1' then same = current == ARGV[2] else same = not current end
 if not same or (turn and turn ~= ARGV[6]) then
-  if not turn then redis.call('SET', KEYS[3], ARGV[6], 'PX', {TURN_MS}) end
-  return {{0, current}}
+  if not turn then
+    redis.call('SET', KEYS[3], ARGV[6], 'PX', {TURN_MS})
+    turn = ARGV[6]
+  end
+  return {{0, current, turn == ARGV[6] and 1 or 0}}
 end
 if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[4]) else redis.call('DEL', KEYS[1]) end
 if turn then redis.call('DEL', KEYS[3]) end
@@ -49,10 +56,15 @@ return {{1}}
 """)
 """KEYS: the record, its capped history, its turn. ARGV: whether the record was there, what it held, whether
 to set it, its new value, the history's cap, the writing worker's id, entries to push. Answers {1} or
-{0, what the record holds now}. A worker whose write met a conflict takes the key's turn (if nobody holds
-it): other workers' writes are refused until its next write clears it, or `TURN_MS` passes. Without it a
-worker whose queue of one key writes back to back (each write sent as the last one is answered) would
-win every race against another worker's retry, which then meets `StoreBusy`."""
+{0, what the record holds now, whether the writing worker holds the turn}. A worker whose write met a
+conflict takes the key's turn (if nobody holds it): other workers' writes are refused until its next
+write clears it, it hands the turn back (`_PASS`: its retry wrote nothing), or `TURN_MS` passes. Without
+it a worker whose transactions of one key write back to back (chained, `RedisStore.transact`) would win
+every race against another worker's retry, which then meets `StoreBusy`."""
+
+_PASS = """if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0"""
+"""KEYS: a key's turn; ARGV: a worker's id. Ends the turn if that worker holds it (sent by its text: rare)."""
 
 
 class RedisStore:
@@ -77,13 +89,21 @@ class RedisStore:
         self.view = view or RedisView(wire, namespace=namespace)
         self.stamp = stamp
         self.worker = new_token()  # this worker's id in a key's turn
-        self._queues: dict[tuple[asyncio.AbstractEventLoop, str], tuple[asyncio.Lock, list[int]]] = {}
+        self._queues: dict[tuple[asyncio.AbstractEventLoop, str], _Key] = {}
 
     def __repr__(self) -> str:
         return f"RedisStore(namespace={self.names.namespace!r})"
 
     async def transact(self, key: str, change: Change[T], ended: Ended[T] = lambda result: ()) -> T:
-        """Apply `change` to the key's record atomically (R8) and record what it ended, in one script."""
+        """Apply `change` to the key's record atomically (R8) and record what it ended, in one script.
+
+        The first try decides on this worker's tip of the record (what its last write sent leaves there, or
+        what the request read ahead) and sends its compare-and-set without waiting, so the next transaction of
+        the key decides at once, chained behind it on the one connection: a key is not one round trip at a
+        time in a worker. A result is given once its write (or, for one that writes nothing, the write it
+        decided after) is answered as applied; one that was not is tried again on the store's value, and
+        from then on the key's transactions in this worker wait for their answers one at a time (`_Key`).
+        """
         name, listing, turn = (self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN))
 
         async def decide(raw: Raw) -> tuple[tuple[str | None, Sequence[str]] | None, T]:
@@ -95,33 +115,101 @@ class RedisStore:
                 return None, result  # nothing changes (an empty record is not stored): no write, nothing to encode
             return (None if new.empty else encode_record(new), pushed), result
 
-        async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
+        def arguments(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> list[Any]:
             value, pushed = writes
             present = ("0", "") if raw is None else ("1", raw)
-            args = [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
-            done, *found = await self.wire.run(_SWAP, [name, listing, turn], args)
+            return [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
+
+        def send(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> asyncio.Future[list[Any]]:
+            return self.wire.submit(["EVALSHA", _SWAP.sha, 3, name, listing, turn, *arguments(raw, writes)])
+
+        async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
+            done, *found = await self.wire.run(_SWAP, [name, listing, turn], arguments(raw, writes))
+            queue.turn = not done and bool(found[1])
             if done:
-                self.view.wrote(name, value)
+                self.view.wrote(name, writes[0])
+                queue.tip = _Tip(writes[0], _applied())
             return bool(done), found[0] if found else None
 
         with answering(f"transaction on {name}"):
-            async with self._queued(name):
-                ahead = self.view.ahead(name)
-                raw = ahead[0] if ahead is not None else (await self.wire.call(["GET", name]))[0]
-                return await swap(name, raw, decide, write)
+            async with self._using(name) as queue:
+                tried = not queue.contended
+                if tried:
+                    async with queue.lock:
+                        tip = queue.tip
+                        chained = tip is not None and not tip.answer.done()
+                        raw = tip.raw if tip is not None and chained else await self._base(name, tip)
+                        writes, result = await decide(raw)
+                        if writes is not None:
+                            tip = queue.tip = _Tip(writes[0], self._answer(queue, name, writes[0], send(raw, writes)))
+                        elif not chained:
+                            return result
+                    if tip is not None and (await asyncio.shield(tip.answer))[0]:
+                        return result
+                    queue.contended = True  # another worker writes this key too: one at a time from here
+                async with queue.lock:
+                    raw = await self._base(name, queue.tip)
+                    try:
+                        return await swap(name, raw, decide, write, attempts=ATTEMPTS - tried)
+                    finally:
+                        if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
+                            queue.turn = False
+                            self.wire.send(["EVAL", _PASS, 1, turn, self.worker])
+
+    async def _base(self, name: str, tip: _Tip | None) -> Raw:
+        """What a try starts from when it does not chain behind a write in flight: what this worker's last
+        write left (or, if it was not applied, what the record held instead), else what the request read ahead,
+        else the record as read now."""
+        if tip is None:
+            ahead = self.view.ahead(name)
+            return ahead[0] if ahead is not None else await self._read(name)
+        try:
+            applied, found = await asyncio.shield(tip.answer)
+        except (redis.RedisError, OSError):  # that write's line broke: read on the new one
+            return await self._read(name)
+        return tip.raw if applied else found[0] if found is not None else await self._read(name)
+
+    async def _read(self, name: str) -> Raw:
+        return (await self.wire.call(["GET", name]))[0]  # type: ignore[no-any-return]
+
+    def _answer(
+        self, queue: _Key, name: str, value: str | None, answer: asyncio.Future[list[Any]]
+    ) -> asyncio.Future[_Answer]:
+        """What a write sent (`answer`) did: applied; or not, with what the record held instead (unknown when
+        the store had forgotten the script); or the line's failure."""
+        settled: asyncio.Future[_Answer] = answer.get_loop().create_future()
+
+        def settle(answer: asyncio.Future[list[Any]]) -> None:
+            error = answer.exception()
+            if error is not None:
+                settled.set_exception(error)
+                return
+            (reply,) = answer.result()
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                settled.set_result((False, None))
+            elif isinstance(reply, redis.ResponseError):
+                settled.set_exception(reply)
+            elif reply[0]:
+                self.view.wrote(name, value)
+                settled.set_result((True, None))
+            else:
+                queue.turn = queue.turn or bool(reply[2])
+                settled.set_result((False, (reply[1],)))
+
+        answer.add_done_callback(settle)
+        return settled
 
     @contextlib.asynccontextmanager
-    async def _queued(self, name: str) -> AsyncIterator[None]:
-        """One transaction of `name` at a time in this loop: the others wait here, not in Redis's conflicts."""
+    async def _using(self, name: str) -> AsyncIterator[_Key]:
+        """This loop's state of `name` while a transaction uses it; forgotten with the last of them."""
         queue = (asyncio.get_running_loop(), name)
-        lock, users = self._queues.get(queue) or self._queues.setdefault(queue, (asyncio.Lock(), [0]))
-        users[0] += 1
+        state = self._queues.get(queue) or self._queues.setdefault(queue, _Key())
+        state.users += 1
         try:
-            async with lock:
-                yield
+            yield state
         finally:
-            users[0] -= 1
-            if not users[0]:
+            state.users -= 1
+            if not state.users:
                 del self._queues[queue]
 
     async def record(self, key: str) -> KeyRecord:
@@ -155,6 +243,37 @@ class RedisStore:
             lists = await self.wire.call(*(["LRANGE", name, 0, last - 1] for name in names)) if names else []
         ended = heapq.merge(*([decode_ended(raw) for raw in listed] for listed in lists), key=_at, reverse=True)
         return tuple(session for _, session in itertools.islice(ended, last))
+
+
+_Answer = tuple[bool, tuple[Raw] | None]
+"""Whether a write was applied; if not, what the record held instead (None: unknown)."""
+
+
+@dataclass(frozen=True)
+class _Tip:
+    """What a key's record holds once this worker's last write sent is applied, and what became of it."""
+
+    raw: Raw
+    answer: asyncio.Future[_Answer]
+
+
+@dataclass
+class _Key:
+    """One key's transactions in one loop: one decides at a time (`lock`); `tip` is what they start from. Once a
+    write was not applied (`contended`: another worker writes the key too), each waits for its write's answer
+    before the next decides, as long as any of them is under way: the key's turn keeps that fair."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    tip: _Tip | None = None
+    contended: bool = False
+    turn: bool = False  # this worker holds the key's turn (its write met a conflict)
+
+
+def _applied() -> asyncio.Future[_Answer]:
+    future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+    future.set_result((True, None))
+    return future
 
 
 def _at(entry: tuple[float, Session]) -> float:

@@ -22,15 +22,16 @@ Write = Callable[[Raw, W], Awaitable[tuple[bool, Raw]]]
 """Write if the name still holds the value decided on: (written, else what it holds now)."""
 
 
-async def swap(name: str, raw: Raw, decide: Decide[W, R], write: Write[W]) -> R:
+async def swap(name: str, raw: Raw, decide: Decide[W, R], write: Write[W], *, attempts: int = ATTEMPTS) -> R:
     """`decide` on `raw` (what `name` was seen to hold), `write` if it still holds that; on a conflict decide
     again on what the script found there (no read trip). The first conflict is retried at once: the value
     seen may have been read ahead, stale without anyone contending.
 
     Raises:
-        StoreBusy: every one of `ATTEMPTS` attempts met a conflicting write.
+        StoreBusy: every one of `attempts` attempts (`ATTEMPTS` in all: a caller that tried before gives fewer)
+            met a conflicting write.
     """
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
         writes, result = await decide(raw)
         if writes is None:
             return result

@@ -193,14 +193,18 @@ class Wire:
 
     async def call(self, *commands: Sequence[Any]) -> list[Any]:
         """Send `commands` in one write (with other requests') and return their answers; an error answer raises."""
-        line = self._line()
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue(line, commands, future)
-        replies = await future
+        replies = await self.submit(*commands)
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
         return replies
+
+    def submit(self, *commands: Sequence[Any]) -> asyncio.Future[list[Any]]:
+        """Queue `commands` and return the future of their answers (error answers among them, as exceptions),
+        without waiting: what this loop sends later reaches Redis after them, on the same connection."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._queue(self._line(), commands, future)
+        return future
 
     def send(self, *commands: Sequence[Any]) -> None:
         """Queue `commands` without waiting for them; an error answer, or a broken line, is logged."""
