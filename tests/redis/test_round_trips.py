@@ -293,6 +293,49 @@ async def test_a_write_whose_line_broke_leaves_the_next_transaction_to_read_anew
     assert (await store.record("k")).active == OTHER
 
 
+async def test_a_request_decides_on_its_own_look_rather_than_an_older_write_of_its_worker(
+    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view, store, _ = _worker(wire)
+    held: list[asyncio.Future[list[Any]]] = []
+    gate = asyncio.Event()
+    seen: list[Session | None] = []
+    submit = Wire.submit
+
+    def holding(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
+        if commands[0][0] == "EVALSHA":
+            held.append(asyncio.get_running_loop().create_future())
+            return held[-1]
+        return submit(wire, *commands)
+
+    async def waiting(current: KeyRecord) -> tuple[KeyRecord, None]:
+        await gate.wait()  # holds the key's queue while the rest happens
+        return current, None
+
+    async def looking(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(current.active)
+        return current, None
+
+    async def request() -> None:
+        async with view.fresh("k"):
+            await store.transact("k", looking)
+
+    monkeypatch.setattr(Wire, "submit", holding)
+    first = asyncio.create_task(store.transact("k", _to(KeyRecord(SESSION))))
+    queued = asyncio.create_task(store.transact("k", waiting))
+    while not held:
+        await asyncio.sleep(0)
+    held[0].set_result([[1]])  # this worker's write is applied...
+    await first
+    client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # ...then another worker's
+    plain = asyncio.create_task(store.transact("k", looking))  # no look of its own
+    later = asyncio.create_task(request())  # looks after both writes, then waits for the key's queue
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.gather(queued, plain, later)
+    assert seen == [SESSION, OTHER]  # what this worker's write left; what the look read, not that older write
+
+
 async def test_a_script_that_fails_is_the_store_failing(wire: Wire, scripts: None, client: redis.Redis) -> None:
     store = RedisStore(wire)
     client.set(store.names.of_key("k", "history"), "not a list")

@@ -138,7 +138,7 @@ class RedisStore:
                     async with queue.lock:
                         tip = queue.tip
                         chained = tip is not None and not tip.answer.done()
-                        raw = tip.raw if tip is not None and chained else await self._base(name, tip)
+                        raw = tip.raw if tip is not None and chained else await self._base(name, tip, ahead=True)
                         writes, result = await decide(raw)
                         if writes is not None:
                             tip = queue.tip = _Tip(writes[0], self._answer(queue, name, writes[0], send(raw, writes)))
@@ -156,13 +156,18 @@ class RedisStore:
                             queue.turn = False
                             self.wire.send(["EVAL", _PASS, 1, turn, self.worker])
 
-    async def _base(self, name: str, tip: _Tip | None) -> Raw:
-        """What a try starts from when it does not chain behind a write in flight: what this worker's last
-        write left (or, if it was not applied, what the record held instead), else what the request read ahead,
-        else the record as read now."""
+    async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
+        """What a try starts from when it does not chain behind a write in flight. A first try (`ahead`) takes
+        the request's own look first (`RedisView.ahead`: what it read ahead, or what this worker wrote since),
+        which is never older than a settled tip (a write sent before the look was applied before it); then
+        what this worker's last write left (or, if it was not applied, what the record held instead); else the
+        record as read now."""
+        if ahead or tip is None:
+            seen = self.view.ahead(name)
+            if seen is not None:
+                return seen[0]
         if tip is None:
-            ahead = self.view.ahead(name)
-            return ahead[0] if ahead is not None else await self._read(name)
+            return await self._read(name)
         try:
             applied, found = await asyncio.shield(tip.answer)
         except (redis.RedisError, OSError):  # that write's line broke: read on the new one
