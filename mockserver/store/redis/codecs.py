@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict
 from typing import Any, Protocol, TypeVar
@@ -73,8 +74,13 @@ def encode_record(record: KeyRecord) -> str:
 
 
 def decode_record(raw: bytes | str | None) -> KeyRecord:
-    if raw is None:
-        return EMPTY
+    """The record `raw` holds; the same text read again (a worker's own write, a hot key's unchanged record) is
+    decoded once: a `KeyRecord` is frozen, so the one decoded serves every reader."""
+    return EMPTY if raw is None else _decoded_record(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded_record(raw: bytes | str) -> KeyRecord:
     fields = json.loads(raw)
     active = None if fields["active"] is None else _from_fields(fields["active"])
     return KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])

@@ -12,11 +12,10 @@ Within one worker, transactions of one key queue on an `asyncio.Lock`, so only w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +131,8 @@ class RedisStore:
             return bool(done), found[0] if found else None
 
         with answering(f"transaction on {name}"):
-            async with self._using(name) as queue:
+            queue = self._using(name)
+            try:
                 tried = not queue.contended
                 if tried:
                     async with queue.lock:
@@ -155,6 +155,8 @@ class RedisStore:
                         if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
                             queue.turn = False
                             self.wire.send(["EVAL", _PASS, 1, turn, self.worker])
+            finally:
+                self._used(name, queue)
 
     async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
         """What a try starts from when it does not chain behind a write in flight. A first try (`ahead`) takes
@@ -204,18 +206,17 @@ class RedisStore:
         answer.add_done_callback(settle)
         return settled
 
-    @contextlib.asynccontextmanager
-    async def _using(self, name: str) -> AsyncIterator[_Key]:
-        """This loop's state of `name` while a transaction uses it; forgotten with the last of them."""
+    def _using(self, name: str) -> _Key:
+        """This loop's state of `name`, for one more transaction (until `_used`); forgotten with the last of them."""
         queue = (asyncio.get_running_loop(), name)
         state = self._queues.get(queue) or self._queues.setdefault(queue, _Key())
         state.users += 1
-        try:
-            yield state
-        finally:
-            state.users -= 1
-            if not state.users:
-                del self._queues[queue]
+        return state
+
+    def _used(self, name: str, state: _Key) -> None:
+        state.users -= 1
+        if not state.users:
+            del self._queues[(asyncio.get_running_loop(), name)]
 
     async def record(self, key: str) -> KeyRecord:
         with answering("reading a session"):
