@@ -33,6 +33,7 @@ OTHER = Session("0x" + "cd" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
 PING = "/api/v1/session/pingsession"
 MODEL = "/api/v1/session/modelsession"
 CLOSE = "/api/v1/session/closesession"
+CHAT = "/api/v1/chat/completions"
 
 
 class Trips:
@@ -170,7 +171,7 @@ async def test_requests_of_one_key_queue_in_their_worker_instead_of_conflicting(
     assert int(client.info("commandstats")["cmdstat_evalsha"]["calls"]) == 32
 
 
-async def test_a_record_read_ahead_serves_the_first_try_and_a_stale_one_costs_one_more(
+async def test_a_record_read_ahead_serves_the_request_until_a_write_on_it_meets_a_conflict(
     wire: Wire, client: redis.Redis
 ) -> None:
     view, store, _ = _worker(wire)
@@ -189,7 +190,12 @@ async def test_a_record_read_ahead_serves_the_first_try_and_a_stale_one_costs_on
         assert view.ahead(store.names.of_key("k", "record")) == (encode_record(KeyRecord(SESSION)),)  # as written
     async with view.fresh("k"):
         await store.transact("k", _to(KeyRecord(SESSION)))  # unchanged: nothing written
-        assert view.ahead(store.names.of_key("k", "record")) is None  # what was read ahead serves once
+        known = (encode_record(KeyRecord(SESSION)).encode(),)  # as Redis answered it
+        assert view.ahead(store.names.of_key("k", "record")) == known  # it serves the request's next read too
+    async with view.fresh("k"):
+        client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker, meanwhile
+        await store.transact("k", _to(KeyRecord(OTHER)))  # decided on SESSION: the conflict, then nothing to write
+        assert view.ahead(store.names.of_key("k", "record")) is None  # what was read ahead is stale: spent
     async with view.fresh("other"):
         assert view.ahead(store.names.of_key("k", "record")) is None  # another key's request
     assert decided == [None, None, OTHER]
@@ -531,6 +537,24 @@ def test_every_session_request_costs_at_most_two_round_trips(
     commands = {name.removeprefix("cmdstat_") for name in client.info("commandstats")}
     # set and del run inside the script (Redis counts a script's commands too); no HGETALL, no MULTI
     assert commands == {"hget", "get", "evalsha", "set", "del", "lpush", "ltrim", "config|resetstat"}
+
+
+def test_a_chat_costs_the_round_trips_of_its_session(
+    redis_url: str, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat that reuses its key's session waits for one round trip (its look), one that opens a session for
+    two: what the chain says of the session (`chain_error`) is read from what the request already knows."""
+    headers = {"Authorization": KEYS[0]}
+    body = {"model": "mistral-31-24b", "messages": [{"role": "user", "content": "hello"}]}
+    with TestClient(create_app(Config(keys=KEYS[:1], store=redis_url))) as http:
+        assert http.post(CHAT, json=body, headers=headers).status_code == 200  # loads the admin hash
+        trips = Trips(monkeypatch)
+        for opens in (False, True):
+            if opens:
+                assert http.post(CLOSE, headers=headers).status_code == 200
+            trips.calls = 0
+            assert http.post(CHAT, json=body, headers=headers).status_code == 200
+            assert trips.calls == 1 + opens
 
 
 def test_chat_s_automation_and_replies_live_in_the_store(redis_url: str, client: redis.Redis) -> None:

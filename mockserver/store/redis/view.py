@@ -152,19 +152,22 @@ class RedisView:
             self._snapshot[GENERATION] = self._token
 
     def ahead(self, name: str) -> tuple[Raw] | None:
-        """The record `name` for a first try: as this worker wrote it since this request read it ahead (a
-        request of the same key before it, or this request's own earlier transaction), else as read ahead,
-        once; None: nothing to start from (read it)."""
+        """The record `name` as this request knows it: as this worker wrote it since this request read it ahead
+        (a request of the same key before it, or this request's own earlier transaction), else as read ahead
+        until a write decided on it met a conflict (`spent`); None: nothing known (read it)."""
         request = _REQUEST.get()
         if request is None or request.view is not self or request.name != name:
             return None
         written = self._written.get(name)
         if written is not None and written[0] > request.epoch:
             return (written[1],)
-        if not request.ahead:
-            return None
-        request.ahead = False
-        return (request.raw,)
+        return (request.raw,) if request.ahead else None
+
+    def spent(self, name: str) -> None:
+        """A write this request decided on record `name` met a conflict: what it read ahead is stale."""
+        request = _REQUEST.get()
+        if request is not None and request.view is self and request.name == name:
+            request.ahead = False
 
     def wrote(self, name: str, raw: Raw) -> None:
         """This worker wrote record `name`: a request that read it ahead before starts from this value."""
