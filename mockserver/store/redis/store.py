@@ -6,7 +6,8 @@ request read ahead (`RedisView.fresh`), then a compare-and-set script writes onl
 still the one decided on, and answers the record it found if not (the session book draws armed faults
 at most once, so a retry is safe). A transition that changes nothing writes nothing. Ended sessions go
 to the key's capped history list in the same script: the record and the history share the key's hash tag.
-Within one worker, transactions of one key queue on an `asyncio.Lock`, so only workers contend in Redis.
+Within one worker, transactions of one key decide one at a time, each chained behind the write in flight
+(`RedisStore.transact`), so only workers contend in Redis.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class RedisStore:
         decided after) is answered as applied; one that was not is tried again on the store's value, and
         from then on the key's transactions in this worker wait for their answers one at a time (`_Key`).
         """
-        name, listing, turn = (self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN))
+        keys = name, _, turn = [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN)]
 
         async def decide(raw: Raw) -> tuple[tuple[str | None, Sequence[str]] | None, T]:
             before = decode_record(raw)
@@ -120,10 +121,10 @@ class RedisStore:
             return [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
 
         def send(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> asyncio.Future[list[Any]]:
-            return self.wire.submit(["EVALSHA", _SWAP.sha, 3, name, listing, turn, *arguments(raw, writes)])
+            return self.wire.submit(_SWAP.by_hash(keys, arguments(raw, writes)))
 
         async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
-            done, *found = await self.wire.run(_SWAP, [name, listing, turn], arguments(raw, writes))
+            done, *found = await self.wire.run(_SWAP, keys, arguments(raw, writes))
             queue.turn = not done and bool(found[1])
             if done:
                 self.view.wrote(name, writes[0])

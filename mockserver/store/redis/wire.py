@@ -132,6 +132,10 @@ class Script:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.text.encode()).hexdigest())
 
+    def by_hash(self, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
+        """The EVALSHA command that runs it on `keys` and `args`."""
+        return ["EVALSHA", self.sha, len(keys), *keys, *args]
+
 
 Connection = redis.asyncio.connection.AbstractConnection
 
@@ -286,7 +290,7 @@ class Wire:
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """`script` by its hash; by its text (which Redis then keeps) if the server has forgotten it."""
         try:
-            return (await self.call(["EVALSHA", script.sha, len(keys), *keys, *args]))[0]
+            return (await self.call(script.by_hash(keys, args)))[0]
         except redis.exceptions.NoScriptError:
             return (await self.call(["EVAL", script.text, len(keys), *keys, *args]))[0]
 
