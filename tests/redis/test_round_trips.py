@@ -171,7 +171,7 @@ async def test_requests_of_one_key_queue_in_their_worker_instead_of_conflicting(
     assert int(client.info("commandstats")["cmdstat_evalsha"]["calls"]) == 32
 
 
-async def test_a_record_read_ahead_serves_the_request_until_a_write_on_it_meets_a_conflict(
+async def test_a_request_s_record_is_what_it_read_ahead_then_what_its_transactions_left(
     wire: Wire, client: redis.Redis
 ) -> None:
     view, store, _ = _worker(wire)
@@ -195,7 +195,15 @@ async def test_a_record_read_ahead_serves_the_request_until_a_write_on_it_meets_
     async with view.fresh("k"):
         client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker, meanwhile
         await store.transact("k", _to(KeyRecord(OTHER)))  # decided on SESSION: the conflict, then nothing to write
-        assert view.ahead(store.names.of_key("k", "record")) is None  # what was read ahead is stale: spent
+        found = (encode_record(KeyRecord(OTHER)).encode(),)
+        assert view.ahead(store.names.of_key("k", "record")) == found  # what its retry decided on, not the stale one
+
+        async def failing(current: KeyRecord) -> tuple[KeyRecord, None]:
+            raise LookupError("the change failed")
+
+        with pytest.raises(LookupError):
+            await store.transact("k", failing)
+        assert view.ahead(store.names.of_key("k", "record")) is None  # a failed transaction: read it again
     async with view.fresh("other"):
         assert view.ahead(store.names.of_key("k", "record")) is None  # another key's request
     assert decided == [None, None, OTHER]

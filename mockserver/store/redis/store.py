@@ -105,6 +105,7 @@ class RedisStore:
         from then on the key's transactions in this worker wait for their answers one at a time (`_Key`).
         """
         keys = name, _, turn = [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN)]
+        known: list[Raw] = [None]  # what the record holds after the last decision (its write, if any, applied)
 
         async def decide(raw: Raw) -> tuple[tuple[str | None, Sequence[str]] | None, T]:
             before = decode_record(raw)
@@ -112,8 +113,10 @@ class RedisStore:
             at = self.stamp()
             pushed = [encode_ended(session, at) for session in ended(result)]
             if not pushed and (new == before or (raw is None and new.empty)):
+                known[0] = raw
                 return None, result  # nothing changes (an empty record is not stored): no write, nothing to encode
-            return (None if new.empty else encode_record(new), pushed), result
+            value = known[0] = None if new.empty else encode_record(new)
+            return (value, pushed), result
 
         def arguments(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> list[Any]:
             value, pushed = writes
@@ -131,34 +134,41 @@ class RedisStore:
                 queue.tip = _Tip(writes[0], _applied())
             return bool(done), found[0] if found else None
 
+        async def attempts() -> T:
+            tried = not queue.contended
+            if tried:
+                async with queue.lock:
+                    tip = queue.tip
+                    chained = tip is not None and not tip.answer.done()
+                    raw = tip.raw if tip is not None and chained else await self._base(name, tip, ahead=True)
+                    writes, result = await decide(raw)
+                    if writes is not None:
+                        tip = queue.tip = _Tip(writes[0], self._answer(queue, name, writes[0], send(raw, writes)))
+                    elif not chained:
+                        return result
+                if tip is not None and (await asyncio.shield(tip.answer))[0]:
+                    return result
+                queue.contended = True  # another worker writes this key too: one at a time from here
+            async with queue.lock:
+                raw = await self._base(name, queue.tip)
+                try:
+                    return await swap(name, raw, decide, write, attempts=ATTEMPTS - tried)
+                finally:
+                    if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
+                        queue.turn = False
+                        self.wire.send(["EVAL", _PASS, 1, turn, self.worker])
+
         with answering(f"transaction on {name}"):
             queue = self._using(name)
             try:
-                tried = not queue.contended
-                if tried:
-                    async with queue.lock:
-                        tip = queue.tip
-                        chained = tip is not None and not tip.answer.done()
-                        raw = tip.raw if tip is not None and chained else await self._base(name, tip, ahead=True)
-                        writes, result = await decide(raw)
-                        if writes is not None:
-                            tip = queue.tip = _Tip(writes[0], self._answer(queue, name, writes[0], send(raw, writes)))
-                        elif not chained:
-                            return result
-                    if tip is not None and (await asyncio.shield(tip.answer))[0]:
-                        return result
-                    queue.contended = True  # another worker writes this key too: one at a time from here
-                    self.view.spent(name)
-                async with queue.lock:
-                    raw = await self._base(name, queue.tip)
-                    try:
-                        return await swap(name, raw, decide, write, attempts=ATTEMPTS - tried)
-                    finally:
-                        if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
-                            queue.turn = False
-                            self.wire.send(["EVAL", _PASS, 1, turn, self.worker])
+                result = await attempts()
+            except BaseException:
+                self.view.spent(name)  # what the request read ahead may be stale: its next read reads
+                raise
             finally:
                 self._used(name, queue)
+        self.view.knew(name, known[0])  # the request's next read or transaction starts from what this one left
+        return result
 
     async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
         """What a try starts from when it does not chain behind a write in flight. A first try (`ahead`) takes

@@ -43,11 +43,12 @@ value, the new generation token. Answers {1, the token it replaced} or {0, what 
 
 @dataclass
 class _Request:
-    """What one request's `fresh` found: its key's record (used once) or why the store could not be read."""
+    """What one request knows of its key's record (read ahead by `fresh`, then what its transactions left), or
+    why the store could not be read."""
 
     view: RedisView
     name: str | None
-    epoch: int  # the view's count of its own record writes when the record was asked for
+    epoch: int  # the view's count of its own record writes when the request last learnt the record
     raw: Raw = None
     ahead: bool = False
     failure: str | None = None
@@ -152,22 +153,34 @@ class RedisView:
             self._snapshot[GENERATION] = self._token
 
     def ahead(self, name: str) -> tuple[Raw] | None:
-        """The record `name` as this request knows it: as this worker wrote it since this request read it ahead
-        (a request of the same key before it, or this request's own earlier transaction), else as read ahead
-        until a write decided on it met a conflict (`spent`); None: nothing known (read it)."""
-        request = _REQUEST.get()
-        if request is None or request.view is not self or request.name != name:
+        """The record `name` as this request knows it: as this worker wrote it since the request last learnt it
+        (a request of the same key before it, or this request's own earlier transaction), else as the request
+        read it ahead or its last transaction left it (`knew`), unless that failed (`spent`); None: nothing
+        known (read it)."""
+        request = self._request(name)
+        if request is None:
             return None
         written = self._written.get(name)
         if written is not None and written[0] > request.epoch:
             return (written[1],)
         return (request.raw,) if request.ahead else None
 
+    def knew(self, name: str, raw: Raw) -> None:
+        """This request's transaction of record `name` left `raw` there (what it decided on, its write applied)."""
+        request = self._request(name)
+        if request is not None:
+            request.raw, request.ahead, request.epoch = raw, True, self._epoch
+
     def spent(self, name: str) -> None:
-        """A write this request decided on record `name` met a conflict: what it read ahead is stale."""
-        request = _REQUEST.get()
-        if request is not None and request.view is self and request.name == name:
+        """This request's transaction of record `name` failed: what the request knew of it may be stale."""
+        request = self._request(name)
+        if request is not None:
             request.ahead = False
+
+    def _request(self, name: str) -> _Request | None:
+        """The request under way, if it read record `name` ahead from this view."""
+        request = _REQUEST.get()
+        return request if request is not None and request.view is self and request.name == name else None
 
     def wrote(self, name: str, raw: Raw) -> None:
         """This worker wrote record `name`: a request that read it ahead before starts from this value."""
