@@ -280,6 +280,107 @@ async def test_once_another_worker_wrote_first_a_key_s_transactions_wait_for_the
     assert trips.calls == 1 + 2 + 1  # the GET, the two scripts of the first, the script of the next
 
 
+async def test_a_contended_key_s_waiting_transactions_are_decided_in_turn_and_written_together(
+    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, store, _ = _worker(wire)
+    seen: list[tuple[str, Session | None]] = []
+    later: list[asyncio.Task[Any]] = []
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(("first", current.active))
+        if len(seen) == 1:
+            client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker
+        else:  # its retry: the key is contended now, and three more transactions of it come meanwhile
+            later.extend(asyncio.create_task(store.transact("k", step, ended)) for step in (close, failing, reopen))
+        return KeyRecord(SESSION), None
+
+    async def close(current: KeyRecord) -> tuple[KeyRecord, Session | None]:
+        seen.append(("close", current.active))
+        return EMPTY, current.active
+
+    async def failing(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(("failing", current.active))
+        raise ValueError("this one's own failure")
+
+    async def reopen(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(("reopen", current.active))
+        return KeyRecord(OTHER), None
+
+    def ended(result: Session | None) -> tuple[Session, ...]:
+        return () if result is None else (result,)
+
+    trips = Trips(monkeypatch)
+    await store.transact("k", change)
+    closed, failed, reopened = await asyncio.gather(*later, return_exceptions=True)
+    assert seen == [("first", None), ("first", OTHER), ("close", SESSION), ("failing", None), ("reopen", None)]
+    assert (closed, reopened, str(failed)) == (SESSION, None, "this one's own failure")
+    assert trips.calls == 1 + 2 + 1  # the GET, the two scripts of the first; ONE script for the three after it
+    assert ((await store.record("k")).active, await store.history()) == (OTHER, (SESSION,))
+
+
+async def test_a_contended_batch_that_always_conflicts_fails_every_transaction_in_it(
+    wire: Wire, scripts: None, client: redis.Redis
+) -> None:
+    _, store, _ = _worker(wire)
+    name, decisions = store.names.of_key("k", "record"), []
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        decisions.append(1)
+        client.set(name, encode_record(KeyRecord(SESSION, synced_at=len(decisions))))  # another worker, every time
+        return KeyRecord(OTHER), None
+
+    queue = store._using(name)
+    queue.contended = True  # another worker wrote this key before
+    async with queue.lock:  # both wait for the key, then go in one batch
+        both = [asyncio.create_task(store.transact("k", change)) for _ in range(2)]
+        await asyncio.sleep(0)
+    failures = await asyncio.gather(*both, return_exceptions=True)
+    store._used(name, queue)
+    assert [type(failure) for failure in failures] == [StoreBusy, StoreBusy]
+    assert len(decisions) == 2 * ATTEMPTS  # each attempt decided both
+
+
+async def test_a_contended_batch_whose_first_gave_up_leaves_the_rest_to_be_decided(
+    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, store, _ = _worker(wire)
+    name, seen = store.names.of_key("k", "record"), []
+    held: list[asyncio.Future[list[Any]]] = []
+    submit = Wire.submit
+
+    def holding(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
+        if commands[0][0] == "EVALSHA" and not held:  # the first batch's write is never answered
+            held.append(asyncio.get_running_loop().create_future())
+            return held[-1]
+        return submit(wire, *commands)
+
+    def to(name: str, record: KeyRecord) -> Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, None]]]:
+        async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+            seen.append(name)
+            return record, None
+
+        return change
+
+    monkeypatch.setattr(Wire, "submit", holding)
+    queue = store._using(name)
+    queue.contended = True
+    async with queue.lock:
+        first = asyncio.create_task(store.transact("k", to("first", KeyRecord(SESSION))))
+        gone = asyncio.create_task(store.transact("k", to("gone", KeyRecord(SESSION))))
+        rest = asyncio.create_task(store.transact("k", to("rest", KeyRecord(OTHER))))
+        await asyncio.sleep(0)
+        gone.cancel()  # gives up before any batch takes it
+        await asyncio.sleep(0)
+    while not held:
+        await asyncio.sleep(0)
+    first.cancel()  # gives up while its batch's write is under way
+    await rest  # its own batch now, decided again on the store's value
+    store._used(name, queue)
+    assert (first.cancelled(), gone.cancelled(), seen) == (True, True, ["first", "rest", "rest"])
+    assert ((await store.record("k")).active, queue.waiting) == (OTHER, [])
+
+
 async def test_a_write_whose_line_broke_leaves_the_next_transaction_to_read_anew(
     wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

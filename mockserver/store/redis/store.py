@@ -7,7 +7,8 @@ still the one decided on, and answers the record it found if not (the session bo
 at most once, so a retry is safe). A transition that changes nothing writes nothing. Ended sessions go
 to the key's capped history list in the same script: the record and the history share the key's hash tag.
 Within one worker, transactions of one key decide one at a time, each chained behind the write in flight
-(`RedisStore.transact`), so only workers contend in Redis.
+(`RedisStore.transact`), so only workers contend in Redis; a key they contend for moves in batches, one
+compare-and-set a batch (group commit, `RedisStore._together`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,12 +103,13 @@ class RedisStore:
         the key decides at once, chained behind it on the one connection: a key is not one round trip at a
         time in a worker. A result is given once its write (or, for one that writes nothing, the write it
         decided after) is answered as applied; one that was not is tried again on the store's value, and
-        from then on the key's transactions in this worker wait for their answers one at a time (`_Key`).
+        from then on the key's transactions in this worker go in batches, one write in flight at a time
+        (`_together`).
         """
-        keys = name, _, turn = [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN)]
+        keys = name, _, _ = [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN)]
         known: list[Raw] = [None]  # what the record holds after the last decision (its write, if any, applied)
 
-        async def decide(raw: Raw) -> tuple[tuple[str | None, Sequence[str]] | None, T]:
+        async def decide(raw: Raw) -> tuple[_Writes | None, T]:
             before = decode_record(raw)
             new, result = await change(before)
             at = self.stamp()
@@ -118,22 +120,6 @@ class RedisStore:
             value = known[0] = None if new.empty else encode_record(new)
             return (value, pushed), result
 
-        def arguments(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> list[Any]:
-            value, pushed = writes
-            present = ("0", "") if raw is None else ("1", raw)
-            return [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
-
-        def send(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> asyncio.Future[list[Any]]:
-            return self.wire.submit(_SWAP.by_hash(keys, arguments(raw, writes)))
-
-        async def write(raw: Raw, writes: tuple[str | None, Sequence[str]]) -> tuple[bool, Raw]:
-            done, *found = await self.wire.run(_SWAP, keys, arguments(raw, writes))
-            queue.turn = not done and bool(found[1])
-            if done:
-                self.view.wrote(name, writes[0])
-                queue.tip = _Tip(writes[0], _applied())
-            return bool(done), found[0] if found else None
-
         async def attempts() -> T:
             tried = not queue.contended
             if tried:
@@ -143,20 +129,14 @@ class RedisStore:
                     raw = tip.raw if tip is not None and chained else await self._base(name, tip, ahead=True)
                     writes, result = await decide(raw)
                     if writes is not None:
-                        tip = queue.tip = _Tip(writes[0], self._answer(queue, name, writes[0], send(raw, writes)))
+                        sent = self.wire.submit(_SWAP.by_hash(keys, self._arguments(raw, writes)))
+                        tip = queue.tip = _Tip(writes[0], self._answer(queue, name, writes[0], sent))
                     elif not chained:
                         return result
                 if tip is not None and (await asyncio.shield(tip.answer))[0]:
                     return result
-                queue.contended = True  # another worker writes this key too: one at a time from here
-            async with queue.lock:
-                raw = await self._base(name, queue.tip)
-                try:
-                    return await swap(name, raw, decide, write, attempts=ATTEMPTS - tried)
-                finally:
-                    if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
-                        queue.turn = False
-                        self.wire.send(["EVAL", _PASS, 1, turn, self.worker])
+                queue.contended = True  # another worker writes this key too: together, one write at a time
+            return await self._together(queue, keys, decide, ATTEMPTS - tried)
 
         with answering(f"transaction on {name}"):
             queue = self._using(name)
@@ -169,6 +149,78 @@ class RedisStore:
                 self._used(name, queue)
         self.view.knew(name, known[0])  # the request's next read or transaction starts from what this one left
         return result
+
+    async def _together(self, queue: _Key, keys: list[str], decide: _Decide[T], attempts: int) -> T:
+        """A contended key's transaction, written with the others of its key in this worker (group commit).
+
+        The transactions waiting when the key's lock comes free decide in turn, each on what the one before
+        left, starting from what the store holds, and go in ONE compare-and-set: the record from where they
+        started to where the last left it, every session they ended pushed in order. A conflict has them decide
+        again, on what the script found, `attempts` times at most (`swap`). So a key that two workers write
+        moves a batch a round trip, not one transaction. The first of them decides for all (`change` depends on
+        its record only); one whose decision raised fails alone.
+        """
+        waiting = _Waiting(decide)
+        queue.waiting.append(waiting)
+        try:
+            async with queue.lock:
+                if not waiting.settled:
+                    batch, queue.waiting = queue.waiting, []
+                    try:
+                        await self._commit(queue, keys, batch, attempts)
+                    finally:
+                        if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
+                            queue.turn = False
+                            self.wire.send(["EVAL", _PASS, 1, keys[2], self.worker])
+        finally:
+            if waiting in queue.waiting:  # given up (cancelled) before it was decided
+                queue.waiting.remove(waiting)
+        return waiting.result()  # type: ignore[no-any-return]
+
+    async def _commit(self, queue: _Key, keys: list[str], batch: list[_Waiting], attempts: int) -> None:
+        """Decide `batch` together and write what it leaves (`_together`); every one of it ends with an outcome,
+        or, cancelled, goes back to wait for the key's lock."""
+
+        async def decide(raw: Raw) -> tuple[_Writes | None, None]:
+            value, pushed, written = raw, list[str](), None
+            for waiting in [*batch]:
+                try:
+                    writes, waiting.decided = await waiting.decide(value)
+                except Exception as error:  # that transaction's own failure, given to it alone
+                    waiting.settled, waiting.error = True, error
+                    batch.remove(waiting)
+                    continue
+                if writes is not None:
+                    value = writes[0]
+                    pushed.extend(writes[1])
+                    written = (writes[0], pushed)
+            return written, None
+
+        async def write(raw: Raw, writes: _Writes) -> tuple[bool, Raw]:
+            done, *found = await self.wire.run(_SWAP, keys, self._arguments(raw, writes))
+            queue.turn = not done and bool(found[1])
+            if done:
+                self.view.wrote(keys[0], writes[0])
+                queue.tip = _Tip(writes[0], _applied())
+            return bool(done), found[0] if found else None
+
+        try:
+            await swap(keys[0], await self._base(keys[0], queue.tip), decide, write, attempts=attempts)
+        except Exception as error:  # the store's failure or StoreBusy: every one of them fails
+            for waiting in batch:
+                waiting.settled, waiting.error = True, error
+        except BaseException:
+            queue.waiting[:0] = [waiting for waiting in batch if not waiting.settled]
+            raise
+        else:
+            for waiting in batch:
+                waiting.settled = True
+
+    def _arguments(self, raw: Raw, writes: _Writes) -> list[Any]:
+        """The `_SWAP` script's arguments: write `writes` if the record still holds `raw`."""
+        value, pushed = writes
+        present = ("0", "") if raw is None else ("1", raw)
+        return [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
 
     async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
         """What a try starts from when it does not chain behind a write in flight. A first try (`ahead`) takes
@@ -269,6 +321,11 @@ class RedisStore:
         return tuple(session for _, session in itertools.islice(ended, last))
 
 
+_Writes = tuple[str | None, Sequence[str]]
+"""What a transaction writes: the record's new value (None: delete it), and the sessions it ended, encoded."""
+_Decide = Callable[[Raw], Awaitable[tuple[_Writes | None, T]]]
+"""A transaction's decision on what the record holds: what to write (None: nothing), and its result."""
+
 _Answer = tuple[bool, tuple[Raw] | None]
 """Whether a write was applied; if not, what the record held instead (None: unknown)."""
 
@@ -281,17 +338,34 @@ class _Tip:
     answer: asyncio.Future[_Answer]
 
 
+@dataclass(eq=False)
+class _Waiting:
+    """A contended transaction, waiting for its key's lock to be decided and written in a batch (`_together`)."""
+
+    decide: _Decide[Any]
+    decided: Any = None  # its result, once its batch's write is applied
+    settled: bool = False
+    error: Exception | None = None  # why it failed (its own decision, or its batch's write)
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.decided
+
+
 @dataclass
 class _Key:
     """One key's transactions in one loop: one decides at a time (`lock`); `tip` is what they start from. Once a
-    write was not applied (`contended`: another worker writes the key too), each waits for its write's answer
-    before the next decides, as long as any of them is under way: the key's turn keeps that fair."""
+    write was not applied (`contended`: another worker writes the key too), they go in batches (`waiting`), each
+    batch's write answered before the next batch decides, as long as any of them is under way: the key's turn
+    keeps that fair."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
     tip: _Tip | None = None
     contended: bool = False
     turn: bool = False  # this worker holds the key's turn (its write met a conflict)
+    waiting: list[_Waiting] = field(default_factory=list)  # contended transactions not yet in a batch
 
 
 def _applied() -> asyncio.Future[_Answer]:
