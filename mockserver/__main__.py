@@ -17,9 +17,10 @@ import uvicorn
 from mockserver.config import ConfigError, config_from_args, log_config, startup_warnings
 from mockserver.domain import DomainError
 from mockserver.recording import ServedRecording
-from mockserver.serving import banner, frozen, http_protocol, listen
+from mockserver.serving import banner, frozen, http_protocol
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
+from mockserver.workers import Workers, listeners
 
 APP_FACTORY = "mockserver.serving:worker_app"
 
@@ -37,11 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"morpheus-mock: --record {config.record}: {error.strerror or error}", file=sys.stderr)
         return 2
     try:
-        sock = listen(config.host, config.port)
+        sockets = listeners(config.host, config.port, config.workers)
     except OSError as error:
         print(f"morpheus-mock: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2
-    url = f"http://{config.host}:{sock.getsockname()[1]}"
+    url = f"http://{config.host}:{sockets[0].getsockname()[1]}"
     print(banner(config, app.state.mock.keys.configured(), url), flush=True)
     logging_config = log_config(config.log_level)
     logging.config.dictConfig(logging_config)
@@ -62,9 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if config.workers > 1:
         os.environ[ARGV_VARIABLE] = json.dumps(args)  # each worker process builds its app from them
-        uvicorn.run(APP_FACTORY, factory=True, fd=sock.fileno(), workers=config.workers, **options)
-        return 0
-    uvicorn.Server(uvicorn.Config(frozen(served), **options)).run(sockets=[sock])
+        return Workers(sockets, APP_FACTORY, options).run()  # each worker on a socket of its own
+    uvicorn.Server(uvicorn.Config(frozen(served), **options)).run(sockets=sockets)
     return 0
 
 

@@ -75,8 +75,9 @@ def _curl_key(key: str | None) -> tuple[str, str]:
     return '"Authorization: Bearer $KEY"', f" (with KEY set to your key {key_prefix(key)}…)"
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, made with its protocol named (IPPROTO_TCP).
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket, made with its protocol named (IPPROTO_TCP); `reuse_port`: one of several that
+    share the port (SO_REUSEPORT, `mockserver.workers`).
 
     asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections of a socket whose
     protocol is IPPROTO_TCP; `socket.create_server` leaves it 0, and every answer uvicorn writes in
@@ -86,6 +87,8 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         if os.name not in ("nt", "cygwin"):  # pragma: no branch - the kit is served on POSIX hosts
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socket.create_server does
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen()
     except OSError:
