@@ -14,11 +14,12 @@ import redis
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
-from mockserver.domain import KeyRecord, Session, SessionKind
+from mockserver.domain import JournalEntry, KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreBusy, StoreUnavailable
 from mockserver.store.redis import wire as wire_module
 from mockserver.store.redis.codecs import FaultsCodec, encode_record
+from mockserver.store.redis.journal import TRIM_EVERY, RedisJournal
 from mockserver.store.redis.slots import RedisSlots
 from mockserver.store.redis.store import _SWAP, RedisStore
 from mockserver.store.redis.transaction import ATTEMPTS
@@ -449,6 +450,22 @@ async def test_a_request_decides_on_its_own_look_rather_than_an_older_write_of_i
     gate.set()
     await asyncio.gather(queued, plain, later)
     assert seen == [SESSION, OTHER]  # what this worker's write left; what the look read, not that older write
+
+
+async def test_a_loop_turn_s_journal_entries_go_in_one_push(
+    wire: Wire, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal, entry = RedisJournal(wire, 3), JournalEntry(1.0, "POST", "/", "", "k", None, 200)
+    trips = Trips(monkeypatch)
+    for n in range(TRIM_EVERY + 1):
+        journal.record(entry._replace(at=float(n)))
+    await asyncio.sleep(0)  # the turn ends
+    assert trips.sends == 1  # one LPUSH of all (with an LTRIM: it passed the TRIM_EVERY-th entry)
+    assert [each["at"] for each in await journal.entries()] == [16.0, 15.0, 14.0]
+    assert client.llen(journal.name) == 3
+    journal.record(entry._replace(at=17.0))
+    assert (await journal.entries())[0]["at"] == 17.0  # the read sends what waits first
+    assert (trips.sends, client.llen(journal.name)) == (2, 4)  # no trim: the next is at the 32nd entry
 
 
 async def test_a_script_that_fails_is_the_store_failing(wire: Wire, scripts: None, client: redis.Redis) -> None:
