@@ -3,6 +3,7 @@ parts: `mockserver.serving`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import logging.config
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"morpheus-mock: cannot listen on {config.host}:{config.port}: {error.strerror}", file=sys.stderr)
         return 2
     url = f"http://{config.host}:{sockets[0].getsockname()[1]}"
-    print(banner(config, app.state.mock.keys.configured(), url), flush=True)
+    announce = functools.partial(print, banner(config, app.state.mock.keys.configured(), url), flush=True)
     logging_config = log_config(config.log_level)
     logging.config.dictConfig(logging_config)
     for warning in startup_warnings(config, app.state.mock.keys.configured()):
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if config.workers > 1:
         os.environ[ARGV_VARIABLE] = json.dumps(args)  # each worker process builds its app from them
-        return Workers(sockets, APP_FACTORY, options).run()  # each worker on a socket of its own
+        return Workers(sockets, APP_FACTORY, options).run(announce)  # each worker on a socket of its own
+    announce()  # the one socket waits for the one worker: a connection made now is served once it starts
     uvicorn.Server(uvicorn.Config(frozen(served), **options)).run(sockets=sockets)
     return 0
 

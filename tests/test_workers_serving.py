@@ -35,6 +35,18 @@ def pid_app() -> Callable[..., Any]:
     return app
 
 
+def built_app() -> Callable[..., Any]:
+    """The app of the workers under test: it answers its process id and when it was built (the worker's start)."""
+    built = time.time()
+
+    async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = json.dumps({"pid": os.getpid(), "built": built}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
 def test_two_workers_sockets_share_one_port_and_each_gets_connections() -> None:
     sockets = listeners(LOOPBACK, 0, 2)
     port = sockets[0].getsockname()[1]
@@ -125,6 +137,25 @@ def test_workers_serve_on_their_sockets_and_one_that_exits_is_replaced_on_its_so
     assert max(seen["first"]) in seen["after"]  # the live one still serves; the dead one's socket, its successor
     assert f"worker {min(seen['first'])} exited (code -9): starting another" in caplog.text
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # run()'s are gone
+    for sock in sockets:
+        sock.close()
+
+
+def test_ready_is_said_once_every_worker_serves() -> None:
+    """A connection the kernel gives a worker still starting would wait for it: the banner waits for them all."""
+    sockets = listeners(LOOPBACK, 0, 2)
+    workers = Workers(sockets, f"{__name__}:built_app", OPTIONS)
+    seen: dict[str, Any] = {}
+
+    def ready() -> None:
+        seen["ready"] = time.time()
+        url = f"http://{LOOPBACK}:{sockets[0].getsockname()[1]}/"
+        seen["answers"] = [requests.get(url, timeout=5).json() for _ in range(CONNECTIONS)]
+        workers.stopping.set()
+
+    assert workers.run(ready) == 0
+    assert len({answer["pid"] for answer in seen["answers"]}) == 2
+    assert max(answer["built"] for answer in seen["answers"]) <= seen["ready"]
     for sock in sockets:
         sock.close()
 
