@@ -23,7 +23,7 @@ from mockserver.store.redis.journal import TRIM_EVERY, RedisJournal
 from mockserver.store.redis.slots import RedisSlots
 from mockserver.store.redis.store import _SWAP, RedisStore
 from mockserver.store.redis.transaction import ATTEMPTS
-from mockserver.store.redis.view import _SET_FIELD, RedisView
+from mockserver.store.redis.view import RedisView
 from mockserver.store.redis.wire import Connection, Wire, connect
 from mockserver.web.app import create_app
 from tests.served import KEYS
@@ -68,10 +68,10 @@ def _worker(wire: Wire) -> tuple[RedisView, RedisStore, RedisSlots[Any]]:
 
 
 @pytest.fixture
-def scripts(client: redis.Redis) -> None:
-    """The store's scripts as a running server knows them (the first run of each sends its text: one more trip)."""
-    for script in (_SWAP, _SET_FIELD):
-        client.script_load(script.text)
+def fresh_server(client: redis.Redis) -> None:
+    """A server that never ran the store's scripts: the wire loads them first on the line it opens (`Wire.preload`),
+    so a transaction's first run of one by its hash does not meet NOSCRIPT (and try again)."""
+    client.script_flush()
 
 
 def _to(record: KeyRecord, result: Any = None) -> Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, Any]]]:
@@ -82,7 +82,7 @@ def _to(record: KeyRecord, result: Any = None) -> Callable[[KeyRecord], Coroutin
 
 
 async def test_a_request_costs_one_trip_to_read_and_one_to_write(
-    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view, store, slots = _worker(wire)
     await view.fresh()  # the first look loads the admin hash
@@ -113,7 +113,7 @@ async def test_a_request_costs_one_trip_to_read_and_one_to_write(
 
 
 async def test_the_admin_hash_is_read_again_only_after_a_change(
-    wire: Wire, scripts: None, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view, _, slots = _worker(wire)
     _, _, theirs = _worker(connect(redis_url))  # another worker
@@ -130,7 +130,7 @@ async def test_the_admin_hash_is_read_again_only_after_a_change(
 
 
 async def test_a_change_decided_on_a_stale_snapshot_is_retried_on_the_store_s_value(
-    wire: Wire, scripts: None, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view, _, slots = _worker(wire)
     _, _, theirs = _worker(connect(redis_url))
@@ -211,7 +211,7 @@ async def test_a_request_s_record_is_what_it_read_ahead_then_what_its_transactio
 
 
 async def test_transactions_of_one_key_decide_behind_a_write_in_flight(
-    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write is sent without waiting for its answer: the next transaction of the key decides on what it will
     leave there, so a worker's hot key is not one round trip at a time."""
@@ -234,7 +234,7 @@ async def test_transactions_of_one_key_decide_behind_a_write_in_flight(
 
 
 async def test_a_write_another_worker_beat_is_decided_again_on_what_the_script_found(
-    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, store, _ = _worker(wire)
     name, turn = store.names.of_key("k", "record"), store.names.of_key("k", "turn")
@@ -256,7 +256,7 @@ async def test_a_write_another_worker_beat_is_decided_again_on_what_the_script_f
 
 
 async def test_once_another_worker_wrote_first_a_key_s_transactions_wait_for_their_answers(
-    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, store, _ = _worker(wire)
     seen: list[tuple[str, Session | None]] = []
@@ -282,7 +282,7 @@ async def test_once_another_worker_wrote_first_a_key_s_transactions_wait_for_the
 
 
 async def test_a_contended_key_s_waiting_transactions_are_decided_in_turn_and_written_together(
-    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, store, _ = _worker(wire)
     seen: list[tuple[str, Session | None]] = []
@@ -321,7 +321,7 @@ async def test_a_contended_key_s_waiting_transactions_are_decided_in_turn_and_wr
 
 
 async def test_a_contended_batch_that_always_conflicts_fails_every_transaction_in_it(
-    wire: Wire, scripts: None, client: redis.Redis
+    wire: Wire, fresh_server: None, client: redis.Redis
 ) -> None:
     _, store, _ = _worker(wire)
     name, decisions = store.names.of_key("k", "record"), []
@@ -343,7 +343,7 @@ async def test_a_contended_batch_that_always_conflicts_fails_every_transaction_i
 
 
 async def test_a_contended_batch_whose_first_gave_up_leaves_the_rest_to_be_decided(
-    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, store, _ = _worker(wire)
     name, seen = store.names.of_key("k", "record"), []
@@ -383,7 +383,7 @@ async def test_a_contended_batch_whose_first_gave_up_leaves_the_rest_to_be_decid
 
 
 async def test_a_write_whose_line_broke_leaves_the_next_transaction_to_read_anew(
-    wire: Wire, scripts: None, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, store, _ = _worker(wire)
     held: list[asyncio.Future[list[Any]]] = []
@@ -410,7 +410,7 @@ async def test_a_write_whose_line_broke_leaves_the_next_transaction_to_read_anew
 
 
 async def test_a_request_decides_on_its_own_look_rather_than_an_older_write_of_its_worker(
-    wire: Wire, scripts: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    wire: Wire, fresh_server: None, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view, store, _ = _worker(wire)
     held: list[asyncio.Future[list[Any]]] = []
@@ -468,7 +468,7 @@ async def test_a_loop_turn_s_journal_entries_go_in_one_push(
     assert (trips.sends, client.llen(journal.name)) == (2, 4)  # no trim: the next is at the 32nd entry
 
 
-async def test_a_script_that_fails_is_the_store_failing(wire: Wire, scripts: None, client: redis.Redis) -> None:
+async def test_a_script_that_fails_is_the_store_failing(wire: Wire, fresh_server: None, client: redis.Redis) -> None:
     store = RedisStore(wire)
     client.set(store.names.of_key("k", "history"), "not a list")
     with pytest.raises(StoreUnavailable, match="WRONGTYPE"):
@@ -507,9 +507,26 @@ async def test_a_slot_that_always_conflicts_ends_with_a_clear_error(wire: Wire, 
 async def test_a_store_that_forgot_the_script_gets_it_again(wire: Wire, client: redis.Redis) -> None:
     store = RedisStore(wire)
     await store.transact("k", _to(KeyRecord(SESSION)))
-    client.script_flush()  # what a restarted redis-server has forgotten
+    client.script_flush()  # on the line it was loaded on: the next run by its hash meets NOSCRIPT
     await store.transact("k", _to(EMPTY, SESSION), lambda ended: [ended])
     assert ((await store.record("k")).active, await store.history()) == (None, (SESSION,))
+
+
+async def test_a_line_opened_after_a_restart_loads_the_scripts_first(wire: Wire, client: redis.Redis) -> None:
+    store, decided = RedisStore(wire), list[Session | None]()
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        decided.append(current.active)
+        return KeyRecord(SESSION), None
+
+    await store.record("k")  # the line opens
+    client.script_flush()
+    client.client_kill_filter(_type="normal", skipme=True)  # a restarted redis-server: no connection, no script
+    with pytest.raises(StoreUnavailable):
+        await store.record("k")
+    await store.transact("k", change)
+    assert decided == [None]  # one try: its script was loaded before it ran
+    assert client.script_exists(_SWAP.sha) == [True]
 
 
 async def test_a_wire_whose_connection_broke_opens_a_new_one(wire: Wire, client: redis.Redis) -> None:

@@ -90,6 +90,7 @@ class RedisStore:
         self.view = view or RedisView(wire, namespace=namespace)
         self.stamp = stamp
         self.worker = new_token()  # this worker's id in a key's turn
+        wire.preload(_SWAP)
         self._queues: dict[tuple[asyncio.AbstractEventLoop, str], _Key] = {}
 
     def __repr__(self) -> str:

@@ -81,6 +81,7 @@ class RedisView:
         self._epoch = 0  # this worker's record writes, counted
         self._open: dict[str, int] = {}  # records of open requests: how many requests read each ahead
         self._written: dict[str, tuple[int, Raw]] = {}  # what this worker last wrote to those records
+        wire.preload(_SET_FIELD)
 
     def __repr__(self) -> str:
         return f"RedisView({len(self._snapshot)} fields)"

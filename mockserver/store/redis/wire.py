@@ -184,6 +184,7 @@ class Wire:
         self._connection_class = pool.connection_class
         self._connection_kwargs = pool.connection_kwargs
         self._lines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Line] = weakref.WeakKeyDictionary()
+        self._scripts: dict[str, Script] = {}  # loaded first on every line (`preload`)
 
     def __repr__(self) -> str:
         return f"Wire({self.url!r})"
@@ -193,7 +194,14 @@ class Wire:
         line = self._lines.get(loop)
         if line is None:
             line = self._lines[loop] = _Line(self._connection_class(**self._connection_kwargs))
+            if self._scripts:  # before anything else on it: a new (or restarted) server has no scripts
+                self._queue(line, [["SCRIPT", "LOAD", script.text] for script in self._scripts.values()], None)
         return line
+
+    def preload(self, script: Script) -> None:
+        """Load `script` on every line opened from now on, so that running it by its hash does not meet NOSCRIPT
+        (which costs a transaction a second try) unless the server forgot it since (SCRIPT FLUSH)."""
+        self._scripts[script.sha] = script
 
     async def call(self, *commands: Sequence[Any]) -> list[Any]:
         """Send `commands` in one write (with other requests') and return their answers; an error answer raises."""
