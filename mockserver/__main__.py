@@ -8,7 +8,6 @@ import json
 import logging
 import logging.config
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,7 @@ import uvicorn
 from mockserver.config import ConfigError, config_from_args, log_config, startup_warnings
 from mockserver.domain import DomainError
 from mockserver.recording import ServedRecording
-from mockserver.serving import banner, frozen, http_protocol
+from mockserver.serving import banner, frozen, http_protocol, stop_quietly
 from mockserver.web.app import ARGV_VARIABLE, create_app
 from mockserver.web.errors import WebError
 from mockserver.workers import Workers, listeners
@@ -49,10 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.config.dictConfig(logging_config)
     for warning in startup_warnings(config, app.state.mock.keys.configured()):
         logging.getLogger("mockserver").warning("%s", warning)
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal
-    # to the handler that was there before it: a no-op here, so a requested stop exits 0.
-    for stop in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop, lambda *_: None)
+    stop_quietly()
     options: dict[str, Any] = {
         "log_level": config.log_level,
         "log_config": logging_config,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import socket
 import threading
 import time
@@ -95,6 +96,13 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def stop_quietly() -> None:
+    """uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the signal to the
+    handler that was there before it: a no-op from here on, so that a requested stop exits 0 (not killed by it)."""
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: None)
 
 
 def http_protocol() -> type[asyncio.Protocol]:

@@ -25,7 +25,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from mockserver.serving import listen
+from mockserver.serving import listen, stop_quietly
 
 POLL = 0.2  # seconds between looks at the workers
 STARTING = 0.01  # the same, until every worker serves
@@ -101,7 +101,8 @@ class Workers:
 
 def serve(factory: str, options: dict[str, Any], sock: socket.socket, serving: Event) -> None:
     """One worker process: uvicorn serving the app `factory` builds, on `sock` (uvicorn handles its signals);
-    `serving` is set once it serves."""
+    `serving` is set once it serves; a stop exits 0."""
+    stop_quietly()
     _Server(uvicorn.Config(factory, factory=True, **options), serving).run(sockets=[sock])
 
 
