@@ -81,6 +81,23 @@ def _to(record: KeyRecord, result: Any = None) -> Callable[[KeyRecord], Coroutin
     return change
 
 
+def _beaten(
+    store: RedisStore, client: redis.Redis, seen: list[tuple[str, Session | None]], meanwhile: Callable[[], None]
+) -> Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, None]]]:
+    """A change whose first try another worker beats (it writes the key first); `meanwhile` runs as its retry is
+    decided, when the key is contended."""
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        seen.append(("first", current.active))
+        if len(seen) == 1:
+            client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker
+        else:
+            meanwhile()
+        return KeyRecord(SESSION), None
+
+    return change
+
+
 async def test_a_request_costs_one_trip_to_read_and_one_to_write(
     wire: Wire, fresh_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,14 +278,7 @@ async def test_once_another_worker_wrote_first_a_key_s_transactions_wait_for_the
     _, store, _ = _worker(wire)
     seen: list[tuple[str, Session | None]] = []
     later: list[asyncio.Task[None]] = []
-
-    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
-        seen.append(("first", current.active))
-        if len(seen) == 1:
-            client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker
-        else:  # its retry: the key is contended now, and another transaction of it comes
-            later.append(asyncio.create_task(store.transact("k", then)))
-        return KeyRecord(SESSION), None
+    change = _beaten(store, client, seen, lambda: later.append(asyncio.create_task(store.transact("k", then))))
 
     async def then(current: KeyRecord) -> tuple[KeyRecord, None]:
         seen.append(("then", current.active))
@@ -287,14 +297,14 @@ async def test_a_contended_key_s_waiting_transactions_are_decided_in_turn_and_wr
     _, store, _ = _worker(wire)
     seen: list[tuple[str, Session | None]] = []
     later: list[asyncio.Task[Any]] = []
-
-    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
-        seen.append(("first", current.active))
-        if len(seen) == 1:
-            client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker
-        else:  # its retry: the key is contended now, and three more transactions of it come meanwhile
-            later.extend(asyncio.create_task(store.transact("k", step, ended)) for step in (close, failing, reopen))
-        return KeyRecord(SESSION), None
+    change = _beaten(  # three more transactions of the key come while its retry is decided
+        store,
+        client,
+        seen,
+        lambda: later.extend(
+            asyncio.create_task(store.transact("k", step, ended)) for step in (close, failing, reopen)
+        ),
+    )
 
     async def close(current: KeyRecord) -> tuple[KeyRecord, Session | None]:
         seen.append(("close", current.active))
