@@ -13,8 +13,9 @@ import redis
 from mockserver.domain import InvalidTime, KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreUnavailable
+from mockserver.store.redis import codecs
 from mockserver.store.redis.clock import RedisClock
-from mockserver.store.redis.codecs import decode_ended, encode_ended, encode_record
+from mockserver.store.redis.codecs import decode_ended, decode_record, encode_ended, encode_record
 from mockserver.store.redis.store import RedisStore
 from mockserver.store.redis.view import RedisView
 from mockserver.store.redis.wire import Wire, connect
@@ -236,3 +237,20 @@ async def test_a_view_of_its_own_names_its_snapshot(wire: Wire) -> None:
     view = RedisView(wire)
     await view.fresh()
     assert repr(view) == "RedisView(1 fields)"  # a new store: only the generation token
+
+
+def test_a_record_this_worker_encoded_is_read_back_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    record = KeyRecord(SESSION, (SESSION,), 60.0)
+    text = encode_record(record)
+    monkeypatch.setattr(codecs, "_from_fields", None)  # any decoding would fail
+    assert decode_record(text) is record  # the next transaction of the key, chained behind the write
+    assert decode_record(text.encode()) is record  # a request's look, as Redis answers it
+
+
+def test_records_known_by_their_text_are_all_forgotten_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codecs, "RECORDS_KEPT", 4)
+    texts = [encode_record(KeyRecord(SESSION, (), float(n))) for n in range(2)]  # 4 known: 2 texts, 2 bytes
+    assert decode_record(texts[0]) is decode_record(texts[0])
+    third = encode_record(KeyRecord(SESSION, (), 2.0))  # full: the others are forgotten
+    assert decode_record(texts[0]) == KeyRecord(SESSION, (), 0.0)  # decoded again, and known again
+    assert decode_record(third.encode()) == KeyRecord(SESSION, (), 2.0)

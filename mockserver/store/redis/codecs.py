@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import asdict
 from typing import Any, Protocol, TypeVar
@@ -66,24 +65,42 @@ def decode_ended(raw: bytes | str) -> tuple[float, Session]:
     return float(at), _from_fields(fields)
 
 
+RECORDS_KEPT = 4096  # records known by their text (`decode_record`), all forgotten when full
+
+
 def encode_record(record: KeyRecord) -> str:
+    """The record's text; known from now on as the text and as the bytes Redis answers, so that reading back what
+    this worker wrote (the next transaction of the key, a request's look) decodes nothing."""
     active = None if record.active is None else _fields(record.active)
-    return json.dumps(
+    text = json.dumps(
         {"active": active, "chain": [_fields(session) for session in record.chain], "synced_at": record.synced_at}
     )
+    _know(text, record)
+    _know(text.encode(), record)
+    return text
 
 
 def decode_record(raw: bytes | str | None) -> KeyRecord:
     """The record `raw` holds; the same text read again (a worker's own write, a hot key's unchanged record) is
     decoded once: a `KeyRecord` is frozen, so the one decoded serves every reader."""
-    return EMPTY if raw is None else _decoded_record(raw)
+    if raw is None:
+        return EMPTY
+    record = _RECORDS.get(raw)
+    if record is None:
+        fields = json.loads(raw)
+        active = None if fields["active"] is None else _from_fields(fields["active"])
+        record = KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])
+        _know(raw, record)
+    return record
 
 
-@functools.lru_cache(maxsize=4096)
-def _decoded_record(raw: bytes | str) -> KeyRecord:
-    fields = json.loads(raw)
-    active = None if fields["active"] is None else _from_fields(fields["active"])
-    return KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])
+_RECORDS: dict[bytes | str, KeyRecord] = {}
+
+
+def _know(raw: bytes | str, record: KeyRecord) -> None:
+    if len(_RECORDS) >= RECORDS_KEPT:
+        _RECORDS.clear()
+    _RECORDS[raw] = record
 
 
 class FaultsCodec:
