@@ -66,6 +66,7 @@ def decode_ended(raw: bytes | str) -> tuple[float, Session]:
 
 
 RECORDS_KEPT = 4096  # records known by their text (`decode_record`), all forgotten when full
+_RECORDS: dict[bytes | str, KeyRecord] = {}
 
 
 def encode_record(record: KeyRecord) -> str:
@@ -81,8 +82,8 @@ def encode_record(record: KeyRecord) -> str:
 
 
 def decode_record(raw: bytes | str | None) -> KeyRecord:
-    """The record `raw` holds; the same text read again (a worker's own write, a hot key's unchanged record) is
-    decoded once: a `KeyRecord` is frozen, so the one decoded serves every reader."""
+    """The record `raw` holds; a text known already (this worker encoded it, or decoded it before: a hot key's
+    unchanged record) is not decoded again: a `KeyRecord` is frozen, so the one known serves every reader."""
     if raw is None:
         return EMPTY
     record = _RECORDS.get(raw)
@@ -92,9 +93,6 @@ def decode_record(raw: bytes | str | None) -> KeyRecord:
         record = KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])
         _know(raw, record)
     return record
-
-
-_RECORDS: dict[bytes | str, KeyRecord] = {}
 
 
 def _know(raw: bytes | str, record: KeyRecord) -> None:
