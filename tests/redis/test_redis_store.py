@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -244,13 +245,21 @@ def test_a_record_this_worker_encoded_is_read_back_without_decoding(monkeypatch:
     text = encode_record(record)
     monkeypatch.setattr(codecs, "_from_fields", None)  # any decoding would fail
     assert decode_record(text) is record  # the next transaction of the key, chained behind the write
-    assert decode_record(text.encode()) is record  # a request's look, as Redis answers it
+    assert decode_record(bytes(text)) is record  # a request's look: the same text, as Redis answers it
 
 
 def test_records_known_by_their_text_are_all_forgotten_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codecs, "RECORDS_KEPT", 4)
-    texts = [encode_record(KeyRecord(SESSION, (), float(n))) for n in range(2)]  # 4 known: 2 texts, 2 bytes
+    monkeypatch.setattr(codecs, "RECORDS_KEPT", 2)
+    texts = [encode_record(KeyRecord(SESSION, (), float(n))) for n in range(2)]  # 2 known
     assert decode_record(texts[0]) is decode_record(texts[0])
     third = encode_record(KeyRecord(SESSION, (), 2.0))  # full: the others are forgotten
     assert decode_record(texts[0]) == KeyRecord(SESSION, (), 0.0)  # decoded again, and known again
-    assert decode_record(third.encode()) == KeyRecord(SESSION, (), 2.0)
+    assert decode_record(third) == KeyRecord(SESSION, (), 2.0)
+
+
+def test_what_orjson_refuses_is_written_and_read_back_by_the_json_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    odd = replace(SESSION, requested="\ud800")  # a chat's model as sent: JSON's "\\ud800" escape, a lone surrogate
+    text = encode_record(KeyRecord(odd))
+    monkeypatch.setattr(codecs, "_RECORDS", {})  # read back as another worker would
+    assert (decode_record(text), decode_ended(encode_ended(odd, 1.5))) == (KeyRecord(odd), (1.5, odd))
+    assert codecs.loads(codecs.dumps([2**64, 1.5])) == [2**64, 1.5]  # beyond 64 bits

@@ -208,12 +208,12 @@ async def test_a_request_s_record_is_what_it_read_ahead_then_what_its_transactio
         assert view.ahead(store.names.of_key("k", "record")) == (encode_record(KeyRecord(SESSION)),)  # as written
     async with view.fresh("k"):
         await store.transact("k", _to(KeyRecord(SESSION)))  # unchanged: nothing written
-        known = (encode_record(KeyRecord(SESSION)).encode(),)  # as Redis answered it
+        known = (encode_record(KeyRecord(SESSION)),)  # as Redis answered it
         assert view.ahead(store.names.of_key("k", "record")) == known  # it serves the request's next read too
     async with view.fresh("k"):
         client.set(store.names.of_key("k", "record"), encode_record(KeyRecord(OTHER)))  # another worker, meanwhile
         await store.transact("k", _to(KeyRecord(OTHER)))  # decided on SESSION: the conflict, then nothing to write
-        found = (encode_record(KeyRecord(OTHER)).encode(),)
+        found = (encode_record(KeyRecord(OTHER)),)
         assert view.ahead(store.names.of_key("k", "record")) == found  # what its retry decided on, not the stale one
 
         async def failing(current: KeyRecord) -> tuple[KeyRecord, None]:

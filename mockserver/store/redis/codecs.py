@@ -1,10 +1,18 @@
-"""How the domain's values are written to Redis and read back (JSON text); no Redis here."""
+"""How the domain's values are written to Redis and read back (JSON text); no Redis here.
+
+What every request writes or reads (its key's record, a session it ended, its journal entry) goes through
+`dumps` and `loads`: orjson, about a tenth of the json module's time, with the json module for what orjson
+refuses (a lone surrogate, as JSON's "\\ud800" escape makes; an integer beyond 64 bits), so every value the
+json module wrote is still written and read back the same.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from mockserver.domain import (
     ApiKey,
@@ -22,6 +30,22 @@ from mockserver.domain.faults import Broken
 from mockserver.domain.store import EMPTY
 
 V = TypeVar("V")
+
+
+def dumps(value: Any) -> bytes:
+    """`value` as JSON text (UTF-8)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value).encode()
+
+
+def loads(raw: bytes | str) -> Any:
+    """The value JSON text `raw` holds."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 class Codec(Protocol[V]):
@@ -55,13 +79,13 @@ def _from_fields(fields: list[Any]) -> Session:
     )
 
 
-def encode_ended(session: Session, at: float) -> str:
+def encode_ended(session: Session, at: float) -> bytes:
     """A history entry: the wall time the session ended at (to merge keys' lists by) and the session."""
-    return json.dumps([at, _fields(session)])
+    return dumps([at, _fields(session)])
 
 
 def decode_ended(raw: bytes | str) -> tuple[float, Session]:
-    at, fields = json.loads(raw)
+    at, fields = loads(raw)
     return float(at), _from_fields(fields)
 
 
@@ -69,15 +93,14 @@ RECORDS_KEPT = 4096  # records known by their text (`decode_record`), all forgot
 _RECORDS: dict[bytes | str, KeyRecord] = {}
 
 
-def encode_record(record: KeyRecord) -> str:
-    """The record's text; known from now on as the text and as the bytes Redis answers, so that reading back what
-    this worker wrote (the next transaction of the key, a request's look) decodes nothing."""
+def encode_record(record: KeyRecord) -> bytes:
+    """The record's text, known from now on (as Redis will answer it), so that reading back what this worker wrote
+    (the next transaction of the key, a request's look) decodes nothing."""
     active = None if record.active is None else _fields(record.active)
-    text = json.dumps(
+    text = dumps(
         {"active": active, "chain": [_fields(session) for session in record.chain], "synced_at": record.synced_at}
     )
     _know(text, record)
-    _know(text.encode(), record)
     return text
 
 
@@ -88,7 +111,7 @@ def decode_record(raw: bytes | str | None) -> KeyRecord:
         return EMPTY
     record = _RECORDS.get(raw)
     if record is None:
-        fields = json.loads(raw)
+        fields = loads(raw)
         active = None if fields["active"] is None else _from_fields(fields["active"])
         record = KeyRecord(active, tuple(_from_fields(s) for s in fields["chain"]), fields["synced_at"])
         _know(raw, record)
@@ -152,5 +175,5 @@ def _reply(fields: dict[str, Any]) -> QueuedReply:
 
 def journal_entry(raw: bytes | str) -> JournalEntry:
     """An entry as written (a JSON list), its upstream statuses a tuple again (none in an older entry)."""
-    entry = JournalEntry(*json.loads(raw))
+    entry = JournalEntry(*loads(raw))
     return entry._replace(upstream=tuple(entry.upstream))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from mockserver.domain import JournalEntry
 from mockserver.domain.journal import select
-from mockserver.store.redis.codecs import journal_entry
+from mockserver.store.redis.codecs import dumps, journal_entry
 from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Wire, answering
 
 TRIM_EVERY = 16  # one LTRIM per this many entries: a push sends one command, not two
@@ -28,12 +27,12 @@ class RedisJournal:
         self.name = Names(namespace).shared("journal")
         self.wire = wire
         self.pushed = 0  # entries this worker pushed: a push that passes a multiple of TRIM_EVERY trims to `size`
-        self._waiting: list[str] = []  # this turn's entries, encoded
+        self._waiting: list[bytes] = []  # this turn's entries, encoded
 
     def record(self, entry: JournalEntry) -> None:
         if not self._waiting:
             asyncio.get_running_loop().call_soon(self._push)
-        self._waiting.append(json.dumps(entry))
+        self._waiting.append(dumps(tuple(entry)))
 
     def _push(self) -> None:
         """Send the entries waiting, in one LPUSH (newest first, as one push each would leave them)."""

@@ -183,7 +183,7 @@ class RedisStore:
         or, cancelled, goes back to wait for the key's lock."""
 
         async def decide(raw: Raw) -> tuple[_Writes | None, None]:
-            value, pushed, written = raw, list[str](), None
+            value, pushed, written = raw, list[bytes](), None
             for waiting in [*batch]:
                 try:
                     writes, waiting.decided = await waiting.decide(value)
@@ -245,7 +245,7 @@ class RedisStore:
         return (await self.wire.call(["GET", name]))[0]  # type: ignore[no-any-return]
 
     def _answer(
-        self, queue: _Key, name: str, value: str | None, answer: asyncio.Future[list[Any]]
+        self, queue: _Key, name: str, value: bytes | None, answer: asyncio.Future[list[Any]]
     ) -> asyncio.Future[_Answer]:
         """What a write sent (`answer`) did: applied; or not, with what the record held instead (unknown when
         the store had forgotten the script); or the line's failure."""
@@ -322,7 +322,7 @@ class RedisStore:
         return tuple(session for _, session in itertools.islice(ended, last))
 
 
-_Writes = tuple[str | None, Sequence[str]]
+_Writes = tuple[bytes | None, Sequence[bytes]]
 """What a transaction writes: the record's new value (None: delete it), and the sessions it ended, encoded."""
 _Decide = Callable[[Raw], Awaitable[tuple[_Writes | None, T]]]
 """A transaction's decision on what the record holds: what to write (None: nothing), and its result."""
