@@ -14,17 +14,17 @@ import redis
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
-from mockserver.domain import JournalEntry, KeyRecord, Session, SessionKind
+from mockserver.domain import ApiKey, JournalEntry, KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreBusy, StoreUnavailable
 from mockserver.store.redis import wire as wire_module
-from mockserver.store.redis.codecs import FaultsCodec, encode_record
+from mockserver.store.redis.codecs import FaultsCodec, KeysCodec, encode_record
 from mockserver.store.redis.journal import TRIM_EVERY, RedisJournal
 from mockserver.store.redis.slots import RedisSlots
 from mockserver.store.redis.store import _SWAP, RedisStore
 from mockserver.store.redis.transaction import ATTEMPTS
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import Connection, Wire, connect
+from mockserver.store.redis.wire import Connection, Wire, connect, text
 from mockserver.web.app import create_app
 from tests.served import KEYS
 
@@ -72,6 +72,12 @@ def fresh_server(client: redis.Redis) -> None:
     """A server that never ran the store's scripts: the wire loads them first on the line it opens (`Wire.preload`),
     so a transaction's first run of one by its hash does not meet NOSCRIPT (and try again)."""
     client.script_flush()
+
+
+def _writes_a_record(commands: Any) -> bool:
+    """Whether `commands` (as `Wire.submit` gets them) run the compare-and-set of a key's record (not a look's
+    catch-up with the admin hash, also a script)."""
+    return bool(commands[0][:2] == ["EVALSHA", _SWAP.sha])
 
 
 def _to(record: KeyRecord, result: Any = None) -> Callable[[KeyRecord], Coroutine[Any, Any, tuple[KeyRecord, Any]]]:
@@ -144,6 +150,53 @@ async def test_the_admin_hash_is_read_again_only_after_a_change(
     assert await trips.of(lambda: slots.update("faults", lambda now: (None, "cleared"))) == 1
     assert slots.get("faults") is None  # its own change: seen at once, and its snapshot still whole
     assert await trips.of(view.fresh) == 1
+
+
+async def test_a_look_after_another_worker_s_changes_reads_only_the_fields_they_wrote(
+    wire: Wire, redis_url: str, client: redis.Redis
+) -> None:
+    """Two `--accept-any-key` workers meeting 200 new keys: each key is one field of the admin hash, and the other
+    worker's look reads that field, not the whole hash of every key seen so far."""
+    view, _, _ = _worker(wire)
+    keys = RedisSlots(connect(redis_url), "keys", KeysCodec())  # another worker
+    await view.fresh()
+    client.config_resetstat()
+    for n in range(200):
+        await keys.update(f"sk-{n:06d}", lambda now: ((), None))
+        await view.fresh()
+        assert view.field(f"keys:sk-{n:06d}", "reading a key") == b"[]"
+    await keys.update("sk-000007", lambda now: (None, None))  # deleted
+    await keys.update("sk-000008", lambda now: ((ApiKey("sk-000008", "hash"),), None))
+    await view.fresh()
+    stats = client.info("commandstats")
+    assert ("cmdstat_hgetall" in stats, stats["cmdstat_hmget"]["calls"]) == (False, 201)
+    assert view._snapshot == {text(name): value for name, value in client.hgetall(view.admin).items()}
+
+
+async def test_a_look_reads_the_whole_admin_hash_when_the_log_cannot_say_what_changed(
+    wire: Wire, redis_url: str, client: redis.Redis
+) -> None:
+    view, _, slots = _worker(wire)
+    theirs = RedisSlots(connect(redis_url), "faults", FaultsCodec())
+    await view.fresh()
+    await theirs.update("faults", lambda now: ((), None))
+    client.delete(view.log)  # lost (or trimmed past what this worker knew)
+    client.config_resetstat()
+    await view.fresh()
+    assert (slots.get("faults"), client.info("commandstats")["cmdstat_hgetall"]["calls"]) == ((), 1)
+    client.flushdb()  # a new store: a new epoch, whatever this worker's snapshot counted
+    await theirs.view.fresh()
+    await theirs.update("faults", lambda now: ((), None))
+    await view.fresh()
+    assert slots.get("faults") == ()
+    generation = client.hget(view.admin, "generation")
+    client.hset(view.admin, "generation", "a-token-of-an-older-mock")  # a generation of another form counts 0
+    await view.fresh()
+    await theirs.update("faults", lambda now: (None, None))
+    client.config_resetstat()
+    await view.fresh()
+    assert (slots.get("faults"), "cmdstat_hgetall" in client.info("commandstats")) == (None, False)
+    assert generation != client.hget(view.admin, "generation") == b"a-token-of-an-older-mock:1"
 
 
 async def test_a_change_decided_on_a_stale_snapshot_is_retried_on_the_store_s_value(
@@ -361,7 +414,7 @@ async def test_a_contended_batch_whose_first_gave_up_leaves_the_rest_to_be_decid
     submit = Wire.submit
 
     def holding(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
-        if commands[0][0] == "EVALSHA" and not held:  # the first batch's write is never answered
+        if _writes_a_record(commands) and not held:  # the first batch's write is never answered
             held.append(asyncio.get_running_loop().create_future())
             return held[-1]
         return submit(wire, *commands)
@@ -400,7 +453,7 @@ async def test_a_write_whose_line_broke_leaves_the_next_transaction_to_read_anew
     submit = Wire.submit
 
     def holding(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
-        if commands[0][0] == "EVALSHA" and len(held) < 2:  # the first two writes: their answers are the test's
+        if _writes_a_record(commands) and len(held) < 2:  # the first two writes: their answers are the test's
             held.append(asyncio.get_running_loop().create_future())
             return held[-1]
         return submit(wire, *commands)
@@ -429,7 +482,7 @@ async def test_a_request_decides_on_its_own_look_rather_than_an_older_write_of_i
     submit = Wire.submit
 
     def holding(wire: Wire, *commands: Any) -> asyncio.Future[list[Any]]:
-        if commands[0][0] == "EVALSHA":
+        if _writes_a_record(commands):
             held.append(asyncio.get_running_loop().create_future())
             return held[-1]
         return submit(wire, *commands)

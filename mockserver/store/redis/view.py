@@ -1,5 +1,5 @@
-"""`RedisView`: a worker's snapshot of the rarely changed admin state (one hash, reloaded only when its
-generation token moves) and the record of the key a request names, read ahead in the same round trip."""
+"""`RedisView`: a worker's snapshot of the rarely changed admin state (one hash, caught up only when its
+generation moves) and the record of the key a request names, read ahead in the same round trip."""
 
 from __future__ import annotations
 
@@ -27,18 +27,74 @@ from mockserver.store.redis.wire import (
 
 R = TypeVar("R")
 
-_SET_FIELD = Script("""
+LOG = "admin-log"  # `{<namespace>}:admin-log`: the admin fields written, in order, the last `LOG_KEPT` of them
+LOG_KEPT = 1024
+
+_NUMBERED = """
+local function numbered(generation)
+  local epoch, count = string.match(generation, '^(.*):(%d+)$')
+  if epoch then return epoch, tonumber(count) end
+  return generation, 0
+end
+"""
+"""A generation is `<epoch>:<count>`: the epoch is drawn when the hash gets its first generation (a new or
+flushed store), the count is how many fields were written since (a token of another form counts 0)."""
+
+_SET_FIELD = Script(
+    _NUMBERED
+    + f"""
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if ARGV[2] == '1' then
-  if current ~= ARGV[3] then return {0, current} end
-elseif current then return {0, current} end
+  if current ~= ARGV[3] then return {{0, current}} end
+elseif current then return {{0, current}} end
 if ARGV[4] == '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[5]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
 local previous = redis.call('HGET', KEYS[1], 'generation')
-redis.call('HSET', KEYS[1], 'generation', ARGV[6])
-return {1, previous}
-""")
-"""KEYS: the admin hash. ARGV: the field, whether it was there, what it held, whether to set it, its new
-value, the new generation token. Answers {1, the token it replaced} or {0, what the field holds now}."""
+local epoch, count = ARGV[6], 0
+if previous then epoch, count = numbered(previous) end
+local generation = epoch .. ':' .. (count + 1)
+redis.call('HSET', KEYS[1], 'generation', generation)
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -{LOG_KEPT}, -1)
+return {{1, previous, generation}}
+"""
+)
+"""KEYS: the admin hash, its log. ARGV: the field, whether it was there, what it held, whether to set it, its new
+value, an epoch (for a hash without a generation). Counts the generation up and logs the field. Answers {1, the
+generation it replaced, the new one} or {0, what the field holds now}."""
+
+_CATCH_UP = Script(
+    _NUMBERED
+    + """
+local generation = redis.call('HGET', KEYS[1], 'generation')
+if not generation then
+  generation = ARGV[2] .. ':0'
+  redis.call('HSET', KEYS[1], 'generation', generation)
+end
+if ARGV[1] ~= '' then
+  local epoch, count = numbered(generation)
+  local mine, known = numbered(ARGV[1])
+  local behind = count - known
+  if mine == epoch and behind >= 0 and behind <= redis.call('LLEN', KEYS[2]) then
+    local reply = {generation, 1}
+    if behind > 0 then
+      local names = redis.call('LRANGE', KEYS[2], -behind, -1)
+      local values = redis.call('HMGET', KEYS[1], unpack(names))
+      for i = 1, #names do
+        reply[#reply + 1] = names[i]
+        reply[#reply + 1] = values[i]
+      end
+    end
+    return reply
+  end
+end
+local reply = {generation, 0}
+for _, item in ipairs(redis.call('HGETALL', KEYS[1])) do reply[#reply + 1] = item end
+return reply
+"""
+)
+"""KEYS: the admin hash, its log. ARGV: the generation a snapshot holds ('' for none), an epoch (for a hash without
+a generation: a new or flushed store). Answers {the generation, 1, each field written since the snapshot's and
+its value (nil: deleted)} while the log still names every one of them, else {the generation, 0, the whole hash}."""
 
 
 @dataclass
@@ -61,10 +117,11 @@ class RedisView:
     """This worker's snapshot of the admin hash (`{<namespace>}:admin`: faults, keys, automation, replies,
     the clock offset) and the record of the key a request names, read ahead.
 
-    Every write of a field sets the hash's `generation` to a new token in the same script. A request
-    starts in `fresh(key)`, which sends `HGET generation` and `GET <key's record>` in one round trip
-    (two single-key commands: cluster-safe); only if the token is not the snapshot's it loads the whole
-    hash (HGETALL, a second trip, after an admin change). Every `field` read is then a dict lookup. A
+    Every write of a field counts the hash's `generation` up and logs the field's name, in the same script. A
+    request starts in `fresh(key)`, which sends `HGET generation` and `GET <key's record>` in one round trip
+    (two single-key commands: cluster-safe); only if the generation is not the snapshot's it catches up (a
+    second trip, after an admin change: the fields written since, or the whole hash if the log no longer
+    names them all). Every `field` read is then a dict lookup. A
     request whose look failed raises `StoreUnavailable` at its first read of the admin state. The record
     read ahead serves the request's first try at its transaction (`ahead`): unless this worker has written
     the record since, as requests of one key queue in one worker (`RedisStore`), then that value serves.
@@ -76,12 +133,14 @@ class RedisView:
         self.wire = wire
         self.names = Names(namespace)
         self.admin = self.names.admin
+        self.log = self.names.shared(LOG)
         self._token: Raw = None
         self._snapshot: dict[str, bytes] = {}
         self._epoch = 0  # this worker's record writes, counted
         self._open: dict[str, int] = {}  # records of open requests: how many requests read each ahead
         self._written: dict[str, tuple[int, Raw]] = {}  # what this worker last wrote to those records
         wire.preload(_SET_FIELD)
+        wire.preload(_CATCH_UP)
 
     def __repr__(self) -> str:
         return f"RedisView({len(self._snapshot)} fields)"
@@ -97,14 +156,23 @@ class RedisView:
             commands.append(["GET", name])
         token, *ahead = await self.wire.call(*commands)
         if token is None or token != self._token:
-            await self.load()
+            await self.load(since=self._token)
         return ahead[0] if ahead else None
 
-    async def load(self) -> None:
-        """The whole admin hash, given a first token if it has none (a new or flushed store)."""
-        _, flat = await self.wire.call(["HSETNX", self.admin, GENERATION, new_token()], ["HGETALL", self.admin])
-        snapshot = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
-        self._snapshot, self._token = snapshot, snapshot[GENERATION]
+    async def load(self, since: Raw = None) -> None:
+        """The admin hash as the store holds it now, in one script: the fields written since generation `since`
+        while the hash's log still names them all (a few, however many fields the hash holds: keys first used by
+        `--accept-any-key` are one each), else the whole hash (given a first generation if it has none)."""
+        generation, changes, *flat = await self.wire.run(_CATCH_UP, [self.admin, self.log], [since or "", new_token()])
+        if not changes:
+            self._snapshot = {}
+        for i in range(0, len(flat), 2):
+            name, value = flat[i].decode(), flat[i + 1]
+            if value is None:
+                self._snapshot.pop(name, None)
+            else:
+                self._snapshot[name] = value
+        self._snapshot[GENERATION] = self._token = generation
 
     def field(self, name: str, what: str) -> Raw:
         """What the admin field `name` held at the last look (`what`: for the error if the look failed)."""
@@ -133,25 +201,24 @@ class RedisView:
             return (None if new == (None if raw is None else text(raw)) else (new,)), result
 
         async def write(raw: Raw, value: tuple[str | None]) -> tuple[bool, Raw]:
-            token, (new,) = new_token(), value
+            (new,) = value
             present = ("0", "") if raw is None else ("1", raw)
-            args = [name, *present, *(("0", "") if new is None else ("1", new)), token]
-            done, found = await self.wire.run(_SET_FIELD, [self.admin], args)
+            args = [name, *present, *(("0", "") if new is None else ("1", new)), new_token()]
+            done, found, *generation = await self.wire.run(_SET_FIELD, [self.admin, self.log], args)
             if done:
-                self._wrote_field(name, new, token, previous=found)
+                self._wrote_field(name, new, generation[0], previous=found)
             return bool(done), found
 
         with answering(f"changing {name}"):
             return await swap(f"{self.admin} {name}", self._snapshot.get(name), decided, write)
 
-    def _wrote_field(self, name: str, new: str | None, token: str, previous: Raw) -> None:
+    def _wrote_field(self, name: str, new: str | None, generation: bytes, previous: Raw) -> None:
         if new is None:
             self._snapshot.pop(name, None)
         else:
             self._snapshot[name] = new.encode()
-        if previous == self._token:  # the snapshot was whole: it is still, under the new token
-            self._token = token.encode()
-            self._snapshot[GENERATION] = self._token
+        if previous == self._token:  # the snapshot was whole: it is still, under the new generation
+            self._snapshot[GENERATION] = self._token = generation
 
     def ahead(self, name: str) -> tuple[Raw] | None:
         """The record `name` as this request knows it: as this worker wrote it since the request last learnt it

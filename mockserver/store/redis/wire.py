@@ -6,7 +6,7 @@ connection per event loop.
 Layout 3 puts every name in a hash tag (`{...}`), so a Redis Cluster can hold the store: one API key's
 record and history share the tag `{<namespace>:<key>}` (one slot); the rarely changed admin state (the
 faults, keys, automation and replies slots, the clock offset, the generation token) is ONE hash,
-`{<namespace>}:admin`, beside the journal and the id counter in the tag `{<namespace>}`. Every command
+`{<namespace>}:admin`, beside its log, the journal and the id counter in the tag `{<namespace>}`. Every command
 or script the mock sends touches names of one tag.
 """
 
