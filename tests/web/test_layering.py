@@ -21,7 +21,7 @@ REDIS = STORE / "redis"
 WEB = Path(web.__file__).parent
 ASSEMBLY = STORE / "assembly.py"
 # The Redis package's modules, each importing only modules before it (a clear order, no back and forth).
-REDIS_ORDER = ("wire", "codecs", "transaction", "view", "store", "clock", "slots", "journal")
+REDIS_ORDER = ("wire", "codecs", "transaction", "listen", "view", "store", "clock", "slots", "journal")
 
 
 def _uses_redis(name: str) -> bool:

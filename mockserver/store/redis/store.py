@@ -8,7 +8,9 @@ at most once, so a retry is safe). A transition that changes nothing writes noth
 to the key's capped history list in the same script: the record and the history share the key's hash tag.
 Within one worker, transactions of one key decide one at a time, each chained behind the write in flight
 (`RedisStore.transact`), so only workers contend in Redis; a key they contend for moves in batches, one
-compare-and-set a batch (group commit, `RedisStore._together`).
+compare-and-set a batch (group commit, `RedisStore._together`), and the workers take turns: the one holding
+a key's turn hands it to the one waiting, with the value it wrote (pub/sub, `Listener`), so a batch decides
+on what the other worker wrote, not on a value it already replaced.
 """
 
 from __future__ import annotations
@@ -26,16 +28,35 @@ import redis
 from mockserver.domain import KeyRecord, Session
 from mockserver.domain.store import HISTORY_LIMIT, Change, Ended, T
 from mockserver.store.redis.codecs import decode_ended, decode_record, encode_ended, encode_record
+from mockserver.store.redis.listen import Listener
 from mockserver.store.redis.transaction import ATTEMPTS, swap
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering, new_token
+from mockserver.store.redis.wire import DEFAULT_NAMESPACE, Names, Raw, Script, Wire, answering, new_token, text
 
 RECORD, HISTORY = "record", "history"  # a key's names: `{<namespace>:<key>}:record` and `...:history`
 
 RECORD_TURN = "turn"  # `{<namespace>:<key>}:turn`: the worker whose write goes next after a conflict
-TURN_MS = 20  # how long a turn is held at most, when its worker neither writes nor hands it back
+RECORD_NEXT = "next"  # `{<namespace>:<key>}:next`: the worker the turn is handed to when its holder writes
+HAND = "hand"  # `{<namespace>}:hand:<worker>`: the channel a worker is handed turns on (`Listener`)
+TURN_MS = 20  # how long a turn is held (or waited for) at most, when its worker neither writes nor hands it on
 
-_SWAP = Script(f"""
+_HAND = f"""
+local function hand(record, turn, next, me, channel)
+  local waiter = redis.call('GET', next)
+  if waiter then redis.call('DEL', next) end
+  if not waiter or waiter == me then return false end
+  redis.call('SET', turn, waiter, 'PX', {TURN_MS})
+  local value = redis.call('GET', record)
+  redis.call('PUBLISH', channel .. waiter, record .. '\\n' .. (value and '1' .. value or '0'))
+  return true
+end
+"""
+"""Hand a key's turn to the worker waiting next, if another: it holds the turn, and its channel gets the record's
+name and value (`1<value>`, or `0`: none)."""
+
+_SWAP = Script(
+    _HAND
+    + f"""
 local turn = redis.call('GET', KEYS[3])
 local current = redis.call('GET', KEYS[1])
 local same
@@ -44,28 +65,57 @@ if not same or (turn and turn ~= ARGV[6]) then
   if not turn then
     redis.call('SET', KEYS[3], ARGV[6], 'PX', {TURN_MS})
     turn = ARGV[6]
+  elseif turn ~= ARGV[6] then
+    redis.call('SET', KEYS[4], ARGV[6], 'PX', {TURN_MS})
   end
   return {{0, current, turn == ARGV[6] and 1 or 0}}
 end
 if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[4]) else redis.call('DEL', KEYS[1]) end
-if turn then redis.call('DEL', KEYS[3]) end
-if #ARGV > 6 then
-  for i = 7, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
+if #ARGV > 8 then
+  for i = 9, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end
   redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 end
-return {{1}}
-""")
-"""KEYS: the record, its capped history, its turn. ARGV: whether the record was there, what it held, whether
-to set it, its new value, the history's cap, the writing worker's id, entries to push. Answers {1} or
-{0, what the record holds now, whether the writing worker holds the turn}. A worker whose write met a
-conflict takes the key's turn (if nobody holds it): other workers' writes are refused until its next
-write clears it, it hands the turn back (`_PASS`: its retry wrote nothing), or `TURN_MS` passes. Without
-it a worker whose transactions of one key write back to back (chained, `RedisStore.transact`) would win
-every race against another worker's retry, which then meets `StoreBusy`."""
+if hand(KEYS[1], KEYS[3], KEYS[4], ARGV[6], ARGV[7]) then
+  if ARGV[8] == '1' then redis.call('SET', KEYS[4], ARGV[6], 'PX', {TURN_MS}) end
+  return {{1, 1}}
+end
+if turn then redis.call('DEL', KEYS[3]) end
+return {{1, 0}}
+"""
+)
+"""KEYS: the record, its capped history, its turn, who waits next. ARGV: whether the record was there, what it held,
+whether to set it, its new value, the history's cap, the writing worker's id, the channels' prefix, whether it has
+more to write, entries to push. Answers {1, whether it handed the turn to another worker} or {0, what the record
+holds now, whether the writing worker holds the turn}. A worker whose write met a conflict takes the key's turn if
+nobody holds it, else waits next: other workers' writes are refused while a turn is held, until its holder writes,
+passes it (`_PASS`: its retry wrote nothing) or `TURN_MS` passes. The holder's write hands the turn to the worker
+waiting next, with the value written (`_HAND`), and waits next itself if it has more to write: two workers writing
+one key take turns, each deciding on what the other wrote, none on a stale value. Without turns a worker whose
+transactions of one key write back to back (chained, `RedisStore.transact`) would win every race against another
+worker's retry, which then meets `StoreBusy`."""
 
-_PASS = """if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0"""
-"""KEYS: a key's turn; ARGV: a worker's id. Ends the turn if that worker holds it (sent by its text: rare)."""
+_WAIT = Script(f"""
+local turn = redis.call('GET', KEYS[2])
+if not turn or turn == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', {TURN_MS})
+  return {{1, redis.call('GET', KEYS[1])}}
+end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', {TURN_MS})
+return {{0}}
+""")
+"""KEYS: a record, its turn, who waits next. ARGV: a worker's id. Gives that worker the turn if nobody else holds
+it: answers {1, the record}; else it waits next: answers {0}, and the holder's write hands it the turn."""
+
+_PASS = (
+    _HAND
+    + """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if not hand(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+)
+"""KEYS: a record, its turn, who waits next; ARGV: a worker's id, the channels' prefix. Ends the turn if that
+worker holds it, handing it to whoever waits next (sent by its text: rare)."""
 
 
 class RedisStore:
@@ -90,7 +140,10 @@ class RedisStore:
         self.view = view or RedisView(wire, namespace=namespace)
         self.stamp = stamp
         self.worker = new_token()  # this worker's id in a key's turn
+        self.channels = self.names.shared(f"{HAND}:")
+        self.hands = Listener(wire, self.channels + self.worker, self._handed)
         wire.preload(_SWAP)
+        wire.preload(_WAIT)
         self._queues: dict[tuple[asyncio.AbstractEventLoop, str], _Key] = {}
 
     def __repr__(self) -> str:
@@ -107,7 +160,7 @@ class RedisStore:
         from then on the key's transactions in this worker go in batches, one write in flight at a time
         (`_together`).
         """
-        keys = name, _, _ = [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN)]
+        keys = name, *_ = self._names(key)
         known: list[Raw] = [None]  # what the record holds after the last decision (its write, if any, applied)
 
         async def decide(raw: Raw) -> tuple[_Writes | None, T]:
@@ -136,7 +189,7 @@ class RedisStore:
                         return result
                 if tip is not None and (await asyncio.shield(tip.answer))[0]:
                     return result
-                queue.contended = True  # another worker writes this key too: together, one write at a time
+                queue.contended = queue.racing = True  # another worker writes this key too: one write at a time
             return await self._together(queue, keys, decide, ATTEMPTS - tried)
 
         with answering(f"transaction on {name}"):
@@ -170,9 +223,8 @@ class RedisStore:
                     try:
                         await self._commit(queue, keys, batch, attempts)
                     finally:
-                        if queue.turn:  # taken at a conflict, then nothing written: the other workers' go
-                            queue.turn = False
-                            self.wire.send(["EVAL", _PASS, 1, keys[2], self.worker])
+                        if queue.turn:  # taken (or handed), then nothing written: the other workers' go
+                            self._pass(queue, keys)
         finally:
             if waiting in queue.waiting:  # given up (cancelled) before it was decided
                 queue.waiting.remove(waiting)
@@ -198,15 +250,21 @@ class RedisStore:
             return written, None
 
         async def write(raw: Raw, writes: _Writes) -> tuple[bool, Raw]:
-            done, *found = await self.wire.run(_SWAP, keys, self._arguments(raw, writes))
+            done, *found = await self.wire.run(_SWAP, keys, self._arguments(raw, writes, more=bool(queue.waiting)))
             queue.turn = not done and bool(found[1])
+            queue.racing = not done or bool(found[0])  # another worker wrote the key, or waited for it
             if done:
                 self.view.wrote(keys[0], writes[0])
                 queue.tip = _Tip(writes[0], _applied())
-            return bool(done), found[0] if found else None
+                return True, None
+            if not queue.turn and await self.hands.listening():  # another worker's turn: this one waits next
+                handed = await self._handoff(queue)
+                if handed is not None:
+                    return False, handed[0]
+            return False, found[0]
 
         try:
-            await swap(keys[0], await self._base(keys[0], queue.tip), decide, write, attempts=attempts)
+            await swap(keys[0], await self._start(queue, keys), decide, write, attempts=attempts)
         except Exception as error:  # the store's failure or StoreBusy: every one of them fails
             for waiting in batch:
                 waiting.settled, waiting.error = True, error
@@ -217,11 +275,65 @@ class RedisStore:
             for waiting in batch:
                 waiting.settled = True
 
-    def _arguments(self, raw: Raw, writes: _Writes) -> list[Any]:
-        """The `_SWAP` script's arguments: write `writes` if the record still holds `raw`."""
+    def _arguments(self, raw: Raw, writes: _Writes, *, more: bool = False) -> list[Any]:
+        """The `_SWAP` script's arguments: write `writes` if the record still holds `raw` (`more`: this worker has
+        more of the key's transactions waiting)."""
         value, pushed = writes
         present = ("0", "") if raw is None else ("1", raw)
-        return [*present, *(("0", "") if value is None else ("1", value)), self.history_limit, self.worker, *pushed]
+        written = ("0", "") if value is None else ("1", value)
+        return [*present, *written, self.history_limit, self.worker, self.channels, "1" if more else "0", *pushed]
+
+    def _names(self, key: str) -> list[str]:
+        """The names a transaction of `key` runs `_SWAP` on: its record, history, turn and who waits next."""
+        return [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN, RECORD_NEXT)]
+
+    async def _start(self, queue: _Key, keys: list[str]) -> Raw:
+        """What a contended batch decides on: the record as a turn handed to this worker left it; else, holding no
+        turn while another worker races for the key, the turn asked for (`_WAIT`), given now with the record, or,
+        while another worker holds it, handed with the record when that worker writes (`_handoff`); else (not
+        racing, the turn held since a conflict, not handed in time, nobody listening) what `_base` gives."""
+        if queue.handed is None and not queue.turn and queue.racing and await self.hands.listening():
+            given, *found = await self.wire.run(_WAIT, [keys[0], keys[2], keys[3]], [self.worker])
+            if given:
+                queue.turn = True
+                return found[0]  # type: ignore[no-any-return]
+            handed = await self._handoff(queue)
+        else:
+            handed, queue.handed = queue.handed, None
+        return handed[0] if handed is not None else await self._base(keys[0], queue.tip)
+
+    async def _handoff(self, queue: _Key) -> tuple[Raw] | None:
+        """The record as the worker that held the key's turn handed it to this one (`_handed`), waited for
+        `TURN_MS` at most; None: not handed in time."""
+        if queue.handed is None:
+            loop = asyncio.get_running_loop()
+            hand = queue.hand = loop.create_future()
+            timer = loop.call_later(TURN_MS / 1000, _settle, hand)
+            try:
+                await hand
+            finally:
+                timer.cancel()
+                queue.hand = None
+        handed, queue.handed = queue.handed, None
+        return handed
+
+    def _handed(self, message: bytes) -> None:
+        """Another worker handed this one a record's turn, with its value (`_HAND`): for the key's next batch here,
+        at once if one waits for it (`_handoff`); passed on if none of the key's transactions is under way here."""
+        name, _, value = message.partition(b"\n")
+        record = text(name)
+        queue = self._queues.get((asyncio.get_running_loop(), record))
+        if queue is None:
+            self._pass(_Key(), self._names(self.names.key_of(record, RECORD)))
+            return
+        queue.handed, queue.turn = (value[1:] if value[:1] == b"1" else None,), True
+        if queue.hand is not None:
+            _settle(queue.hand)
+
+    def _pass(self, queue: _Key, keys: list[str]) -> None:
+        """End this worker's turn of a key, handing it to whoever waits next, without waiting (`_PASS`)."""
+        queue.turn, queue.handed = False, None
+        self.wire.send(["EVAL", _PASS, 3, keys[0], keys[2], keys[3], self.worker, self.channels])
 
     async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
         """What a try starts from when it does not chain behind a write in flight. A first try (`ahead`) takes
@@ -282,6 +394,8 @@ class RedisStore:
         state.users -= 1
         if not state.users:
             del self._queues[(asyncio.get_running_loop(), name)]
+            if state.turn:  # handed to this worker after its last transaction of the key
+                self._pass(state, self._names(self.names.key_of(name, RECORD)))
 
     async def record(self, key: str) -> KeyRecord:
         """The key's record: as the request knows it (`RedisView.ahead`: a chat's read after its transaction
@@ -365,7 +479,10 @@ class _Key:
     users: int = 0
     tip: _Tip | None = None
     contended: bool = False
-    turn: bool = False  # this worker holds the key's turn (its write met a conflict)
+    turn: bool = False  # this worker holds the key's turn (its write met a conflict, or it was handed the turn)
+    racing: bool = False  # the last write met another worker's, or handed it the turn: the next asks for the turn
+    handed: tuple[Raw] | None = None  # the record as another worker handed this one its turn (`_handed`)
+    hand: asyncio.Future[None] | None = None  # a batch waiting to be handed the turn
     waiting: list[_Waiting] = field(default_factory=list)  # contended transactions not yet in a batch
 
 
@@ -373,6 +490,11 @@ def _applied() -> asyncio.Future[_Answer]:
     future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
     future.set_result((True, None))
     return future
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _at(entry: tuple[float, Session]) -> float:

@@ -189,11 +189,15 @@ class Wire:
     def __repr__(self) -> str:
         return f"Wire({self.url!r})"
 
+    def connection(self) -> Connection:
+        """A new connection to the store, not yet open (the lines' own are made so too)."""
+        return self._connection_class(**self._connection_kwargs)
+
     def _line(self) -> _Line:
         loop = asyncio.get_running_loop()
         line = self._lines.get(loop)
         if line is None:
-            line = self._lines[loop] = _Line(self._connection_class(**self._connection_kwargs))
+            line = self._lines[loop] = _Line(self.connection())
             if self._scripts:  # before anything else on it: a new (or restarted) server has no scripts
                 self._queue(line, [["SCRIPT", "LOAD", script.text] for script in self._scripts.values()], None)
         return line
