@@ -8,7 +8,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,40 @@ def test_every_store_class_runs_on_a_cluster_node(cluster_url: str, monkeypatch:
         await journal.clear()
 
     asyncio.run(run())
+    assert all(len(slots) == 1 for slots in sent.slots()), sent.slots()
+
+
+def test_two_workers_take_turns_with_a_key_on_a_cluster_node(cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers racing for one key hand each other its turn (a PUBLISH from the script, heard on each worker's
+    channel) on a cluster node: every script still names one slot."""
+    sent = Sent(monkeypatch)
+    stores = [RedisStore(connect(cluster_url)) for _ in range(2)]
+    heard: list[bytes] = []
+
+    def hearing(handle: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        def heard_then_handled(message: bytes) -> None:
+            heard.append(message)
+            handle(message)
+
+        return heard_then_handled
+
+    for store in stores:
+        store.hands.handle = hearing(store.hands.handle)
+    session = Session("0x" + "ab" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        return KeyRecord(session, synced_at=current.synced_at + 1), None
+
+    async def one(store: RedisStore) -> None:
+        for _ in range(10):
+            await store.transact("k", change)
+
+    async def race() -> KeyRecord:
+        await asyncio.gather(*(one(store) for store in stores for _ in range(8)))
+        return await stores[0].record("k")
+
+    assert asyncio.run(race()).synced_at == 2 * 8 * 10  # no write lost
+    assert heard  # turns were handed on
     assert all(len(slots) == 1 for slots in sent.slots()), sent.slots()
 
 
