@@ -156,3 +156,16 @@ async def test_a_listener_whose_connection_broke_listens_again(wire: Wire, clien
     while len(heard) < 2:
         await asyncio.sleep(0.001)
     assert heard == [b"one", b"two"]
+
+
+async def test_a_turn_handed_twice_before_its_waiter_resumed_gives_it_the_last_value(wire: Wire) -> None:
+    store = RedisStore(wire)
+    record = store.names.of_key("k", "record")
+    queue = store._using(record)
+    waiting = asyncio.create_task(store._handoff(queue))
+    await asyncio.sleep(0)  # it waits for the turn
+    store._handed(record.encode() + b"\n1first")
+    store._handed(record.encode() + b"\n1second")  # before the waiter resumed: its wait is over already
+    assert await waiting == (b"second",)
+    store._used(record, queue)  # it holds a turn nobody used: passed on
+    assert queue.turn is False
