@@ -8,7 +8,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from mockserver.domain import JournalEntry, KeyRecord, Session, SessionKind
 from mockserver.domain.store import EMPTY
 from mockserver.store import StoreUnavailable
 from mockserver.store.redis.clock import RedisClock
-from mockserver.store.redis.codecs import FaultsCodec
+from mockserver.store.redis.codecs import FaultsCodec, encode_record
 from mockserver.store.redis.journal import RedisJournal
 from mockserver.store.redis.slots import RedisCounter, RedisSlots
 from mockserver.store.redis.store import RedisStore
@@ -177,36 +177,38 @@ def test_every_store_class_runs_on_a_cluster_node(cluster_url: str, monkeypatch:
 
 
 def test_two_workers_take_turns_with_a_key_on_a_cluster_node(cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two workers racing for one key hand each other its turn (a PUBLISH from the script, heard on each worker's
-    channel) on a cluster node: every script still names one slot."""
+    """A worker waiting for a key's turn is handed it (a PUBLISH from the holder's script, heard on its channel)
+    on a cluster node, and every script still names one slot."""
     sent = Sent(monkeypatch)
-    stores = [RedisStore(connect(cluster_url)) for _ in range(2)]
+    holder, waiter = RedisStore(connect(cluster_url)), RedisStore(connect(cluster_url))
     heard: list[bytes] = []
+    handle = waiter.hands.handle
 
-    def hearing(handle: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        def heard_then_handled(message: bytes) -> None:
-            heard.append(message)
-            handle(message)
+    def hearing(message: bytes) -> None:
+        heard.append(message)
+        handle(message)
 
-        return heard_then_handled
-
-    for store in stores:
-        store.hands.handle = hearing(store.hands.handle)
+    waiter.hands.handle = hearing
+    name = holder.names.of_key("k", "record")
     session = Session("0x" + "ab" * 32, "k", SessionKind.MODEL, "m", "m", 1.0, 2.0)
 
     async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
         return KeyRecord(session, synced_at=current.synced_at + 1), None
 
-    async def one(store: RedisStore) -> None:
-        for _ in range(10):
-            await store.transact("k", change)
+    async def turns() -> KeyRecord:
+        node = redis.Redis.from_url(cluster_url)
+        node.set(holder.names.of_key("k", "turn"), holder.worker, px=5_000)  # the holder met a conflict
+        assert await waiter.hands.listening()
+        waiting = asyncio.create_task(waiter.transact("k", change))
+        while (queue := waiter._queues.get((asyncio.get_running_loop(), name))) is None or queue.hand is None:
+            await asyncio.sleep(0.001)  # refused: it waits next
+        await holder.transact("k", change)  # the holder writes and hands the turn on
+        await waiting
+        node.close()
+        return await holder.record("k")
 
-    async def race() -> KeyRecord:
-        await asyncio.gather(*(one(store) for store in stores for _ in range(8)))
-        return await stores[0].record("k")
-
-    assert asyncio.run(race()).synced_at == 2 * 8 * 10  # no write lost
-    assert heard  # turns were handed on
+    assert asyncio.run(turns()).synced_at == 2
+    assert heard == [name.encode() + b"\n1" + encode_record(KeyRecord(session, synced_at=1.0))]
     assert all(len(slots) == 1 for slots in sent.slots()), sent.slots()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -169,3 +170,39 @@ async def test_a_turn_handed_twice_before_its_waiter_resumed_gives_it_the_last_v
     assert await waiting == (b"second",)
     store._used(record, queue)  # it holds a turn nobody used: passed on
     assert queue.turn is False
+
+
+def test_four_workers_racing_on_one_key_keep_every_write_though_one_waits_next_at_a_time(redis_url: str) -> None:
+    """The key's next slot holds one worker: a third or fourth that waits is overwritten and waits its turn out
+    (`TURN_MS`), then tries again; none meets StoreBusy and no write is lost (4 threads, each its own loop)."""
+    failures: list[BaseException] = []
+
+    async def change(current: KeyRecord) -> tuple[KeyRecord, None]:
+        return KeyRecord(FIRST, synced_at=current.synced_at + 1), None
+
+    def worker() -> None:
+        store = RedisStore(connect(redis_url))
+
+        async def one() -> None:
+            for _ in range(10):
+                await store.transact("k4", change)
+
+        async def every() -> None:
+            await asyncio.gather(*(one() for _ in range(8)))
+
+        try:
+            asyncio.run(every())
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    async def read() -> KeyRecord:
+        return await RedisStore(connect(redis_url)).record("k4")
+
+    assert failures == []
+    assert asyncio.run(read()).synced_at == 4 * 8 * 10
