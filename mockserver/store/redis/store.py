@@ -224,7 +224,8 @@ class RedisStore:
                         await self._commit(queue, keys, batch, attempts)
                     finally:
                         if queue.turn:  # taken (or handed), then nothing written: the other workers' go
-                            self._pass(queue, keys)
+                            queue.turn, queue.handed = False, None
+                            self._pass(keys)
         finally:
             if waiting in queue.waiting:  # given up (cancelled) before it was decided
                 queue.waiting.remove(waiting)
@@ -324,15 +325,14 @@ class RedisStore:
         record = text(name)
         queue = self._queues.get((asyncio.get_running_loop(), record))
         if queue is None:
-            self._pass(_Key(), self._names(self.names.key_of(record, RECORD)))
+            self._pass(self._names(self.names.key_of(record, RECORD)))
             return
         queue.handed, queue.turn = (value[1:] if value[:1] == b"1" else None,), True
         if queue.hand is not None:
             _settle(queue.hand)
 
-    def _pass(self, queue: _Key, keys: list[str]) -> None:
+    def _pass(self, keys: list[str]) -> None:
         """End this worker's turn of a key, handing it to whoever waits next, without waiting (`_PASS`)."""
-        queue.turn, queue.handed = False, None
         self.wire.send(["EVAL", _PASS, 3, keys[0], keys[2], keys[3], self.worker, self.channels])
 
     async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
@@ -395,7 +395,7 @@ class RedisStore:
         if not state.users:
             del self._queues[(asyncio.get_running_loop(), name)]
             if state.turn:  # handed to this worker after its last transaction of the key
-                self._pass(state, self._names(self.names.key_of(name, RECORD)))
+                self._pass(self._names(self.names.key_of(name, RECORD)))
 
     async def record(self, key: str) -> KeyRecord:
         """The key's record: as the request knows it (`RedisView.ahead`: a chat's read after its transaction
