@@ -34,6 +34,14 @@ def _to(record: KeyRecord, seen: list[Session | None]) -> Change:
     return change
 
 
+def _holding_the_turn(wire: Wire, client: redis.Redis) -> tuple[RedisStore, str, str]:
+    """A worker that holds key k's turn: its store, and the names of the key's record and turn."""
+    store = RedisStore(wire)
+    record, turn = store.names.of_key("k", "record"), store.names.of_key("k", "turn")
+    client.set(turn, store.worker, px=5_000)
+    return store, record, turn
+
+
 async def _waiting_for_the_turn(store: RedisStore, name: str) -> None:
     while (queue := store._queues.get((asyncio.get_running_loop(), name))) is None or queue.hand is None:
         await asyncio.sleep(0.001)
@@ -99,9 +107,7 @@ async def test_a_turn_handed_when_none_of_the_key_s_transactions_is_under_way_is
 async def test_a_turn_handed_after_a_worker_s_last_transaction_of_the_key_is_passed_on(
     wire: Wire, client: redis.Redis
 ) -> None:
-    store = RedisStore(wire)
-    record, turn = store.names.of_key("k", "record"), store.names.of_key("k", "turn")
-    client.set(turn, store.worker, px=5_000)
+    store, record, turn = _holding_the_turn(wire, client)
     queue = store._using(record)
     queue.contended = True
     store._handed(record.encode() + b"\n1" + b"{}")  # kept for the key's next batch here
@@ -162,9 +168,7 @@ async def test_a_listener_whose_connection_broke_listens_again(wire: Wire, clien
 async def test_a_turn_handed_twice_before_its_waiter_resumed_gives_it_the_last_value(
     wire: Wire, client: redis.Redis
 ) -> None:
-    store = RedisStore(wire)
-    record, turn = store.names.of_key("k", "record"), store.names.of_key("k", "turn")
-    client.set(turn, store.worker, px=5_000)
+    store, record, turn = _holding_the_turn(wire, client)
     queue = store._using(record)
     waiting = asyncio.create_task(store._handoff(queue))
     await asyncio.sleep(0)  # it waits for the turn
