@@ -154,9 +154,9 @@ async def test_a_listener_whose_connection_broke_listens_again(wire: Wire, clien
     client.publish(listener.channel, b"one")
     while not heard:
         await asyncio.sleep(0.001)
-    broken = listener._subscribed[loop]
+    broken = listener._loops[loop]
     client.client_kill_filter(_type="pubsub")  # its connection is gone (this test's own redis-server)
-    while listener._subscribed.get(loop) is broken:  # noticed: the loop's listener is forgotten
+    while listener._loops.get(loop) is broken:  # noticed: the loop's listener is forgotten
         await asyncio.sleep(0.001)
     assert await listener.listening()  # subscribed again
     client.publish(listener.channel, b"two")

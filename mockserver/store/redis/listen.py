@@ -22,12 +22,10 @@ class Listener:
 
     def __init__(self, wire: Wire, channel: str, handle: Callable[[bytes], None]) -> None:
         self.wire, self.channel, self.handle = wire, channel, handle
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._subscribed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[bool]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # each loop's subscription (confirmed or not) and the task that reads its messages
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[asyncio.Future[bool], asyncio.Task[None]]
+        ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"Listener({self.channel!r})"
@@ -36,11 +34,11 @@ class Listener:
         """Whether this loop listens on the channel now: subscribed at the first call (which waits for Redis to
         confirm it), at once after that; False if it could not subscribe."""
         loop = asyncio.get_running_loop()
-        subscribed = self._subscribed.get(loop)
-        if subscribed is None:
-            subscribed = self._subscribed[loop] = loop.create_future()
-            self._loops[loop] = loop.create_task(self._listen(subscribed))
-        return await asyncio.shield(subscribed)
+        listening = self._loops.get(loop)
+        if listening is None:
+            subscribed = loop.create_future()
+            listening = self._loops[loop] = subscribed, loop.create_task(self._listen(subscribed))
+        return await asyncio.shield(listening[0])
 
     async def _listen(self, subscribed: asyncio.Future[bool]) -> None:
         connection = self.wire.connection()
@@ -58,5 +56,5 @@ class Listener:
             if not subscribed.done():
                 subscribed.set_result(False)
             loop = asyncio.get_running_loop()
-            del self._subscribed[loop], self._loops[loop]
+            del self._loops[loop]
             await connection.disconnect()
