@@ -23,8 +23,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--store-rounds",
         type=int,
-        default=2,
-        help="rounds of the --store cells and the in-memory worker beside them (default 2: the --store soak is long)",
+        default=3,
+        help="rounds of the --store cells and the in-memory worker beside them; a cell is its median round (default 3)",
     )
     parser.add_argument(
         "--connections", type=int, nargs="+", default=[1, 32, 128], help="connection counts (default 1 32 128)"

@@ -341,8 +341,9 @@ def render(
         f"Run of {when}: each cell of the four servers is the median (by req/s) of {rounds} rounds of a",
         f"{seconds:g} s wrk run (1 thread, the mix of bench/mix.lua) after a warm-up; the four servers run side by",
         "side and are measured in turn within each round, so ratios come from the same minutes. The `--store`",
-        f"rows and the in-memory worker beside them: the median of {store_rounds_count} rounds (the slower of an even",
-        "pair), measured in turn the same way after those; the other cells are one run each.",
+        f"rows and the in-memory worker beside them: the median of {store_rounds_count} rounds"
+        + (" (the slower middle one of an even count)," if store_rounds_count % 2 == 0 else ","),
+        "measured in turn the same way after those; the other cells are one run each.",
         "",
         f"- cores: {environment['cores']}; {environment['os']}",
         f"- {environment['python']}; {environment['stack']}",
