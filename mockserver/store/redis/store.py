@@ -225,7 +225,7 @@ class RedisStore:
                     finally:
                         if queue.turn:  # taken (or handed), then nothing written: the other workers' go
                             queue.turn, queue.handed = False, None
-                            self._pass(keys)
+                            self._pass(keys[0])
         finally:
             if waiting in queue.waiting:  # given up (cancelled) before it was decided
                 queue.waiting.remove(waiting)
@@ -325,15 +325,17 @@ class RedisStore:
         record = text(name)
         queue = self._queues.get((asyncio.get_running_loop(), record))
         if queue is None:
-            self._pass(self._names(self.names.key_of(record, RECORD)))
+            self._pass(record)
             return
         queue.handed, queue.turn = (value[1:] if value[:1] == b"1" else None,), True
         if queue.hand is not None:
             _settle(queue.hand)
 
-    def _pass(self, keys: list[str]) -> None:
-        """End this worker's turn of a key, handing it to whoever waits next, without waiting (`_PASS`)."""
-        self.wire.send(["EVAL", _PASS, 3, keys[0], keys[2], keys[3], self.worker, self.channels])
+    def _pass(self, record: str) -> None:
+        """End this worker's turn of the key whose record is `record`, handing it to whoever waits next, without
+        waiting (`_PASS`)."""
+        keys = self._names(self.names.key_of(record, RECORD))
+        self.wire.send(["EVAL", _PASS, 3, record, keys[2], keys[3], self.worker, self.channels])
 
     async def _base(self, name: str, tip: _Tip | None, *, ahead: bool = False) -> Raw:
         """What a try starts from when it does not chain behind a write in flight. A first try (`ahead`) takes
@@ -395,7 +397,7 @@ class RedisStore:
         if not state.users:
             del self._queues[(asyncio.get_running_loop(), name)]
             if state.turn:  # handed to this worker after its last transaction of the key
-                self._pass(self._names(self.names.key_of(name, RECORD)))
+                self._pass(name)
 
     async def record(self, key: str) -> KeyRecord:
         """The key's record: as the request knows it (`RedisView.ahead`: a chat's read after its transaction
