@@ -6,6 +6,7 @@ Every guarantee stays; every connection belongs to one loop and one that failed 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -686,6 +687,20 @@ def test_each_loop_has_a_line_of_its_own_and_closes_it_at_its_end(wire: Wire) ->
     assert asyncio.run(use()) == [b"PONG", b"PONG"]
     assert asyncio.run(use()) == [b"PONG", b"PONG"]  # a new loop: a new line
     assert not wire._lines  # each ended with its loop: neither loop is kept alive by the wire
+    assert wire._recent is None
+
+
+def test_loops_that_take_turns_keep_their_own_lines(wire: Wire) -> None:
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        for loop in (first, second, first):  # the first again, after the second used the wire last
+            assert loop.run_until_complete(wire.call(["PING"])) == [b"PONG"]
+        assert len(wire._lines) == 2
+    finally:
+        for loop in (first, second):
+            loop.run_until_complete(wire.close())
+            loop.close()
+    assert not wire._lines
 
 
 async def test_a_request_whose_look_failed_fails_at_its_first_read(
@@ -702,8 +717,10 @@ async def test_a_request_whose_look_failed_fails_at_its_first_read(
             slots.get("faults")
         with pytest.raises(StoreUnavailable, match=r"failed \(transaction on \{morpheus-mock:k\}:record\)"):
             await store.transact("k", _to(EMPTY))
+        assert contextvars.Context().run(slots.get, "faults") is None  # a read outside that request: the snapshot
     _, _, other = _worker(connect(redis_url))
     assert other.get("faults") is None  # another worker's slots: that request is not theirs
+    assert slots.get("faults") is None  # that request ended: this worker reads its snapshot again
     with pytest.raises(StoreUnavailable, match=r"failed \(reading the admin state\): Connection refused"):
         await view.fresh()
 

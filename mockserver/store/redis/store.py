@@ -16,6 +16,7 @@ on what the other worker wrote, not on a value it already replaced.
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import time
@@ -286,7 +287,7 @@ class RedisStore:
 
     def _names(self, key: str) -> list[str]:
         """The names a transaction of `key` runs `_SWAP` on: its record, history, turn and who waits next."""
-        return [self.names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN, RECORD_NEXT)]
+        return [*_names_of(self.names, key)]
 
     async def _start(self, queue: _Key, keys: list[str]) -> Raw:
         """What a contended batch decides on: the record as a turn handed to this worker left it; else, holding no
@@ -486,6 +487,12 @@ class _Key:
     handed: tuple[Raw] | None = None  # the record as another worker handed this one its turn (`_handed`)
     hand: asyncio.Future[None] | None = None  # a batch waiting to be handed the turn
     waiting: list[_Waiting] = field(default_factory=list)  # contended transactions not yet in a batch
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_of(names: Names, key: str) -> tuple[str, ...]:
+    """`RedisStore._names`, made once for the keys in use (four names a transaction)."""
+    return tuple(names.of_key(key, what) for what in (RECORD, HISTORY, RECORD_TURN, RECORD_NEXT))
 
 
 def _applied() -> asyncio.Future[_Answer]:

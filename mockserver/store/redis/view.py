@@ -139,6 +139,7 @@ class RedisView:
         self._epoch = 0  # this worker's record writes, counted
         self._open: dict[str, int] = {}  # records of open requests: how many requests read each ahead
         self._written: dict[str, tuple[int, Raw]] = {}  # what this worker last wrote to those records
+        self._failed = 0  # requests under way whose look failed: while none, a field is read without asking
         wire.preload(_SET_FIELD)
         wire.preload(_CATCH_UP)
 
@@ -176,9 +177,10 @@ class RedisView:
 
     def field(self, name: str, what: str) -> Raw:
         """What the admin field `name` held at the last look (`what`: for the error if the look failed)."""
-        request = _REQUEST.get()
-        if request is not None and request.view is self and request.failure is not None:
-            raise StoreUnavailable(f"the shared store failed ({what}): {request.failure}")
+        if self._failed:
+            request = _REQUEST.get()
+            if request is not None and request.view is self and request.failure is not None:
+                raise StoreUnavailable(f"the shared store failed ({what}): {request.failure}")
         return self._snapshot.get(name)
 
     async def fields(self) -> dict[str, bytes]:
@@ -273,6 +275,7 @@ class Fresh:
     """One request's look at the store (`RedisView.fresh`): an async context manager, or awaited alone."""
 
     _reset: contextvars.Token[_Request | None]
+    _request: _Request
 
     def __init__(self, view: RedisView, name: str | None) -> None:
         self.view, self.name = view, name
@@ -283,7 +286,7 @@ class Fresh:
 
     async def __aenter__(self) -> None:
         view, name = self.view, self.name
-        request = _Request(view, name, view._epoch)
+        request = self._request = _Request(view, name, view._epoch)
         self._reset = _REQUEST.set(request)
         if name is not None:
             view.opened(name)
@@ -292,10 +295,13 @@ class Fresh:
             request.ahead = name is not None
         except (redis.RedisError, OSError) as error:  # every read of the admin state in this request fails
             request.failure = str(error) or type(error).__name__
+            view._failed += 1
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         _REQUEST.reset(self._reset)
+        if self._request.failure is not None:
+            self.view._failed -= 1
         if self.name is not None:
             self.view.closed(self.name)
