@@ -7,7 +7,9 @@ driven in turn with the bench mix at one connection count, for several rounds; t
 each variant's median throughput and its ratio to the first variant.
 
 With --in-process the app of each variant is called directly instead (bench.inprocess): its own
-cost per request, without network, HTTP parser or load generator, which shows small changes.
+cost per request, without network, HTTP parser or load generator, which shows small changes; with
+--store, --keys and --tasks as bench.inprocess takes them, and with --instructions counted under
+callgrind rather than timed (the same from run to run: one round is enough).
 """
 
 from __future__ import annotations
@@ -77,37 +79,42 @@ def server_for(variant: Variant, source: Path) -> Server:
 _RUN_IN_PROCESS = "import sys; from bench.inprocess import main; sys.exit(main(sys.argv[1:]))"
 
 
-def in_process(source: Path, cycles: int) -> float:
-    """Microseconds per request of the app exported at `source` (its packages come first on sys.path)."""
+def in_process(source: Path, cycles: int, options: Sequence[str] = ()) -> float:
+    """Microseconds of CPU (or, with `--instructions` among `options`, instructions) per request of the app
+    exported at `source` (its packages come first on sys.path)."""
     done = subprocess.run(
-        [sys.executable, "-c", _RUN_IN_PROCESS, "--rounds", "1", "--cycles", str(cycles)],
+        [sys.executable, "-c", _RUN_IN_PROCESS, "--rounds", "1", "--cycles", str(cycles), *options],
         cwd=source,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         check=True,
     )
-    return float(done.stdout.split("INPROCESS ", 1)[1])
+    return float(done.stdout.rsplit(" ", 1)[1])  # INPROCESS <us> or INSTRUCTIONS <count>
 
 
-def compare_in_process(variants: Sequence[Variant], rounds: int, cycles: int) -> str:
+def compare_in_process(variants: Sequence[Variant], rounds: int, cycles: int, options: Sequence[str] = ()) -> str:
     costs: dict[str, list[float]] = {variant.label: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
         sources = [export(variant.revision, Path(scratch)) for variant in variants]
         for _ in range(rounds):
             for variant, source in zip(variants, sources, strict=True):
-                costs[variant.label].append(in_process(source, cycles))
+                costs[variant.label].append(in_process(source, cycles, options))
     base = statistics.median(costs[variants[0].label])
+    unit = "instructions" if "--instructions" in options else "us"
+    how = " ".join(option for option in options if option != "--instructions")
     lines = [
-        f"In process (bench.inprocess), {rounds} rounds of {cycles} passes over the mix, variants interleaved:",
+        f"In process (bench.inprocess{' ' + how if how else ''}), {rounds} rounds of {cycles} passes over the mix,"
+        " variants interleaved:",
         "",
-        "| variant | us per request (median) | each round | speed vs first |",
+        f"| variant | {unit} per request (median) | each round | speed vs first |",
         "|---|---:|---|---:|",
     ]
+    digits = 0 if unit == "instructions" else 1
     for variant in variants:
         cost = statistics.median(costs[variant.label])
-        rounds_text = ", ".join(f"{value:.1f}" for value in costs[variant.label])
-        lines.append(f"| `{variant.label}` | {cost:.1f} | {rounds_text} | {base / cost:.2f}x |")
+        rounds_text = ", ".join(f"{value:,.{digits}f}" for value in costs[variant.label])
+        lines.append(f"| `{variant.label}` | {cost:,.{digits}f} | {rounds_text} | {base / cost:.2f}x |")
     return "\n".join(lines)
 
 
@@ -119,10 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--in-process", action="store_true", help="call each variant's app directly (no network)")
     parser.add_argument("--cycles", type=int, default=2000, help="passes over the mix per in-process round")
+    parser.add_argument("--store", action="store_true", help="in process, on a throwaway redis-server")
+    parser.add_argument("--keys", type=int, default=0, help="in process, the mix over this many generated keys")
+    parser.add_argument("--tasks", type=int, default=1, help="in process, requests under way at once")
+    parser.add_argument("--instructions", action="store_true", help="in process, count instructions (callgrind)")
     args = parser.parse_args(argv)
     variants = [Variant.parse(text) for text in args.variants]
     if args.in_process:
-        print(compare_in_process(variants, args.rounds, args.cycles))
+        options = [*(["--store"] if args.store else []), "--keys", str(args.keys), "--tasks", str(args.tasks)]
+        options += ["--instructions"] if args.instructions else []
+        print(compare_in_process(variants, args.rounds, args.cycles, options))
         return 0
     wrk = ensure_wrk()
     runs: dict[str, list[Run]] = {variant.label: [] for variant in variants}
