@@ -693,8 +693,11 @@ def test_each_loop_has_a_line_of_its_own_and_closes_it_at_its_end(wire: Wire) ->
 def test_loops_that_take_turns_keep_their_own_lines(wire: Wire) -> None:
     first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
     try:
-        for loop in (first, second, first):  # the first again, after the second used the wire last
+        for loop in (first, second):
             assert loop.run_until_complete(wire.call(["PING"])) == [b"PONG"]
+        lines = dict(wire._lines)
+        assert first.run_until_complete(wire.call(["PING"])) == [b"PONG"]  # after the second used the wire last
+        assert wire._lines[first] is lines[first]
         assert len(wire._lines) == 2
     finally:
         for loop in (first, second):
@@ -723,6 +726,29 @@ async def test_a_request_whose_look_failed_fails_at_its_first_read(
     assert slots.get("faults") is None  # that request ended: this worker reads its snapshot again
     with pytest.raises(StoreUnavailable, match=r"failed \(reading the admin state\): Connection refused"):
         await view.fresh()
+
+
+async def test_a_request_cancelled_while_it_looks_leaves_nothing_behind(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view, _, _ = _worker(connect(redis_url))
+    looking = asyncio.Event()
+
+    async def stuck(name: str | None) -> None:
+        looking.set()
+        await asyncio.Event().wait()
+
+    async def request() -> None:
+        async with view.fresh("k"):
+            raise AssertionError("the look never ends")
+
+    monkeypatch.setattr(view, "look", stuck)
+    task = asyncio.create_task(request())
+    await looking.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert view._open == {}  # the record is no longer counted as read ahead: this worker's writes of it are not kept
 
 
 def test_every_session_request_costs_at_most_two_round_trips(

@@ -296,10 +296,16 @@ class Fresh:
         except (redis.RedisError, OSError) as error:  # every read of the admin state in this request fails
             request.failure = str(error) or type(error).__name__
             view._failed += 1
+        except BaseException:  # cancelled while it looked: `__aexit__` will not run, so end the request here
+            self._end()
+            raise
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
+        self._end()
+
+    def _end(self) -> None:
         _REQUEST.reset(self._reset)
         if self._request.failure is not None:
             self.view._failed -= 1
