@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import shutil
 import statistics
 import subprocess
@@ -137,7 +136,6 @@ async def measure(
             if pause is not None:
                 print(DONE, flush=True)
                 pause.readline()
-    gc.unfreeze()
     return per_request
 
 

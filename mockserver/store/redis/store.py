@@ -205,7 +205,7 @@ class RedisStore:
         self.view.knew(name, known[0])  # the request's next read or transaction starts from what this one left
         return result
 
-    async def _together(self, queue: _Key, keys: list[str], decide: _Decide[T], attempts: int) -> T:
+    async def _together(self, queue: _Key, keys: Sequence[str], decide: _Decide[T], attempts: int) -> T:
         """A contended key's transaction, written with the others of its key in this worker (group commit).
 
         The transactions waiting when the key's lock comes free decide in turn, each on what the one before
@@ -232,7 +232,7 @@ class RedisStore:
                 queue.waiting.remove(waiting)
         return waiting.result()  # type: ignore[no-any-return]
 
-    async def _commit(self, queue: _Key, keys: list[str], batch: list[_Waiting], attempts: int) -> None:
+    async def _commit(self, queue: _Key, keys: Sequence[str], batch: list[_Waiting], attempts: int) -> None:
         """Decide `batch` together and write what it leaves (`_together`); every one of it ends with an outcome,
         or, cancelled, goes back to wait for the key's lock."""
 
@@ -285,11 +285,11 @@ class RedisStore:
         written = ("0", "") if value is None else ("1", value)
         return [*present, *written, self.history_limit, self.worker, self.channels, "1" if more else "0", *pushed]
 
-    def _names(self, key: str) -> list[str]:
+    def _names(self, key: str) -> tuple[str, ...]:
         """The names a transaction of `key` runs `_SWAP` on: its record, history, turn and who waits next."""
-        return [*_names_of(self.names, key)]
+        return _names_of(self.names, key)
 
-    async def _start(self, queue: _Key, keys: list[str]) -> Raw:
+    async def _start(self, queue: _Key, keys: Sequence[str]) -> Raw:
         """What a contended batch decides on: the record as a turn handed to this worker left it; else, holding no
         turn while another worker races for the key, the turn asked for (`_WAIT`), given now with the record, or,
         while another worker holds it, handed with the record when that worker writes (`_handoff`); else (not
