@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import hiredis
 import pytest
 import redis
+from redis._parsers import _AsyncRESP2Parser
 from starlette.testclient import TestClient
 
 from mockserver.config import Config
@@ -607,6 +610,62 @@ async def test_an_error_answer_leaves_the_wire_in_step(wire: Wire, client: redis
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         await wire.call(["LPUSH", "x", "a"], ["GET", "x"])  # the first fails, the second's answer is still read
     assert await wire.call(["GET", "x"]) == [b"1"]
+
+
+PARSERS = pytest.mark.parametrize("parser", [None, _AsyncRESP2Parser], ids=["hiredis", "redis-py's own parser"])
+
+
+def _parsing(wire: Wire, parser: type[_AsyncRESP2Parser] | None) -> Wire:
+    if parser is not None:  # redis-py's parser in Python, which it uses when hiredis is missing
+        wire._connection_kwargs["parser_class"] = parser
+    return wire
+
+
+@PARSERS
+async def test_answers_are_read_in_order_whichever_parser_reads_them(
+    wire: Wire, client: redis.Redis, parser: type[_AsyncRESP2Parser] | None
+) -> None:
+    _parsing(wire, parser)
+    client.set("x", "1")
+    values = [f"{n:02}" * 2000 for n in range(40)]  # 160 kB of answers: some split across the socket's reads
+    replies = await asyncio.gather(
+        *(wire.call(["SET", f"k{n}", value], ["GET", f"k{n}"]) for n, value in enumerate(values))
+    )
+    assert replies == [[b"OK", value.encode()] for value in values]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        await wire.call(["LPUSH", "x", "a"], ["GET", "x"])
+    assert await wire.call(["GET", "x"]) == [b"1"]
+    line = wire._lines[asyncio.get_running_loop()]
+    in_bulk = not isinstance(wire_module._answers(line.connection), functools.partial)
+    assert in_bulk is (parser is None)  # with hiredis, as the mock installs it, every answer it holds in one go
+
+
+@PARSERS
+async def test_a_store_still_loading_its_data_breaks_the_line(parser: type[_AsyncRESP2Parser] | None) -> None:
+    """An error answer redis-py counts as a connection's (LOADING: `BusyLoadingError`) fails the request and the
+    line, as a broken connection does; the next request opens a new one."""
+    answered: list[bytes] = []
+
+    async def loading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        commands = hiredis.Reader()
+        while data := await reader.read(65536):
+            commands.feed(data)
+            while (command := commands.gets()) is not False:
+                answered.append(command[0])
+                writer.write(
+                    b"-LOADING Redis is loading the dataset in memory\r\n" if command[0] == b"GET" else b"+OK\r\n"
+                )
+        writer.close()
+
+    server = await asyncio.start_server(loading, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        wire = _parsing(Wire(f"redis://127.0.0.1:{port}/0"), parser)
+        for _ in range(2):
+            with pytest.raises(redis.BusyLoadingError):
+                await wire.call(["GET", "x"])
+        await wire.close()
+    assert answered.count(b"GET") == 2
 
 
 async def test_a_request_that_gives_up_leaves_the_line_in_step(wire: Wire, client: redis.Redis) -> None:
