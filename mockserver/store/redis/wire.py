@@ -365,7 +365,7 @@ def _answers(connection: Connection) -> Callable[[], Awaitable[list[Any]]]:
     """How a line's reader takes its answers, in order, an error answer as its exception (returned, not
     raised). With hiredis's parser (what redis-py uses when hiredis is installed, as the mock requires): every
     answer the parser holds, read from the socket only when it holds none. redis-py's own `read_response`
-    costs a few coroutines and an error context around each parse (26,600 instructions a `--store` request of
+    costs a few coroutines and an error context around each parse (25,800 instructions a `--store` request of
     the bench's 64 keys, 5% of it); its parser's `read_from_socket` and hiredis `Reader` are what that method
     runs. Any other parser: `read_response`, one answer at a time."""
     parser = getattr(connection, "_parser", None)
