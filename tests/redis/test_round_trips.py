@@ -645,8 +645,11 @@ async def test_a_store_still_loading_its_data_breaks_the_line(parser: type[_Asyn
     """An error answer redis-py counts as a connection's (LOADING: `BusyLoadingError`) fails the request and the
     line, as a broken connection does; the next request opens a new one."""
     answered: list[bytes] = []
+    connections = 0
 
     async def loading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
         commands = hiredis.Reader()
         while data := await reader.read(65536):
             commands.feed(data)
@@ -665,7 +668,7 @@ async def test_a_store_still_loading_its_data_breaks_the_line(parser: type[_Asyn
             with pytest.raises(redis.BusyLoadingError):
                 await wire.call(["GET", "x"])
         await wire.close()
-    assert answered.count(b"GET") == 2
+    assert (answered.count(b"GET"), connections) == (2, 2)  # each on a line of its own
 
 
 async def test_a_request_that_gives_up_leaves_the_line_in_step(wire: Wire, client: redis.Redis) -> None:
