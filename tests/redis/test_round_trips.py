@@ -28,7 +28,7 @@ from mockserver.store.redis.slots import RedisSlots
 from mockserver.store.redis.store import _SWAP, RedisStore
 from mockserver.store.redis.transaction import ATTEMPTS
 from mockserver.store.redis.view import RedisView
-from mockserver.store.redis.wire import Connection, Wire, connect, text
+from mockserver.store.redis.wire import GATHER, Connection, Wire, connect, text
 from mockserver.web.app import create_app
 from tests.served import KEYS
 
@@ -603,6 +603,49 @@ async def test_a_wire_whose_connection_broke_opens_a_new_one(wire: Wire, client:
         await wire.call(["GET", "x"])
     assert await wire.call(["GET", "x"]) == [b"1"]
     assert repr(wire).startswith("Wire('redis://")
+
+
+def _writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The commands in each write the wire makes from now on."""
+    writes: list[int] = []
+    send = Connection.send_packed_command
+
+    async def counted(connection: Connection, command: Any, check_health: bool = True) -> None:
+        writes.append(len(command))
+        await send(connection, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return writes
+
+
+@pytest.mark.parametrize(("turns", "written"), [(1, [1]), (GATHER, [GATHER]), (GATHER + 3, [GATHER + 1, 2])])
+async def test_commands_queued_a_turn_of_the_loop_apart_go_in_one_write(
+    wire: Wire, client: redis.Redis, monkeypatch: pytest.MonkeyPatch, turns: int, written: list[int]
+) -> None:
+    assert await wire.call(["PING"]) == [b"PONG"]  # the line is open
+    writes = _writes(monkeypatch)
+    answers = []
+    for _ in range(turns):  # a request's next command comes a turn or more after its answer: here, a turn apart
+        answers.append(wire.submit(["INCR", "n"]))
+        await asyncio.sleep(0)
+    assert await asyncio.gather(*answers) == [[n] for n in range(1, turns + 1)]  # each its own answer, in order
+    assert writes == written  # one write while each turn queued more, `GATHER` turns at most
+
+
+async def test_a_line_that_breaks_while_its_write_gathers_writes_nothing(
+    wire: Wire, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert await wire.call(["PING"]) == [b"PONG"]
+    line, writes = wire._line(asyncio.get_running_loop()), _writes(monkeypatch)
+    doomed = wire.submit(["SET", "x", "1"])
+    await asyncio.sleep(0)  # its write gathers
+    wire._break(line, redis.ConnectionError("gone"))
+    with pytest.raises(redis.ConnectionError, match="gone"):
+        await doomed
+    assert line.writer is not None
+    await line.writer  # it ends without writing
+    assert (writes, client.get("x")) == ([], None)
+    assert await wire.call(["SET", "x", "2"], ["GET", "x"]) == [b"OK", b"2"]  # on a new line
 
 
 async def test_an_error_answer_leaves_the_wire_in_step(wire: Wire, client: redis.Redis) -> None:

@@ -34,6 +34,7 @@ DEFAULT_NAMESPACE = "morpheus-mock"
 LAYOUT = "3"  # the names' layout; a store holding layout 1's or 2's names is reset at connect
 GENERATION, CLOCK = "generation", "clock-offset"  # fields of the admin hash beside the slots' `<kind>:<name>`
 TIMEOUT = 5.0  # seconds a round trip may take: a store that stopped answering costs a request this, not minutes
+GATHER = 4  # turns of the loop a write waits at most for more commands, while each turn queues some (`_gather`)
 Raw = bytes | str | None  # what Redis answers for a string that may be missing
 _NONE_YET = getattr(parsers_hiredis, "NOT_ENOUGH_DATA", False)  # what its Reader answers for a part (5.x: False)
 logger = logging.getLogger("mockserver")
@@ -178,8 +179,8 @@ class _Line:
 
 class Wire:
     """The store's commands on ONE redis-py asyncio connection per event loop, pipelined: every request's
-    commands are queued, written together by one task (one write for all the requests of a loop's
-    turn), and one task reads the answers in order and hands each request its own.
+    commands are queued, written together by one task (one write for all the requests of a few turns of
+    the loop, `_gather`), and one task reads the answers in order and hands each request its own.
 
     Redis answers a connection's commands in the order it got them, so the answers stay in step however
     many requests wait; a request that gives up (cancelled) leaves its answers to be read and dropped.
@@ -280,8 +281,10 @@ class Wire:
                 await connection.connect()  # type: ignore[no-untyped-call]
                 line.reader = asyncio.get_running_loop().create_task(self._read(line))
             while line.unwritten:
+                await _gather(line)
                 data, line.unwritten = line.unwritten, []
-                await connection.send_packed_command(data, check_health=False)
+                if data:  # else the line broke meanwhile
+                    await connection.send_packed_command(data, check_health=False)
         except (redis.RedisError, OSError) as error:
             self._break(line, error)
         finally:
@@ -349,6 +352,18 @@ class Wire:
         line = self._line(asyncio.get_running_loop())
         self._break(line, redis.ConnectionError("the wire was closed"))
         await line.connection.disconnect()
+
+
+async def _gather(line: _Line) -> None:
+    """Let the loop's other ready work queue its commands before a write: a turn of the loop at a time, while the
+    last one queued more, `GATHER` turns at most. A request's commands are queued a turn or two after the one
+    before it (its task wakes a turn after its answer came), so one turn rarely holds many; gathered, two workers
+    on the bench's mix write 30 commands at once instead of a handful, and both they and Redis spend less on each."""
+    for _ in range(GATHER):
+        queued = len(line.unwritten)
+        await asyncio.sleep(0)
+        if len(line.unwritten) == queued:
+            return
 
 
 def _hand(waiting: _Waiting) -> None:
